@@ -1,0 +1,101 @@
+# wecom - build, test, demo, bench, check.
+# `make test` and `make demo` work on a fresh Debian bookworm machine: they
+# install what they need (as root) before building.
+
+CC        ?= cc
+CFLAGS    ?= -O2 -g
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CORE_FLAGS = -std=c99 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN)
+LIBS      := -lcurl -lcrypto -lexpat -lpthread
+
+SRC       := $(wildcard src/*.c)
+HDR       := $(wildcard src/*.h)
+
+# runtime name -> interpreter and headers
+LUA54_INC  := /usr/include/lua5.4
+LUAJIT_INC := /usr/include/luajit-2.1
+CORE_54    := build/lua5.4/wecom/core.so
+CORE_JIT   := build/luajit/wecom/core.so
+CORE_SAN   := build/asan/wecom/core.so
+
+DEB_PACKAGES := lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson \
+	libcurl4-openssl-dev libssl-dev libexpat1-dev lua-busted lua-check \
+	nginx libnginx-mod-http-lua redis-server libhiredis-dev \
+	openssl ca-certificates valgrind luarocks make gcc \
+	libclang-rt-14-dev clang
+
+NODE_DIR  := build/node
+LUA_ENV    = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;'
+
+.PHONY: all deps build test lint spec spec-lua54 spec-luajit check check-asan \
+	check-valgrind demo bench clean rock-test node-deps
+
+all: build
+
+deps:
+	@sh .ci/deps.sh $(DEB_PACKAGES)
+
+build: $(CORE_54) $(CORE_JIT)
+
+$(CORE_54): $(SRC) $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CORE_FLAGS) -I$(LUA54_INC) -shared -o $@ $(SRC) $(LIBS)
+
+$(CORE_JIT): $(SRC) $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CORE_FLAGS) -I$(LUAJIT_INC) -shared -o $@ $(SRC) $(LIBS)
+
+# The core built with AddressSanitizer + UndefinedBehaviorSanitizer for lua5.4.
+$(CORE_SAN): $(SRC) $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+		-fno-sanitize-recover=undefined $(CORE_FLAGS) -I$(LUA54_INC) -shared -o $@ $(SRC) $(LIBS)
+
+node-deps: $(NODE_DIR)/node_modules/@wecom/crypto/package.json
+
+$(NODE_DIR)/node_modules/@wecom/crypto/package.json:
+	@mkdir -p $(NODE_DIR)
+	cd $(NODE_DIR) && npm install --no-audit --no-fund --silent @wecom/crypto@1.0.1
+
+lint:
+	luacheck -q lua spec bin examples bench
+
+spec-lua54: build node-deps
+	$(LUA_ENV) LUA_CPATH='build/lua5.4/?.so;;' lua5.4 /usr/bin/busted --run=lua54
+
+spec-luajit: build node-deps
+	$(LUA_ENV) LUA_CPATH='build/luajit/?.so;;' luajit /usr/bin/busted --run=luajit
+
+spec: spec-lua54 spec-luajit
+
+# Sanitizers: the unit specs on lua5.4 with the ASan/UBSan core preloaded,
+# then under valgrind with the normal core.
+check: check-asan check-valgrind
+
+check-asan: $(CORE_SAN) node-deps
+	$(LUA_ENV) LUA_CPATH='build/asan/?.so;;' \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	LSAN_OPTIONS=suppressions=.ci/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	lua5.4 /usr/bin/busted --run=check
+
+check-valgrind: $(CORE_54) node-deps
+	$(LUA_ENV) LUA_CPATH='build/lua5.4/?.so;;' \
+	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+		--suppressions=.ci/valgrind.supp \
+	lua5.4 /usr/bin/busted --run=check
+
+rock-test: build
+	sh spec/rock_install.sh
+
+test: deps build lint spec check rock-test
+
+demo: deps build
+	$(LUA_ENV) LUA_CPATH='build/lua5.4/?.so;;' lua5.4 examples/callback_roundtrip.lua
+
+bench: deps build node-deps
+	sh bench/run.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,31 @@
+/*
+ * core.c - luaopen_wecom_core: assembles the module from its parts.
+ *
+ * Parts: crypto.c (WXBizMsgCrypt, JSAPI signature, base64, CSPRNG),
+ * xml.c (expat into Lua tables), http.c (libcurl sessions, easy + multi),
+ * token.c (the process-wide token cache).
+ */
+#include "wecom.h"
+
+#if defined(__GNUC__)
+#define WECOM_EXPORT __attribute__((visibility("default")))
+#else
+#define WECOM_EXPORT
+#endif
+
+WECOM_EXPORT int luaopen_wecom_core(lua_State *L);
+
+WECOM_EXPORT int luaopen_wecom_core(lua_State *L)
+{
+    lua_newtable(L);
+    lua_pushliteral(L, WECOM_CORE_VERSION);
+    lua_setfield(L, -2, "_VERSION");
+    lua_pushliteral(L, "wecom.core");
+    lua_setfield(L, -2, "_NAME");
+
+    wecom_crypto_open(L);
+    wecom_xml_open(L);
+    wecom_http_open(L);
+    wecom_token_open(L);
+    return 1;
+}

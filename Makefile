@@ -14,9 +14,10 @@ HDR       := $(wildcard src/*.h)
 # runtime name -> interpreter and headers
 LUA54_INC  := /usr/include/lua5.4
 LUAJIT_INC := /usr/include/luajit-2.1
-CORE_54    := build/lua5.4/wecom/core.so
-CORE_JIT   := build/luajit/wecom/core.so
-CORE_SAN   := build/asan/wecom/core.so
+BUILD      ?= build
+CORE_54    := $(BUILD)/lua5.4/wecom/core.so
+CORE_JIT   := $(BUILD)/luajit/wecom/core.so
+CORE_SAN   := $(BUILD)/asan/wecom/core.so
 
 DEB_PACKAGES := lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson \
 	libcurl4-openssl-dev libssl-dev libexpat1-dev lua-busted lua-check \
@@ -61,10 +62,10 @@ lint:
 	luacheck -q lua spec bin examples bench
 
 spec-lua54: build node-deps
-	$(LUA_ENV) LUA_CPATH='build/lua5.4/?.so;;' lua5.4 /usr/bin/busted --run=lua54
+	$(LUA_ENV) LUA_CPATH='$(BUILD)/lua5.4/?.so;;' lua5.4 /usr/bin/busted --run=lua54
 
 spec-luajit: build node-deps
-	$(LUA_ENV) LUA_CPATH='build/luajit/?.so;;' luajit /usr/bin/busted --run=luajit
+	$(LUA_ENV) LUA_CPATH='$(BUILD)/luajit/?.so;;' luajit /usr/bin/busted --run=luajit
 
 spec: spec-lua54 spec-luajit
 
@@ -73,7 +74,7 @@ spec: spec-lua54 spec-luajit
 check: check-asan check-valgrind
 
 check-asan: $(CORE_SAN) node-deps
-	$(LUA_ENV) LUA_CPATH='build/asan/?.so;;' \
+	$(LUA_ENV) LUA_CPATH='$(BUILD)/asan/?.so;;' \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	LSAN_OPTIONS=suppressions=.ci/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -81,7 +82,7 @@ check-asan: $(CORE_SAN) node-deps
 	lua5.4 /usr/bin/busted --run=check
 
 check-valgrind: $(CORE_54) node-deps
-	$(LUA_ENV) LUA_CPATH='build/lua5.4/?.so;;' \
+	$(LUA_ENV) LUA_CPATH='$(BUILD)/lua5.4/?.so;;' \
 	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 		--suppressions=.ci/valgrind.supp \
 	lua5.4 /usr/bin/busted --run=check
@@ -92,7 +93,7 @@ rock-test: build
 test: deps build lint spec check rock-test
 
 demo: deps build
-	$(LUA_ENV) LUA_CPATH='build/lua5.4/?.so;;' lua5.4 examples/callback_roundtrip.lua
+	$(LUA_ENV) LUA_CPATH='$(BUILD)/lua5.4/?.so;;' lua5.4 examples/callback_roundtrip.lua
 
 bench: deps build node-deps
 	sh bench/run.sh

@@ -13,6 +13,12 @@
 
 #include "compat.h"
 
+/* Everything but luaopen_wecom_core stays private to the shared object,
+ * also when LuaRocks builds without -fvisibility=hidden. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 #define WECOM_CORE_VERSION "0.1.0"
 
 /* Default limits, overridable per call. */
@@ -40,5 +46,9 @@ void wecom_crypto_open(lua_State *L);
 void wecom_xml_open(lua_State *L);
 void wecom_http_open(lua_State *L);
 void wecom_token_open(lua_State *L);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif /* WECOM_H */

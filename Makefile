@@ -88,7 +88,7 @@ check-valgrind: $(CORE_54) node-deps
 	lua5.4 /usr/bin/busted --run=check
 
 rock-test: build
-	sh spec/rock_install.sh
+	$(LUA_ENV) lua5.4 /usr/bin/busted --run=install
 
 test: deps build lint spec check rock-test
 

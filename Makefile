@@ -6,7 +6,7 @@ CC        ?= cc
 CFLAGS    ?= -O2 -g
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CORE_FLAGS = -std=c99 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN)
-LIBS      := -lcurl -lcrypto -lexpat -lpthread
+LIBS      := -lcurl -lcrypto -lexpat -lhiredis -lpthread
 
 SRC       := $(wildcard src/*.c)
 HDR       := $(wildcard src/*.h)

@@ -19,15 +19,17 @@ external_dependencies = {
    CURL = { library = "curl" },
    CRYPTO = { library = "crypto" },
    EXPAT = { header = "expat.h", library = "expat" },
+   HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
 build = {
    type = "builtin",
    modules = {
       ["wecom.core"] = {
-         sources = { "src/core.c", "src/crypto.c", "src/xml.c", "src/http.c", "src/token.c" },
-         libraries = { "curl", "crypto", "expat", "pthread" },
-         incdirs = { "src", "$(EXPAT_INCDIR)" },
-         libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)", "$(EXPAT_LIBDIR)" },
+         sources = { "src/core.c", "src/crypto.c", "src/xml.c", "src/http.c", "src/token.c",
+            "src/redis.c", "src/flock.c" },
+         libraries = { "curl", "crypto", "expat", "hiredis", "pthread" },
+         incdirs = { "src", "$(EXPAT_INCDIR)", "$(HIREDIS_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)", "$(EXPAT_LIBDIR)", "$(HIREDIS_LIBDIR)" },
          defines = { "_GNU_SOURCE" },
       },
       ["wecom"] = "lua/wecom/init.lua",

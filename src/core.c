@@ -3,7 +3,9 @@
  *
  * Parts: crypto.c (WXBizMsgCrypt, JSAPI signature, base64, CSPRNG),
  * xml.c (expat into Lua tables), http.c (libcurl sessions, easy + multi),
- * token.c (the process-wide token cache).
+ * token.c (the process-wide token cache), redis.c (hiredis: a blocking
+ * connection, and the RESP formatter/reader for cosockets), flock.c (file
+ * locks for the file token store).
  */
 #include "wecom.h"
 
@@ -27,5 +29,7 @@ WECOM_EXPORT int luaopen_wecom_core(lua_State *L)
     wecom_xml_open(L);
     wecom_http_open(L);
     wecom_token_open(L);
+    wecom_redis_open(L);
+    wecom_flock_open(L);
     return 1;
 }

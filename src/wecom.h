@@ -46,6 +46,8 @@ void wecom_crypto_open(lua_State *L);
 void wecom_xml_open(lua_State *L);
 void wecom_http_open(lua_State *L);
 void wecom_token_open(lua_State *L);
+void wecom_redis_open(lua_State *L);
+void wecom_flock_open(lua_State *L);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -1,0 +1,673 @@
+-- wecom.callback: receive WeCom callbacks (WXBizMsgCrypt) and route events.
+--
+--   local cb = callback.new{ token = T, aes_key = K43, receive_id = "wwCORP" }
+--   cb:verify_url(query)        --> echo plaintext | nil, err   (GET URL check)
+--   cb:decrypt(query, body)     --> event | nil, err            (POST, XML or JSON envelope)
+--   cb:reply(xml [, opts])      --> encrypted reply XML | nil, err
+--   cb:reply_json(msg [, opts]) --> encrypted reply JSON | nil, err
+--   cb:encrypt_event(msg [, opts]) --> body, query | nil, err   (what WeCom would POST)
+--   cb:encrypt_echostr([echo [, opts]]) --> query, echo | nil, err (what WeCom would GET)
+--
+-- Errors are wecom.errors objects of kind "callback" whose `code` is the
+-- WXBizMsgCrypt code (-40001 ... -40011).  The crypter keeps the token and
+-- key inside the C core: a callback object holds neither, so neither can
+-- reach a log line through it.
+
+local core = require "wecom.core"
+local errors = require "wecom.errors"
+
+local type = type
+local tostring = tostring
+local tonumber = tonumber
+local setmetatable = setmetatable
+local error = error
+local pairs = pairs
+local ipairs = ipairs
+local getmetatable = getmetatable
+local floor = math.floor
+local abs = math.abs
+local os_time = os.time
+local byte = string.byte
+local char = string.char
+local find = string.find
+local format = string.format
+local gsub = string.gsub
+local sub = string.sub
+local concat = table.concat
+
+local ok_cjson, cjson = pcall(require, "cjson.safe")
+if not ok_cjson then
+    cjson = nil
+end
+
+local _M = { _VERSION = "0.1.0" }
+
+local MAX_BODY = 1024 * 1024
+
+-- WXBizMsgCrypt codes (reference 7.6).
+local CODES = {
+    VALIDATE_SIGNATURE = -40001,
+    PARSE_XML          = -40002,
+    COMPUTE_SIGNATURE  = -40003,
+    ILLEGAL_AES_KEY    = -40004,
+    VALIDATE_CORPID    = -40005,
+    ENCRYPT_AES        = -40006,
+    DECRYPT_AES        = -40007,
+    ILLEGAL_BUFFER     = -40008,
+    ENCODE_BASE64      = -40009,
+    DECODE_BASE64      = -40010,
+    GEN_RETURN_XML     = -40011,
+}
+_M.CODES = CODES
+
+local function fail(code, errmsg)
+    return nil, errors.new("callback", errmsg, { code = code })
+end
+
+---------------------------------------------------------------------------
+-- query strings
+---------------------------------------------------------------------------
+
+local function unescape_one(hex)
+    return char(tonumber(hex, 16))
+end
+
+-- Percent-decodes exactly once.  '+' stays '+': echostr and Encrypt are
+-- base64, and turning '+' into a space would break the signature check.
+local function unescape(s)
+    return (gsub(s, "%%(%x%x)", unescape_one))
+end
+
+-- parse_query("a=1&b=%2B") -> { a = "1", b = "+" }.  A repeated key keeps
+-- its values in a list, which the checks below then reject.
+function _M.parse_query(s)
+    if type(s) ~= "string" then
+        error("parse_query: expected a string, got " .. type(s), 2)
+    end
+    local query = {}
+    local qpos = find(s, "?", 1, true)
+    if qpos then
+        s = sub(s, qpos + 1)
+    end
+    for pair in s:gmatch("[^&]+") do
+        local eq = find(pair, "=", 1, true)
+        local key, value
+        if eq then
+            key, value = unescape(sub(pair, 1, eq - 1)), unescape(sub(pair, eq + 1))
+        else
+            key, value = unescape(pair), ""
+        end
+        local prev = query[key]
+        if prev == nil then
+            query[key] = value
+        elseif type(prev) == "table" then
+            prev[#prev + 1] = value
+        else
+            query[key] = { prev, value }
+        end
+    end
+    return query
+end
+
+local function escape_one(c)
+    return format("%%%02X", byte(c))
+end
+
+local function escape(s)
+    return (gsub(s, "[^%w%-%._~]", escape_one))
+end
+
+-- build_query{ b = "x+y", a = 1 } -> "a=1&b=x%2By" (keys sorted, so the
+-- output is stable).
+function _M.build_query(query)
+    if type(query) ~= "table" then
+        error("build_query: expected a table, got " .. type(query), 2)
+    end
+    local keys = {}
+    for k in pairs(query) do
+        keys[#keys + 1] = tostring(k)
+    end
+    table.sort(keys)
+    local parts = {}
+    for i, k in ipairs(keys) do
+        parts[i] = escape(k) .. "=" .. escape(tostring(query[k]))
+    end
+    return concat(parts, "&")
+end
+
+---------------------------------------------------------------------------
+-- small encoders
+---------------------------------------------------------------------------
+
+-- A CDATA section cannot contain "]]>"; split it across two sections.
+local function cdata(s)
+    return "<![CDATA[" .. gsub(s, "%]%]>", "]]]]><![CDATA[>") .. "]]>"
+end
+
+local JSON_ESCAPES = {
+    ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
+    ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
+}
+
+local function json_escape_one(c)
+    return JSON_ESCAPES[c] or format("\\u%04x", byte(c))
+end
+
+local function json_string(s)
+    return '"' .. gsub(s, '[%c"\\]', json_escape_one) .. '"'
+end
+
+---------------------------------------------------------------------------
+-- options
+---------------------------------------------------------------------------
+
+local function check_receive_id(value)
+    if value == false then
+        return false
+    end
+    if type(value) == "string" then
+        return value
+    end
+    if type(value) == "table" then
+        local set, first = {}, nil
+        for i, id in ipairs(value) do
+            if type(id) ~= "string" then
+                error("wecom.callback.new: receive_id[" .. i .. "] must be a string", 3)
+            end
+            set[id] = true
+            first = first or id
+        end
+        if first == nil then
+            error("wecom.callback.new: receive_id list is empty (use false for no check)", 3)
+        end
+        return set, first
+    end
+    error("wecom.callback.new: receive_id must be a string, a list of strings or false, got "
+          .. type(value), 3)
+end
+
+local mt = {}
+mt.__index = mt
+
+function mt.__tostring(self)
+    return "wecom.callback (receive_id check: " .. self.receive_mode .. ")"
+end
+
+function _M.new(opts)
+    if type(opts) ~= "table" then
+        error("wecom.callback.new: expected an options table, got " .. type(opts), 2)
+    end
+    if type(opts.token) ~= "string" or opts.token == "" then
+        error("wecom.callback.new: token must be a non-empty string", 2)
+    end
+    if type(opts.aes_key) ~= "string" then
+        error("wecom.callback.new: aes_key must be a string (the 43-char EncodingAESKey)", 2)
+    end
+    if #opts.aes_key ~= 43 or find(opts.aes_key, "[^%w]") then
+        -- the key itself never goes into the message
+        error("wecom.callback.new: aes_key must be 43 characters from [A-Za-z0-9] (got "
+              .. #opts.aes_key .. " characters)", 2)
+    end
+    if opts.receive_id == nil then
+        error("wecom.callback.new: receive_id is required (a corpid/suite_id, a list, or false)", 2)
+    end
+    local receive_id, first_id = check_receive_id(opts.receive_id)
+    local max_skew = opts.max_skew
+    if max_skew ~= nil and (type(max_skew) ~= "number" or max_skew < 0 or max_skew ~= max_skew) then
+        error("wecom.callback.new: max_skew must be a non-negative number of seconds", 2)
+    end
+
+    local crypter, code = core.crypter(opts.token, opts.aes_key)
+    if not crypter then
+        error("wecom.callback.new: aes_key is not a valid EncodingAESKey (code "
+              .. tostring(code) .. ")", 2)
+    end
+
+    local self = {
+        crypter = crypter,
+        max_skew = max_skew,
+        receive_mode = receive_id == false and "off"
+                       or type(receive_id) == "string" and "one" or "list",
+    }
+    if self.receive_mode == "one" then
+        self.receive_id = receive_id
+        self.reply_id = receive_id
+    elseif self.receive_mode == "list" then
+        self.receive_ids = receive_id
+        self.reply_id = first_id
+    else
+        self.reply_id = ""
+    end
+    return setmetatable(self, mt)
+end
+
+---------------------------------------------------------------------------
+-- checks shared by verify_url and decrypt
+---------------------------------------------------------------------------
+
+local function query_table(query, method)
+    if type(query) == "string" then
+        return _M.parse_query(query)
+    end
+    if type(query) ~= "table" then
+        error("wecom.callback:" .. method .. ": query must be a table or a query string, got "
+              .. type(query), 3)
+    end
+    return query
+end
+
+-- A value from the query, which must be there exactly once.
+local function query_value(query, name)
+    local v = query[name]
+    local tv = type(v)
+    if tv == "string" then
+        return v
+    end
+    if tv == "number" then
+        return tostring(v)
+    end
+    if v == nil or v == true then
+        return nil, "missing " .. name .. " in the query"
+    end
+    return nil, name .. " must appear once in the query"
+end
+
+local function signed_params(self, query)
+    local sig, err = query_value(query, "msg_signature")
+    if not sig then
+        return fail(CODES.VALIDATE_SIGNATURE, err)
+    end
+    local ts
+    ts, err = query_value(query, "timestamp")
+    if not ts then
+        return fail(CODES.VALIDATE_SIGNATURE, err)
+    end
+    local nonce
+    nonce, err = query_value(query, "nonce")
+    if not nonce then
+        return fail(CODES.VALIDATE_SIGNATURE, err)
+    end
+    local skew = self.max_skew
+    if skew then
+        local t = find(ts, "^%d+$") and tonumber(ts)
+        if not t then
+            return fail(CODES.VALIDATE_SIGNATURE, "timestamp is not a number")
+        end
+        if abs(os_time() - t) > skew then
+            return fail(CODES.VALIDATE_SIGNATURE, "timestamp outside max_skew")
+        end
+    end
+    return sig, ts, nonce
+end
+
+local function short_id(id)
+    if #id > 64 then
+        id = sub(id, 1, 64) .. "..."
+    end
+    return format("%q", id)
+end
+
+-- Verifies, decrypts and checks the receive id.
+local function open(self, sig, ts, nonce, encrypt)
+    local msg, rid, message = self.crypter:open(sig, ts, nonce, encrypt)
+    if not msg then
+        local code = rid
+        return fail(code, message or "decryption failed")
+    end
+    local mode = self.receive_mode
+    if mode == "one" then
+        if rid ~= self.receive_id then
+            return fail(CODES.VALIDATE_CORPID, "receive id " .. short_id(rid) .. " does not match")
+        end
+    elseif mode == "list" then
+        if not self.receive_ids[rid] then
+            return fail(CODES.VALIDATE_CORPID, "receive id " .. short_id(rid) .. " is not in the list")
+        end
+    end
+    return msg
+end
+
+---------------------------------------------------------------------------
+-- URL verification (GET)
+---------------------------------------------------------------------------
+
+function mt.verify_url(self, query)
+    query = query_table(query, "verify_url")
+    local sig, ts, nonce = signed_params(self, query)
+    if not sig then
+        return nil, ts
+    end
+    local echostr, err = query_value(query, "echostr")
+    if not echostr then
+        return fail(CODES.VALIDATE_SIGNATURE, err)
+    end
+    return open(self, sig, ts, nonce, echostr)
+end
+
+---------------------------------------------------------------------------
+-- events (POST)
+---------------------------------------------------------------------------
+
+-- Index of the first byte that is not whitespace (or a UTF-8 BOM).
+local function first_char(body)
+    local pos = find(body, "[^ \t\r\n]")
+    if pos and byte(body, pos) == 0xEF and sub(body, pos, pos + 2) == "\239\187\191" then
+        pos = find(body, "[^ \t\r\n]", pos + 3)
+    end
+    return pos and sub(body, pos, pos)
+end
+
+local function xml_envelope(body)
+    local tbl, root = core.xml_decode(body)
+    if not tbl then
+        return nil, "envelope is not valid XML: " .. tostring(root)
+    end
+    local encrypt = tbl.Encrypt
+    if type(encrypt) ~= "string" or encrypt == "" then
+        return nil, "envelope has no Encrypt element"
+    end
+    return encrypt
+end
+
+local function json_envelope(body)
+    if not cjson then
+        return nil, "JSON envelope needs lua-cjson"
+    end
+    local tbl = cjson.decode(body)
+    if type(tbl) ~= "table" then
+        return nil, "envelope is not valid JSON"
+    end
+    local encrypt = tbl.encrypt
+    if type(encrypt) ~= "string" or encrypt == "" then
+        return nil, "envelope has no encrypt field"
+    end
+    return encrypt
+end
+
+local function first_string(a, b, c)
+    if type(a) == "string" and a ~= "" then return a end
+    if type(b) == "string" and b ~= "" then return b end
+    if type(c) == "string" and c ~= "" then return c end
+    return nil
+end
+
+-- Adds the normalised fields (type, corpid, userid, agentid, time) to a
+-- decoded event.  Exposed for callers that decrypt elsewhere.
+local function normalize(event)
+    event.type = first_string(event.Event, event.InfoType, event.MsgType)
+        or first_string(event.event, event.infotype, event.msgtype)
+    event.corpid = first_string(event.ToUserName, event.CorpId, event.AuthCorpId)
+    event.userid = first_string(event.FromUserName)
+    local agentid = event.AgentID
+    if agentid == nil then
+        agentid = event.AgentId
+    end
+    event.agentid = tonumber(agentid)
+    local t = event.CreateTime
+    if t == nil then
+        t = event.TimeStamp
+    end
+    event.time = tonumber(t)
+    return event
+end
+_M.normalize = normalize
+
+local function parse_plaintext(msg)
+    local c = first_char(msg)
+    if c == "<" then
+        local event, root = core.xml_decode(msg)
+        if not event then
+            return fail(CODES.PARSE_XML, "decrypted message is not valid XML: " .. tostring(root))
+        end
+        event.xml = msg
+        return normalize(event)
+    end
+    if c == "{" and cjson then
+        local event = cjson.decode(msg)
+        if type(event) ~= "table" then
+            return fail(CODES.PARSE_XML, "decrypted message is not valid JSON")
+        end
+        event.json = msg
+        return normalize(event)
+    end
+    return fail(CODES.PARSE_XML, "decrypted message is neither XML nor JSON")
+end
+
+function mt.decrypt(self, query, body)
+    query = query_table(query, "decrypt")
+    if body == nil or body == "" then
+        return fail(CODES.PARSE_XML, "empty body")
+    end
+    if type(body) ~= "string" then
+        error("wecom.callback:decrypt: body must be a string, got " .. type(body), 2)
+    end
+    if #body > MAX_BODY then
+        return fail(CODES.PARSE_XML, "body larger than 1 MiB")
+    end
+    local sig, ts, nonce = signed_params(self, query)
+    if not sig then
+        return nil, ts
+    end
+    local c = first_char(body)
+    local encrypt, err
+    if c == "<" then
+        encrypt, err = xml_envelope(body)
+    elseif c == "{" then
+        encrypt, err = json_envelope(body)
+    else
+        err = "body is neither XML nor JSON"
+    end
+    if not encrypt then
+        return fail(CODES.PARSE_XML, err)
+    end
+    local msg
+    msg, err = open(self, sig, ts, nonce, encrypt)
+    if not msg then
+        return nil, err
+    end
+    return parse_plaintext(msg)
+end
+
+---------------------------------------------------------------------------
+-- replies and outgoing envelopes
+---------------------------------------------------------------------------
+
+local function opts_table(opts, method)
+    if opts == nil then
+        return {}
+    end
+    if type(opts) ~= "table" then
+        error("wecom.callback:" .. method .. ": options must be a table, got " .. type(opts), 3)
+    end
+    return opts
+end
+
+local function stamp(opts, method)
+    local ts = opts.timestamp
+    if ts == nil then
+        ts = tostring(os_time())
+    elseif type(ts) == "number" and ts >= 0 and floor(ts) == ts then
+        ts = format("%d", ts)
+    elseif type(ts) ~= "string" or not find(ts, "^%d+$") then
+        error("wecom.callback:" .. method .. ": timestamp must be a non-negative integer", 3)
+    end
+    local nonce = opts.nonce
+    if nonce == nil then
+        nonce = core.nonce(16)
+    elseif type(nonce) == "number" then
+        nonce = format("%d", nonce)
+    elseif type(nonce) ~= "string" or nonce == "" or find(nonce, "[%c\"\\]") then
+        error("wecom.callback:" .. method .. ": nonce must be a non-empty printable string", 3)
+    end
+    return ts, nonce
+end
+
+local function seal(self, msg, opts, method)
+    if type(msg) ~= "string" then
+        error("wecom.callback:" .. method .. ": message must be a string, got " .. type(msg), 3)
+    end
+    opts = opts_table(opts, method)
+    local ts, nonce = stamp(opts, method)
+    local rid = opts.receive_id
+    if rid == nil then
+        rid = self.reply_id
+    elseif type(rid) ~= "string" then
+        error("wecom.callback:" .. method .. ": receive_id must be a string", 3)
+    end
+    local random16 = opts.random16
+    if random16 ~= nil and (type(random16) ~= "string" or #random16 ~= 16) then
+        error("wecom.callback:" .. method .. ": random16 must be a 16-byte string", 3)
+    end
+    local crypter = self.crypter
+    local encrypt, code, message = crypter:encrypt(msg, rid, random16)
+    if not encrypt then
+        return fail(code or CODES.ENCRYPT_AES, message or "encryption failed")
+    end
+    return encrypt, crypter:signature(ts, nonce, encrypt), ts, nonce, rid, opts
+end
+
+local REPLY_XML = "<xml>\n<Encrypt>%s</Encrypt>\n<MsgSignature>%s</MsgSignature>\n"
+                  .. "<TimeStamp>%s</TimeStamp>\n<Nonce>%s</Nonce>\n</xml>"
+
+-- The passive reply of reference 7.6, byte for byte.
+function mt.reply(self, xml, opts)
+    local encrypt, sig, ts, nonce = seal(self, xml, opts, "reply")
+    if not encrypt then
+        return nil, sig
+    end
+    return format(REPLY_XML, cdata(encrypt), cdata(sig), ts, cdata(nonce))
+end
+
+-- The reply of the JSON variant (reference 8); timestamp is a string as in
+-- the official WXBizJsonMsgCrypt.
+function mt.reply_json(self, msg, opts)
+    local encrypt, sig, ts, nonce = seal(self, msg, opts, "reply_json")
+    if not encrypt then
+        return nil, sig
+    end
+    return '{"encrypt":' .. json_string(encrypt) .. ',"msgsignature":' .. json_string(sig)
+        .. ',"timestamp":' .. json_string(ts) .. ',"nonce":' .. json_string(nonce) .. "}"
+end
+
+-- The envelope and query WeCom would POST for `msg` (an event's XML, or JSON
+-- with format = "json"): body, { msg_signature =, timestamp =, nonce = }.
+-- opts: timestamp, nonce, receive_id (default: the configured one, the
+-- first of a list, "" when unchecked), agentid, format ("xml" | "json").
+function mt.encrypt_event(self, msg, opts)
+    local encrypt, sig, ts, nonce, rid, o = seal(self, msg, opts, "encrypt_event")
+    if not encrypt then
+        return nil, sig
+    end
+    local agentid = o.agentid
+    if agentid == nil then
+        agentid = ""
+    elseif type(agentid) == "number" then
+        agentid = format("%d", agentid)
+    elseif type(agentid) ~= "string" then
+        error("wecom.callback:encrypt_event: agentid must be a number or a string", 2)
+    end
+    local body
+    local fmt = o.format or "xml"
+    if fmt == "xml" then
+        body = "<xml><ToUserName>" .. cdata(rid) .. "</ToUserName><AgentID>" .. cdata(agentid)
+            .. "</AgentID><Encrypt>" .. cdata(encrypt) .. "</Encrypt></xml>"
+    elseif fmt == "json" then
+        body = '{"tousername":' .. json_string(rid) .. ',"encrypt":' .. json_string(encrypt)
+            .. ',"agentid":' .. json_string(agentid) .. "}"
+    else
+        error('wecom.callback:encrypt_event: format must be "xml" or "json"', 2)
+    end
+    return body, { msg_signature = sig, timestamp = ts, nonce = nonce }
+end
+
+-- The query of a URL check as WeCom would send it (values not
+-- percent-encoded; build_query encodes them): query, echo.
+function mt.encrypt_echostr(self, echo, opts)
+    if echo == nil then
+        echo = core.nonce(19)
+    end
+    local encrypt, sig, ts, nonce = seal(self, echo, opts, "encrypt_echostr")
+    if not encrypt then
+        return nil, sig
+    end
+    return { msg_signature = sig, timestamp = ts, nonce = nonce, echostr = encrypt }, echo
+end
+
+function mt.close(self)
+    self.crypter:close()
+end
+
+---------------------------------------------------------------------------
+-- router
+---------------------------------------------------------------------------
+
+local router_mt = {}
+router_mt.__index = router_mt
+
+local function check_handler(fn, method)
+    if type(fn) == "function" then
+        return
+    end
+    local m = getmetatable(fn)
+    if type(m) == "table" and type(m.__call) == "function" then
+        return
+    end
+    error("wecom.callback router:" .. method .. ": handler must be a function, got " .. type(fn), 3)
+end
+
+-- router:on(type, fn): fn(event, ...) handles events of that type.
+-- "change_chain.create_chain" (type "." ChangeType) is more specific than
+-- "change_chain" and wins when both are registered.
+function router_mt.on(self, event_type, fn)
+    if type(event_type) ~= "string" or event_type == "" then
+        error("wecom.callback router:on: event type must be a non-empty string", 2)
+    end
+    check_handler(fn, "on")
+    self.handlers[event_type] = fn
+    return self
+end
+
+function router_mt.default(self, fn)
+    check_handler(fn, "default")
+    self.fallback = fn
+    return self
+end
+
+-- Finds the handler for an event: type.ChangeType, then type, then the
+-- default; nil when none.
+function router_mt.handler(self, event)
+    local handlers = self.handlers
+    local t = event.type
+    if type(t) == "string" then
+        local change = event.ChangeType
+        if type(change) == "string" and change ~= "" then
+            local fn = handlers[t .. "." .. change]
+            if fn then
+                return fn
+            end
+        end
+        local fn = handlers[t]
+        if fn then
+            return fn
+        end
+    end
+    return self.fallback
+end
+
+-- dispatch(event, ...) -> whatever the handler returns (nothing when no
+-- handler and no default).  Errors raised by a handler propagate.
+function router_mt.dispatch(self, event, ...)
+    if type(event) ~= "table" then
+        error("wecom.callback router:dispatch: event must be a table, got " .. type(event), 2)
+    end
+    local fn = self:handler(event)
+    if fn then
+        return fn(event, ...)
+    end
+end
+
+function _M.router()
+    return setmetatable({ handlers = {}, fallback = nil }, router_mt)
+end
+
+return _M

@@ -1,7 +1,727 @@
-/* crypto.c - placeholder until this part lands. */
+/*
+ * crypto.c - WXBizMsgCrypt (callback signature, AES-256-CBC framing),
+ * the JSAPI signature, base64, a CSPRNG and a constant-time compare.
+ *
+ * Caveats:
+ * - OpenSSL is only used through EVP.  No Lua API call that can raise is
+ *   made while an OpenSSL operation is half done: results are computed
+ *   into C buffers first, then pushed.
+ * - Scratch buffers live on the C stack for the usual message sizes and in
+ *   a Lua userdata beyond that, so a memory error can never leak them and a
+ *   finalizer that re-enters the crypter cannot clobber them.
+ * - The crypter keeps its own copy of the token and key and wipes both with
+ *   OPENSSL_cleanse when destroyed; neither ever reaches an error string or
+ *   tostring().
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
 #include "wecom.h"
+
+#define CRYPTER_MT      "wecom.core.crypter"
+#define AES_KEY_LEN     32
+#define AES_IV_LEN      16
+#define AES_BLOCK       16
+#define PAD_BLOCK       32      /* WXBizMsgCrypt pads to 32 bytes, not 16 */
+#define RANDOM_LEN      16
+#define FRAME_HEAD      (RANDOM_LEN + 4)
+#define SHA1_LEN        20
+#define SHA1_HEX_LEN    40
+#define STACK_SCRATCH   8192    /* covers every ordinary callback body */
+#define MAX_RANDOM      (1024 * 1024)
+#define MAX_NONCE       1024
+
+/* ===== base64 (standard alphabet, padded) ============================== */
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* 0..63 for alphabet characters, 64 for '=', 255 for anything else. */
+static const unsigned char b64_value[256] = {
+#define X 255
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, 62, X, X, X, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, X, X, X, 64, X, X,
+    X, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, X, X, X, X, X,
+    X, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X
+#undef X
+};
+
+static size_t b64_encoded_len(size_t n)
+{
+    return (n + 2) / 3 * 4;
+}
+
+static size_t b64_encode(const unsigned char *in, size_t n, char *out)
+{
+    char *p = out;
+    size_t i = 0;
+
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        *p++ = b64_alphabet[v >> 18];
+        *p++ = b64_alphabet[(v >> 12) & 63];
+        *p++ = b64_alphabet[(v >> 6) & 63];
+        *p++ = b64_alphabet[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)in[i + 1] << 8;
+        *p++ = b64_alphabet[v >> 18];
+        *p++ = b64_alphabet[(v >> 12) & 63];
+        *p++ = i + 1 < n ? b64_alphabet[(v >> 6) & 63] : '=';
+        *p++ = '=';
+    }
+    return (size_t)(p - out);
+}
+
+/* Upper bound of the decoded size; exact unless the input is invalid. */
+static size_t b64_decoded_max(size_t n)
+{
+    return n / 4 * 3;
+}
+
+/*
+ * Strict decoder: length a multiple of 4, '=' only as the last one or two
+ * characters, nothing outside the alphabet.  Returns the decoded length or
+ * (size_t)-1.  The unused low bits of the last quantum are not checked:
+ * EncodingAESKey + "=" relies on that.
+ */
+static size_t b64_decode(const char *in, size_t n, unsigned char *out)
+{
+    const unsigned char *s = (const unsigned char *)in;
+    unsigned char *p = out;
+    size_t i, full;
+
+    if (n % 4 != 0)
+        return (size_t)-1;
+    if (n == 0)
+        return 0;
+    full = n - 4;   /* the last quantum may carry padding */
+    for (i = 0; i < full; i += 4) {
+        unsigned a = b64_value[s[i]], b = b64_value[s[i + 1]],
+                 c = b64_value[s[i + 2]], d = b64_value[s[i + 3]];
+        if ((a | b | c | d) >= 64)
+            return (size_t)-1;
+        *p++ = (unsigned char)(a << 2 | b >> 4);
+        *p++ = (unsigned char)(b << 4 | c >> 2);
+        *p++ = (unsigned char)(c << 6 | d);
+    }
+    {
+        unsigned a = b64_value[s[i]], b = b64_value[s[i + 1]],
+                 c = b64_value[s[i + 2]], d = b64_value[s[i + 3]];
+        if (a >= 64 || b >= 64 || c > 64 || d > 64 || (c == 64 && d != 64))
+            return (size_t)-1;
+        *p++ = (unsigned char)(a << 2 | b >> 4);
+        if (c != 64) {
+            *p++ = (unsigned char)(b << 4 | c >> 2);
+            if (d != 64)
+                *p++ = (unsigned char)(c << 6 | d);
+        }
+    }
+    return (size_t)(p - out);
+}
+
+/* ===== helpers ========================================================= */
+
+static void hex_lower(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+    for (i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+}
+
+/* A scratch area of n bytes: the caller's stack buffer when it is big
+ * enough, otherwise a userdata left on the Lua stack (GC-owned). */
+static unsigned char *scratch(lua_State *L, unsigned char *stack_buf, size_t stack_len, size_t n)
+{
+    if (n <= stack_len)
+        return stack_buf;
+    return (unsigned char *)lua_newuserdata(L, n);
+}
+
+/* Length check first so a mismatch says nothing about the content. */
+static int const_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen != blen)
+        return 0;
+    return alen == 0 || CRYPTO_memcmp(a, b, alen) == 0;
+}
+
+static int push_fail(lua_State *L, int code, const char *message)
+{
+    lua_pushnil(L);
+    lua_pushinteger(L, code);
+    lua_pushstring(L, message);
+    return 3;
+}
+
+/* ===== SHA-1 =========================================================== */
+
+/* One-shot SHA-1 over several pieces.  Returns 1 on success. */
+static int sha1_pieces(EVP_MD_CTX *ctx, const EVP_MD *md, const char *const *piece,
+                       const size_t *len, int count, unsigned char digest[SHA1_LEN])
+{
+    unsigned int dlen = 0;
+    int i;
+
+    if (EVP_DigestInit_ex(ctx, md, NULL) != 1)
+        return 0;
+    for (i = 0; i < count; i++)
+        if (len[i] > 0 && EVP_DigestUpdate(ctx, piece[i], len[i]) != 1)
+            return 0;
+    return EVP_DigestFinal_ex(ctx, digest, &dlen) == 1 && dlen == SHA1_LEN;
+}
+
+/* Module-level (non hot path) SHA-1 hex with a temporary context. */
+static int sha1_hex_pieces(const char *const *piece, const size_t *len, int count,
+                           char hex[SHA1_HEX_LEN])
+{
+    unsigned char digest[SHA1_LEN];
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok;
+
+    if (ctx == NULL)
+        return 0;
+    ok = sha1_pieces(ctx, EVP_sha1(), piece, len, count, digest);
+    EVP_MD_CTX_free(ctx);
+    if (ok)
+        hex_lower(digest, SHA1_LEN, hex);
+    return ok;
+}
+
+static int l_sha1_hex(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char hex[SHA1_HEX_LEN];
+
+    if (!sha1_hex_pieces(&s, &len, 1, hex))
+        return luaL_error(L, "sha1_hex: OpenSSL digest failed");
+    lua_pushlstring(L, hex, SHA1_HEX_LEN);
+    return 1;
+}
+
+/*
+ * jsapi_signature(ticket, noncestr, timestamp, url): sha1 over
+ * "jsapi_ticket=..&noncestr=..&timestamp=..&url=.." with the url cut at '#'.
+ */
+static int l_jsapi_signature(lua_State *L)
+{
+    const char *piece[8];
+    size_t len[8];
+    char tsbuf[32];
+    char hex[SHA1_HEX_LEN];
+    const char *hash;
+
+    piece[0] = "jsapi_ticket=";
+    len[0] = 13;
+    piece[1] = luaL_checklstring(L, 1, &len[1]);
+    piece[2] = "&noncestr=";
+    len[2] = 10;
+    piece[3] = luaL_checklstring(L, 2, &len[3]);
+    piece[4] = "&timestamp=";
+    len[4] = 11;
+    if (lua_type(L, 3) == LUA_TNUMBER) {
+        /* Render numbers as integers: 5.4 would print 1414587457.0. */
+        lua_Number n = lua_tonumber(L, 3);
+        luaL_argcheck(L, n == (lua_Number)(long long)n && n >= 0, 3,
+                      "timestamp must be a non-negative integer");
+        len[5] = (size_t)snprintf(tsbuf, sizeof tsbuf, "%lld", (long long)n);
+        piece[5] = tsbuf;
+    } else {
+        piece[5] = luaL_checklstring(L, 3, &len[5]);
+    }
+    piece[6] = "&url=";
+    len[6] = 5;
+    piece[7] = luaL_checklstring(L, 4, &len[7]);
+    hash = memchr(piece[7], '#', len[7]);
+    if (hash != NULL)
+        len[7] = (size_t)(hash - piece[7]);
+
+    if (!sha1_hex_pieces(piece, len, 8, hex))
+        return luaL_error(L, "jsapi_signature: OpenSSL digest failed");
+    lua_pushlstring(L, hex, SHA1_HEX_LEN);
+    return 1;
+}
+
+/* ===== base64, random, compare ========================================= */
+
+static int l_base64_encode(lua_State *L)
+{
+    unsigned char stack_buf[STACK_SCRATCH];
+    size_t n, out_len;
+    const char *s = luaL_checklstring(L, 1, &n);
+    char *out;
+
+    luaL_argcheck(L, n <= (size_t)-1 / 2, 1, "string too long");
+    out_len = b64_encoded_len(n);
+    out = (char *)scratch(L, stack_buf, sizeof stack_buf, out_len);
+    out_len = b64_encode((const unsigned char *)s, n, out);
+    lua_pushlstring(L, out, out_len);
+    return 1;
+}
+
+static int l_base64_decode(lua_State *L)
+{
+    unsigned char stack_buf[STACK_SCRATCH];
+    size_t n, out_len;
+    const char *s = luaL_checklstring(L, 1, &n);
+    unsigned char *out = scratch(L, stack_buf, sizeof stack_buf, b64_decoded_max(n));
+
+    out_len = b64_decode(s, n, out);
+    if (out_len == (size_t)-1) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "invalid base64");
+        return 2;
+    }
+    lua_pushlstring(L, (const char *)out, out_len);
+    return 1;
+}
+
+static int l_random_bytes(lua_State *L)
+{
+    unsigned char stack_buf[256];
+    lua_Integer n = luaL_checkinteger(L, 1);
+    unsigned char *out;
+
+    luaL_argcheck(L, n >= 0 && n <= MAX_RANDOM, 1, "must be in 0..1048576");
+    out = scratch(L, stack_buf, sizeof stack_buf, (size_t)n);
+    if (n > 0 && RAND_bytes(out, (int)n) != 1) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "random_bytes: the OpenSSL CSPRNG failed");
+        return 2;
+    }
+    lua_pushlstring(L, (const char *)out, (size_t)n);
+    return 1;
+}
+
+static const char alnum[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/* Fills out[0..n) with uniformly drawn alphanumerics.  Returns 1 on success. */
+static int random_alnum(char *out, size_t n)
+{
+    unsigned char pool[64];
+    size_t filled = 0;
+
+    while (filled < n) {
+        size_t i;
+        if (RAND_bytes(pool, sizeof pool) != 1)
+            return 0;
+        /* 248 = 4 * 62: rejecting the rest keeps every character equally likely. */
+        for (i = 0; i < sizeof pool && filled < n; i++)
+            if (pool[i] < 248)
+                out[filled++] = alnum[pool[i] % 62];
+    }
+    OPENSSL_cleanse(pool, sizeof pool);
+    return 1;
+}
+
+static int l_nonce(lua_State *L)
+{
+    char out[MAX_NONCE];
+    lua_Integer n = luaL_optinteger(L, 1, 16);
+
+    luaL_argcheck(L, n >= 1 && n <= MAX_NONCE, 1, "must be in 1..1024");
+    if (!random_alnum(out, (size_t)n)) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "nonce: the OpenSSL CSPRNG failed");
+        return 2;
+    }
+    lua_pushlstring(L, out, (size_t)n);
+    return 1;
+}
+
+static int l_const_eq(lua_State *L)
+{
+    size_t alen, blen;
+    const char *a = luaL_checklstring(L, 1, &alen);
+    const char *b = luaL_checklstring(L, 2, &blen);
+
+    lua_pushboolean(L, const_equal(a, alen, b, blen));
+    return 1;
+}
+
+/* ===== crypter ========================================================= */
+
+typedef struct crypter {
+    EVP_CIPHER_CTX *dec;        /* key schedule kept; only the IV is reset */
+    EVP_CIPHER_CTX *enc;
+    EVP_MD_CTX *md_ctx;
+    EVP_MD *sha1;               /* fetched once (OpenSSL 3) */
+    char *token;
+    size_t token_len;
+    unsigned char key[AES_KEY_LEN];
+} crypter;
+
+static void crypter_free(crypter *c)
+{
+    if (c == NULL)
+        return;
+    EVP_CIPHER_CTX_free(c->dec);
+    EVP_CIPHER_CTX_free(c->enc);
+    EVP_MD_CTX_free(c->md_ctx);
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    EVP_MD_free(c->sha1);
+#endif
+    if (c->token != NULL) {
+        OPENSSL_cleanse(c->token, c->token_len);
+        OPENSSL_free(c->token);
+    }
+    OPENSSL_cleanse(c->key, sizeof c->key);
+    OPENSSL_free(c);
+}
+
+static crypter **crypter_box(lua_State *L)
+{
+    return (crypter **)luaL_checkudata(L, 1, CRYPTER_MT);
+}
+
+static crypter *crypter_check(lua_State *L)
+{
+    crypter *c = *crypter_box(L);
+    if (c == NULL)
+        luaL_error(L, "attempt to use a closed crypter");
+    return c;
+}
+
+/* The single destroy behind close(), __gc and __close. */
+static int crypter_destroy(lua_State *L)
+{
+    crypter **box = crypter_box(L);
+    crypter_free(*box);
+    *box = NULL;
+    return 0;
+}
+
+static int crypter_tostring(lua_State *L)
+{
+    crypter **box = crypter_box(L);
+    if (*box == NULL)
+        lua_pushliteral(L, "wecom.core.crypter (closed)");
+    else
+        lua_pushfstring(L, "wecom.core.crypter (%p)", (void *)box);
+    return 1;
+}
+
+/* Builds the C state; returns NULL on an OpenSSL allocation failure. */
+static crypter *crypter_new(const char *token, size_t token_len, const unsigned char key[AES_KEY_LEN])
+{
+    crypter *c = OPENSSL_zalloc(sizeof *c);
+
+    if (c == NULL)
+        return NULL;
+    memcpy(c->key, key, AES_KEY_LEN);
+    c->token_len = token_len;
+    c->token = OPENSSL_malloc(token_len + 1);
+    c->dec = EVP_CIPHER_CTX_new();
+    c->enc = EVP_CIPHER_CTX_new();
+    c->md_ctx = EVP_MD_CTX_new();
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    c->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+#else
+    c->sha1 = (EVP_MD *)EVP_sha1();
+#endif
+    if (c->token == NULL || c->dec == NULL || c->enc == NULL || c->md_ctx == NULL || c->sha1 == NULL)
+        goto fail;
+    memcpy(c->token, token, token_len);
+    c->token[token_len] = '\0';
+    /* Padding is ours (block 32), so OpenSSL's must stay off. */
+    if (EVP_DecryptInit_ex(c->dec, EVP_aes_256_cbc(), NULL, c->key, c->key) != 1
+        || EVP_CIPHER_CTX_set_padding(c->dec, 0) != 1
+        || EVP_EncryptInit_ex(c->enc, EVP_aes_256_cbc(), NULL, c->key, c->key) != 1
+        || EVP_CIPHER_CTX_set_padding(c->enc, 0) != 1)
+        goto fail;
+    return c;
+fail:
+    crypter_free(c);
+    return NULL;
+}
+
+/* core.crypter(token, encoding_aes_key) */
+static int l_crypter(lua_State *L)
+{
+    size_t token_len, key_len;
+    const char *token = luaL_checklstring(L, 1, &token_len);
+    const char *aes_key = luaL_checklstring(L, 2, &key_len);
+    char padded[44];
+    unsigned char key[33];
+    crypter **box;
+
+    if (key_len != 43)
+        return push_fail(L, WECOM_ILLEGAL_AES_KEY, "EncodingAESKey must be 43 characters");
+    memcpy(padded, aes_key, 43);
+    padded[43] = '=';
+    if (b64_decode(padded, sizeof padded, key) != AES_KEY_LEN) {
+        OPENSSL_cleanse(padded, sizeof padded);
+        OPENSSL_cleanse(key, sizeof key);
+        return push_fail(L, WECOM_ILLEGAL_AES_KEY, "EncodingAESKey is not valid base64");
+    }
+    OPENSSL_cleanse(padded, sizeof padded);
+
+    /* Metatable first, so __gc is armed before the C state exists. */
+    box = (crypter **)lua_newuserdata(L, sizeof *box);
+    *box = NULL;
+    luaL_getmetatable(L, CRYPTER_MT);
+    lua_setmetatable(L, -2);
+    *box = crypter_new(token, token_len, key);
+    OPENSSL_cleanse(key, sizeof key);
+    if (*box == NULL)
+        return luaL_error(L, "crypter: out of memory in OpenSSL");
+    return 1;
+}
+
+/* Sorts the four signature inputs bytewise (shorter prefix first). */
+static int bytes_less(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int r = memcmp(a, b, alen < blen ? alen : blen);
+    return r < 0 || (r == 0 && alen < blen);
+}
+
+static int crypter_sign(crypter *c, const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
+                        const char *enc, size_t enc_len, char hex[SHA1_HEX_LEN])
+{
+    const char *piece[4];
+    size_t len[4];
+    unsigned char digest[SHA1_LEN];
+    int i, j;
+
+    piece[0] = c->token; len[0] = c->token_len;
+    piece[1] = ts;       len[1] = ts_len;
+    piece[2] = nonce;    len[2] = nonce_len;
+    piece[3] = enc;      len[3] = enc_len;
+    for (i = 1; i < 4; i++) {               /* insertion sort of four */
+        const char *p = piece[i];
+        size_t l = len[i];
+        for (j = i; j > 0 && bytes_less(p, l, piece[j - 1], len[j - 1]); j--) {
+            piece[j] = piece[j - 1];
+            len[j] = len[j - 1];
+        }
+        piece[j] = p;
+        len[j] = l;
+    }
+    if (!sha1_pieces(c->md_ctx, c->sha1, piece, len, 4, digest))
+        return 0;
+    hex_lower(digest, SHA1_LEN, hex);
+    return 1;
+}
+
+/* Checks msg_signature at index sig_idx against (ts, nonce, encrypt) at the
+ * next three indexes.  Returns 1 match, 0 mismatch, -1 digest failure. */
+static int crypter_verify_at(lua_State *L, crypter *c, int sig_idx)
+{
+    size_t sig_len, ts_len, nonce_len, enc_len;
+    const char *sig = luaL_checklstring(L, sig_idx, &sig_len);
+    const char *ts = luaL_checklstring(L, sig_idx + 1, &ts_len);
+    const char *nonce = luaL_checklstring(L, sig_idx + 2, &nonce_len);
+    const char *enc = luaL_checklstring(L, sig_idx + 3, &enc_len);
+    char hex[SHA1_HEX_LEN];
+
+    if (!crypter_sign(c, ts, ts_len, nonce, nonce_len, enc, enc_len, hex))
+        return -1;
+    return const_equal(sig, sig_len, hex, SHA1_HEX_LEN);
+}
+
+static int l_crypter_signature(lua_State *L)
+{
+    crypter *c = crypter_check(L);
+    size_t ts_len, nonce_len, enc_len;
+    const char *ts = luaL_checklstring(L, 2, &ts_len);
+    const char *nonce = luaL_checklstring(L, 3, &nonce_len);
+    const char *enc = luaL_checklstring(L, 4, &enc_len);
+    char hex[SHA1_HEX_LEN];
+
+    if (!crypter_sign(c, ts, ts_len, nonce, nonce_len, enc, enc_len, hex))
+        return push_fail(L, WECOM_COMPUTE_SIGNATURE, "SHA-1 failed");
+    lua_pushlstring(L, hex, SHA1_HEX_LEN);
+    return 1;
+}
+
+static int l_crypter_verify(lua_State *L)
+{
+    crypter *c = crypter_check(L);
+    int r = crypter_verify_at(L, c, 2);
+
+    if (r < 0)
+        return push_fail(L, WECOM_COMPUTE_SIGNATURE, "SHA-1 failed");
+    lua_pushboolean(L, r);
+    return 1;
+}
+
+/*
+ * Decrypts the base64 string at index idx and pushes msg, receive_id, or
+ * nil, code, message.  The layout after unpadding is
+ * random16 || uint32 big-endian msg length || msg || receive_id.
+ */
+static int crypter_decrypt_at(lua_State *L, crypter *c, int idx)
+{
+    unsigned char stack_buf[STACK_SCRATCH];
+    size_t b64_len, n, content_len;
+    const char *b64 = luaL_checklstring(L, idx, &b64_len);
+    unsigned char *buf;
+    unsigned pad;
+    uint32_t msg_len;
+    int out_len = 0;
+
+    if (b64_len > WECOM_MAX_BODY)
+        return push_fail(L, WECOM_ILLEGAL_BUFFER, "ciphertext over 1 MiB");
+    buf = scratch(L, stack_buf, sizeof stack_buf, b64_decoded_max(b64_len));
+    n = b64_decode(b64, b64_len, buf);
+    if (n == (size_t)-1)
+        return push_fail(L, WECOM_DECODE_BASE64, "ciphertext is not valid base64");
+    if (n == 0 || n % AES_BLOCK != 0)
+        return push_fail(L, WECOM_DECRYPT_AES, "ciphertext length is not a positive multiple of 16");
+
+    /* Reset only the IV: the key schedule from crypter_new is kept.  CBC
+     * decryption in place is allowed by EVP when in == out exactly. */
+    if (EVP_DecryptInit_ex(c->dec, NULL, NULL, NULL, c->key) != 1
+        || EVP_DecryptUpdate(c->dec, buf, &out_len, buf, (int)n) != 1
+        || (size_t)out_len != n)
+        return push_fail(L, WECOM_DECRYPT_AES, "AES decryption failed");
+
+    pad = buf[n - 1];
+    if (pad == 0 || pad > PAD_BLOCK || pad > n)
+        return push_fail(L, WECOM_ILLEGAL_BUFFER, "invalid padding");
+    content_len = n - pad;
+    if (content_len < FRAME_HEAD)
+        return push_fail(L, WECOM_ILLEGAL_BUFFER, "plaintext shorter than its header");
+    msg_len = (uint32_t)buf[16] << 24 | (uint32_t)buf[17] << 16 | (uint32_t)buf[18] << 8 | buf[19];
+    if (msg_len > content_len - FRAME_HEAD)
+        return push_fail(L, WECOM_ILLEGAL_BUFFER, "message length field past the end of the plaintext");
+
+    lua_pushlstring(L, (const char *)buf + FRAME_HEAD, msg_len);
+    lua_pushlstring(L, (const char *)buf + FRAME_HEAD + msg_len, content_len - FRAME_HEAD - msg_len);
+    return 2;
+}
+
+static int l_crypter_decrypt(lua_State *L)
+{
+    crypter *c = crypter_check(L);
+    return crypter_decrypt_at(L, c, 2);
+}
+
+/* c:open(msg_signature, timestamp, nonce, encrypt): verify, then decrypt. */
+static int l_crypter_open(lua_State *L)
+{
+    crypter *c = crypter_check(L);
+    int r = crypter_verify_at(L, c, 2);
+
+    if (r < 0)
+        return push_fail(L, WECOM_COMPUTE_SIGNATURE, "SHA-1 failed");
+    if (r == 0)
+        return push_fail(L, WECOM_VALIDATE_SIGNATURE, "signature mismatch");
+    return crypter_decrypt_at(L, c, 5);
+}
+
+/* c:encrypt(msg, receive_id [, random16]) -> base64 */
+static int l_crypter_encrypt(lua_State *L)
+{
+    unsigned char stack_plain[STACK_SCRATCH];
+    unsigned char stack_b64[STACK_SCRATCH + STACK_SCRATCH / 2];
+    crypter *c = crypter_check(L);
+    size_t msg_len, rid_len, rnd_len = 0, body, total, b64_len;
+    const char *msg = luaL_checklstring(L, 2, &msg_len);
+    const char *rid = luaL_checklstring(L, 3, &rid_len);
+    const char *rnd = luaL_optlstring(L, 4, NULL, &rnd_len);
+    unsigned char *plain, *out;
+    unsigned pad;
+    int out_len = 0;
+
+    luaL_argcheck(L, rnd == NULL || rnd_len == RANDOM_LEN, 4, "random16 must be 16 bytes");
+    if (msg_len > WECOM_MAX_BODY || rid_len > WECOM_MAX_BODY)
+        return push_fail(L, WECOM_ENCRYPT_AES, "message over 1 MiB");
+
+    body = FRAME_HEAD + msg_len + rid_len;
+    pad = PAD_BLOCK - (unsigned)(body % PAD_BLOCK);     /* 1..32 */
+    total = body + pad;
+    plain = scratch(L, stack_plain, sizeof stack_plain, total);
+    out = scratch(L, stack_b64, sizeof stack_b64, b64_encoded_len(total));
+
+    if (rnd != NULL)
+        memcpy(plain, rnd, RANDOM_LEN);
+    else if (RAND_bytes(plain, RANDOM_LEN) != 1)
+        return push_fail(L, WECOM_ENCRYPT_AES, "the OpenSSL CSPRNG failed");
+    plain[16] = (unsigned char)(msg_len >> 24);
+    plain[17] = (unsigned char)(msg_len >> 16);
+    plain[18] = (unsigned char)(msg_len >> 8);
+    plain[19] = (unsigned char)msg_len;
+    memcpy(plain + FRAME_HEAD, msg, msg_len);
+    memcpy(plain + FRAME_HEAD + msg_len, rid, rid_len);
+    memset(plain + body, (int)pad, pad);
+
+    if (EVP_EncryptInit_ex(c->enc, NULL, NULL, NULL, c->key) != 1
+        || EVP_EncryptUpdate(c->enc, plain, &out_len, plain, (int)total) != 1
+        || (size_t)out_len != total)
+        return push_fail(L, WECOM_ENCRYPT_AES, "AES encryption failed");
+
+    b64_len = b64_encode(plain, total, (char *)out);
+    lua_pushlstring(L, (const char *)out, b64_len);
+    return 1;
+}
+
+/* ===== registration ==================================================== */
+
+static const luaL_Reg crypter_methods[] = {
+    { "signature", l_crypter_signature },
+    { "verify", l_crypter_verify },
+    { "decrypt", l_crypter_decrypt },
+    { "open", l_crypter_open },
+    { "encrypt", l_crypter_encrypt },
+    { "close", crypter_destroy },
+    { NULL, NULL }
+};
+
+static const luaL_Reg crypter_meta[] = {
+    { "__gc", crypter_destroy },
+    { "__close", crypter_destroy },
+    { "__tostring", crypter_tostring },
+    { NULL, NULL }
+};
+
+static const luaL_Reg crypto_funcs[] = {
+    { "crypter", l_crypter },
+    { "sha1_hex", l_sha1_hex },
+    { "jsapi_signature", l_jsapi_signature },
+    { "base64_encode", l_base64_encode },
+    { "base64_decode", l_base64_decode },
+    { "random_bytes", l_random_bytes },
+    { "nonce", l_nonce },
+    { "const_eq", l_const_eq },
+    { NULL, NULL }
+};
 
 void wecom_crypto_open(lua_State *L)
 {
-    (void)L;
+    if (luaL_newmetatable(L, CRYPTER_MT)) {
+        luaL_setfuncs(L, crypter_meta, 0);
+        lua_newtable(L);
+        luaL_setfuncs(L, crypter_methods, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushliteral(L, "wecom.core.crypter");
+        lua_setfield(L, -2, "__name");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+    luaL_setfuncs(L, crypto_funcs, 0);
 }

@@ -1,7 +1,294 @@
-/* flock.c - placeholder until this part lands. */
+/*
+ * flock.c - what the file token store needs and plain Lua lacks.
+ *
+ * - core.flock_open(path) -> lock: an advisory flock(2) on a lock file,
+ *   taken with a timeout (non-blocking attempts with short sleeps), so one
+ *   stuck process cannot hang the others forever.
+ * - core.write_atomic(path, data [, fsync]) -> true: readers never see a
+ *   torn file (temp file in the same directory, then rename), the file is
+ *   created 0600 (it holds access tokens), and with fsync the data and the
+ *   directory entry reach the disk before the call returns.
+ *
+ * Runtime failures (missing directory, permissions) return nil, message;
+ * the message names the path, which the caller chose and which is never a
+ * secret.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "wecom.h"
+
+#define FLOCK_MT        "wecom.core.flock"
+#define MAX_PATH_LEN    4000
+#define ERR_LEN         (MAX_PATH_LEN + 128)
+#define FIRST_SLEEP_NS  (200 * 1000)           /* 0.2 ms */
+#define MAX_SLEEP_NS    (10 * 1000 * 1000)     /* 10 ms */
+
+typedef struct {
+    int fd;             /* -1 once closed */
+    int held;
+} file_lock;
+
+static int push_errno(lua_State *L, const char *what, const char *path, int err)
+{
+    char msg[ERR_LEN];
+
+    snprintf(msg, sizeof msg, "%s %s: %s", what, path, strerror(err));
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
+static const char *check_path(lua_State *L, int i)
+{
+    size_t len;
+    const char *path = luaL_checklstring(L, i, &len);
+
+    luaL_argcheck(L, len > 0 && len <= MAX_PATH_LEN, i, "path must be 1..4000 bytes");
+    luaL_argcheck(L, strlen(path) == len, i, "path contains a NUL byte");
+    return path;
+}
+
+static double monotonic_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ===== lock userdata ==================================================== */
+
+static file_lock *lock_check(lua_State *L)
+{
+    return (file_lock *)luaL_checkudata(L, 1, FLOCK_MT);
+}
+
+static file_lock *lock_open_check(lua_State *L)
+{
+    file_lock *lk = lock_check(L);
+    if (lk->fd < 0)
+        luaL_error(L, "attempt to use a closed file lock");
+    return lk;
+}
+
+static int lock_destroy(lua_State *L)
+{
+    file_lock *lk = lock_check(L);
+
+    if (lk->fd >= 0) {
+        close(lk->fd);      /* also releases the flock */
+        lk->fd = -1;
+        lk->held = 0;
+    }
+    return 0;
+}
+
+static int lock_tostring(lua_State *L)
+{
+    file_lock *lk = lock_check(L);
+
+    lua_pushstring(L, lk->fd < 0 ? "wecom.core.flock (closed)"
+                   : lk->held ? "wecom.core.flock (held)" : "wecom.core.flock");
+    return 1;
+}
+
+/* core.flock_open(path) -> lock | nil, err; creates the file (0600). */
+static int l_flock_open(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    file_lock *lk = (file_lock *)lua_newuserdata(L, sizeof *lk);
+    int fd;
+
+    lk->fd = -1;
+    lk->held = 0;
+    luaL_getmetatable(L, FLOCK_MT);
+    lua_setmetatable(L, -2);
+    do {
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return push_errno(L, "cannot open lock file", path, errno);
+    lk->fd = fd;
+    return 1;
+}
+
+/*
+ * lock:lock([exclusive = true [, timeout = 0]]) -> true | false | nil, err
+ * false when the lock is still taken after timeout seconds (0: one try);
+ * a negative timeout waits as long as it takes.
+ */
+static int l_lock_lock(lua_State *L)
+{
+    file_lock *lk = lock_open_check(L);
+    int exclusive = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
+    double timeout = luaL_optnumber(L, 3, 0);
+    int op = exclusive ? LOCK_EX : LOCK_SH;
+    double deadline;
+    long sleep_ns = FIRST_SLEEP_NS;
+
+    if (timeout < 0) {
+        while (flock(lk->fd, op) != 0) {
+            if (errno != EINTR)
+                return push_errno(L, "cannot lock", "file", errno);
+        }
+        lk->held = 1;
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    deadline = monotonic_now() + timeout;
+    for (;;) {
+        struct timespec ts;
+        double left;
+
+        if (flock(lk->fd, op | LOCK_NB) == 0) {
+            lk->held = 1;
+            lua_pushboolean(L, 1);
+            return 1;
+        }
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return push_errno(L, "cannot lock", "file", errno);
+        left = deadline - monotonic_now();
+        if (left <= 0) {
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+        if ((double)sleep_ns / 1e9 > left)
+            sleep_ns = (long)(left * 1e9) + 1;
+        ts.tv_sec = 0;
+        ts.tv_nsec = sleep_ns;
+        nanosleep(&ts, NULL);
+        sleep_ns = sleep_ns * 2 > MAX_SLEEP_NS ? MAX_SLEEP_NS : sleep_ns * 2;
+    }
+}
+
+/* lock:unlock() -> true | nil, err */
+static int l_lock_unlock(lua_State *L)
+{
+    file_lock *lk = lock_open_check(L);
+
+    while (flock(lk->fd, LOCK_UN) != 0) {
+        if (errno != EINTR)
+            return push_errno(L, "cannot unlock", "file", errno);
+    }
+    lk->held = 0;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ===== atomic write ===================================================== */
+
+static int write_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* fsync the directory holding path, so a rename survives a crash. */
+static int sync_parent_dir(const char *path, char *tmp, size_t tmp_size)
+{
+    const char *slash = strrchr(path, '/');
+    int fd, rc;
+
+    if (slash == NULL)
+        snprintf(tmp, tmp_size, ".");
+    else if (slash == path)
+        snprintf(tmp, tmp_size, "/");
+    else
+        snprintf(tmp, tmp_size, "%.*s", (int)(slash - path), path);
+    fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* core.write_atomic(path, data [, fsync = false]) -> true | nil, err */
+static int l_write_atomic(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    int do_sync = lua_toboolean(L, 3);
+    char tmp[MAX_PATH_LEN + 16];
+    int fd, err;
+
+    snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
+    fd = mkostemp(tmp, O_CLOEXEC);     /* mode 0600 */
+    if (fd < 0)
+        return push_errno(L, "cannot create a temporary file for", path, errno);
+    if (write_all(fd, data, len) != 0 || (do_sync && fsync(fd) != 0)) {
+        err = errno;
+        close(fd);
+        unlink(tmp);
+        return push_errno(L, "cannot write", path, err);
+    }
+    if (close(fd) != 0) {
+        err = errno;
+        unlink(tmp);
+        return push_errno(L, "cannot write", path, err);
+    }
+    if (rename(tmp, path) != 0) {
+        err = errno;
+        unlink(tmp);
+        return push_errno(L, "cannot rename into", path, err);
+    }
+    if (do_sync && sync_parent_dir(path, tmp, sizeof tmp) != 0)
+        return push_errno(L, "cannot sync the directory of", path, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ===== registration ===================================================== */
+
+static const luaL_Reg lock_methods[] = {
+    { "lock", l_lock_lock },
+    { "unlock", l_lock_unlock },
+    { "close", lock_destroy },
+    { NULL, NULL }
+};
+
+static const luaL_Reg lock_meta[] = {
+    { "__gc", lock_destroy },
+    { "__close", lock_destroy },
+    { "__tostring", lock_tostring },
+    { NULL, NULL }
+};
+
+static const luaL_Reg flock_funcs[] = {
+    { "flock_open", l_flock_open },
+    { "write_atomic", l_write_atomic },
+    { NULL, NULL }
+};
 
 void wecom_flock_open(lua_State *L)
 {
-    (void)L;
+    if (luaL_newmetatable(L, FLOCK_MT)) {
+        luaL_setfuncs(L, lock_meta, 0);
+        lua_newtable(L);
+        luaL_setfuncs(L, lock_methods, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushliteral(L, FLOCK_MT);
+        lua_setfield(L, -2, "__name");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+    luaL_setfuncs(L, flock_funcs, 0);
 }

@@ -11,6 +11,7 @@ local error = error
 local type = type
 local format = string.format
 local floor = math.floor
+local os_time = os.time
 local core = require "wecom.core"
 
 local _M = { _VERSION = "0.1.0" }
@@ -35,7 +36,7 @@ local function stamp(fn, opts)
     local timestamp = opts and opts.timestamp
     local nonce = opts and opts.nonce
     if timestamp == nil then
-        timestamp = floor(core.now())
+        timestamp = os_time()
     elseif type(timestamp) ~= "number" or timestamp < 0 or timestamp ~= floor(timestamp) then
         usage(fn, "timestamp must be a non-negative integer")
     end

@@ -1,7 +1,423 @@
-/* xml.c - placeholder until this part lands. */
+/*
+ * xml.c - core.xml_decode: expat into Lua tables, for callback envelopes
+ * and events.
+ *
+ * Caveats:
+ * - Expat callbacks never touch the Lua state.  The parse first records the
+ *   elements into a small C tree (nodes in one array, names and leaf texts
+ *   in one byte buffer); only after XML_Parse has returned is the tree
+ *   turned into tables, so no Lua error can unwind through expat frames.
+ * - The parser and both buffers are kept in a per-state userdata (an
+ *   upvalue of xml_decode) and reused, so a typical callback costs no
+ *   malloc in C.  If a finalizer re-enters xml_decode while the scratch is
+ *   in use, or a memory error left it marked busy, a fresh one replaces it.
+ * - No DTD at all: a DOCTYPE stops the parser, so there are no entity
+ *   declarations, no entity expansion (billion laughs) and no external
+ *   entities.  Attributes, comments and processing instructions are ignored.
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <expat.h>
+
 #include "wecom.h"
+
+#define XML_SCRATCH_MT  "wecom.core.xml_scratch"
+#define NO_NODE         (-1)
+/* Scratch buffers larger than this are released after the call. */
+#define KEEP_BYTES      (64 * 1024)
+#define KEEP_NODES      1024
+
+static const char too_deep[] = "nesting deeper than max_depth";
+
+typedef struct xml_node {
+    size_t name_off, name_len;
+    size_t text_off, text_len;      /* text of a leaf (ignored once it has children) */
+    int parent, first_child, next_sibling, last_child;
+    int n_children;
+} xml_node;
+
+typedef struct xml_doc {
+    XML_Parser parser;              /* reused through XML_ParserReset */
+    xml_node *nodes;
+    int n_nodes, cap_nodes;
+    char *buf;
+    size_t len, cap;
+    int current;                    /* the open element, NO_NODE outside the root */
+    int depth, max_depth;
+    const char *abort_reason;       /* set when a handler stopped the parser */
+    int busy;
+} xml_doc;
+
+/* ===== recording (expat handlers, no Lua here) ========================= */
+
+static void doc_abort(xml_doc *d, const char *reason)
+{
+    if (d->abort_reason == NULL)
+        d->abort_reason = reason;
+    XML_StopParser(d->parser, XML_FALSE);
+}
+
+static int buf_reserve(xml_doc *d, size_t extra)
+{
+    size_t need = d->len + extra, cap;
+    char *p;
+
+    if (need <= d->cap)
+        return 1;
+    cap = d->cap ? d->cap : 1024;
+    while (cap < need)
+        cap *= 2;
+    p = realloc(d->buf, cap);
+    if (p == NULL)
+        return 0;
+    d->buf = p;
+    d->cap = cap;
+    return 1;
+}
+
+static int node_new(xml_doc *d)
+{
+    if (d->n_nodes == d->cap_nodes) {
+        int cap = d->cap_nodes ? d->cap_nodes * 2 : 64;
+        xml_node *p = realloc(d->nodes, (size_t)cap * sizeof *p);
+        if (p == NULL)
+            return NO_NODE;
+        d->nodes = p;
+        d->cap_nodes = cap;
+    }
+    return d->n_nodes++;
+}
+
+static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **attrs)
+{
+    xml_doc *d = ud;
+    size_t name_len = strlen(name);
+    int idx;
+    xml_node *n;
+
+    (void)attrs;
+    if (d->abort_reason != NULL)
+        return;
+    if (++d->depth > d->max_depth) {
+        doc_abort(d, too_deep);
+        return;
+    }
+    if (d->current != NO_NODE) {
+        xml_node *parent = &d->nodes[d->current];
+        /* The parent is no leaf after all: its text so far is dropped. */
+        if (parent->first_child == NO_NODE)
+            d->len = parent->text_off;
+    }
+    idx = node_new(d);
+    if (idx == NO_NODE || !buf_reserve(d, name_len)) {
+        doc_abort(d, "out of memory");
+        return;
+    }
+    n = &d->nodes[idx];
+    n->name_off = d->len;
+    n->name_len = name_len;
+    memcpy(d->buf + d->len, name, name_len);
+    d->len += name_len;
+    n->text_off = d->len;
+    n->text_len = 0;
+    n->parent = d->current;
+    n->first_child = n->last_child = n->next_sibling = NO_NODE;
+    n->n_children = 0;
+    if (d->current != NO_NODE) {
+        xml_node *parent = &d->nodes[d->current];
+        if (parent->first_child == NO_NODE)
+            parent->first_child = idx;
+        else
+            d->nodes[parent->last_child].next_sibling = idx;
+        parent->last_child = idx;
+        parent->n_children++;
+    }
+    d->current = idx;
+}
+
+static void XMLCALL on_end(void *ud, const XML_Char *name)
+{
+    xml_doc *d = ud;
+
+    (void)name;
+    if (d->abort_reason != NULL || d->current == NO_NODE)
+        return;
+    d->depth--;
+    d->current = d->nodes[d->current].parent;
+}
+
+/* Character data and CDATA alike.  A leaf's text is always the tail of the
+ * buffer, so pieces are appended in place. */
+static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
+{
+    xml_doc *d = ud;
+    xml_node *n;
+
+    if (d->abort_reason != NULL || d->current == NO_NODE)
+        return;
+    n = &d->nodes[d->current];
+    if (n->first_child != NO_NODE)
+        return;     /* text between child elements: ignored */
+    if (!buf_reserve(d, (size_t)len)) {
+        doc_abort(d, "out of memory");
+        return;
+    }
+    memcpy(d->buf + d->len, s, (size_t)len);
+    d->len += (size_t)len;
+    n->text_len += (size_t)len;
+}
+
+static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
+                               const XML_Char *pubid, int has_internal_subset)
+{
+    (void)name; (void)sysid; (void)pubid; (void)has_internal_subset;
+    doc_abort(ud, "DTD not allowed");
+}
+
+static void XMLCALL on_entity_decl(void *ud, const XML_Char *name, int is_param,
+                                   const XML_Char *value, int value_len, const XML_Char *base,
+                                   const XML_Char *sysid, const XML_Char *pubid,
+                                   const XML_Char *notation)
+{
+    (void)name; (void)is_param; (void)value; (void)value_len; (void)base;
+    (void)sysid; (void)pubid; (void)notation;
+    doc_abort(ud, "entity declarations not allowed");
+}
+
+/* ===== the scratch userdata ============================================ */
+
+static void doc_release_big(xml_doc *d)
+{
+    if (d->cap > KEEP_BYTES) {
+        free(d->buf);
+        d->buf = NULL;
+        d->cap = 0;
+    }
+    if (d->cap_nodes > KEEP_NODES) {
+        free(d->nodes);
+        d->nodes = NULL;
+        d->cap_nodes = 0;
+    }
+}
+
+static int scratch_gc(lua_State *L)
+{
+    xml_doc *d = luaL_checkudata(L, 1, XML_SCRATCH_MT);
+    if (d->parser != NULL)
+        XML_ParserFree(d->parser);
+    free(d->nodes);
+    free(d->buf);
+    memset(d, 0, sizeof *d);
+    return 0;
+}
+
+static xml_doc *scratch_new(lua_State *L)
+{
+    xml_doc *d = lua_newuserdata(L, sizeof *d);
+    memset(d, 0, sizeof *d);
+    luaL_getmetatable(L, XML_SCRATCH_MT);
+    lua_setmetatable(L, -2);
+    return d;
+}
+
+/* Parses s into d's tree.  Returns NULL on success or a message; for an
+ * expat error the message is written to errbuf. */
+static const char *doc_parse(xml_doc *d, const char *s, size_t len, int max_depth,
+                             char *errbuf, size_t errlen)
+{
+    XML_Parser p;
+
+    if (d->parser == NULL)
+        d->parser = XML_ParserCreate(NULL);
+    else if (!XML_ParserReset(d->parser, NULL)) {
+        XML_ParserFree(d->parser);
+        d->parser = XML_ParserCreate(NULL);
+    }
+    if (d->parser == NULL)
+        return "out of memory";
+    p = d->parser;
+    d->n_nodes = 0;
+    d->len = 0;
+    d->current = NO_NODE;
+    d->depth = 0;
+    d->max_depth = max_depth;
+    d->abort_reason = NULL;
+
+    /* Reset clears every handler, so they are set per document. */
+    XML_SetUserData(p, d);
+    XML_SetElementHandler(p, on_start, on_end);
+    XML_SetCharacterDataHandler(p, on_text);
+    XML_SetStartDoctypeDeclHandler(p, on_doctype);
+    XML_SetEntityDeclHandler(p, on_entity_decl);
+    XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
+
+    if (XML_Parse(p, s, (int)len, XML_TRUE) != XML_STATUS_OK) {
+        if (d->abort_reason != NULL)
+            return d->abort_reason;
+        snprintf(errbuf, errlen, "%s at line %lu, column %lu",
+                 XML_ErrorString(XML_GetErrorCode(p)),
+                 (unsigned long)XML_GetCurrentLineNumber(p),
+                 (unsigned long)XML_GetCurrentColumnNumber(p));
+        return errbuf;
+    }
+    return NULL;
+}
+
+/* ===== conversion to Lua (after parsing) =============================== */
+
+static void push_element(lua_State *L, const xml_doc *d, int idx, int depth);
+
+/* Pushes a table of node idx's children by name; repeats become arrays. */
+static void push_children(lua_State *L, const xml_doc *d, int idx, int depth)
+{
+    const xml_node *n = &d->nodes[idx];
+    int tbl, lists, child;
+
+    luaL_checkstack(L, 8, "xml: nesting too deep for the Lua stack");
+    lua_createtable(L, 0, n->n_children);
+    tbl = lua_gettop(L);
+    /* Names that already hold an array (an element value can itself be a
+     * table, so the type cannot tell); created on the first repeat. */
+    lua_pushnil(L);
+    lists = tbl + 1;
+    for (child = n->first_child; child != NO_NODE; child = d->nodes[child].next_sibling) {
+        const xml_node *c = &d->nodes[child];
+
+        lua_pushlstring(L, d->buf + c->name_off, c->name_len);     /* key */
+        lua_pushvalue(L, -1);
+        lua_rawget(L, tbl);                                         /* key, existing */
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            push_element(L, d, child, depth + 1);
+            lua_rawset(L, tbl);
+            continue;
+        }
+        lua_pop(L, 1);                                              /* key */
+        if (lua_isnil(L, lists)) {
+            lua_newtable(L);
+            lua_replace(L, lists);
+        }
+        lua_pushvalue(L, -1);
+        lua_rawget(L, lists);                                       /* key, is_list */
+        if (lua_toboolean(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushvalue(L, -1);
+            lua_rawget(L, tbl);                                     /* key, list */
+            push_element(L, d, child, depth + 1);
+            lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
+            lua_pop(L, 2);
+        } else {
+            lua_pop(L, 1);
+            lua_createtable(L, 2, 0);                               /* key, list */
+            lua_pushvalue(L, -2);
+            lua_rawget(L, tbl);
+            lua_rawseti(L, -2, 1);
+            push_element(L, d, child, depth + 1);
+            lua_rawseti(L, -2, 2);
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);                                      /* key, key, list */
+            lua_rawset(L, tbl);                                     /* key */
+            lua_pushboolean(L, 1);
+            lua_rawset(L, lists);
+        }
+    }
+    lua_pop(L, 1);                                                  /* lists */
+}
+
+static void push_element(lua_State *L, const xml_doc *d, int idx, int depth)
+{
+    const xml_node *n = &d->nodes[idx];
+
+    if (n->first_child == NO_NODE)
+        lua_pushlstring(L, d->buf + n->text_off, n->text_len);
+    else
+        push_children(L, d, idx, depth);
+}
+
+/* ===== core.xml_decode ================================================= */
+
+static lua_Integer opt_int_field(lua_State *L, int opts, const char *field, lua_Integer def,
+                                 lua_Integer lo, lua_Integer hi)
+{
+    lua_Integer v = def;
+
+    lua_getfield(L, opts, field);
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            luaL_error(L, "xml_decode: option '%s' must be a number", field);
+        v = lua_tointeger(L, -1);
+        if (v < lo || v > hi || (lua_Number)v != lua_tonumber(L, -1))
+            luaL_error(L, "xml_decode: option '%s' must be an integer in %d..%d",
+                       field, (int)lo, (int)hi);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* core.xml_decode(s [, { max_size =, max_depth = }]) -> tbl, root_name | nil, err */
+static int l_xml_decode(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    lua_Integer max_size = WECOM_MAX_BODY, max_depth = WECOM_MAX_DEPTH;
+    char errbuf[160];
+    const char *err;
+    xml_doc *d;
+
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        max_size = opt_int_field(L, 2, "max_size", max_size, 0, INT_MAX);
+        max_depth = opt_int_field(L, 2, "max_depth", max_depth, 1, 10000);
+    }
+    if (len > (size_t)max_size) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "xml: document of %d bytes is over max_size (%d)", (int)(len > INT_MAX ? INT_MAX : len),
+                        (int)max_size);
+        return 2;
+    }
+    if (len == 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "xml: empty document");
+        return 2;
+    }
+
+    d = lua_touserdata(L, lua_upvalueindex(1));
+    if (d->busy) {
+        d = scratch_new(L);
+        lua_pushvalue(L, -1);
+        lua_replace(L, lua_upvalueindex(1));
+    }
+    d->busy = 1;
+    err = doc_parse(d, s, len, (int)max_depth, errbuf, sizeof errbuf);
+    if (err != NULL) {
+        d->busy = 0;
+        doc_release_big(d);
+        lua_pushnil(L);
+        if (err == too_deep)
+            lua_pushfstring(L, "xml: %s (%d)", err, (int)max_depth);
+        else
+            lua_pushfstring(L, "xml: %s", err);
+        return 2;
+    }
+    push_children(L, d, 0, 1);
+    lua_pushlstring(L, d->buf + d->nodes[0].name_off, d->nodes[0].name_len);
+    d->busy = 0;
+    doc_release_big(d);
+    return 2;
+}
 
 void wecom_xml_open(lua_State *L)
 {
-    (void)L;
+    if (luaL_newmetatable(L, XML_SCRATCH_MT)) {
+        lua_pushcfunction(L, scratch_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+    scratch_new(L);
+    lua_pushcclosure(L, l_xml_decode, 1);
+    lua_setfield(L, -2, "xml_decode");
 }

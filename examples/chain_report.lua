@@ -1,0 +1,148 @@
+-- chain_report.lua: a readable report of an upstream corp's 上下游 setup.
+--
+--   chains -> groups (nested) -> corps (joined ✓ / pending …)
+--   shared corps (企业互联 and 上下游) with their downstream token status
+--
+-- Against the emulator (what `make demo` runs):
+--   eval "$(bin/wecom-emulator start)"
+--   lua5.4 examples/chain_report.lua
+-- The credentials of the emulator's chain system app are read from its
+-- fixture.  For a real corp set WECOM_CORPID, WECOM_SECRET and WECOM_AGENTID
+-- (and leave WECOM_BASE_URL unset).
+
+local wecom = require "wecom"
+local core = require "wecom.core"
+local cjson = require "cjson.safe"
+
+local function die(...)
+    io.stderr:write("chain_report: ", ...)
+    io.stderr:write("\n")
+    os.exit(1)
+end
+
+-- The app to report for: the environment first, else the emulator's system app.
+local function app_options()
+    local base_url = os.getenv("WECOM_BASE_URL")
+    local ca_file = os.getenv("WECOM_CA_FILE")
+    local corpid, secret = os.getenv("WECOM_CORPID"), os.getenv("WECOM_SECRET")
+    if corpid and secret then
+        return { corpid = corpid, secret = secret, agentid = tonumber(os.getenv("WECOM_AGENTID")),
+                 base_url = base_url, ca_file = ca_file }
+    end
+    if not base_url then
+        die("set WECOM_BASE_URL (emulator) or WECOM_CORPID/WECOM_SECRET/WECOM_AGENTID (real corp)")
+    end
+    local http = core.http_session{ ca_file = ca_file, timeout = 5 }
+    local res, err = http:request{ method = "GET", url = base_url .. "/__emulator/fixture" }
+    http:close()
+    if not res or res.status ~= 200 then
+        die("cannot read the emulator fixture: ", res and ("HTTP " .. res.status) or tostring(err.message))
+    end
+    local fixture = cjson.decode(res.body)
+    if type(fixture) ~= "table" or type(fixture.upstream) ~= "table" then
+        die("the emulator fixture has no upstream corp")
+    end
+    for _, a in ipairs(fixture.upstream.apps or {}) do
+        if a.system then
+            return { corpid = fixture.upstream.corpid, secret = a.secret, agentid = a.agentid,
+                     base_url = base_url, ca_file = ca_file }
+        end
+    end
+    die("the emulator fixture has no chain system app")
+end
+
+local out = io.stdout
+local function line(indent, ...)
+    out:write(string.rep("  ", indent), ...)
+    out:write("\n")
+end
+
+local function corp_line(indent, corp)
+    if corp.is_joined then
+        line(indent, "✓ ", corp.corp_name or "?", "  ", corp.corpid,
+            (corp.custom_id and corp.custom_id ~= "") and ("  #" .. corp.custom_id) or "")
+    else
+        line(indent, "… ", corp.corp_name or "?", "  (pending ", corp.pending_corpid or "?", ")")
+    end
+end
+
+local function report_chain(app, chain)
+    line(0, "▸ ", chain.chain_name, "  [", chain.chain_id, "]")
+    local groups = assert(app.chain:groups(chain.chain_id))
+
+    -- one recursive walk for the corps, bucketed by group
+    local by_group, total, joined = {}, 0, 0
+    for corp in app.chain:corps{ chain_id = chain.chain_id, need_pending = true, recursive = true, limit = 100 } do
+        local g = corp.groupid or 1
+        by_group[g] = by_group[g] or {}
+        table.insert(by_group[g], corp)
+        total = total + 1
+        if corp.is_joined then joined = joined + 1 end
+    end
+
+    local children = {}
+    for _, g in ipairs(groups) do
+        if g.groupid ~= g.parentid then
+            children[g.parentid] = children[g.parentid] or {}
+            table.insert(children[g.parentid], g)
+        end
+    end
+    for _, list in pairs(children) do
+        table.sort(list, function(a, b)
+            if (a.order or 0) ~= (b.order or 0) then return (a.order or 0) > (b.order or 0) end
+            return a.groupid < b.groupid
+        end)
+    end
+
+    local function print_group(id, indent)
+        for _, corp in ipairs(by_group[id] or {}) do
+            corp_line(indent, corp)
+        end
+        for _, g in ipairs(children[id] or {}) do
+            line(indent, "▾ ", g.group_name, "  (group ", g.groupid, ")")
+            print_group(g.groupid, indent + 1)
+        end
+    end
+    print_group(1, 1)
+    line(1, string.format("%d corps: %d joined, %d pending", total, joined, total - joined))
+end
+
+local function report_shares(app, business_type, label)
+    line(0, "Shared corps, ", label, " (business_type ", business_type, "):")
+    local n = 0
+    for corp in app:shared_corps{ business_type = business_type } do
+        n = n + 1
+        local down = app:downstream{ corpid = corp.corpid, agentid = corp.agentid, business_type = business_type }
+        local token, err = down:token()
+        local status = token and "token ok" or ("token error: " .. tostring(err.kind)
+            .. (err.errcode and (" " .. err.errcode) or ""))
+        line(1, string.format("%-28s %-24s agent %-8s %s", corp.corp_name or "?", corp.corpid,
+            tostring(corp.agentid), status))
+    end
+    if n == 0 then
+        line(1, "(none)")
+    end
+end
+
+local app = wecom.new(app_options())
+
+local chains, err = app.chain:list()
+if not chains then
+    die("get_chain_list failed: ", tostring(err))
+end
+line(0, "Upstream corp ", app.corpid or "", ": ", #chains, " chain(s)")
+out:write("\n")
+
+-- an error object raised by an iterator is reported, not a stack trace
+local ok, failure = pcall(function()
+    for _, chain in ipairs(chains) do
+        report_chain(app, chain)
+        out:write("\n")
+    end
+    report_shares(app, 1, "上下游")
+    out:write("\n")
+    report_shares(app, 0, "企业互联")
+end)
+if not ok then
+    die(tostring(failure))
+end

@@ -1,0 +1,95 @@
+-- export_chain_corps_csv.lua: every corp of every chain (joined and pending)
+-- as CSV on stdout, one row per corp and chain, with the full group path.
+--
+--   eval "$(bin/wecom-emulator start)"
+--   lua5.4 examples/export_chain_corps_csv.lua > corps.csv
+-- For a real corp set WECOM_CORPID, WECOM_SECRET, WECOM_AGENTID (the chain
+-- system app, which sees every chain).
+
+local wecom = require "wecom"
+local core = require "wecom.core"
+local cjson = require "cjson.safe"
+
+local function die(...)
+    io.stderr:write("export_chain_corps_csv: ", ...)
+    io.stderr:write("\n")
+    os.exit(1)
+end
+
+local function app_options()
+    local base_url, ca_file = os.getenv("WECOM_BASE_URL"), os.getenv("WECOM_CA_FILE")
+    local corpid, secret = os.getenv("WECOM_CORPID"), os.getenv("WECOM_SECRET")
+    if corpid and secret then
+        return { corpid = corpid, secret = secret, agentid = tonumber(os.getenv("WECOM_AGENTID")),
+                 base_url = base_url, ca_file = ca_file }
+    end
+    if not base_url then
+        die("set WECOM_BASE_URL (emulator) or WECOM_CORPID/WECOM_SECRET/WECOM_AGENTID")
+    end
+    local http = core.http_session{ ca_file = ca_file }
+    local res = http:request{ method = "GET", url = base_url .. "/__emulator/fixture" }
+    http:close()
+    local fixture = res and res.status == 200 and cjson.decode(res.body)
+    for _, a in ipairs(type(fixture) == "table" and fixture.upstream and fixture.upstream.apps or {}) do
+        if a.system then
+            return { corpid = fixture.upstream.corpid, secret = a.secret, agentid = a.agentid,
+                     base_url = base_url, ca_file = ca_file }
+        end
+    end
+    die("cannot find the chain system app in the emulator fixture")
+end
+
+-- RFC 4180: quote a field holding a comma, quote, CR or LF (or edge spaces);
+-- quotes inside are doubled.
+local function csv_field(v)
+    if v == nil then
+        return ""
+    end
+    local s = tostring(v)
+    if s:find('[,"\r\n]') or s:find("^%s") or s:find("%s$") then
+        return '"' .. s:gsub('"', '""') .. '"'
+    end
+    return s
+end
+
+local function csv_row(fields, n)
+    local cells = {}
+    for i = 1, n do
+        cells[i] = csv_field(fields[i])
+    end
+    io.stdout:write(table.concat(cells, ","), "\r\n")
+end
+
+local COLUMNS = { "chain_id", "chain_name", "group_path", "groupid", "joined", "corpid",
+                  "pending_corpid", "corp_name", "custom_id" }
+
+local app = wecom.new(app_options())
+local chains = assert(app.chain:list())
+
+csv_row(COLUMNS, #COLUMNS)
+local ok, err = pcall(function()
+    for _, chain in ipairs(chains) do
+        -- "华北区/北京市" style paths, like import_chain_contact's group_path
+        local groups = assert(app.chain:groups(chain.chain_id))
+        local by_id = {}
+        for _, g in ipairs(groups) do by_id[g.groupid] = g end
+        local function path_of(id)
+            local names, seen = {}, {}
+            while id and id ~= 1 and by_id[id] and not seen[id] do
+                seen[id] = true
+                table.insert(names, 1, by_id[id].group_name)
+                id = by_id[id].parentid
+            end
+            return table.concat(names, "/")
+        end
+
+        for corp in app.chain:corps{ chain_id = chain.chain_id, need_pending = true, recursive = true } do
+            csv_row({ chain.chain_id, chain.chain_name, path_of(corp.groupid), corp.groupid,
+                      corp.is_joined and 1 or 0, corp.corpid, corp.pending_corpid, corp.corp_name,
+                      corp.custom_id }, #COLUMNS)
+        end
+    end
+end)
+if not ok then
+    die(tostring(err))
+end

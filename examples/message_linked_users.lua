@@ -1,0 +1,91 @@
+-- message_linked_users.lua: send a text message to every linked-corp (企业互联)
+-- member the app can see, then report who could not be reached.
+--
+--   eval "$(bin/wecom-emulator start)"
+--   lua5.4 examples/message_linked_users.lua "Maintenance tonight at 22:00"
+-- Without WECOM_CORPID/WECOM_SECRET/WECOM_AGENTID the emulator's ordinary
+-- (non-system) app is used.  Add --dry-run to list the recipients only.
+
+local wecom = require "wecom"
+local core = require "wecom.core"
+local cjson = require "cjson.safe"
+local unpack = table.unpack or unpack -- luacheck: ignore 143
+
+local function die(...)
+    io.stderr:write("message_linked_users: ", ...)
+    io.stderr:write("\n")
+    os.exit(1)
+end
+
+local function app_options()
+    local base_url, ca_file = os.getenv("WECOM_BASE_URL"), os.getenv("WECOM_CA_FILE")
+    local corpid, secret = os.getenv("WECOM_CORPID"), os.getenv("WECOM_SECRET")
+    if corpid and secret then
+        return { corpid = corpid, secret = secret, agentid = tonumber(os.getenv("WECOM_AGENTID")),
+                 base_url = base_url, ca_file = ca_file }
+    end
+    if not base_url then
+        die("set WECOM_BASE_URL (emulator) or WECOM_CORPID/WECOM_SECRET/WECOM_AGENTID")
+    end
+    local http = core.http_session{ ca_file = ca_file }
+    local res = http:request{ method = "GET", url = base_url .. "/__emulator/fixture" }
+    http:close()
+    local fixture = res and res.status == 200 and cjson.decode(res.body)
+    for _, a in ipairs(type(fixture) == "table" and fixture.upstream and fixture.upstream.apps or {}) do
+        if not a.system then
+            return { corpid = fixture.upstream.corpid, secret = a.secret, agentid = a.agentid,
+                     base_url = base_url, ca_file = ca_file }
+        end
+    end
+    die("cannot find an ordinary app in the emulator fixture")
+end
+
+local text, dry_run = nil, false
+for _, a in ipairs(arg) do
+    if a == "--dry-run" then dry_run = true else text = a end
+end
+text = text or "Hello from the wecom Lua SDK"
+
+local app = wecom.new(app_options())
+
+-- the members granted to this app directly, plus those of the granted departments
+local perms = assert(app.linkedcorp:perm_list())
+local recipients, seen = {}, {}
+local function add(id)
+    if not seen[id] then
+        seen[id] = true
+        recipients[#recipients + 1] = id
+    end
+end
+for _, id in ipairs(perms.userids) do add(id) end
+for _, dept in ipairs(perms.department_ids) do
+    local users, err = app.linkedcorp:users{ department_id = dept, fetch_child = true }
+    if not users then
+        die("listing ", dept, ": ", tostring(err))
+    end
+    for _, u in ipairs(users) do
+        -- simplelist gives the bare userid and the owning corp
+        add((u.corpid and u.corpid ~= "") and (u.corpid .. "/" .. u.userid) or u.userid)
+    end
+end
+
+print(string.format("%d linked member(s):", #recipients))
+for _, id in ipairs(recipients) do print("  " .. id) end
+if dry_run or #recipients == 0 then
+    return
+end
+
+-- linkedcorp/message/send takes at most 1000 users per call
+local failed = 0
+for first = 1, #recipients, 1000 do
+    local batch = { unpack(recipients, first, math.min(first + 999, #recipients)) }
+    local result, err = app.linkedcorp:send{ touser = batch, msgtype = "text", text = { content = text } }
+    if not result then
+        die("send failed: ", tostring(err))
+    end
+    for _, id in ipairs(result.invaliduser) do
+        failed = failed + 1
+        print("  not delivered: " .. id)
+    end
+end
+print(string.format("sent to %d, %d not delivered", #recipients - failed, failed))

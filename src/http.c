@@ -1,7 +1,1078 @@
-/* http.c - placeholder until this part lands. */
+/*
+ * http.c - the HTTPS client of wecom.core.
+ *
+ * One code path: everything runs on a libcurl multi handle.  s:submit() adds
+ * a transfer, s:poll() drives the multi and hands back finished transfers,
+ * and s:request() is submit + drive until that one transfer has finished.
+ *
+ * A session owns a CURLM, a CURLSH (connections, TLS sessions, DNS) and a
+ * pool of idle easy handles, so sequential and concurrent calls reuse
+ * keep-alive connections and TLS sessions.
+ *
+ * No Lua error may unwind through libcurl frames: the callbacks only append
+ * to C buffers, and Lua values are built after curl has returned.  Request
+ * tables are read (and may raise) before any C resource is taken.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
 #include "wecom.h"
+
+#define SESSION_MT               "wecom.core.http_session"
+#define DEFAULT_TIMEOUT          5.0
+#define DEFAULT_MAX_BODY         (8 * 1024 * 1024)  /* API responses */
+#define DEFAULT_MAX_CONNECTIONS  64
+#define DEFAULT_USER_AGENT       "wecom-lua/" WECOM_CORE_VERSION
+#define MAX_IDLE_HANDLES         64
+#define MAX_HEADER_BYTES         (256 * 1024)
+#define KEEP_BUFFER_BYTES        (64 * 1024)  /* larger buffers are freed on reuse */
+
+/* ===== libcurl global init ===== */
+
+/* curl_global_init is not thread-safe; run it exactly once per process.
+ * These two statics are written once and then only read. */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_FAILED_INIT;
+
+static void curl_init_once(void)
+{
+    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* ===== growable byte buffers (filled from libcurl callbacks) ===== */
+
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} buffer;
+
+static int buffer_append(buffer *b, const char *p, size_t n)
+{
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 1024;
+        char *data;
+        while (cap - b->len < n) {
+            if (cap > ((size_t)-1) / 2)
+                return -1;
+            cap *= 2;
+        }
+        data = realloc(b->data, cap);
+        if (data == NULL)
+            return -1;
+        b->data = data;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+static void buffer_clear(buffer *b)
+{
+    if (b->cap > KEEP_BUFFER_BYTES) {
+        free(b->data);
+        b->data = NULL;
+        b->cap = 0;
+    }
+    b->len = 0;
+}
+
+static void buffer_free(buffer *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+/* ===== transfers ===== */
+
+typedef struct transfer {
+    struct transfer *prev, *next;   /* in exactly one session list */
+    CURL *easy;
+    struct curl_slist *headers;
+    char *secret_part;              /* the URL's query + fragment, for scrubbing */
+    buffer body;
+    buffer head;                    /* raw header lines of the last response */
+    size_t max_body;
+    lua_Integer id;
+    CURLcode result;
+    int finished;
+    int body_too_large;
+    int out_of_memory;
+    char errbuf[CURL_ERROR_SIZE];
+} transfer;
+
+typedef struct {
+    transfer *head, *tail;
+    int count;
+} transfer_list;
+
+static void list_push(transfer_list *l, transfer *t)
+{
+    t->next = NULL;
+    t->prev = l->tail;
+    if (l->tail)
+        l->tail->next = t;
+    else
+        l->head = t;
+    l->tail = t;
+    l->count++;
+}
+
+static void list_remove(transfer_list *l, transfer *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        l->head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        l->tail = t->prev;
+    t->prev = t->next = NULL;
+    l->count--;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    transfer *t = ud;
+    size_t len = size * n;
+    if (len > t->max_body - t->body.len) {
+        t->body_too_large = 1;
+        return 0;   /* aborts the transfer with CURLE_WRITE_ERROR */
+    }
+    if (buffer_append(&t->body, p, len) != 0) {
+        t->out_of_memory = 1;
+        return 0;
+    }
+    return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    transfer *t = ud;
+    size_t len = size * n;
+    /* A status line starts a new response (1xx, proxy CONNECT): keep only
+     * the headers of the last one. */
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0)
+        t->head.len = 0;
+    if (len > MAX_HEADER_BYTES - t->head.len) {
+        t->body_too_large = 1;
+        return 0;
+    }
+    if (buffer_append(&t->head, p, len) != 0) {
+        t->out_of_memory = 1;
+        return 0;
+    }
+    return len;
+}
+
+static void transfer_reset(transfer *t)
+{
+    curl_slist_free_all(t->headers);
+    t->headers = NULL;
+    free(t->secret_part);
+    t->secret_part = NULL;
+    buffer_clear(&t->body);
+    buffer_clear(&t->head);
+    t->result = CURLE_OK;
+    t->finished = t->body_too_large = t->out_of_memory = 0;
+    t->errbuf[0] = '\0';
+}
+
+static void transfer_free(transfer *t)
+{
+    if (t->easy)
+        curl_easy_cleanup(t->easy);
+    curl_slist_free_all(t->headers);
+    free(t->secret_part);
+    buffer_free(&t->body);
+    buffer_free(&t->head);
+    free(t);
+}
+
+/* ===== sessions ===== */
+
+typedef struct {
+    CURLM *multi;
+    CURLSH *share;
+    transfer_list idle;      /* reusable easy handles */
+    transfer_list running;   /* added to the multi */
+    transfer_list done;      /* finished, result not yet handed to Lua */
+    lua_Integer next_id;
+    char *ca_file;
+    char *proxy;
+    char *noproxy;
+    char *user_agent;
+    long timeout_ms;
+    long connect_timeout_ms;  /* 0: only the total timeout applies */
+    size_t max_body;
+    long max_connections;
+    int reuse;
+    int allow_http;
+} session;
+
+static void session_destroy(session *s)
+{
+    transfer *t;
+    while ((t = s->running.head) != NULL) {
+        list_remove(&s->running, t);
+        curl_multi_remove_handle(s->multi, t->easy);
+        transfer_free(t);
+    }
+    while ((t = s->done.head) != NULL) {
+        list_remove(&s->done, t);
+        transfer_free(t);
+    }
+    while ((t = s->idle.head) != NULL) {
+        list_remove(&s->idle, t);
+        transfer_free(t);
+    }
+    if (s->multi)
+        curl_multi_cleanup(s->multi);
+    if (s->share)
+        curl_share_cleanup(s->share);
+    free(s->ca_file);
+    free(s->proxy);
+    free(s->noproxy);
+    free(s->user_agent);
+    free(s);
+}
+
+static session *check_session(lua_State *L, int idx)
+{
+    session **ud = luaL_checkudata(L, idx, SESSION_MT);
+    if (*ud == NULL)
+        luaL_error(L, "attempt to use a closed http session");
+    return *ud;
+}
+
+/* ===== option parsing (may raise; runs before C resources are taken) ===== */
+
+static long seconds_to_ms(lua_State *L, double seconds, const char *name)
+{
+    if (!(seconds > 0) || seconds > 86400.0)
+        luaL_error(L, "option '%s' must be a number of seconds in (0, 86400]", name);
+    return (long)ceil(seconds * 1000.0);
+}
+
+static const char *opt_string(lua_State *L, int t, const char *name)
+{
+    const char *s = NULL;
+    lua_getfield(L, t, name);
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "option '%s' must be a string", name);
+        s = lua_tostring(L, -1);
+        if (strlen(s) != lua_rawlen(L, -1))
+            luaL_error(L, "option '%s' must not contain NUL bytes", name);
+    }
+    lua_pop(L, 1);   /* the string stays alive: the options table holds it */
+    return s;
+}
+
+static int opt_number(lua_State *L, int t, const char *name, double *out)
+{
+    int present = 0;
+    lua_getfield(L, t, name);
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            luaL_error(L, "option '%s' must be a number", name);
+        *out = lua_tonumber(L, -1);
+        present = 1;
+    }
+    lua_pop(L, 1);
+    return present;
+}
+
+static int opt_boolean(lua_State *L, int t, const char *name, int dflt)
+{
+    int v = dflt;
+    lua_getfield(L, t, name);
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TBOOLEAN)
+            luaL_error(L, "option '%s' must be a boolean", name);
+        v = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static size_t opt_size(lua_State *L, int t, const char *name, size_t dflt, double max)
+{
+    double v;
+    if (!opt_number(L, t, name, &v))
+        return dflt;
+    if (!(v >= 1) || v > max || v != floor(v))
+        luaL_error(L, "option '%s' must be an integer in [1, %.0f]", name, max);
+    return (size_t)v;
+}
+
+/* Raises on keys that are not in the list: a typo must not silently become a
+ * default (e.g. "ca_flie" would fall back to the system CA bundle). */
+static void check_known_keys(lua_State *L, int t, const char *what, const char *const known[])
+{
+    lua_pushnil(L);
+    while (lua_next(L, t) != 0) {
+        int i, found = 0;
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            const char *k = lua_tostring(L, -1);
+            for (i = 0; known[i] != NULL; i++) {
+                if (strcmp(k, known[i]) == 0) {
+                    found = 1;
+                    break;
+                }
+            }
+            if (!found)
+                luaL_error(L, "unknown %s option '%s'", what, k);
+        } else {
+            luaL_error(L, "%s options must have string keys", what);
+        }
+    }
+}
+
+static char *dup_or_null(const char *s, int *failed)
+{
+    char *d;
+    if (s == NULL)
+        return NULL;
+    d = strdup(s);
+    if (d == NULL)
+        *failed = 1;
+    return d;
+}
+
+static const char *const session_keys[] = {
+    "ca_file", "timeout", "connect_timeout", "proxy", "noproxy", "user_agent",
+    "max_body", "max_connections", "reuse", "allow_http", NULL
+};
+
+/* core.http_session([opts]) -> session */
+static int l_http_session(lua_State *L)
+{
+    const char *ca_file = NULL, *proxy = NULL, *noproxy = NULL, *user_agent = NULL;
+    double timeout = DEFAULT_TIMEOUT, connect_timeout = 0;
+    long timeout_ms, connect_timeout_ms = 0;
+    size_t max_body = DEFAULT_MAX_BODY, max_connections = DEFAULT_MAX_CONNECTIONS;
+    int reuse = 1, allow_http = 0, failed = 0;
+    session **ud;
+    session *s;
+
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    check_known_keys(L, 1, "http_session", session_keys);
+    ca_file = opt_string(L, 1, "ca_file");
+    proxy = opt_string(L, 1, "proxy");
+    noproxy = opt_string(L, 1, "noproxy");
+    user_agent = opt_string(L, 1, "user_agent");
+    opt_number(L, 1, "timeout", &timeout);
+    timeout_ms = seconds_to_ms(L, timeout, "timeout");
+    if (opt_number(L, 1, "connect_timeout", &connect_timeout))
+        connect_timeout_ms = seconds_to_ms(L, connect_timeout, "connect_timeout");
+    max_body = opt_size(L, 1, "max_body", max_body, 1073741824.0);
+    max_connections = opt_size(L, 1, "max_connections", max_connections, 10000.0);
+    reuse = opt_boolean(L, 1, "reuse", reuse);
+    allow_http = opt_boolean(L, 1, "allow_http", allow_http);
+
+    pthread_once(&curl_once, curl_init_once);
+    if (curl_init_result != CURLE_OK)
+        return luaL_error(L, "libcurl initialisation failed: %s",
+                          curl_easy_strerror(curl_init_result));
+
+    /* metatable first, so __gc owns whatever gets allocated below */
+    ud = lua_newuserdata(L, sizeof *ud);
+    *ud = NULL;
+    luaL_getmetatable(L, SESSION_MT);
+    lua_setmetatable(L, -2);
+
+    s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return luaL_error(L, "out of memory");
+    *ud = s;
+    s->next_id = 1;
+    s->timeout_ms = timeout_ms;
+    s->connect_timeout_ms = connect_timeout_ms;
+    s->max_body = max_body;
+    s->max_connections = (long)max_connections;
+    s->reuse = reuse;
+    s->allow_http = allow_http;
+    s->ca_file = dup_or_null(ca_file, &failed);
+    s->proxy = dup_or_null(proxy, &failed);
+    s->noproxy = dup_or_null(noproxy, &failed);
+    s->user_agent = dup_or_null(user_agent ? user_agent : DEFAULT_USER_AGENT, &failed);
+    s->multi = curl_multi_init();
+    s->share = curl_share_init();
+    if (failed || s->multi == NULL || s->share == NULL)
+        return luaL_error(L, "out of memory");   /* __gc frees the partial session */
+
+    /* One lua_State drives a session, so the share needs no lock callbacks. */
+    if (curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK
+        || curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK
+        || curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)
+        return luaL_error(L, "libcurl share setup failed");
+
+    curl_multi_setopt(s->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+    curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, s->max_connections);
+    /* without this the idle cache shrinks to 4x the handles in flight, which
+     * is zero between sequential calls */
+    curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, s->max_connections);
+    return 1;
+}
+
+/* ===== request tables ===== */
+
+typedef struct {
+    const char *method;
+    const char *url;
+    size_t url_len;
+    const char *body;
+    size_t body_len;
+    int has_body;
+    int header_index;   /* stack index of a "Name: value\n..." string, or 0 */
+    long timeout_ms;
+    long connect_timeout_ms;
+    size_t max_body;
+} request_spec;
+
+static const char *const request_keys[] = {
+    "method", "url", "headers", "body", "timeout", "connect_timeout", "max_body", NULL
+};
+
+static int is_token_char(int c)
+{
+    return c > 32 && c < 127 && strchr("()<>@,;:\\\"/[]?={}", c) == NULL;
+}
+
+/* Collects the header table into one Lua string of "Name: value" lines so the
+ * curl_slist can be built later without touching Lua. */
+static void read_headers(lua_State *L, int req, request_spec *spec)
+{
+    int headers, acc;
+    lua_getfield(L, req, "headers");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (!lua_istable(L, -1))
+        luaL_error(L, "request field 'headers' must be a table");
+    headers = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, headers) != 0) {
+        size_t nlen, vlen, i;
+        const char *name, *value;
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "request headers must map string names to string values");
+        name = lua_tolstring(L, -2, &nlen);
+        value = lua_tolstring(L, -1, &vlen);
+        if (nlen == 0)
+            luaL_error(L, "request header name must not be empty");
+        for (i = 0; i < nlen; i++)
+            if (!is_token_char((unsigned char)name[i]))
+                luaL_error(L, "request header name '%s' has an invalid character", name);
+        for (i = 0; i < vlen; i++)
+            if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+                luaL_error(L, "request header '%s' has a CR, LF or NUL in its value", name);
+        lua_pop(L, 1);
+    }
+    lua_pushliteral(L, "");
+    acc = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, headers) != 0) {
+        lua_pushvalue(L, acc);
+        if (lua_rawlen(L, -2) == 0)   /* curl's way to send an empty header */
+            lua_pushfstring(L, "%s;\n", lua_tostring(L, -3));
+        else
+            lua_pushfstring(L, "%s: %s\n", lua_tostring(L, -3), lua_tostring(L, -2));
+        lua_concat(L, 2);
+        lua_replace(L, acc);
+        lua_pop(L, 1);
+    }
+    lua_remove(L, headers);
+    spec->header_index = lua_gettop(L);
+}
+
+static void read_request(lua_State *L, session *s, int req, request_spec *spec)
+{
+    double seconds;
+    luaL_checktype(L, req, LUA_TTABLE);
+    check_known_keys(L, req, "request", request_keys);
+    memset(spec, 0, sizeof *spec);
+    spec->timeout_ms = s->timeout_ms;
+    spec->connect_timeout_ms = s->connect_timeout_ms;
+    spec->max_body = s->max_body;
+
+    lua_getfield(L, req, "url");
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "request field 'url' must be a string");
+    spec->url = lua_tolstring(L, -1, &spec->url_len);
+    if (strlen(spec->url) != spec->url_len)
+        luaL_error(L, "request url must not contain NUL bytes");
+    lua_pop(L, 1);
+
+    lua_getfield(L, req, "method");
+    if (lua_isnil(L, -1)) {
+        spec->method = "GET";
+    } else {
+        const char *m;
+        size_t i, len;
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "request field 'method' must be a string");
+        m = lua_tolstring(L, -1, &len);
+        if (len == 0 || len > 16)
+            luaL_error(L, "request method must be 1..16 characters");
+        for (i = 0; i < len; i++)
+            if (!isupper((unsigned char)m[i]))
+                luaL_error(L, "request method must be upper-case letters (got '%s')", m);
+        spec->method = m;
+    }
+    lua_pop(L, 1);
+
+    lua_getfield(L, req, "body");
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "request field 'body' must be a string");
+        spec->body = lua_tolstring(L, -1, &spec->body_len);
+        spec->has_body = 1;
+    }
+    lua_pop(L, 1);
+    if (spec->has_body && (strcmp(spec->method, "GET") == 0 || strcmp(spec->method, "HEAD") == 0))
+        luaL_error(L, "a %s request cannot have a body", spec->method);
+
+    if (opt_number(L, req, "timeout", &seconds))
+        spec->timeout_ms = seconds_to_ms(L, seconds, "timeout");
+    if (opt_number(L, req, "connect_timeout", &seconds))
+        spec->connect_timeout_ms = seconds_to_ms(L, seconds, "connect_timeout");
+    spec->max_body = opt_size(L, req, "max_body", spec->max_body, 1073741824.0);
+    read_headers(L, req, spec);
+}
+
+/* ===== submitting ===== */
+
+static transfer *take_transfer(session *s)
+{
+    transfer *t = s->idle.head;
+    if (t != NULL) {
+        list_remove(&s->idle, t);
+        curl_easy_reset(t->easy);
+        return t;
+    }
+    t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->easy = curl_easy_init();
+    if (t->easy == NULL) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static void recycle_transfer(session *s, transfer *t)
+{
+    transfer_reset(t);
+    if (s->idle.count >= MAX_IDLE_HANDLES)
+        transfer_free(t);
+    else
+        list_push(&s->idle, t);
+}
+
+#define SETOPT(opt, val) \
+    do { if (curl_easy_setopt(e, (opt), (val)) != CURLE_OK) return -1; } while (0)
+
+/* Sets every option of a (reset) easy handle; no Lua calls in here. */
+static int configure(session *s, transfer *t, const request_spec *spec, const char *header_lines)
+{
+    CURL *e = t->easy;
+    const char *q;
+
+    SETOPT(CURLOPT_PRIVATE, (void *)t);
+    SETOPT(CURLOPT_SHARE, s->share);
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_URL, spec->url);
+    SETOPT(CURLOPT_PROTOCOLS_STR, s->allow_http ? "https,http" : "https");
+    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+    SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    /* verification is not optional */
+    SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
+    SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+    if (s->ca_file) {
+        SETOPT(CURLOPT_CAINFO, s->ca_file);
+        SETOPT(CURLOPT_CAPATH, (char *)NULL);   /* replace, not extend, the system store */
+    }
+    /* libcurl reads https_proxy/no_proxy itself unless CURLOPT_PROXY is set */
+    if (s->proxy)
+        SETOPT(CURLOPT_PROXY, s->proxy);
+    if (s->noproxy)
+        SETOPT(CURLOPT_NOPROXY, s->noproxy);
+    SETOPT(CURLOPT_USERAGENT, s->user_agent);
+    SETOPT(CURLOPT_TIMEOUT_MS, spec->timeout_ms);
+    if (spec->connect_timeout_ms > 0)
+        SETOPT(CURLOPT_CONNECTTIMEOUT_MS, spec->connect_timeout_ms);
+    SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    if (!s->reuse) {
+        SETOPT(CURLOPT_FRESH_CONNECT, 1L);
+        SETOPT(CURLOPT_FORBID_REUSE, 1L);
+    }
+    SETOPT(CURLOPT_ERRORBUFFER, t->errbuf);
+    SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+    SETOPT(CURLOPT_WRITEDATA, (void *)t);
+    SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+    SETOPT(CURLOPT_HEADERDATA, (void *)t);
+    SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)spec->max_body);
+
+    if (strcmp(spec->method, "GET") == 0) {
+        SETOPT(CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(spec->method, "HEAD") == 0) {
+        SETOPT(CURLOPT_NOBODY, 1L);
+    } else {
+        if (strcmp(spec->method, "POST") != 0)
+            SETOPT(CURLOPT_CUSTOMREQUEST, spec->method);
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(spec->has_body ? spec->body_len : 0));
+        SETOPT(CURLOPT_COPYPOSTFIELDS, spec->has_body ? spec->body : "");
+    }
+
+    /* "Expect: 100-continue" would cost a round trip on larger POSTs */
+    t->headers = curl_slist_append(NULL, "Expect:");
+    if (t->headers == NULL)
+        return -1;
+    while (header_lines && *header_lines) {
+        const char *nl = strchr(header_lines, '\n');
+        size_t len = (size_t)(nl - header_lines);
+        char line[8192];
+        struct curl_slist *l;
+        char *heap = NULL, *p = line;
+        if (len >= sizeof line) {
+            heap = malloc(len + 1);
+            if (heap == NULL)
+                return -1;
+            p = heap;
+        }
+        memcpy(p, header_lines, len);
+        p[len] = '\0';
+        l = curl_slist_append(t->headers, p);
+        free(heap);
+        if (l == NULL)
+            return -1;
+        t->headers = l;
+        header_lines = nl + 1;
+    }
+    SETOPT(CURLOPT_HTTPHEADER, t->headers);
+
+    q = strpbrk(spec->url, "?#");
+    if (q != NULL && q[1] != '\0') {
+        t->secret_part = strdup(q);
+        if (t->secret_part == NULL)
+            return -1;
+    }
+    t->max_body = spec->max_body;
+    return 0;
+}
+
+#undef SETOPT
+
+/* Reads the request at stack index req and adds it to the multi. Returns the
+ * transfer; raises on bad arguments or when resources run out. */
+static transfer *submit(lua_State *L, session *s, int req)
+{
+    request_spec spec;
+    const char *header_lines = NULL;
+    transfer *t;
+    CURLMcode mc;
+
+    read_request(L, s, req, &spec);
+    if (spec.header_index)
+        header_lines = lua_tostring(L, spec.header_index);
+    t = take_transfer(s);
+    if (t == NULL)
+        luaL_error(L, "out of memory");
+    if (configure(s, t, &spec, header_lines) != 0) {
+        transfer_reset(t);
+        transfer_free(t);
+        luaL_error(L, "out of memory configuring the request");
+    }
+    mc = curl_multi_add_handle(s->multi, t->easy);
+    if (mc != CURLM_OK) {
+        transfer_reset(t);
+        transfer_free(t);
+        luaL_error(L, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+    }
+    t->id = s->next_id++;
+    list_push(&s->running, t);
+    if (spec.header_index)
+        lua_remove(L, spec.header_index);
+    return t;
+}
+
+/* ===== driving the multi (no Lua calls) ===== */
+
+/* Moves finished transfers from running to done; returns how many. */
+static int collect_finished(session *s)
+{
+    CURLMsg *msg;
+    int left, n = 0;
+    while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
+        transfer *t = NULL;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        if (t == NULL)
+            continue;
+        t->result = msg->data.result;
+        t->finished = 1;
+        curl_multi_remove_handle(s->multi, t->easy);
+        list_remove(&s->running, t);
+        list_push(&s->done, t);
+        n++;
+    }
+    return n;
+}
+
+/* One round: perform, collect, and wait up to wait_ms for socket activity
+ * when nothing finished. Returns a CURLMcode. */
+static CURLMcode drive(session *s, int wait_ms)
+{
+    int running = 0;
+    CURLMcode mc = curl_multi_perform(s->multi, &running);
+    if (mc != CURLM_OK)
+        return mc;
+    if (collect_finished(s) == 0 && s->running.count > 0 && wait_ms > 0) {
+        mc = curl_multi_poll(s->multi, NULL, 0, wait_ms, NULL);
+        if (mc != CURLM_OK)
+            return mc;
+        mc = curl_multi_perform(s->multi, &running);
+        if (mc != CURLM_OK)
+            return mc;
+        collect_finished(s);
+    }
+    return CURLM_OK;
+}
+
+/* ===== results into Lua (after curl returned) ===== */
+
+static const char *error_kind(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return "timeout";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_USE_SSL_FAILED:
+        return "tls";
+    default:
+        return "transport";
+    }
+}
+
+/* Removes every occurrence of needle from s (in place). */
+static void cut_all(char *s, const char *needle, const char *replacement)
+{
+    size_t nlen = strlen(needle), rlen = strlen(replacement);
+    char *p;
+    if (nlen == 0 || rlen > nlen)
+        return;
+    while ((p = strstr(s, needle)) != NULL) {
+        memcpy(p, replacement, rlen);
+        memmove(p + rlen, p + nlen, strlen(p + nlen) + 1);
+    }
+}
+
+/* Credentials travel in the query string (access_token=...): never let any
+ * part of it reach an error message. */
+static void scrub(char *msg, const char *secret_part)
+{
+    char *p;
+    if (secret_part)
+        cut_all(msg, secret_part, "?...");
+    /* belt and braces: anything after a '?' up to whitespace or a quote */
+    for (p = strchr(msg, '?'); p != NULL; p = strchr(p + 1, '?')) {
+        size_t n = strcspn(p + 1, " \t\r\n'\"");
+        if (n > 3) {
+            memcpy(p + 1, "...", 3);
+            memmove(p + 4, p + 1 + n, strlen(p + 1 + n) + 1);
+        }
+    }
+}
+
+static void push_error(lua_State *L, const transfer *t)
+{
+    char msg[CURL_ERROR_SIZE + 256];
+    CURLcode rc = t->result;
+    const char *kind = error_kind(rc);
+    size_t len;
+
+    if (t->body_too_large) {
+        snprintf(msg, sizeof msg, "response exceeds the size limit (max_body %lu bytes)",
+                 (unsigned long)t->max_body);
+    } else if (rc == CURLE_FILESIZE_EXCEEDED) {
+        snprintf(msg, sizeof msg, "response exceeds the size limit (max_body %lu bytes)",
+                 (unsigned long)t->max_body);
+    } else if (t->out_of_memory) {
+        snprintf(msg, sizeof msg, "out of memory while receiving the response");
+    } else if (rc == CURLE_UNSUPPORTED_PROTOCOL) {
+        snprintf(msg, sizeof msg, "%s: the URL must be https:// (http:// only with allow_http)",
+                 curl_easy_strerror(rc));
+    } else {
+        snprintf(msg, sizeof msg, "%s", curl_easy_strerror(rc));
+        len = strlen(t->errbuf);
+        while (len > 0 && (t->errbuf[len - 1] == '\n' || t->errbuf[len - 1] == '\r'))
+            len--;
+        if (len > 0) {
+            size_t at = strlen(msg);
+            snprintf(msg + at, sizeof msg - at, ": %.*s", (int)len, t->errbuf);
+        }
+    }
+    scrub(msg, t->secret_part);
+
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, msg);
+    lua_setfield(L, -2, "message");
+    lua_pushinteger(L, (lua_Integer)rc);
+    lua_setfield(L, -2, "curl_code");
+}
+
+/* Parses raw header lines into { ["lower-name"] = "v1, v2" }. */
+static void push_headers(lua_State *L, const buffer *head)
+{
+    const char *p = head->data, *end = head->data + head->len;
+    int tbl;
+    lua_newtable(L);
+    tbl = lua_gettop(L);
+    while (p != NULL && p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = eol ? eol : end;
+        const char *colon, *v, *ve;
+        luaL_Buffer b;
+        const char *c;
+
+        if (line_end > p && line_end[-1] == '\r')
+            line_end--;
+        colon = memchr(p, ':', (size_t)(line_end - p));
+        if (colon == NULL || colon == p || (end - p >= 5 && memcmp(p, "HTTP/", 5) == 0)
+            || *p == ' ' || *p == '\t') {
+            p = eol ? eol + 1 : end;
+            continue;
+        }
+        v = colon + 1;
+        while (v < line_end && (*v == ' ' || *v == '\t'))
+            v++;
+        ve = line_end;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+
+        luaL_buffinit(L, &b);
+        for (c = p; c < colon; c++)
+            luaL_addchar(&b, (char)tolower((unsigned char)*c));
+        luaL_pushresult(&b);                 /* name */
+        lua_pushvalue(L, -1);
+        lua_rawget(L, tbl);                  /* name, old */
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushlstring(L, v, (size_t)(ve - v));
+        } else {
+            lua_pushliteral(L, ", ");
+            lua_pushlstring(L, v, (size_t)(ve - v));
+            lua_concat(L, 3);
+        }
+        lua_rawset(L, tbl);
+        p = eol ? eol + 1 : end;
+    }
+}
+
+static void push_response(lua_State *L, const transfer *t)
+{
+    long status = 0, connects = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &connects);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)status);
+    lua_setfield(L, -2, "status");
+    push_headers(L, &t->head);
+    lua_setfield(L, -2, "headers");
+    lua_pushlstring(L, t->body.len ? t->body.data : "", t->body.len);
+    lua_setfield(L, -2, "body");
+    lua_pushinteger(L, (lua_Integer)connects);
+    lua_setfield(L, -2, "new_connections");
+}
+
+static int transfer_failed(const transfer *t)
+{
+    return t->result != CURLE_OK || t->body_too_large || t->out_of_memory;
+}
+
+/* ===== session methods ===== */
+
+/* s:submit(req) -> id */
+static int l_submit(lua_State *L)
+{
+    session *s = check_session(L, 1);
+    transfer *t = submit(L, s, 2);
+    lua_pushinteger(L, t->id);
+    return 1;
+}
+
+/* s:request(req) -> res | nil, err */
+static int l_request(lua_State *L)
+{
+    session *s = check_session(L, 1);
+    transfer *t = submit(L, s, 2);
+    int failed;
+    while (!t->finished) {
+        CURLMcode mc = drive(s, 1000);
+        if (mc != CURLM_OK)
+            return luaL_error(L, "libcurl multi: %s", curl_multi_strerror(mc));
+    }
+    /* t stays in the done list until its Lua value exists, so a memory
+     * error while building it leaks nothing */
+    if (transfer_failed(t)) {
+        lua_pushnil(L);
+        push_error(L, t);
+    } else {
+        push_response(L, t);
+    }
+    failed = transfer_failed(t);
+    list_remove(&s->done, t);
+    recycle_transfer(s, t);
+    return failed ? 2 : 1;
+}
+
+/* s:poll([timeout_seconds]) -> { {id=, res=} | {id=, err=}, ... }
+ * Waits until something finished, the timeout passed, or nothing is in
+ * flight; without a timeout it waits for the next completion. */
+static int l_poll(lua_State *L)
+{
+    session *s = check_session(L, 1);
+    double timeout = luaL_optnumber(L, 2, -1);
+    double waited = 0;
+    int n = 0;
+    CURLMcode mc;
+
+    if (!lua_isnoneornil(L, 2) && !(timeout >= 0))
+        return luaL_argerror(L, 2, "timeout must be a number of seconds >= 0");
+    mc = drive(s, 0);
+    while (mc == CURLM_OK && s->done.count == 0 && s->running.count > 0) {
+        int wait_ms = 1000;
+        if (timeout >= 0) {
+            double left = timeout - waited;
+            if (left <= 0)
+                break;
+            wait_ms = left * 1000 < 1000 ? (int)ceil(left * 1000) : 1000;
+        }
+        {
+            struct timespec a, b;
+            clock_gettime(CLOCK_MONOTONIC, &a);
+            mc = drive(s, wait_ms);
+            clock_gettime(CLOCK_MONOTONIC, &b);
+            waited += (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+        }
+    }
+    if (mc != CURLM_OK)
+        return luaL_error(L, "libcurl multi: %s", curl_multi_strerror(mc));
+
+    lua_createtable(L, s->done.count, 0);
+    while (s->done.head != NULL) {
+        transfer *t = s->done.head;
+        lua_createtable(L, 0, 2);
+        lua_pushinteger(L, t->id);
+        lua_setfield(L, -2, "id");
+        if (transfer_failed(t)) {
+            push_error(L, t);
+            lua_setfield(L, -2, "err");
+        } else {
+            push_response(L, t);
+            lua_setfield(L, -2, "res");
+        }
+        lua_rawseti(L, -2, ++n);
+        list_remove(&s->done, t);
+        recycle_transfer(s, t);
+    }
+    return 1;
+}
+
+/* s:pending() -> submitted requests whose result poll() has not returned */
+static int l_pending(lua_State *L)
+{
+    session **ud = luaL_checkudata(L, 1, SESSION_MT);
+    session *s = *ud;
+    lua_pushinteger(L, s ? s->running.count + s->done.count : 0);
+    return 1;
+}
+
+/* close(), __gc and __close: idempotent */
+static int l_close(lua_State *L)
+{
+    session **ud = luaL_checkudata(L, 1, SESSION_MT);
+    if (*ud != NULL) {
+        session *s = *ud;
+        *ud = NULL;
+        session_destroy(s);
+    }
+    return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+    session **ud = luaL_checkudata(L, 1, SESSION_MT);
+    if (*ud == NULL)
+        lua_pushfstring(L, "%s (closed): %p", SESSION_MT, (void *)ud);
+    else
+        lua_pushfstring(L, "%s (%d pending): %p", SESSION_MT,
+                        (*ud)->running.count + (*ud)->done.count, (void *)ud);
+    return 1;
+}
+
+/* ===== registration ===== */
+
+static const luaL_Reg session_methods[] = {
+    { "request", l_request },
+    { "submit", l_submit },
+    { "poll", l_poll },
+    { "pending", l_pending },
+    { "close", l_close },
+    { NULL, NULL }
+};
+
+static const luaL_Reg session_meta[] = {
+    { "__gc", l_close },
+    { "__close", l_close },
+    { "__tostring", l_tostring },
+    { NULL, NULL }
+};
 
 void wecom_http_open(lua_State *L)
 {
-    (void)L;
+    if (luaL_newmetatable(L, SESSION_MT)) {
+        luaL_setfuncs(L, session_meta, 0);
+        lua_newtable(L);
+        luaL_setfuncs(L, session_methods, 0);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_http_session);
+    lua_setfield(L, -2, "http_session");
 }

@@ -1,7 +1,422 @@
-/* token.c - placeholder until this part lands. */
+/*
+ * token.c - the process-wide token cache, and the clock functions
+ * core.now(), core.monotonic() and core.sleep().
+ *
+ * The cache is the only mutable global state of wecom.core, on purpose:
+ * every lua_State in the process (threads, OpenResty's timers, several
+ * clients) must see the same access tokens and the same refresh locks.  It
+ * is a chained hash map behind one mutex, initialised with pthread_once.
+ * No Lua API call happens while the mutex is held: arguments are checked
+ * first and results are copied out before anything is pushed, so a Lua
+ * error can never leave the mutex locked.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
 #include "wecom.h"
+
+#define TOKEN_MAX_KEY      1024
+#define TOKEN_MAX_VALUE    8192      /* tokens are <= 512 bytes; tickets similar */
+#define TOKEN_MAX_ENTRIES  100000
+#define TOKEN_MAX_LEASE    86400.0
+
+/* ===== clocks ===== */
+
+static double clock_seconds(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* core.now() -> wall-clock seconds since the epoch (float) */
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, clock_seconds(CLOCK_REALTIME));
+    return 1;
+}
+
+/* core.monotonic() -> seconds on a clock that never jumps (float) */
+static int l_monotonic(lua_State *L)
+{
+    lua_pushnumber(L, clock_seconds(CLOCK_MONOTONIC));
+    return 1;
+}
+
+/* core.sleep(seconds): blocks the calling thread (not for use inside nginx) */
+static int l_sleep(lua_State *L)
+{
+    double s = luaL_checknumber(L, 1);
+    struct timespec ts;
+    luaL_argcheck(L, s >= 0 && s <= 86400.0, 1, "seconds must be in [0, 86400]");
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec > 999999999L)
+        ts.tv_nsec = 999999999L;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+/* ===== the cache ===== */
+
+typedef struct entry {
+    struct entry *next;
+    uint32_t hash;
+    size_t key_len;
+    char *value;            /* NULL: no value, only a lock */
+    size_t value_len;
+    double expires_at;      /* wall clock */
+    double lock_until;      /* monotonic; <= now means unlocked */
+    double lock_owner;      /* handed to the holder, checked by unlock */
+    char key[];
+} entry;
+
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t cache_mutex;
+static entry **cache_buckets;     /* allocated lazily under the mutex */
+static size_t cache_nbuckets;
+static size_t cache_count;
+static double cache_next_owner;   /* a double so it round-trips through Lua 5.1 numbers */
+
+static void cache_init(void)
+{
+    pthread_mutex_init(&cache_mutex, NULL);
+}
+
+static uint32_t hash_key(const char *k, size_t len)
+{
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    size_t i;
+    for (i = 0; i < len; i++) {
+        h ^= (unsigned char)k[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* All cache_* helpers below run with the mutex held. */
+
+static int cache_ready(void)
+{
+    if (cache_buckets == NULL) {
+        cache_buckets = calloc(64, sizeof *cache_buckets);
+        if (cache_buckets == NULL)
+            return 0;
+        cache_nbuckets = 64;
+    }
+    return 1;
+}
+
+static void cache_grow(void)
+{
+    size_t n = cache_nbuckets * 2, i;
+    entry **b = calloc(n, sizeof *b);
+    if (b == NULL)
+        return;   /* longer chains, still correct */
+    for (i = 0; i < cache_nbuckets; i++) {
+        entry *e = cache_buckets[i], *next;
+        for (; e != NULL; e = next) {
+            next = e->next;
+            e->next = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+        }
+    }
+    free(cache_buckets);
+    cache_buckets = b;
+    cache_nbuckets = n;
+}
+
+/* Returns the slot that points at the entry for key (or at NULL). */
+static entry **cache_slot(const char *key, size_t len, uint32_t h)
+{
+    entry **p = &cache_buckets[h & (cache_nbuckets - 1)];
+    for (; *p != NULL; p = &(*p)->next)
+        if ((*p)->hash == h && (*p)->key_len == len && memcmp((*p)->key, key, len) == 0)
+            return p;
+    return p;
+}
+
+static void drop_value(entry *e)
+{
+    free(e->value);
+    e->value = NULL;
+    e->value_len = 0;
+}
+
+/* Drops what has expired; unlinks and frees the entry when nothing is left.
+ * Returns the entry, or NULL when it was freed. */
+static entry *cache_settle(entry **slot, double wall, double mono)
+{
+    entry *e = *slot;
+    if (e->value != NULL && e->expires_at <= wall)
+        drop_value(e);
+    if (e->value == NULL && e->lock_until <= mono) {
+        *slot = e->next;
+        free(e);
+        cache_count--;
+        return NULL;
+    }
+    return e;
+}
+
+static void cache_purge(double wall, double mono)
+{
+    size_t i;
+    for (i = 0; i < cache_nbuckets; i++) {
+        entry **p = &cache_buckets[i];
+        while (*p != NULL) {
+            if (cache_settle(p, wall, mono) != NULL)
+                p = &(*p)->next;
+        }
+    }
+}
+
+/* Finds or creates the entry; NULL when out of memory or full. */
+static entry *cache_obtain(const char *key, size_t len, uint32_t h, double wall, double mono)
+{
+    entry **slot = cache_slot(key, len, h);
+    entry *e;
+    if (*slot != NULL)
+        return *slot;
+    if (cache_count >= TOKEN_MAX_ENTRIES) {
+        cache_purge(wall, mono);
+        if (cache_count >= TOKEN_MAX_ENTRIES)
+            return NULL;
+        slot = cache_slot(key, len, h);
+    }
+    e = calloc(1, sizeof *e + len + 1);
+    if (e == NULL)
+        return NULL;
+    e->hash = h;
+    e->key_len = len;
+    memcpy(e->key, key, len);
+    *slot = e;
+    cache_count++;
+    if (cache_count > cache_nbuckets)
+        cache_grow();
+    return e;
+}
+
+static const char *check_key(lua_State *L, int idx, size_t *len)
+{
+    const char *k = luaL_checklstring(L, idx, len);
+    luaL_argcheck(L, *len > 0 && *len <= TOKEN_MAX_KEY, idx,
+                  "key must be 1..1024 bytes");
+    return k;
+}
+
+/* Takes the mutex; returns 0 (mutex released) when the table cannot be
+ * allocated.  The caller raises after freeing what it holds. */
+static int cache_lock(void)
+{
+    pthread_once(&cache_once, cache_init);
+    pthread_mutex_lock(&cache_mutex);
+    if (!cache_ready()) {
+        pthread_mutex_unlock(&cache_mutex);
+        return 0;
+    }
+    return 1;
+}
+
+/* core.token_get(key) -> value, expires_at | nil */
+static int l_token_get(lua_State *L)
+{
+    size_t len, vlen = 0;
+    const char *key = check_key(L, 1, &len);
+    uint32_t h = hash_key(key, len);
+    double wall = clock_seconds(CLOCK_REALTIME), mono = clock_seconds(CLOCK_MONOTONIC);
+    double expires_at = 0;
+    char value[TOKEN_MAX_VALUE];
+    int found = 0;
+    entry **slot;
+
+    if (!cache_lock())
+        return luaL_error(L, "out of memory");
+    slot = cache_slot(key, len, h);
+    if (*slot != NULL) {
+        entry *e = cache_settle(slot, wall, mono);
+        if (e != NULL && e->value != NULL) {
+            vlen = e->value_len;
+            memcpy(value, e->value, vlen);
+            expires_at = e->expires_at;
+            found = 1;
+        }
+    }
+    pthread_mutex_unlock(&cache_mutex);
+
+    if (!found) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushlstring(L, value, vlen);
+    lua_pushnumber(L, expires_at);
+    return 2;
+}
+
+/* core.token_set(key, value, expires_at) -> true | nil, err */
+static int l_token_set(lua_State *L)
+{
+    size_t len, vlen;
+    const char *key = check_key(L, 1, &len);
+    const char *value = luaL_checklstring(L, 2, &vlen);
+    double expires_at = luaL_checknumber(L, 3);
+    uint32_t h = hash_key(key, len);
+    double wall = clock_seconds(CLOCK_REALTIME), mono = clock_seconds(CLOCK_MONOTONIC);
+    const char *err = NULL;
+    char *copy;
+    entry *e;
+
+    luaL_argcheck(L, vlen <= TOKEN_MAX_VALUE, 2, "value must be at most 8192 bytes");
+    luaL_argcheck(L, isfinite(expires_at), 3, "expires_at must be a finite number");
+    copy = malloc(vlen ? vlen : 1);
+    if (copy == NULL)
+        return luaL_error(L, "out of memory");
+    memcpy(copy, value, vlen);
+
+    if (!cache_lock()) {
+        free(copy);
+        return luaL_error(L, "out of memory");
+    }
+    e = cache_obtain(key, len, h, wall, mono);
+    if (e == NULL) {
+        err = cache_count >= TOKEN_MAX_ENTRIES ? "token cache full" : "out of memory";
+    } else {
+        free(e->value);
+        e->value = copy;
+        e->value_len = vlen;
+        e->expires_at = expires_at;
+        copy = NULL;
+    }
+    pthread_mutex_unlock(&cache_mutex);
+
+    free(copy);
+    if (err != NULL) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.token_delete(key [, only_if_value]) -> boolean (whether a value was removed) */
+static int l_token_delete(lua_State *L)
+{
+    size_t len, olen = 0;
+    const char *key = check_key(L, 1, &len);
+    const char *only_if = luaL_optlstring(L, 2, NULL, &olen);
+    uint32_t h = hash_key(key, len);
+    double wall = clock_seconds(CLOCK_REALTIME), mono = clock_seconds(CLOCK_MONOTONIC);
+    int deleted = 0;
+    entry **slot;
+
+    if (!cache_lock())
+        return luaL_error(L, "out of memory");
+    slot = cache_slot(key, len, h);
+    if (*slot != NULL) {
+        entry *e = cache_settle(slot, wall, mono);
+        if (e != NULL && e->value != NULL
+            && (only_if == NULL
+                || (e->value_len == olen && memcmp(e->value, only_if, olen) == 0))) {
+            drop_value(e);
+            cache_settle(slot, wall, mono);
+            deleted = 1;
+        }
+    }
+    pthread_mutex_unlock(&cache_mutex);
+    lua_pushboolean(L, deleted);
+    return 1;
+}
+
+/* core.token_lock(key, lease_seconds) -> true, owner | false
+ * A try-lock: the lease expires on its own so a holder that died (or a
+ * lua_State that was closed) cannot wedge the key. */
+static int l_token_lock(lua_State *L)
+{
+    size_t len;
+    const char *key = check_key(L, 1, &len);
+    double lease = luaL_checknumber(L, 2);
+    uint32_t h = hash_key(key, len);
+    double wall = clock_seconds(CLOCK_REALTIME), mono = clock_seconds(CLOCK_MONOTONIC);
+    double owner = 0;
+    int acquired = 0, oom = 0;
+    entry *e;
+
+    luaL_argcheck(L, lease > 0 && lease <= TOKEN_MAX_LEASE, 2,
+                  "lease_seconds must be in (0, 86400]");
+    if (!cache_lock())
+        return luaL_error(L, "out of memory");
+    e = cache_obtain(key, len, h, wall, mono);
+    if (e == NULL) {
+        oom = 1;
+    } else if (e->lock_until <= mono) {
+        e->lock_until = mono + lease;
+        e->lock_owner = owner = ++cache_next_owner;
+        acquired = 1;
+    }
+    pthread_mutex_unlock(&cache_mutex);
+
+    if (oom) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "token cache full");
+        return 2;
+    }
+    lua_pushboolean(L, acquired);
+    if (!acquired)
+        return 1;
+    lua_pushnumber(L, owner);
+    return 2;
+}
+
+/* core.token_unlock(key [, owner]) -> boolean (whether a held lock was released)
+ * With owner (from token_lock) only that holder's lock is released, so a
+ * holder whose lease ran out cannot release its successor's lock. */
+static int l_token_unlock(lua_State *L)
+{
+    size_t len;
+    const char *key = check_key(L, 1, &len);
+    int has_owner = !lua_isnoneornil(L, 2);
+    double owner = has_owner ? luaL_checknumber(L, 2) : 0;
+    uint32_t h = hash_key(key, len);
+    double wall = clock_seconds(CLOCK_REALTIME), mono = clock_seconds(CLOCK_MONOTONIC);
+    int released = 0;
+    entry **slot;
+
+    if (!cache_lock())
+        return luaL_error(L, "out of memory");
+    slot = cache_slot(key, len, h);
+    if (*slot != NULL) {
+        entry *e = cache_settle(slot, wall, mono);
+        if (e != NULL && e->lock_until > mono && (!has_owner || e->lock_owner == owner)) {
+            e->lock_until = 0;
+            cache_settle(slot, wall, mono);
+            released = 1;
+        }
+    }
+    pthread_mutex_unlock(&cache_mutex);
+    lua_pushboolean(L, released);
+    return 1;
+}
+
+static const luaL_Reg token_funcs[] = {
+    { "now", l_now },
+    { "monotonic", l_monotonic },
+    { "sleep", l_sleep },
+    { "token_get", l_token_get },
+    { "token_set", l_token_set },
+    { "token_delete", l_token_delete },
+    { "token_lock", l_token_lock },
+    { "token_unlock", l_token_unlock },
+    { NULL, NULL }
+};
 
 void wecom_token_open(lua_State *L)
 {
-    (void)L;
+    luaL_setfuncs(L, token_funcs, 0);
 }

@@ -1,0 +1,92 @@
+-- wecom: Lua SDK for WeCom's cross-corporation APIs (上下游, 企业互联).
+--
+--   local wecom = require "wecom"
+--   local app = wecom.new{ corpid = "ww...", secret = "...", agentid = 1000002 }
+--   local data, err = app:get("/cgi-bin/corpgroup/corp/get_chain_list")
+
+local error = error
+local package = package
+local require = require
+local rawset = rawset
+local setmetatable = setmetatable
+local tostring = tostring
+local type = type
+
+local client = require "wecom.client"
+local errors = require "wecom.errors"
+local parallel = require "wecom.parallel"
+
+local _M = { _VERSION = "0.1.0" }
+
+_M.new = client.new
+_M.errors = errors
+_M.is_error = errors.is_error
+_M.json_array = client.json_array
+_M.null = client.null
+_M.parallel = parallel.run
+
+-- split_userid("wwCORP/zhangsan") -> "wwCORP", "zhangsan" | nil, err
+-- Linked-corp and chain user ids are "CorpId/UserId"; the user id part may
+-- itself contain "/", so the split is on the first one.
+function _M.split_userid(s)
+    if type(s) ~= "string" then
+        return nil, errors.new("usage", "userid must be a string (got " .. type(s) .. ")")
+    end
+    local corpid, userid = s:match("^([^/]+)/(.+)$")
+    if not corpid then
+        return nil, errors.new("usage", "userid '" .. s .. "' is not of the form CorpId/UserId")
+    end
+    return corpid, userid
+end
+
+-- wecom.store.<name>(...) -> store; each kind is loaded on first use.
+local store_kinds = { memory = true, file = true, shdict = true, redis = true }
+_M.store = setmetatable({}, {
+    __index = function(t, name)
+        if not store_kinds[name] then
+            return nil
+        end
+        local module_name = "wecom.store." .. name
+        local constructor = function(...)
+            if not package.searchpath(module_name, package.path) then
+                error("wecom.store." .. name .. " is not available yet", 2)
+            end
+            local module = require(module_name)
+            return module.new(...)
+        end
+        rawset(t, name, constructor)
+        return constructor
+    end,
+})
+
+-- Endpoint modules that add methods to the clients; each exports
+-- install(client) and calls client.extend.  Missing ones are skipped (parts
+-- of the SDK land one by one); a broken one raises.
+local EXTENSIONS = { "wecom.identity", "wecom.jsapi", "wecom.shared" }
+for i = 1, #EXTENSIONS do
+    local name = EXTENSIONS[i]
+    if package.searchpath(name, package.path) then
+        local module = require(name)
+        if type(module) == "table" and type(module.install) == "function" then
+            module.install(client)
+        end
+    end
+end
+
+-- wecom.callback is its own module (callback engineer), loaded on first use
+-- so that clients work without it.
+setmetatable(_M, {
+    __index = function(t, k)
+        if k == "callback" or k == "ngx" then
+            local module = require("wecom." .. k)
+            rawset(t, k, module)
+            return module
+        end
+        return nil
+    end,
+    __tostring = function()
+        return "wecom " .. tostring(_M._VERSION)
+    end,
+})
+
+return _M

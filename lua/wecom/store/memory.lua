@@ -1,0 +1,69 @@
+-- wecom.store.memory: the C core's process-wide token cache.
+--
+-- Shared by every Lua state in the process (threads included), guarded by a
+-- mutex in C.  See notes/CONTRACTS.md "Token stores" for the interface every
+-- store implements.
+
+local setmetatable = setmetatable
+local error = error
+local type = type
+
+local core = require "wecom.core"
+
+local _M = { _VERSION = "0.1.0", name = "memory" }
+
+local mt = { __index = _M }
+
+function mt.__tostring()
+    return "wecom.store.memory"
+end
+
+local function check_key(method, key)
+    if type(key) ~= "string" or key == "" then
+        error("wecom.store.memory:" .. method .. ": key must be a non-empty string", 3)
+    end
+end
+
+-- get(key) -> value, expires_at | nil   (expired entries are never returned)
+function _M.get(_, key)
+    check_key("get", key)
+    return core.token_get(key)
+end
+
+-- set(key, value, expires_at) -> true
+function _M.set(_, key, value, expires_at)
+    check_key("set", key)
+    if type(value) ~= "string" then
+        error("wecom.store.memory:set: value must be a string", 2)
+    end
+    if type(expires_at) ~= "number" then
+        error("wecom.store.memory:set: expires_at must be a number", 2)
+    end
+    core.token_set(key, value, expires_at)
+    return true
+end
+
+-- delete(key [, only_if_value]) -> boolean (whether an entry was removed)
+function _M.delete(_, key, only_if_value)
+    check_key("delete", key)
+    return core.token_delete(key, only_if_value)
+end
+
+-- lock(key, lease_seconds) -> boolean; never blocks
+function _M.lock(_, key, lease_seconds)
+    check_key("lock", key)
+    return core.token_lock(key, lease_seconds)
+end
+
+function _M.unlock(_, key)
+    check_key("unlock", key)
+    core.token_unlock(key)
+    return true
+end
+
+-- memory() -> store.  Every instance views the same process-wide cache.
+function _M.new()
+    return setmetatable({}, mt)
+end
+
+return _M

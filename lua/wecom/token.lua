@@ -1,0 +1,183 @@
+-- wecom.token: access tokens and tickets, cached in a token store.
+--
+-- One refresh per key at a time, across everything that shares the store:
+-- the refresher holds the store's lock (a lease, so a dead holder cannot
+-- wedge the key) and re-reads the store after getting it; everyone else
+-- waits for the new value, yielding to wecom.parallel when inside it.
+-- A token is refreshed ahead of its expiry; if that refresh fails, the old
+-- token is still used while it is valid.
+
+local error = error
+local math_max = math.max
+local math_min = math.min
+local pcall = pcall
+local tostring = tostring
+local type = type
+
+local core = require "wecom.core"
+local errors = require "wecom.errors"
+local parallel = require "wecom.parallel"
+
+local _M = { _VERSION = "0.1.0" }
+
+local DEFAULT_LIFETIME = 7200   -- what WeCom issues
+local AHEAD_MIN = 300           -- refresh when 5 minutes ...
+local AHEAD_FRACTION = 0.1      -- ... or 10 % of the lifetime is left, whichever is more
+-- WeCom answers a repeated gettoken with the same token while it is valid,
+-- so an early refresh may not extend the expiry; try at most this often.
+local AHEAD_RETRY = 60
+local DEFAULT_LEASE = 30
+local WAIT_FIRST, WAIT_MAX = 0.005, 0.1
+
+-- Per Lua state: the lifetime seen at the last fetch, the last early refresh.
+local lifetimes = {}
+local ahead_tried = {}
+
+-- ":" separates key parts, so it is escaped inside a part.
+local function part(v)
+    if v == nil then
+        return "-"
+    end
+    return (tostring(v):gsub("[%%:]", function(c) return c == "%" and "%25" or "%3A" end))
+end
+
+-- app_key(corpid, agentid, secret) -> key
+-- Different secrets of one corp/app (rotation, typos) never share a token;
+-- the secret itself is not in the key, only a prefix of its SHA-1.
+function _M.app_key(corpid, agentid, secret)
+    if type(corpid) ~= "string" or type(secret) ~= "string" then
+        error("wecom.token.app_key: corpid and secret must be strings", 2)
+    end
+    return "wecom:token:" .. part(corpid) .. ":" .. part(agentid) .. ":"
+        .. core.sha1_hex(secret):sub(1, 16)
+end
+
+-- downstream_key(upstream_corpid, upstream_agentid, corpid, agentid, business_type) -> key
+function _M.downstream_key(up_corpid, up_agentid, corpid, agentid, business_type)
+    if type(up_corpid) ~= "string" or type(corpid) ~= "string" then
+        error("wecom.token.downstream_key: corpids must be strings", 2)
+    end
+    return "wecom:down:" .. part(up_corpid) .. ":" .. part(up_agentid) .. ":" .. part(corpid)
+        .. ":" .. part(agentid) .. ":" .. part(business_type or 0)
+end
+
+-- ticket_key(token_key, kind) -> key  (tickets live under their token's key)
+function _M.ticket_key(token_key, kind)
+    if type(token_key) ~= "string" or type(kind) ~= "string" then
+        error("wecom.token.ticket_key: token_key and kind must be strings", 2)
+    end
+    return token_key .. ":ticket:" .. part(kind)
+end
+
+-- ahead_margin(lifetime) -> seconds before expiry when a refresh is due
+function _M.ahead_margin(lifetime)
+    lifetime = lifetime or DEFAULT_LIFETIME
+    return math_min(math_max(AHEAD_MIN, lifetime * AHEAD_FRACTION), lifetime / 2)
+end
+
+-- refresh_due(expires_at, now, lifetime) -> boolean
+function _M.refresh_due(expires_at, now, lifetime)
+    return expires_at - now < _M.ahead_margin(lifetime)
+end
+
+local function store_error(what, err)
+    return errors.new("store", what .. ": " .. tostring(err))
+end
+
+-- Runs fetch while holding the lock; releases it whatever happens.
+local function refresh_locked(store, key, fetch, old_value, old_expires_at)
+    -- someone may have refreshed between our read and our lock
+    local value, expires_at = store:get(key)
+    if value ~= nil and (old_value == nil or value ~= old_value or expires_at > old_expires_at) then
+        store:unlock(key)
+        return value, expires_at
+    end
+
+    local ok, new_value, new_expires_at = pcall(fetch)
+    if not ok then
+        store:unlock(key)
+        error(new_value, 0)
+    end
+    if new_value == nil then
+        store:unlock(key)
+        if old_value ~= nil and old_expires_at > core.now() then
+            return old_value, old_expires_at
+        end
+        return nil, new_expires_at
+    end
+
+    lifetimes[key] = new_expires_at - core.now()
+    -- a failing set still leaves us a good token for this call
+    pcall(store.set, store, key, new_value, new_expires_at)
+    store:unlock(key)
+    return new_value, new_expires_at
+end
+
+-- get(store, key, fetch [, opts]) -> value, expires_at | nil, err
+--   fetch() -> value, expires_at | nil, err   (expires_at: wall clock seconds)
+--   opts.lease: seconds the refresh may take before another caller may try
+function _M.get(store, key, fetch, opts)
+    local lease = opts and opts.lease or DEFAULT_LEASE
+    local value, expires_at, err = store:get(key)
+    if value == nil and err ~= nil then
+        return nil, store_error("get", err)
+    end
+    local now = core.now()
+
+    if value ~= nil then
+        if not _M.refresh_due(expires_at, now, lifetimes[key]) then
+            return value, expires_at
+        end
+        local tried = ahead_tried[key]
+        if tried and now - tried < AHEAD_RETRY then
+            return value, expires_at
+        end
+        ahead_tried[key] = now
+        local locked = store:lock(key, lease)
+        if not locked then
+            -- another caller is refreshing; ours is still good
+            return value, expires_at
+        end
+        return refresh_locked(store, key, fetch, value, expires_at)
+    end
+
+    -- nothing usable: take the lock or wait for whoever holds it
+    local delay = WAIT_FIRST
+    local give_up = core.monotonic() + lease * 2 + 1
+    while true do
+        local locked, lerr = store:lock(key, lease)
+        if locked == nil and lerr ~= nil then
+            return nil, store_error("lock", lerr)
+        end
+        if locked then
+            return refresh_locked(store, key, fetch, nil, nil)
+        end
+        parallel.sleep(delay)
+        delay = math_min(delay * 2, WAIT_MAX)
+        value, expires_at, err = store:get(key)
+        if value ~= nil then
+            return value, expires_at
+        elseif err ~= nil then
+            return nil, store_error("get", err)
+        end
+        if core.monotonic() > give_up then
+            -- a lock that outlives its lease is a broken store; do not hang
+            local new_value, new_expires_at = fetch()
+            if new_value ~= nil then
+                pcall(store.set, store, key, new_value, new_expires_at)
+            end
+            return new_value, new_expires_at
+        end
+    end
+end
+
+-- invalidate(store, key, value) -> boolean
+-- Drops the cached value only if it is the one that was rejected, so a token
+-- another caller has just refreshed survives.
+function _M.invalidate(store, key, value)
+    ahead_tried[key] = nil
+    local ok, removed = pcall(store.delete, store, key, value)
+    return ok and removed == true
+end
+
+return _M

@@ -391,23 +391,23 @@ local function first_string(a, b, c)
     return nil
 end
 
+local function first_number(a, b, c)
+    return tonumber(a) or tonumber(b) or tonumber(c)
+end
+
 -- Adds the normalised fields (type, corpid, userid, agentid, time) to a
--- decoded event.  Exposed for callers that decrypt elsewhere.
+-- decoded event.  XML events use WeCom's CamelCase names; JSON ones the
+-- lower-case names of the JSON variant.  Exposed for callers that decrypt
+-- elsewhere.
 local function normalize(event)
     event.type = first_string(event.Event, event.InfoType, event.MsgType)
         or first_string(event.event, event.infotype, event.msgtype)
     event.corpid = first_string(event.ToUserName, event.CorpId, event.AuthCorpId)
-    event.userid = first_string(event.FromUserName)
-    local agentid = event.AgentID
-    if agentid == nil then
-        agentid = event.AgentId
-    end
-    event.agentid = tonumber(agentid)
-    local t = event.CreateTime
-    if t == nil then
-        t = event.TimeStamp
-    end
-    event.time = tonumber(t)
+        or first_string(event.tousername, event.corpid)
+    event.userid = first_string(event.FromUserName, event.fromusername, event.userid)
+    event.agentid = first_number(event.AgentID, event.AgentId, event.agentid)
+    event.time = first_number(event.CreateTime, event.TimeStamp)
+        or first_number(event.createtime, event.timestamp)
     return event
 end
 _M.normalize = normalize

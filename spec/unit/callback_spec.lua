@@ -1,0 +1,705 @@
+-- wecom.callback: options, the reference vectors (§7.7), round trips, and
+-- every bad input of DESIGN.md "Bad input" that reaches a callback.
+
+local callback = require "wecom.callback"
+local core = require "wecom.core"
+local errors = require "wecom.errors"
+
+-- V1: the official Tencent sample (reference §7.7)
+local V1 = {
+  token = "QDG6eK",
+  aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+  receive_id = "wx5823bf96d3bd56c7",
+  verify = {
+    msg_signature = "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3",
+    timestamp = "1409659589",
+    nonce = "263014780",
+    echostr = "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZXvnaqQ==",
+  },
+  echostr_encoded = "P9nAzCzyDtyTWESHep1vC5X9xho%2FqYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp%2B4RPcs8TgAE7OaBO"
+    .. "%2BFZXvnaqQ%3D%3D",
+  echo = "1616140317555161061",
+  post = { msg_signature = "477715d11cdb4164915debcba66cb864d751f3e6", timestamp = "1409659813",
+           nonce = "1372623149" },
+  encrypt = "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdC"
+    .. "Upj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06"
+    .. "DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH0"
+    .. "3v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpN"
+    .. "elZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q==",
+  plaintext = "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName>\n"
+    .. "<FromUserName><![CDATA[mycreate]]></FromUserName>\n<CreateTime>1409659813</CreateTime>\n"
+    .. "<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[hello]]></Content>\n"
+    .. "<MsgId>4561255354251345929</MsgId>\n<AgentID>218</AgentID>\n</xml>",
+}
+
+-- V3: wechatpy's tests, with a deterministic encryption (reference §7.7)
+local V3 = {
+  token = "123456",
+  aes_key = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR",
+  receive_id = "wx49f0ab532d5d035a",
+  verify = {
+    msg_signature = "dd6b9c95b495b3f7e2901bfbc76c664930ffdb96",
+    timestamp = "1411443780",
+    nonce = "437374425",
+    echostr = "4ByGGj+sVCYcvGeQYhaKIk1o0pQRNbRjxybjTGblXrBaXlTXeOo1+bXFXDQQb1o6co6Yh9Bv41n7hOchLF6p+Q==",
+  },
+  echo = "5927782489442352469",
+  post = { msg_signature = "74d92dfeb87ba7c714f89d98870ae5eb62dff26d", timestamp = "1411525903",
+           nonce = "461056294" },
+  encrypt = "RgqEoJj5A4EMYlLvWO1F86ioRjZfaex/gePD0gOXTxpsq5Yj4GNglrBb8I2BAJVODGajiFnXBu7mCPatfjsu6IHCrsTy"
+    .. "eDXzF6Bv283dGymzxh6ydJRvZsryDyZbLTE7rhnus50qGPMfp2wASFlzEgMW9z1ef/RD8XzaFYgm7iTdaXpXaG4+BiYyolBu"
+    .. "g/gYNx410cvkKR2/nPwBiT+P4hIiOAQqGp/TywZBtDh1yCF2KOd0gpiMZ5jSw3e29mTvmUHzkVQiMS6td7vXUaWOMZnYZlF3"
+    .. "So2SjHnwh4jYFxdgpkHHqIrH/54SNdshoQgWYEvccTKe7FS709/5t6NMxuGhcUGAPOQipvWTT4dShyqio7mlsl5noTrb++x6"
+    .. "En749zCpQVhDpbV6GDnTbcX2e8K9QaNWHp91eBdCRxthuL0=",
+  plaintext = "<xml><ToUserName><![CDATA[wx49f0ab532d5d035a]]></ToUserName>\n"
+    .. "<FromUserName><![CDATA[messense]]></FromUserName>\n<CreateTime>1411525903</CreateTime>\n"
+    .. "<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[test]]></Content>\n"
+    .. "<MsgId>4363689963896700987</MsgId>\n<AgentID>1</AgentID>\n</xml>",
+  reply_plaintext = "<xml>\n<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[test]]></Content>\n"
+    .. "<FromUserName><![CDATA[wx49f0ab532d5d035a]]></FromUserName>\n"
+    .. "<ToUserName><![CDATA[messense]]></ToUserName>\n<AgentID>1</AgentID>\n"
+    .. "<CreateTime>1411525903</CreateTime>\n</xml>",
+  reply = "<xml>\n<Encrypt><![CDATA[9s4gMv99m88kKTh/H8IdkOiMg6bisoy3ypwy9H4hvSPe9nsGaqyw5hhSjdYbcrKk+j3nba4"
+    .. "HMOTzHrluLBYqxgNcBqGsL8GqxlhZgURnAtObvesEl5nZ+uBE8bviY0LWke8Zy9V/QYKxNV2FqllNXcfmstttyIkMKCCmVbC"
+    .. "FM2JTF5wY0nFhHZSjPUL2Q1qvSUCUld+/WIXrx0oyKQmpB6o8NRrrNrsDf03oxI1p9FxUgMnwKKZeOA/uu+2IEvEBtb7muXs"
+    .. "VbwbgX05UPPJvFurDXafG0RQyPR+mf1nDnAtQmmNOuiR5MIkdQ39xn1vWwi1O5oazPoQJz0nTYjxxEE8kv3kFxtAGVRe3ypD"
+    .. "3WeK2XeFYFMNMpatF9XiKzHo3]]></Encrypt>\n"
+    .. "<MsgSignature><![CDATA[407518b7649e86ef23978113f92d27afa9296533]]></MsgSignature>\n"
+    .. "<TimeStamp>1411525903</TimeStamp>\n<Nonce><![CDATA[461056294]]></Nonce>\n</xml>",
+}
+
+-- Distinctive secrets, so a leak into an error string would be visible.
+local TOKEN = "SecretTokenXyZ42"
+local AES_KEY = "Qk9VTkRBUllrZXlGb3JTcGVjc09ubHkxMjM0NTY3ODk"
+local UPSTREAM = "wwUPSTREAMCORP"
+
+local function envelope(encrypt, agentid)
+  return "<xml><ToUserName><![CDATA[" .. UPSTREAM .. "]]></ToUserName><Encrypt><![CDATA[" .. encrypt
+    .. "]]></Encrypt><AgentID><![CDATA[" .. (agentid or "1000002") .. "]]></AgentID></xml>"
+end
+
+local EVENT = "<xml><ToUserName><![CDATA[wwDOWNSTREAMCORP]]></ToUserName>"
+  .. "<FromUserName><![CDATA[sys]]></FromUserName><CreateTime>1700000000</CreateTime>"
+  .. "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[share_chain_change]]></Event>"
+  .. "<AgentID>1000002</AgentID></xml>"
+
+-- Every error a spec sees goes through here: it must be a callback error
+-- with the expected code whose text holds neither secret.
+local seen_errors = {}
+
+local function check_error(err, code)
+  assert.is_true(errors.is_error(err), "not a wecom error: " .. tostring(err))
+  assert.equal("callback", err.kind)
+  assert.equal(code, err.code, tostring(err))
+  assert.is_string(err.errmsg)
+  local text = tostring(err)
+  assert.matches(tostring(code), text, 1, true)
+  seen_errors[#seen_errors + 1] = text
+end
+
+-- Calls fn (which must not raise) and checks it returned nil + an error.
+local function expect_code(code, fn, ...)
+  local ok, value, err = pcall(fn, ...)
+  assert.is_true(ok, "raised: " .. tostring(value))
+  assert.is_nil(value)
+  check_error(err, code)
+  return err
+end
+
+describe("wecom.callback.new", function()
+  local function new_error(opts)
+    local ok, err = pcall(callback.new, opts)
+    assert.is_false(ok)
+    assert.is_string(err)
+    return err
+  end
+
+  local good = { token = TOKEN, aes_key = AES_KEY, receive_id = UPSTREAM }
+  local function with(changes)
+    local opts = {}
+    for k, v in pairs(good) do opts[k] = v end
+    for k, v in pairs(changes) do
+      if v == "nil" then opts[k] = nil else opts[k] = v end
+    end
+    return opts
+  end
+
+  it("accepts a string, a list or false as receive_id", function()
+    assert.is_table(callback.new(good))
+    assert.is_table(callback.new(with { receive_id = { UPSTREAM, "wwOTHER" } }))
+    assert.is_table(callback.new(with { receive_id = false }))
+    assert.is_table(callback.new(with { max_skew = 300 }))
+  end)
+
+  it("raises without an options table", function()
+    assert.matches("options table", new_error(nil))
+    assert.matches("options table", new_error("token"))
+  end)
+
+  it("raises naming token when it is missing, empty or not a string", function()
+    assert.matches("token", new_error(with { token = "nil" }))
+    assert.matches("token", new_error(with { token = "" }))
+    assert.matches("token", new_error(with { token = 123456 }))
+  end)
+
+  it("raises naming aes_key when it is missing or not a string", function()
+    assert.matches("aes_key", new_error(with { aes_key = "nil" }))
+    assert.matches("aes_key", new_error(with { aes_key = 42 }))
+  end)
+
+  it("raises on an invalid EncodingAESKey without echoing it", function()
+    local bad_keys = {
+      AES_KEY:sub(1, 42),                 -- too short
+      AES_KEY .. "A",                     -- too long
+      AES_KEY:sub(1, 42) .. "+",          -- base64 but outside [A-Za-z0-9]
+      AES_KEY:sub(1, 42) .. "=",
+      AES_KEY:sub(1, 20) .. " " .. AES_KEY:sub(22),
+    }
+    for _, key in ipairs(bad_keys) do
+      local err = new_error(with { aes_key = key })
+      assert.matches("aes_key", err)
+      assert.is_nil(err:find(key, 1, true), "key leaked: " .. err)
+      assert.is_nil(err:find(TOKEN, 1, true))
+    end
+  end)
+
+  it("raises naming receive_id when it is missing or of the wrong type", function()
+    assert.matches("receive_id", new_error(with { receive_id = "nil" }))
+    assert.matches("receive_id", new_error(with { receive_id = 1 }))
+    assert.matches("receive_id", new_error(with { receive_id = true }))
+    assert.matches("receive_id", new_error(with { receive_id = {} }))
+    assert.matches("receive_id", new_error(with { receive_id = { UPSTREAM, 2 } }))
+  end)
+
+  it("raises naming max_skew when it is not a non-negative number", function()
+    assert.matches("max_skew", new_error(with { max_skew = "300" }))
+    assert.matches("max_skew", new_error(with { max_skew = -1 }))
+    assert.matches("max_skew", new_error(with { max_skew = 0 / 0 }))
+  end)
+
+  it("keeps neither the token nor the key in the object or its tostring", function()
+    local cb = callback.new(good)
+    local text = tostring(cb)
+    assert.is_nil(text:find(TOKEN, 1, true))
+    assert.is_nil(text:find(AES_KEY, 1, true))
+    for k, v in pairs(cb) do
+      if type(v) == "string" then
+        assert.is_nil(v:find(TOKEN, 1, true), k)
+        assert.is_nil(v:find(AES_KEY, 1, true), k)
+      end
+      assert.is_nil(tostring(v):find(AES_KEY, 1, true), k)
+    end
+  end)
+end)
+
+describe("reference vectors", function()
+  describe("V1 (official sample)", function()
+    local cb
+    setup(function()
+      cb = callback.new { token = V1.token, aes_key = V1.aes_key, receive_id = V1.receive_id }
+    end)
+
+    it("verify_url decrypts echostr from a query table", function()
+      assert.equal(V1.echo, cb:verify_url(V1.verify))
+    end)
+
+    it("verify_url accepts the raw, percent-encoded query string", function()
+      local q = "msg_signature=" .. V1.verify.msg_signature .. "&timestamp=" .. V1.verify.timestamp
+        .. "&nonce=" .. V1.verify.nonce .. "&echostr=" .. V1.echostr_encoded
+      assert.equal(V1.echo, cb:verify_url(q))
+      assert.equal(V1.echo, cb:verify_url("/wecom/callback?" .. q))
+    end)
+
+    it("verify_url keeps '+' as '+' in a raw query string (never a space)", function()
+      local q = "msg_signature=" .. V1.verify.msg_signature .. "&timestamp=" .. V1.verify.timestamp
+        .. "&nonce=" .. V1.verify.nonce .. "&echostr=" .. V1.verify.echostr
+      assert.truthy(V1.verify.echostr:find("+", 1, true))
+      assert.equal(V1.echo, cb:verify_url(q))
+    end)
+
+    it("decrypts the POST into an event", function()
+      local event = assert(cb:decrypt(V1.post, envelope(V1.encrypt, "218")))
+      assert.equal(V1.plaintext, event.xml)
+      assert.equal("text", event.type)
+      assert.equal("wx5823bf96d3bd56c7", event.corpid)
+      assert.equal("mycreate", event.userid)
+      assert.equal(218, event.agentid)
+      assert.equal(1409659813, event.time)
+      assert.equal("hello", event.Content)
+      assert.equal("4561255354251345929", event.MsgId)
+      assert.equal("218", event.AgentID)
+    end)
+
+    it("finds Encrypt whatever the element order of the envelope", function()
+      local bodies = {
+        "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName><AgentID><![CDATA[218]]></AgentID>"
+          .. "<Encrypt><![CDATA[" .. V1.encrypt .. "]]></Encrypt></xml>",
+        "<xml><Encrypt><![CDATA[" .. V1.encrypt .. "]]></Encrypt>"
+          .. "<ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName><AgentID>218</AgentID></xml>",
+        "\n  <xml>\n <Encrypt>" .. V1.encrypt .. "</Encrypt>\n</xml>\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><xml><Encrypt><![CDATA[" .. V1.encrypt
+          .. "]]></Encrypt></xml>",
+      }
+      for _, body in ipairs(bodies) do
+        local event, err = cb:decrypt(V1.post, body)
+        assert.is_nil(err)
+        assert.equal(V1.plaintext, event.xml)
+      end
+    end)
+  end)
+
+  describe("V3 (wechatpy)", function()
+    local cb
+    setup(function()
+      cb = callback.new { token = V3.token, aes_key = V3.aes_key, receive_id = V3.receive_id }
+    end)
+
+    it("verify_url decrypts echostr", function()
+      assert.equal(V3.echo, cb:verify_url(V3.verify))
+    end)
+
+    it("verify_url rejects nonce 437374424 with -40001", function()
+      local q = {}
+      for k, v in pairs(V3.verify) do q[k] = v end
+      q.nonce = "437374424"
+      expect_code(-40001, cb.verify_url, cb, q)
+    end)
+
+    it("decrypts the POST (padding of 1 byte)", function()
+      local event = assert(cb:decrypt(V3.post, envelope(V3.encrypt, "1")))
+      assert.equal(V3.plaintext, event.xml)
+      assert.equal("messense", event.userid)
+      assert.equal(1, event.agentid)
+      assert.equal("test", event.Content)
+    end)
+
+    it("reproduces the reply XML byte for byte", function()
+      local reply = cb:reply(V3.reply_plaintext, {
+        timestamp = 1411525903, nonce = "461056294", random16 = "1234567890123456",
+      })
+      assert.equal(V3.reply, reply)
+      reply = cb:reply(V3.reply_plaintext, {
+        timestamp = "1411525903", nonce = 461056294, random16 = "1234567890123456",
+      })
+      assert.equal(V3.reply, reply)
+    end)
+  end)
+end)
+
+describe("round trips", function()
+  local cb
+
+  setup(function()
+    cb = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = UPSTREAM }
+  end)
+
+  it("encrypt_event -> decrypt -> reply -> decrypt the reply", function()
+    local body, query = cb:encrypt_event(EVENT, { agentid = 1000002 })
+    assert.matches("^<xml><ToUserName><!%[CDATA%[wwUPSTREAMCORP%]%]></ToUserName>", body)
+    assert.matches("<AgentID><!%[CDATA%[1000002%]%]></AgentID>", body)
+    assert.matches("^%x+$", query.msg_signature)
+    assert.equal(40, #query.msg_signature)
+    local event = assert(cb:decrypt(query, body))
+    assert.equal("share_chain_change", event.type)
+    assert.equal("wwDOWNSTREAMCORP", event.corpid)
+    assert.equal(EVENT, event.xml)
+
+    local answer = "<xml><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[收到 ]]]]><![CDATA[>]]></Content></xml>"
+    local reply = assert(cb:reply(answer))
+    local fields = assert(core.xml_decode(reply))
+    local back = assert(cb:decrypt({
+      msg_signature = fields.MsgSignature, timestamp = fields.TimeStamp, nonce = fields.Nonce,
+    }, reply))
+    assert.equal(answer, back.xml)
+    assert.equal("收到 ]]>", back.Content)
+  end)
+
+  it("reply follows the template of reference §7.6 with fresh nonce, timestamp and random", function()
+    local before = os.time()
+    local a = cb:reply("<xml><Content>a</Content></xml>")
+    local b = cb:reply("<xml><Content>a</Content></xml>")
+    local pattern = "^<xml>\n<Encrypt><!%[CDATA%[([%w+/=]+)%]%]></Encrypt>\n"
+      .. "<MsgSignature><!%[CDATA%[(%x+)%]%]></MsgSignature>\n<TimeStamp>(%d+)</TimeStamp>\n"
+      .. "<Nonce><!%[CDATA%[(%w+)%]%]></Nonce>\n</xml>$"
+    local enc_a, sig_a, ts_a, nonce_a = a:match(pattern)
+    local enc_b, _, _, nonce_b = b:match(pattern)
+    assert.is_string(enc_a)
+    assert.is_string(enc_b)
+    assert.equal(40, #sig_a)
+    assert.is_true(tonumber(ts_a) >= before and tonumber(ts_a) <= os.time())
+    assert.are_not.equal(enc_a, enc_b)      -- fresh random16
+    assert.are_not.equal(nonce_a, nonce_b)  -- fresh nonce
+  end)
+
+  it("encrypt_echostr -> verify_url, as a table and as a percent-encoded query string", function()
+    local query, echo = cb:encrypt_echostr()
+    assert.matches("^%w+$", echo)
+    assert.equal(echo, cb:verify_url(query))
+    assert.equal(echo, cb:verify_url(callback.build_query(query)))
+    local q2, echo2 = cb:encrypt_echostr("8291751024", { timestamp = 1700000000, nonce = "42" })
+    assert.equal("8291751024", echo2)
+    assert.equal("1700000000", q2.timestamp)
+    assert.equal("42", q2.nonce)
+    assert.equal("8291751024", cb:verify_url(q2))
+  end)
+
+  it("JSON variant: JSON envelope, JSON plaintext, JSON reply", function()
+    local msg = '{"tousername":"wwDOWNSTREAMCORP","msgtype":"event","event":"share_chain_change","agentid":7}'
+    local body, query = cb:encrypt_event(msg, { format = "json", agentid = 7 })
+    local envelope_fields = require("cjson").decode(body)
+    assert.equal(UPSTREAM, envelope_fields.tousername)
+    assert.equal("7", envelope_fields.agentid)
+    local event = assert(cb:decrypt(query, body))
+    assert.equal(msg, event.json)
+    assert.equal("share_chain_change", event.type)
+    assert.equal(7, event.agentid)
+
+    local reply = assert(cb:reply_json('{"msgtype":"text"}', { timestamp = 1700000000, nonce = "n1" }))
+    local r = require("cjson").decode(reply)
+    assert.equal("1700000000", r.timestamp)
+    assert.equal("n1", r.nonce)
+    local back = assert(cb:decrypt({ msg_signature = r.msgsignature, timestamp = r.timestamp, nonce = r.nonce },
+                                   reply))
+    assert.equal('{"msgtype":"text"}', back.json)
+    assert.equal("text", back.type)
+  end)
+
+  it("JSON envelope around an XML event", function()
+    local body, query = cb:encrypt_event(EVENT, { format = "json" })
+    local event = assert(cb:decrypt(query, body))
+    assert.equal("share_chain_change", event.type)
+    assert.equal(EVENT, event.xml)
+  end)
+
+  it("accepts any id of a receive_id list, and any id with receive_id = false", function()
+    local listed = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = { "wwA", "wwB" } }
+    local open = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = false }
+    for _, id in ipairs { "wwA", "wwB" } do
+      local body, query = cb:encrypt_event(EVENT, { receive_id = id })
+      assert.is_table(listed:decrypt(query, body))
+      assert.is_table(open:decrypt(query, body))
+    end
+    local body, query = cb:encrypt_event(EVENT, { receive_id = "" })
+    assert.is_table(open:decrypt(query, body))
+    expect_code(-40005, listed.decrypt, listed, query, body)
+  end)
+
+  it("decrypts a large event (600 KB) below the 1 MiB limit", function()
+    local big = "<xml><Event>big</Event><Data>" .. string.rep("0123456789", 60000) .. "</Data></xml>"
+    local body, query = cb:encrypt_event(big)
+    assert.is_true(#body < 1024 * 1024)
+    local event = assert(cb:decrypt(query, body))
+    assert.equal(600000, #event.Data)
+  end)
+
+  it("max_skew accepts a current timestamp", function()
+    local strict = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = UPSTREAM, max_skew = 300 }
+    local body, query = strict:encrypt_event(EVENT)
+    assert.is_table(strict:decrypt(query, body))
+    local q, echo = strict:encrypt_echostr()
+    assert.equal(echo, strict:verify_url(q))
+  end)
+end)
+
+describe("programming mistakes raise", function()
+  local cb
+  setup(function()
+    cb = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = UPSTREAM }
+  end)
+
+  it("query of the wrong type, body of the wrong type", function()
+    assert.has_error(function() cb:verify_url(nil) end)
+    assert.has_error(function() cb:verify_url(42) end)
+    assert.has_error(function() cb:decrypt(nil, "<xml/>") end)
+    assert.has_error(function() cb:decrypt({}, 42) end)
+    assert.has_error(function() cb:decrypt({}, {}) end)
+  end)
+
+  it("reply with a non-string message or bad options", function()
+    assert.has_error(function() cb:reply(nil) end)
+    assert.has_error(function() cb:reply({}) end)
+    assert.has_error(function() cb:reply("<xml/>", "opts") end)
+    assert.has_error(function() cb:reply("<xml/>", { timestamp = "yesterday" }) end)
+    assert.has_error(function() cb:reply("<xml/>", { timestamp = 1.5 }) end)
+    assert.has_error(function() cb:reply("<xml/>", { nonce = "" }) end)
+    assert.has_error(function() cb:reply("<xml/>", { nonce = 'a"b' }) end)
+    assert.has_error(function() cb:reply("<xml/>", { random16 = "short" }) end)
+    assert.has_error(function() cb:encrypt_event("<xml/>", { format = "yaml" }) end)
+    assert.has_error(function() cb:encrypt_event("<xml/>", { agentid = {} }) end)
+  end)
+end)
+
+describe("bad input returns nil and a callback error", function()
+  local cb, crypter
+
+  setup(function()
+    cb = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = UPSTREAM }
+    -- a second crypter with the same settings signs hand-made ciphertexts
+    crypter = assert(core.crypter(TOKEN, AES_KEY))
+  end)
+
+  -- A correctly signed POST of an arbitrary Encrypt value.
+  local function signed(encrypt)
+    local query = { timestamp = "1700000000", nonce = "1234567" }
+    query.msg_signature = crypter:signature(query.timestamp, query.nonce, encrypt)
+    return query, envelope(encrypt)
+  end
+
+  local function raw(encrypt)
+    return assert(core.base64_decode(encrypt))
+  end
+
+  describe("-40001 ValidateSignature", function()
+    it("wrong signature", function()
+      local body, query = cb:encrypt_event(EVENT)
+      query.msg_signature = string.rep("0", 40)
+      expect_code(-40001, cb.decrypt, cb, query, body)
+      local q = cb:encrypt_echostr()
+      q.msg_signature = q.msg_signature:upper()
+      expect_code(-40001, cb.verify_url, cb, q)
+    end)
+
+    it("a signature from another token", function()
+      local other = callback.new { token = "AnotherToken", aes_key = AES_KEY, receive_id = UPSTREAM }
+      local body, query = other:encrypt_event(EVENT)
+      expect_code(-40001, cb.decrypt, cb, query, body)
+    end)
+
+    it("tampered ciphertext under the original signature", function()
+      local body, query = cb:encrypt_event(EVENT)
+      local tampered = body:gsub("<Encrypt><!%[CDATA%[(.)", function(c)
+        return "<Encrypt><![CDATA[" .. (c == "A" and "B" or "A")
+      end)
+      assert.are_not.equal(body, tampered)
+      expect_code(-40001, cb.decrypt, cb, query, tampered)
+    end)
+
+    it("a timestamp or nonce changed after signing", function()
+      local body, query = cb:encrypt_event(EVENT)
+      query.timestamp = tostring(tonumber(query.timestamp) + 1)
+      expect_code(-40001, cb.decrypt, cb, query, body)
+    end)
+
+    it("missing or repeated query parameters", function()
+      local body, query = cb:encrypt_event(EVENT)
+      for _, name in ipairs { "msg_signature", "timestamp", "nonce" } do
+        local q = {}
+        for k, v in pairs(query) do q[k] = v end
+        q[name] = nil
+        local err = expect_code(-40001, cb.decrypt, cb, q, body)
+        assert.matches(name, err.errmsg, 1, true)
+        q[name] = { query[name], query[name] }    -- ngx.req.get_uri_args for a repeated key
+        expect_code(-40001, cb.decrypt, cb, q, body)
+      end
+      local q = cb:encrypt_echostr()
+      q.echostr = nil
+      expect_code(-40001, cb.verify_url, cb, q)
+      expect_code(-40001, cb.verify_url, cb, {})
+      expect_code(-40001, cb.verify_url, cb, "")
+      expect_code(-40001, cb.decrypt, cb, "msg_signature=abc&msg_signature=abc", body)
+    end)
+
+    it("a timestamp outside max_skew, or not a number, when max_skew is set", function()
+      local strict = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = UPSTREAM, max_skew = 300 }
+      local body, query = strict:encrypt_event(EVENT, { timestamp = os.time() - 3600 })
+      local err = expect_code(-40001, strict.decrypt, strict, query, body)
+      assert.equal("timestamp outside max_skew", err.errmsg)
+      body, query = strict:encrypt_event(EVENT, { timestamp = os.time() + 3600 })
+      expect_code(-40001, strict.decrypt, strict, query, body)
+      local q = strict:encrypt_echostr(nil, { timestamp = 1409659589 })
+      expect_code(-40001, strict.verify_url, strict, q)
+      q.timestamp = "soon"
+      expect_code(-40001, strict.verify_url, strict, q)
+      -- without max_skew the same old request is fine
+      assert.is_string(cb:verify_url(cb:encrypt_echostr(nil, { timestamp = 1409659589 })))
+    end)
+  end)
+
+  describe("-40002 ParseXml / ParseJson", function()
+    local query
+    setup(function()
+      local _
+      _, query = cb:encrypt_event(EVENT)
+    end)
+
+    it("empty, missing or blank bodies", function()
+      expect_code(-40002, cb.decrypt, cb, query, nil)
+      expect_code(-40002, cb.decrypt, cb, query, "")
+      expect_code(-40002, cb.decrypt, cb, query, " \r\n\t")
+    end)
+
+    it("bodies over 1 MiB", function()
+      local huge = "<xml><Encrypt>" .. string.rep("A", 1024 * 1024) .. "</Encrypt></xml>"
+      local err = expect_code(-40002, cb.decrypt, cb, query, huge)
+      assert.matches("1 MiB", err.errmsg)
+    end)
+
+    it("HTML error pages and plain text", function()
+      expect_code(-40002, cb.decrypt, cb, query,
+        "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>bad gateway</body></html>")
+      expect_code(-40002, cb.decrypt, cb, query,
+        "<html><body><h1>404 Not Found</h1><hr><center>nginx</center></body></html>")
+      expect_code(-40002, cb.decrypt, cb, query, "success")
+      expect_code(-40002, cb.decrypt, cb, query, "\0\1\2binary")
+    end)
+
+    it("malformed XML and envelopes without Encrypt", function()
+      local body = cb:encrypt_event(EVENT)
+      expect_code(-40002, cb.decrypt, cb, query, body:sub(1, #body - 10))   -- truncated
+      expect_code(-40002, cb.decrypt, cb, query, "<xml><Encrypt>abc</Encrpt></xml>")
+      expect_code(-40002, cb.decrypt, cb, query, "<xml><ToUserName>ww</ToUserName></xml>")
+      expect_code(-40002, cb.decrypt, cb, query, "<xml><Encrypt></Encrypt></xml>")
+      expect_code(-40002, cb.decrypt, cb, query, "<xml><Encrypt><a>b</a></Encrypt></xml>")
+      expect_code(-40002, cb.decrypt, cb, query, "<xml><Encrypt>a</Encrypt><Encrypt>b</Encrypt></xml>")
+    end)
+
+    it("DTDs, entities and deep nesting in the envelope", function()
+      local encrypt = assert(cb:encrypt_event(EVENT)):match("<!%[CDATA%[([%w+/=]+)%]%]></Encrypt>")
+      assert.is_string(encrypt)
+      expect_code(-40002, cb.decrypt, cb, query,
+        '<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY e "' .. encrypt .. '">]><xml><Encrypt>&e;</Encrypt></xml>')
+      expect_code(-40002, cb.decrypt, cb, query,
+        '<!DOCTYPE xml SYSTEM "file:///etc/passwd"><xml><Encrypt>' .. encrypt .. '</Encrypt></xml>')
+      expect_code(-40002, cb.decrypt, cb, query, "<xml><Encrypt>&undefined;</Encrypt></xml>")
+      expect_code(-40002, cb.decrypt, cb, query,
+        "<xml>" .. string.rep("<a>", 200) .. string.rep("</a>", 200) .. "<Encrypt>" .. encrypt .. "</Encrypt></xml>")
+    end)
+
+    it("truncated or wrong JSON envelopes", function()
+      local body = cb:encrypt_event(EVENT, { format = "json" })
+      expect_code(-40002, cb.decrypt, cb, query, body:sub(1, #body - 5))
+      expect_code(-40002, cb.decrypt, cb, query, '{"tousername":"ww"}')
+      expect_code(-40002, cb.decrypt, cb, query, '{"encrypt":42}')
+      expect_code(-40002, cb.decrypt, cb, query, '{"encrypt":""}')
+      expect_code(-40002, cb.decrypt, cb, query, "{")
+    end)
+
+    it("DTDs, entities, deep nesting or garbage in the (signed) plaintext", function()
+      local plaintexts = {
+        '<!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]><xml><Event>&b;</Event></xml>',
+        '<!DOCTYPE xml SYSTEM "http://127.0.0.1/evil.dtd"><xml><Event>subscribe</Event></xml>',
+        "<xml><Event>&lol;</Event></xml>",
+        "<xml>" .. string.rep("<a>", 100) .. string.rep("</a>", 100) .. "</xml>",
+        "<xml><Event>subscribe</Event>",
+        "<xml><Event>subscribe</Event></xml><xml/>",
+        "hello, not xml",
+        "",
+      }
+      for _, plaintext in ipairs(plaintexts) do
+        local body, q = cb:encrypt_event(plaintext)
+        expect_code(-40002, cb.decrypt, cb, q, body)
+      end
+      local body, q = cb:encrypt_event("{not json", { format = "json" })
+      expect_code(-40002, cb.decrypt, cb, q, body)
+    end)
+  end)
+
+  describe("-40005 ValidateCorpid", function()
+    it("a receive id other than the configured one", function()
+      local other = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = "wwSOMEONEELSE" }
+      local body, query = other:encrypt_event(EVENT)
+      local err = expect_code(-40005, cb.decrypt, cb, query, body)
+      assert.matches("wwSOMEONEELSE", err.errmsg, 1, true)
+      local q = other:encrypt_echostr()
+      expect_code(-40005, cb.verify_url, cb, q)
+    end)
+
+    it("a receive id that only shares a prefix", function()
+      local body, query = cb:encrypt_event(EVENT, { receive_id = UPSTREAM .. "X" })
+      expect_code(-40005, cb.decrypt, cb, query, body)
+      body, query = cb:encrypt_event(EVENT, { receive_id = UPSTREAM:sub(1, -2) })
+      expect_code(-40005, cb.decrypt, cb, query, body)
+    end)
+  end)
+
+  describe("-40006 EncryptAES", function()
+    it("a reply over 1 MiB", function()
+      local huge = string.rep("x", 1024 * 1024 + 1)
+      expect_code(-40006, cb.reply, cb, huge)
+      expect_code(-40006, cb.reply_json, cb, huge)
+      expect_code(-40006, cb.encrypt_event, cb, huge)
+    end)
+  end)
+
+  describe("-40007 DecryptAES", function()
+    it("a ciphertext whose length is not a multiple of 16", function()
+      local body = cb:encrypt_event(EVENT)
+      local bytes = raw(body:match("<!%[CDATA%[([%w+/=]+)%]%]></Encrypt>"))
+      for _, cut in ipairs { 1, 15, 17 } do
+        local query, env = signed(core.base64_encode(bytes:sub(1, #bytes - cut)))
+        expect_code(-40007, cb.decrypt, cb, query, env)
+      end
+    end)
+  end)
+
+  describe("-40008 IllegalBuffer", function()
+    -- 20-byte header + 44 bytes of message and id = 64: the padding is a whole
+    -- 32-byte block, and dropping it leaves the id's last byte as "padding".
+    local function unpadded(receive_id)
+      local msg = string.rep("m", 44 - #receive_id)
+      local bytes = raw(crypter:encrypt(msg, receive_id, "0123456789abcdef"))
+      assert.equal(96, #bytes)
+      return core.base64_encode(bytes:sub(1, 64))
+    end
+
+    it("padding byte 0", function()
+      local query, body = signed(unpadded("wwX\0"))
+      local err = expect_code(-40008, cb.decrypt, cb, query, body)
+      assert.matches("padding", err.errmsg)
+    end)
+
+    it("padding byte over 32", function()
+      local query, body = signed(unpadded("wwX!"))   -- '!' = 33
+      expect_code(-40008, cb.decrypt, cb, query, body)
+      query, body = signed(unpadded("ww\255"))
+      expect_code(-40008, cb.decrypt, cb, query, body)
+    end)
+
+    it("a length field past the end of the buffer", function()
+      -- byte 64 of the plaintext (message byte 44) is 1: cut there, it reads
+      -- as 1 byte of padding and the declared 200-byte message is missing
+      local msg = string.rep("m", 43) .. "\1" .. string.rep("m", 156)
+      local bytes = raw(crypter:encrypt(msg, UPSTREAM, "0123456789abcdef"))
+      local query, body = signed(core.base64_encode(bytes:sub(1, 64)))
+      local err = expect_code(-40008, cb.decrypt, cb, query, body)
+      assert.matches("length", err.errmsg)
+    end)
+
+    it("a tampered length field under a valid signature", function()
+      local bytes = raw(crypter:encrypt(EVENT, UPSTREAM))
+      -- flipping ciphertext byte 1 flips plaintext byte 17: the length's top byte
+      local first = bytes:byte(1)
+      local flipped = string.char(first >= 128 and first - 128 or first + 128) .. bytes:sub(2)
+      local query, body = signed(core.base64_encode(flipped))
+      expect_code(-40008, cb.decrypt, cb, query, body)
+    end)
+
+    it("a plaintext shorter than its 20-byte header", function()
+      local bytes = raw(crypter:encrypt("", "", "0123456789abcde\1"))
+      local query, body = signed(core.base64_encode(bytes:sub(1, 16)))
+      expect_code(-40008, cb.decrypt, cb, query, body)
+    end)
+  end)
+
+  describe("-40010 DecodeBase64", function()
+    it("an Encrypt value that is not base64", function()
+      for _, bad in ipairs { "!!!!", "QUJD*EVG", "QUJDREVG\n", "QUJ", "====" } do
+        local query, body = signed(bad)
+        expect_code(-40010, cb.decrypt, cb, query, body)
+      end
+      local q = cb:encrypt_echostr()
+      q.echostr = "not base64 at all"
+      q.msg_signature = crypter:signature(q.timestamp, q.nonce, q.echostr)
+      expect_code(-40010, cb.verify_url, cb, q)
+    end)
+  end)
+
+  it("no error text contains the token or the aes_key", function()
+    assert.is_true(#seen_errors > 40)
+    for _, text in ipairs(seen_errors) do
+      assert.is_nil(text:find(TOKEN, 1, true), text)
+      assert.is_nil(text:find(AES_KEY, 1, true), text)
+      assert.is_nil(text:find(AES_KEY:sub(1, 16), 1, true), text)
+    end
+  end)
+end)

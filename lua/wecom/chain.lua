@@ -17,8 +17,8 @@ local floor = math.floor
 local sort = table.sort
 local pager = require "wecom.pager"
 local errors = require "wecom.errors"
-local core_ok, core = pcall(require, "wecom.core")
-local os_time = os.time
+local require = require
+local core = require "wecom.core"
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -402,17 +402,12 @@ local function sleeper()
     if ngx and ngx.sleep and ngx.get_phase and ngx.get_phase() ~= "init" then
         return ngx.sleep
     end
-    if core_ok and core.sleep then
-        return core.sleep
-    end
-    error("wecom.chain:wait_job: no sleep function (wecom.core not loaded)", 3)
+    -- yields to the scheduler inside wecom.parallel, blocks otherwise
+    return require("wecom.parallel").sleep
 end
 
 local function clock()
-    if core_ok and core.monotonic then
-        return core.monotonic()
-    end
-    return os_time()
+    return core.monotonic()
 end
 
 -- wait_job(jobid [, { timeout = 60, interval = 1 }]) -> result (status 3)

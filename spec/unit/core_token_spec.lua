@@ -1,0 +1,224 @@
+-- wecom.core token cache (process-wide, mutex-guarded) and clock functions.
+local core = require "wecom.core"
+
+-- The cache is shared by everything in the process; keep each test's keys apart.
+local prefix = "spec:token:" .. core.nonce(8) .. ":"
+local serial = 0
+local function fresh_key()
+  serial = serial + 1
+  return prefix .. serial
+end
+
+describe("core clocks", function()
+  it("now() is wall-clock seconds with a fraction", function()
+    local now = core.now()
+    assert.is_number(now)
+    assert.is_true(math.abs(now - os.time()) <= 2)
+  end)
+
+  it("monotonic() never goes backwards and sleep() advances it", function()
+    local a = core.monotonic()
+    core.sleep(0.05)
+    local b = core.monotonic()
+    assert.is_true(b - a >= 0.045)
+  end)
+
+  it("sleep(0) returns and bad durations raise", function()
+    core.sleep(0)
+    assert.has_error(function() core.sleep(-1) end)
+    assert.has_error(function() core.sleep("soon") end)
+  end)
+end)
+
+describe("core.token_get / token_set", function()
+  it("returns the value and its expiry", function()
+    local key, expires = fresh_key(), core.now() + 60
+    assert.is_true(core.token_set(key, "tok-1", expires))
+    local value, expires_at = core.token_get(key)
+    assert.equal("tok-1", value)
+    assert.equal(expires, expires_at)
+  end)
+
+  it("returns nil for unknown keys", function()
+    assert.is_nil(core.token_get(fresh_key()))
+  end)
+
+  it("overwrites an existing value", function()
+    local key = fresh_key()
+    core.token_set(key, "old", core.now() + 60)
+    core.token_set(key, "new", core.now() + 120)
+    assert.equal("new", (core.token_get(key)))
+  end)
+
+  it("ignores entries whose expiry has passed", function()
+    local past, soon = fresh_key(), fresh_key()
+    core.token_set(past, "stale", core.now() - 1)
+    core.token_set(soon, "short", core.now() + 0.05)
+    assert.is_nil(core.token_get(past))
+    assert.equal("short", (core.token_get(soon)))
+    core.sleep(0.1)
+    assert.is_nil(core.token_get(soon))
+  end)
+
+  it("keeps binary values intact", function()
+    local key, value = fresh_key(), "a\0b\255\n"
+    core.token_set(key, value, core.now() + 60)
+    assert.equal(value, (core.token_get(key)))
+  end)
+
+  it("accepts the size caps and raises beyond them", function()
+    local long_key = prefix .. string.rep("k", 1024 - #prefix)
+    assert.is_true(core.token_set(long_key, string.rep("v", 8192), core.now() + 60))
+    assert.equal(8192, #core.token_get(long_key))
+    assert.has_error(function() core.token_set(long_key .. "k", "v", core.now() + 60) end)
+    assert.has_error(function() core.token_set(fresh_key(), string.rep("v", 8193), core.now() + 60) end)
+    assert.has_error(function() core.token_get("") end)
+  end)
+
+  it("raises on bad argument types", function()
+    assert.has_error(function() core.token_get(nil) end)
+    assert.has_error(function() core.token_get({}) end)
+    assert.has_error(function() core.token_set(fresh_key(), nil, 1) end)
+    assert.has_error(function() core.token_set(fresh_key(), "v", "later") end)
+    assert.has_error(function() core.token_set(fresh_key(), "v", 0 / 0) end)
+    assert.has_error(function() core.token_set(fresh_key(), "v", math.huge) end)
+  end)
+
+  it("holds many keys at once", function()
+    local base = fresh_key()
+    for i = 1, 3000 do
+      core.token_set(base .. ":" .. i, "v" .. i, core.now() + 60)
+    end
+    for i = 1, 3000 do
+      assert.equal("v" .. i, (core.token_get(base .. ":" .. i)))
+    end
+    for i = 1, 3000 do
+      assert.is_true(core.token_delete(base .. ":" .. i))
+    end
+    assert.is_nil(core.token_get(base .. ":1"))
+  end)
+end)
+
+describe("core.token_delete", function()
+  it("deletes unconditionally and reports whether a value was there", function()
+    local key = fresh_key()
+    core.token_set(key, "tok", core.now() + 60)
+    assert.is_true(core.token_delete(key))
+    assert.is_nil(core.token_get(key))
+    assert.is_false(core.token_delete(key))
+  end)
+
+  it("compare-and-delete only removes the value it was given", function()
+    local key = fresh_key()
+    core.token_set(key, "current", core.now() + 60)
+    assert.is_false(core.token_delete(key, "rejected-old-token"))
+    assert.equal("current", (core.token_get(key)))
+    assert.is_true(core.token_delete(key, "current"))
+    assert.is_nil(core.token_get(key))
+  end)
+
+  it("does not count an expired value as deleted", function()
+    local key = fresh_key()
+    core.token_set(key, "stale", core.now() - 1)
+    assert.is_false(core.token_delete(key, "stale"))
+  end)
+end)
+
+describe("core.token_lock / token_unlock", function()
+  it("is a try-lock", function()
+    local key = fresh_key()
+    local ok, owner = core.token_lock(key, 30)
+    assert.is_true(ok)
+    assert.is_number(owner)
+    assert.is_false(core.token_lock(key, 30))
+    assert.is_true(core.token_unlock(key))
+    assert.is_false(core.token_unlock(key))
+    assert.is_true((core.token_lock(key, 30)))
+    core.token_unlock(key)
+  end)
+
+  it("gives every acquisition a different owner", function()
+    local key = fresh_key()
+    local _, first = core.token_lock(key, 30)
+    core.token_unlock(key)
+    local _, second = core.token_lock(key, 30)
+    core.token_unlock(key)
+    assert.are_not.equal(first, second)
+  end)
+
+  it("lets the lease run out so a dead holder cannot wedge the key", function()
+    local key = fresh_key()
+    assert.is_true((core.token_lock(key, 0.05)))
+    assert.is_false(core.token_lock(key, 0.05))
+    core.sleep(0.1)
+    assert.is_true((core.token_lock(key, 30)))
+    core.token_unlock(key)
+  end)
+
+  it("with an owner, only releases that holder's lock", function()
+    local key = fresh_key()
+    local _, stale_owner = core.token_lock(key, 0.05)
+    core.sleep(0.1)
+    local ok, owner = core.token_lock(key, 30)
+    assert.is_true(ok)
+    assert.is_false(core.token_unlock(key, stale_owner))
+    assert.is_false(core.token_lock(key, 30))
+    assert.is_true(core.token_unlock(key, owner))
+  end)
+
+  it("keeps locks and values independent", function()
+    local key = fresh_key()
+    core.token_set(key, "tok", core.now() + 60)
+    assert.is_true((core.token_lock(key, 30)))
+    assert.is_true(core.token_delete(key))
+    assert.is_false(core.token_lock(key, 30))
+    core.token_set(key, "tok2", core.now() + 60)
+    assert.is_true(core.token_unlock(key))
+    assert.equal("tok2", (core.token_get(key)))
+  end)
+
+  it("raises on bad leases and keys", function()
+    assert.has_error(function() core.token_lock(fresh_key(), 0) end)
+    assert.has_error(function() core.token_lock(fresh_key(), -5) end)
+    assert.has_error(function() core.token_lock(fresh_key(), "long") end)
+    assert.has_error(function() core.token_lock(fresh_key()) end)
+    assert.has_error(function() core.token_unlock(fresh_key(), "owner") end)
+    assert.has_error(function() core.token_lock(string.rep("k", 1025), 1) end)
+  end)
+end)
+
+-- Two lua_States in two threads of one process: a small C program.
+describe("the token cache across lua_States", function()
+  local function run(cmd)
+    local ok = os.execute(cmd)
+    return ok == true or ok == 0
+  end
+
+  local function slurp(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("*a")
+    f:close()
+    return s
+  end
+
+  it("is shared by two states in two threads, and so is the lock", function()
+    local core_path = assert(package.searchpath("wecom.core", package.cpath))
+    local cpath = core_path:gsub("wecom/core%.so$", "?.so")
+    local inc, lib = "/usr/include/lua5.4", "-llua5.4"
+    if rawget(_G, "jit") then
+      inc, lib = "/usr/include/luajit-2.1", "-lluajit-5.1"
+    end
+    local exe, out = os.tmpname(), os.tmpname()
+    -- the compiler must not run with a sanitizer runtime preloaded
+    local compile = ("env -u LD_PRELOAD cc -std=c99 -D_GNU_SOURCE -O1 -I%s -o %s spec/unit/token_threads.c %s"
+      .. " -lpthread > %s 2>&1"):format(inc, exe, lib, out)
+    assert(run(compile), "compiling token_threads.c failed: " .. slurp(out))
+    local ok = run(("%s '%s' '%s' > %s 2>&1"):format(exe, cpath, fresh_key(), out))
+    local output = slurp(out)
+    os.remove(exe)
+    os.remove(out)
+    assert.is_true(ok, output)
+    assert.matches("ok phases", output, 1, true)
+    assert.matches("ok mutex 4000", output, 1, true)
+  end)
+end)

@@ -1,0 +1,3 @@
+-- placeholder
+local _M = { routes = {} }
+return _M

@@ -1,0 +1,186 @@
+-- The control API under /__emulator/ (no token; plain JSON in and out).
+-- Errors: HTTP 400 {"error": "..."}; unknown path 404; wrong method 405.
+
+local json = require "wecom.emulator.json"
+local store = require "wecom.emulator.store"
+local server = require "wecom.emulator.server"
+local fixture = require "wecom.emulator.fixture"
+local faults = require "wecom.emulator.faults"
+local base = require "wecom.emulator.api.base"
+
+local ngx = ngx
+local type = type
+local pcall = pcall
+local error = error
+local setmetatable = setmetatable
+
+local _M = { _VERSION = "0.1.0" }
+
+local BAD = {}
+
+local function bad(msg)
+    error(setmetatable({ msg = msg }, BAD), 0)
+end
+
+local function body_object(req)
+    local raw = server.read_body()
+    if raw == nil or raw == "" then
+        return json.object()
+    end
+    local value = json.decode(raw)
+    if type(value) ~= "table" or value[1] ~= nil then
+        bad("body must be a JSON object")
+    end
+    return value
+end
+
+local function ok(extra)
+    local t = extra or {}
+    t.ok = true
+    return t
+end
+
+local handlers = {}
+
+handlers["GET /__emulator/ping"] = function()
+    return ok { pid = ngx.worker.pid(), workers = ngx.worker.count() }
+end
+
+handlers["GET /__emulator/fixture"] = function()
+    return fixture.text()
+end
+
+handlers["POST /__emulator/reset"] = function()
+    store.reset()
+    return ok()
+end
+
+handlers["GET /__emulator/stats"] = function()
+    return { calls = json.object(store.stats()) }
+end
+
+handlers["POST /__emulator/faults"] = function(req)
+    local fault, err = faults.validate(body_object(req))
+    if not fault then
+        bad(err)
+    end
+    faults.add(fault)
+    return ok { path = fault.path, count = fault.count }
+end
+
+local function clock()
+    return { offset = store.clock_offset(), now = store.now() }
+end
+
+handlers["GET /__emulator/clock"] = clock
+
+handlers["POST /__emulator/clock"] = function(req)
+    local body = body_object(req)
+    if type(body.advance) ~= "number" then
+        bad("advance must be a number of seconds")
+    end
+    store.advance(body.advance)
+    return ok(clock())
+end
+
+handlers["POST /__emulator/latency"] = function(req)
+    local body = body_object(req)
+    if type(body.ms) ~= "number" or body.ms < 0 then
+        bad("ms must be a non-negative number")
+    end
+    store.set("latency_ms", body.ms)
+    return ok { ms = body.ms }
+end
+
+-- Behaviour switches: expired_errcode (42001 or 40014), token_ttl,
+-- ticket_ttl, job_seconds (how long an import job runs).
+local OPTIONS = {
+    expired_errcode = function(v) return v == 42001 or v == 40014 end,
+    token_ttl = function(v) return type(v) == "number" and v > 0 end,
+    ticket_ttl = function(v) return type(v) == "number" and v > 0 end,
+    job_seconds = function(v) return type(v) == "number" and v >= 0 end,
+}
+
+handlers["POST /__emulator/options"] = function(req)
+    local body = body_object(req)
+    for name, value in pairs(body) do
+        local valid = OPTIONS[name]
+        if not valid then
+            bad("unknown option " .. tostring(name))
+        end
+        if not valid(value) then
+            bad("invalid value for option " .. name)
+        end
+    end
+    for name, value in pairs(body) do
+        store.set_option(name, value)
+    end
+    return ok()
+end
+
+-- Codes for the identity APIs: what WeCom would hand a browser or a mini
+-- program after the user consents.
+local function mint(kind, req)
+    local body = body_object(req)
+    local F = fixture.get()
+    if body.agentid ~= nil and (type(body.agentid) ~= "number" or not F.apps[body.agentid]) then
+        bad("agentid must be an upstream app's agentid")
+    end
+    local fields = { agentid = body.agentid }
+    if kind == "oauth" and body.openid ~= nil then
+        if type(body.openid) ~= "string" or body.openid == "" then
+            bad("openid must be a non-empty string")
+        end
+        fields.openid = body.openid
+    else
+        local corpid = body.corpid or F.upstream.corpid
+        local corp = type(corpid) == "string" and F.corps[corpid]
+        if not corp then
+            bad("corpid must be a corp of the fixture")
+        end
+        if type(body.userid) ~= "string" or not corp.users_by_id[body.userid] then
+            bad("userid must be a user of that corp")
+        end
+        fields.corpid, fields.userid = corpid, body.userid
+    end
+    local code, expires_in = base.mint_code(kind, fields)
+    return ok { code = code, expires_in = expires_in }
+end
+
+handlers["POST /__emulator/oauth_code"] = function(req) return mint("oauth", req) end
+handlers["POST /__emulator/js_code"] = function(req) return mint("js", req) end
+
+handlers["POST /__emulator/push"] = function(req)
+    return require("wecom.emulator.push").push(body_object(req), bad)
+end
+
+local allowed = {}
+for key in pairs(handlers) do
+    local path = key:match(" (.*)$")
+    allowed[path] = true
+end
+
+function _M.handle(path)
+    local method = ngx.req.get_method()
+    local handler = handlers[method .. " " .. path]
+    if not handler then
+        if allowed[path] then
+            return server.send_json(405, { error = "method " .. method .. " not allowed for " .. path })
+        end
+        return server.send_json(404, { error = "no such control endpoint " .. path })
+    end
+    local ok_, result = pcall(handler, {})
+    if not ok_ then
+        if getmetatable(result) == BAD then
+            return server.send_json(400, { error = result.msg })
+        end
+        ngx.log(ngx.ERR, "wecom emulator control ", path, ": ", tostring(result))
+        return server.send_json(500, { error = "internal error" })
+    end
+    if type(result) == "string" then
+        return server.send(200, result)
+    end
+    return server.send_json(200, result)
+end
+
+return _M

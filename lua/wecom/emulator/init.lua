@@ -1,0 +1,150 @@
+-- The WeCom emulator, running inside nginx + lua-nginx-module.
+--   init_by_lua:        require("wecom.emulator").init{ fixture = path, corps = n }
+--   init_worker_by_lua: require("wecom.emulator").init_worker()
+--   content_by_lua:     require("wecom.emulator").handle()
+-- Every API call goes: count -> latency -> injected fault -> route ->
+-- method -> token -> body -> handler.
+
+local fixture = require "wecom.emulator.fixture"
+local store = require "wecom.emulator.store"
+local server = require "wecom.emulator.server"
+local tokens = require "wecom.emulator.tokens"
+local faults = require "wecom.emulator.faults"
+
+local ngx = ngx
+local type = type
+local pairs = pairs
+local pcall = pcall
+local tostring = tostring
+
+local _M = { _VERSION = "0.1.0" }
+
+local routes = {}
+
+local function add_routes(module_name)
+    for path, route in pairs(require(module_name).routes) do
+        routes[path] = route
+    end
+end
+
+function _M.init(opts)
+    fixture.load(opts or {})
+    for _, name in ipairs {
+        "wecom.emulator.api.base",
+        "wecom.emulator.api.share",
+        "wecom.emulator.api.chain",
+        "wecom.emulator.api.linkedcorp",
+    } do
+        add_routes(name)
+    end
+    -- loaded here so that workers inherit the compiled modules
+    require "wecom.emulator.control"
+end
+
+function _M.init_worker()
+    store.init_worker()
+end
+
+function _M.routes()
+    return routes
+end
+
+local function check_token(req, route, args)
+    local token = args.access_token
+    if type(token) == "table" then
+        token = token[1]
+    end
+    if type(token) ~= "string" or token == "" then
+        server.fail(41001)
+    end
+    local info, expired = tokens.lookup(token)
+    if not info then
+        server.fail(40014)
+    end
+    if expired then
+        server.fail(store.option("expired_errcode", 42001))
+    end
+    local need = route.token
+    if need == "upstream" then
+        if info.kind ~= "app" or info.corpid ~= req.F.upstream.corpid then
+            server.fail(48002, "needs an upstream app access_token")
+        end
+    elseif need == "downstream" then
+        if info.kind ~= "down" then
+            server.fail(48002, "needs a downstream corp access_token (corpgroup/corp/gettoken)")
+        end
+    end
+    return info
+end
+
+local function run(route, path)
+    local method = ngx.req.get_method()
+    if method ~= route.method then
+        server.fail(route.method == "GET" and 43001 or 43002)
+    end
+    local args = ngx.req.get_uri_args(100)
+    local req = server.new_request { F = fixture.get(), path = path, args = args }
+    if route.token ~= false then
+        req.token = check_token(req, route, args)
+    end
+    if method == "POST" then
+        local body, code, detail = server.parse_json_body(server.read_body())
+        if not body then
+            server.fail(code, detail)
+        end
+        req.body = body
+    end
+    return route.fn(req)
+end
+
+local function api(path)
+    store.count_call(path)
+    local ms = store.get("latency_ms")
+    if ms and ms > 0 then
+        ngx.sleep(ms / 1000)
+    end
+    local fault = faults.take(path)
+    if fault then
+        if fault.delay_ms then
+            ngx.sleep(fault.delay_ms / 1000)
+        elseif fault.close then
+            -- 444: nginx drops the connection without answering
+            return ngx.exit(444)
+        elseif fault.body then
+            return server.send(fault.http_status or 200, fault.body, fault.content_type)
+        elseif fault.http_status then
+            return server.send(fault.http_status,
+                "<html><head><title>" .. fault.http_status .. "</title></head><body>"
+                .. "<center><h1>" .. fault.http_status .. "</h1></center></body></html>",
+                "text/html")
+        elseif fault.errcode then
+            return server.send_error(fault.errcode, fault.detail)
+        end
+    end
+
+    local route = routes[path]
+    if not route then
+        return server.send_error(48001, "no such API " .. path, 404)
+    end
+    local ok, result = pcall(run, route, path)
+    if ok then
+        result.errcode = 0
+        result.errmsg = "ok"
+        return server.send_json(200, result)
+    end
+    if server.is_api_error(result) then
+        return server.send_error(result.errcode, result.detail, result.http_status)
+    end
+    ngx.log(ngx.ERR, "wecom emulator: ", path, ": ", tostring(result))
+    return server.send_error(-1, "internal error", 500)
+end
+
+function _M.handle()
+    local path = ngx.var.uri
+    if path:sub(1, 12) == "/__emulator/" then
+        return require("wecom.emulator.control").handle(path)
+    end
+    return api(path)
+end
+
+return _M

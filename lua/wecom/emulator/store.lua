@@ -1,0 +1,222 @@
+-- Emulator state shared by every nginx worker, kept in lua_shared_dict zones:
+--   wecom_emu        tokens, codes, tickets, faults, options, clock offset,
+--                    locks and the mutable collections (chain corps, rules, jobs)
+--   wecom_emu_stats  call counters by path
+--   wecom_emu_meta   the reset epoch (never flushed, so workers notice resets)
+-- Read-modify-write goes through a small add()-based lock; nothing blocks the
+-- worker (waiting is ngx.sleep).
+
+local json = require "wecom.emulator.json"
+
+local ngx = ngx
+local type = type
+local pairs = pairs
+local error = error
+local tostring = tostring
+local random = math.random
+local floor = math.floor
+local concat = table.concat
+
+local _M = { _VERSION = "0.1.0" }
+
+local dict, stats, meta
+
+function _M.init_worker()
+    dict = ngx.shared.wecom_emu
+    stats = ngx.shared.wecom_emu_stats
+    meta = ngx.shared.wecom_emu_meta
+    if not (dict and stats and meta) then
+        error("wecom emulator: lua_shared_dict wecom_emu, wecom_emu_stats and wecom_emu_meta are required")
+    end
+    -- distinct random streams per worker, for tokens and ids
+    math.randomseed(floor(ngx.now() * 1000) + ngx.worker.pid() * 7919)
+end
+
+local function zones()
+    if not dict then
+        _M.init_worker()
+    end
+    return dict
+end
+
+-- The emulator clock: real time plus the offset moved by /__emulator/clock.
+function _M.now()
+    return ngx.now() + (zones():get("clock_offset") or 0)
+end
+
+function _M.clock_offset()
+    return zones():get("clock_offset") or 0
+end
+
+function _M.advance(seconds)
+    return zones():incr("clock_offset", seconds, 0)
+end
+
+-- Lock with a lease, so a crashed holder cannot wedge the key.
+function _M.lock(name)
+    local key = "lock:" .. name
+    local d = zones()
+    for _ = 1, 5000 do
+        if d:add(key, true, 5) then
+            return true
+        end
+        ngx.sleep(0.001)
+    end
+    return error("wecom emulator: lock " .. name .. " timed out")
+end
+
+function _M.unlock(name)
+    zones():delete("lock:" .. name)
+end
+
+-- Runs fn under the named lock; the lock is released even if fn raises.
+function _M.with_lock(name, fn, ...)
+    _M.lock(name)
+    local ok, a, b, c = pcall(fn, ...)
+    _M.unlock(name)
+    if not ok then
+        error(a, 0)
+    end
+    return a, b, c
+end
+
+function _M.get(key)
+    return zones():get(key)
+end
+
+function _M.set(key, value, ttl)
+    local ok, err = zones():set(key, value, ttl or 0)
+    if not ok then
+        error("wecom emulator: shared dict full (" .. tostring(err) .. ")")
+    end
+end
+
+function _M.add(key, value, ttl)
+    return zones():add(key, value, ttl or 0)
+end
+
+function _M.delete(key)
+    zones():delete(key)
+end
+
+function _M.incr(key, n, init)
+    return zones():incr(key, n or 1, init or 0)
+end
+
+function _M.get_json(key)
+    local raw = zones():get(key)
+    if raw == nil then
+        return nil
+    end
+    return json.decode(raw)
+end
+
+function _M.set_json(key, value, ttl)
+    _M.set(key, json.encode(value), ttl)
+end
+
+-- Collections: mutable documents seeded from the fixture. Readers get a
+-- per-worker cached copy that is refreshed when the version or the reset
+-- epoch changes; they must not modify it.
+local cache = {}
+
+local function epoch()
+    zones()
+    return meta:get("epoch") or 0
+end
+
+function _M.read(name, seed)
+    local version = zones():get("ver:" .. name) or 0
+    local ep = epoch()
+    local hit = cache[name]
+    if hit and hit.version == version and hit.epoch == ep then
+        return hit.value
+    end
+    local value = _M.get_json("col:" .. name)
+    if value == nil then
+        value = json.copy(seed())
+    end
+    cache[name] = { version = version, epoch = ep, value = value }
+    return value
+end
+
+-- update(name, seed, fn): fn(doc) modifies a private copy under the lock;
+-- its results are returned. The copy is stored only when fn succeeds.
+function _M.update(name, seed, fn)
+    return _M.with_lock("col:" .. name, function()
+        local doc = _M.get_json("col:" .. name)
+        if doc == nil then
+            doc = json.copy(seed())
+        end
+        local a, b, c = fn(doc)
+        _M.set_json("col:" .. name, doc)
+        dict:incr("ver:" .. name, 1, 0)
+        return a, b, c
+    end)
+end
+
+-- Stats: one counter per API path.
+function _M.count_call(path)
+    zones()
+    stats:incr(path, 1, 0)
+end
+
+function _M.stats()
+    zones()
+    local calls = {}
+    for _, key in pairs(stats:get_keys(0)) do
+        local n = stats:get(key)
+        if n then
+            calls[key] = n
+        end
+    end
+    return calls
+end
+
+-- Back to the loaded fixture: every token, code, job, fault, option, the
+-- clock and the counters go.
+function _M.reset()
+    zones()
+    dict:flush_all()
+    dict:flush_expired()
+    stats:flush_all()
+    stats:flush_expired()
+    meta:incr("epoch", 1, 0)
+    cache = {}
+end
+
+-- Random identifiers (not secrets: the emulator only needs uniqueness).
+local ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+function _M.random_string(n, alphabet)
+    alphabet = alphabet or ALNUM
+    local len = #alphabet
+    local out = {}
+    for i = 1, n do
+        local k = random(len)
+        out[i] = alphabet:sub(k, k)
+    end
+    return concat(out)
+end
+
+-- A unique id: a shared counter plus randomness.
+function _M.unique(prefix, n)
+    local seq = _M.incr("seq", 1, 0)
+    return (prefix or "") .. tostring(seq) .. _M.random_string(n or 16)
+end
+
+function _M.option(name, default)
+    local v = zones():get("opt:" .. name)
+    if v == nil then
+        return default
+    end
+    return v
+end
+
+function _M.set_option(name, value)
+    if type(value) == "boolean" or type(value) == "number" or type(value) == "string" then
+        _M.set("opt:" .. name, value)
+    end
+end
+
+return _M

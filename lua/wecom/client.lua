@@ -81,7 +81,8 @@ local GATEWAY_STATUS = { [502] = true, [503] = true, [504] = true }
 -- for [] after encoding.
 local ARRAY_MT = cjson.array_mt or { __name = "wecom.json_array" }
 local native_array_mt = cjson.array_mt ~= nil
-local EMPTY_PLACEHOLDER = "wecom-empty-array-" .. core.sha1_hex(core.random_bytes(16))
+-- letters and digits only, so it is safe in a gsub pattern
+local EMPTY_PLACEHOLDER = "wecomEmptyArray" .. core.sha1_hex(core.random_bytes(16))
 local EMPTY_QUOTED = '"' .. EMPTY_PLACEHOLDER .. '"'
 
 _M.null = cjson.null
@@ -140,8 +141,31 @@ function _M.json_encode(value)
     return s
 end
 
+-- Debian's cjson decodes every number as a float on Lua 5.3+, so ids and
+-- codes would print as "1000002.0"; integral values become integers.
+local tointeger = math.tointeger  -- nil on LuaJIT, where nothing is needed
+
+local function integers(t, depth)
+    for k, v in pairs(t) do
+        local tv = type(v)
+        if tv == "number" then
+            local i = tointeger(v)
+            if i then
+                t[k] = i
+            end
+        elseif tv == "table" and depth < 64 then
+            integers(v, depth + 1)
+        end
+    end
+end
+
+-- json_decode(s) -> value | nil, err
 function _M.json_decode(s)
-    return cjson_safe.decode(s)
+    local value, err = cjson_safe.decode(s)
+    if tointeger and type(value) == "table" then
+        integers(value, 0)
+    end
+    return value, err
 end
 
 ---------------------------------------------------------------------------
@@ -231,9 +255,9 @@ function _M.classify(method, path, res, terr, is_read)
     if body == nil or body == "" then
         return nil, errors.new("decode", "empty response body", fields)
     end
-    local data = cjson_safe.decode(body)
-    if type(data) ~= "table" then
-        local what = looks_like_html(body) and "an HTML page" or "not valid JSON"
+    local data = _M.json_decode(body)
+    if type(data) ~= "table" or data[1] ~= nil then
+        local what = looks_like_html(body) and "an HTML page" or "not a JSON object"
         return nil, errors.new("decode", "response is " .. what .. " (" .. #body .. " bytes)", fields)
     end
 
@@ -321,8 +345,9 @@ _M.scrub = scrub
 -- Options
 ---------------------------------------------------------------------------
 
+-- level 4: fail <- check_option <- new/downstream <- the caller
 local function fail(where, msg)
-    error(where .. ": " .. msg, 3)
+    error(where .. ": " .. msg, 4)
 end
 
 local function check_option(where, opts, name, want, required)
@@ -380,10 +405,35 @@ local NAMESPACES = {
     downstream = {},
 }
 
-local function make_index(methods, namespaces)
+-- methods written by the endpoint modules, loaded on first use:
+-- name -> { module, function name }
+local LAZY_METHODS = {
+    app = {
+        shared_corps = { "wecom.pager", "shared_corps" },
+        oauth_url = { "wecom.identity", "oauth_url" },
+        user_by_code = { "wecom.identity", "user_by_code" },
+        jscode2session = { "wecom.identity", "jscode2session" },
+    },
+    downstream = {
+        transfer_session = { "wecom.identity", "transfer_session" },
+        jsapi_config = { "wecom.jsapi", "config" },
+        agent_config = { "wecom.jsapi", "agent_config" },
+    },
+}
+
+local function make_index(methods, namespaces, lazy)
     return function(self, k)
         local m = methods[k]
         if m ~= nil then
+            return m
+        end
+        local where = lazy[k]
+        if where ~= nil then
+            m = require(where[1])[where[2]]
+            if type(m) ~= "function" then
+                error("wecom: " .. where[1] .. "." .. where[2] .. " is not available", 2)
+            end
+            rawset(methods, k, m)
             return m
         end
         local module = namespaces[k]
@@ -396,8 +446,8 @@ local function make_index(methods, namespaces)
     end
 end
 
-local app_mt = { __index = make_index(app_methods, NAMESPACES.app) }
-local down_mt = { __index = make_index(down_methods, NAMESPACES.downstream) }
+local app_mt = { __index = make_index(app_methods, NAMESPACES.app, LAZY_METHODS.app) }
+local down_mt = { __index = make_index(down_methods, NAMESPACES.downstream, LAZY_METHODS.downstream) }
 
 function app_mt.__tostring(self)
     return "wecom.app(corpid=" .. self.corpid .. ", agentid=" .. tostring(self.agentid) .. ")"
@@ -666,7 +716,7 @@ function _M.new(opts)
     local self = setmetatable({
         kind = "app",
         corpid = opts.corpid,
-        agentid = opts.agentid,
+        agentid = tointeger and opts.agentid and tointeger(opts.agentid) or opts.agentid,
         base_url = base_url,
         timeout = opts.timeout or DEFAULT_TIMEOUT,
         retries = opts.retries or DEFAULT_RETRIES,
@@ -714,7 +764,7 @@ function app_methods.downstream(self, opts)
     local down = setmetatable({
         kind = "downstream",
         corpid = opts.corpid,
-        agentid = opts.agentid,
+        agentid = tointeger and tointeger(opts.agentid) or opts.agentid,
         business_type = business_type,
         upstream = self,
         base_url = self.base_url,
@@ -726,7 +776,7 @@ function app_methods.downstream(self, opts)
         token_key = token.downstream_key(self.corpid, self.agentid, opts.corpid, opts.agentid, business_type),
     }, down_mt)
 
-    local body = { corpid = opts.corpid, agentid = opts.agentid, business_type = business_type }
+    local body = { corpid = opts.corpid, agentid = down.agentid, business_type = business_type }
     local read = { idempotent = true }
     down._fetch_token = function()
         -- the upstream client refreshes its own token if this call rejects it
@@ -737,6 +787,37 @@ function app_methods.downstream(self, opts)
         return token_from(data, "POST", DOWNSTREAM_GETTOKEN_PATH)
     end
     return down
+end
+
+-- app:each_shared_corp(fn [, { business_type =, corpid =, limit =, concurrency = 16 }])
+--   -> results (as wecom.parallel)
+-- Calls fn(down, corp) for every corp the app is shared to, concurrently;
+-- corp is the list_app_share_info record, down its downstream client.
+function app_methods.each_shared_corp(self, fn, opts)
+    if type(fn) ~= "function" then
+        error("wecom:each_shared_corp: fn must be a function (got " .. type(fn) .. ")", 2)
+    end
+    if opts ~= nil and type(opts) ~= "table" then
+        error("wecom:each_shared_corp: opts must be a table (got " .. type(opts) .. ")", 2)
+    end
+    local filter, concurrency = {}, nil
+    for k, v in pairs(opts or {}) do
+        if k == "concurrency" then
+            concurrency = v
+        else
+            filter[k] = v
+        end
+    end
+    local business_type = filter.business_type or 0
+    local tasks = {}
+    for corp in self:shared_corps(filter) do
+        tasks[#tasks + 1] = function()
+            local down = self:downstream { corpid = corp.corpid, agentid = corp.agentid,
+                business_type = business_type }
+            return fn(down, corp)
+        end
+    end
+    return parallel.run(tasks, { concurrency = concurrency })
 end
 
 _M.app_methods = app_methods

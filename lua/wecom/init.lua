@@ -59,20 +59,6 @@ _M.store = setmetatable({}, {
     end,
 })
 
--- Endpoint modules that add methods to the clients; each exports
--- install(client) and calls client.extend.  Missing ones are skipped (parts
--- of the SDK land one by one); a broken one raises.
-local EXTENSIONS = { "wecom.identity", "wecom.jsapi", "wecom.shared" }
-for i = 1, #EXTENSIONS do
-    local name = EXTENSIONS[i]
-    if package.searchpath(name, package.path) then
-        local module = require(name)
-        if type(module) == "table" and type(module.install) == "function" then
-            module.install(client)
-        end
-    end
-end
-
 -- wecom.callback is its own module (callback engineer), loaded on first use
 -- so that clients work without it.
 setmetatable(_M, {

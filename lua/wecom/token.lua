@@ -34,9 +34,14 @@ local lifetimes = {}
 local ahead_tried = {}
 
 -- ":" separates key parts, so it is escaped inside a part.
+local tointeger = math.tointeger
+
 local function part(v)
     if v == nil then
         return "-"
+    end
+    if tointeger and type(v) == "number" then
+        v = tointeger(v) or v   -- 7.0 and 7 name the same agent
     end
     return (tostring(v):gsub("[%%:]", function(c) return c == "%" and "%25" or "%3A" end))
 end
@@ -88,7 +93,9 @@ end
 local function refresh_locked(store, key, fetch, old_value, old_expires_at)
     -- someone may have refreshed between our read and our lock
     local value, expires_at = store:get(key)
-    if value ~= nil and (old_value == nil or value ~= old_value or expires_at > old_expires_at) then
+    local newer = value ~= nil and type(expires_at) == "number"
+        and (old_value == nil or value ~= old_value or expires_at > old_expires_at)
+    if newer then
         store:unlock(key)
         return value, expires_at
     end
@@ -118,9 +125,10 @@ end
 --   opts.lease: seconds the refresh may take before another caller may try
 function _M.get(store, key, fetch, opts)
     local lease = opts and opts.lease or DEFAULT_LEASE
-    local value, expires_at, err = store:get(key)
-    if value == nil and err ~= nil then
-        return nil, store_error("get", err)
+    -- store:get -> value, expires_at | nil[, err]
+    local value, expires_at = store:get(key)
+    if value == nil and expires_at ~= nil then
+        return nil, store_error("get", expires_at)
     end
     local now = core.now()
 
@@ -154,11 +162,11 @@ function _M.get(store, key, fetch, opts)
         end
         parallel.sleep(delay)
         delay = math_min(delay * 2, WAIT_MAX)
-        value, expires_at, err = store:get(key)
+        value, expires_at = store:get(key)
         if value ~= nil then
             return value, expires_at
-        elseif err ~= nil then
-            return nil, store_error("get", err)
+        elseif expires_at ~= nil then
+            return nil, store_error("get", expires_at)
         end
         if core.monotonic() > give_up then
             -- a lock that outlives its lease is a broken store; do not hang

@@ -404,6 +404,28 @@ static int l_token_unlock(lua_State *L)
     return 1;
 }
 
+/* Runs when the last user unloads the module (dlclose) or at exit: no code of
+ * this module can be running then, so the table goes without the mutex.
+ * Without it every unload would leak the table. */
+#if defined(__GNUC__)
+__attribute__((destructor))
+#endif
+static void cache_unload(void)
+{
+    size_t i;
+    for (i = 0; i < cache_nbuckets; i++) {
+        entry *e = cache_buckets[i], *next;
+        for (; e != NULL; e = next) {
+            next = e->next;
+            free(e->value);
+            free(e);
+        }
+    }
+    free(cache_buckets);
+    cache_buckets = NULL;
+    cache_nbuckets = cache_count = 0;
+}
+
 static const luaL_Reg token_funcs[] = {
     { "now", l_now },
     { "monotonic", l_monotonic },

@@ -49,8 +49,10 @@ static int push_errno(lua_State *L, const char *what, const char *path, int err)
 static const char *check_path(lua_State *L, int i)
 {
     size_t len;
-    const char *path = luaL_checklstring(L, i, &len);
+    const char *path;
 
+    luaL_checktype(L, i, LUA_TSTRING);     /* no number-to-name coercion */
+    path = lua_tolstring(L, i, &len);
     luaL_argcheck(L, len > 0 && len <= MAX_PATH_LEN, i, "path must be 1..4000 bytes");
     luaL_argcheck(L, strlen(path) == len, i, "path contains a NUL byte");
     return path;

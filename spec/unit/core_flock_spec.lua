@@ -1,0 +1,243 @@
+-- wecom.core flock_open / write_atomic: file locks between processes and
+-- atomic replacement of a file.
+
+local core = require "wecom.core"
+local child = require "helpers.child"
+
+local function tmpdir()
+    local p = assert(io.popen("mktemp -d /tmp/wecom-flock.XXXXXX"))
+    local dir = p:read("*l")
+    p:close()
+    return dir
+end
+
+local function read_file(path)
+    local f = io.open(path, "rb")
+    if not f then return nil end
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+local function ls(dir)
+    local p = assert(io.popen("ls -A " .. child.quote(dir)))
+    local names = {}
+    for name in p:lines() do names[#names + 1] = name end
+    p:close()
+    table.sort(names)
+    return names
+end
+
+describe("core.flock_open", function()
+    local dir
+
+    before_each(function() dir = tmpdir() end)
+    after_each(function() os.execute("rm -rf " .. child.quote(dir)) end)
+
+    it("raises on a path of the wrong type or shape", function()
+        assert.has_error(function() core.flock_open() end)
+        assert.has_error(function() core.flock_open(12) end)
+        assert.has_error(function() core.flock_open("") end)
+        assert.has_error(function() core.flock_open(dir .. "/a\0b") end)
+    end)
+
+    it("returns nil, err naming the path when the directory is missing", function()
+        local lk, err = core.flock_open(dir .. "/missing/x.lock")
+        assert.is_nil(lk)
+        assert.matches(dir .. "/missing/x.lock", err, 1, true)
+        assert.matches("No such file", err)
+    end)
+
+    it("returns nil, err for a directory", function()
+        local lk, err = core.flock_open(dir)
+        assert.is_nil(lk)
+        assert.matches("Is a directory", err)
+    end)
+
+    it("creates the lock file readable by its owner only", function()
+        local path = dir .. "/x.lock"
+        local lk = assert(core.flock_open(path))
+        local p = assert(io.popen("stat -c %a " .. child.quote(path)))
+        assert.equal("600", p:read("*l"))
+        p:close()
+        lk:close()
+    end)
+
+    it("excludes a second holder, also within one process", function()
+        local path = dir .. "/x.lock"
+        local a, b = assert(core.flock_open(path)), assert(core.flock_open(path))
+        assert.is_true(a:lock())
+        assert.is_false(b:lock(true, 0))
+        assert.is_false(b:lock(true, 0.05))
+        assert.is_false(b:lock(false, 0))
+        assert.is_true(a:unlock())
+        assert.is_true(b:lock(true, 0))
+        a:close()
+        b:close()
+    end)
+
+    it("lets shared holders in together and keeps an exclusive one out", function()
+        local path = dir .. "/x.lock"
+        local a, b, c = core.flock_open(path), core.flock_open(path), core.flock_open(path)
+        assert.is_true(a:lock(false))
+        assert.is_true(b:lock(false))
+        assert.is_false(c:lock(true, 0))
+        a:unlock()
+        b:unlock()
+        assert.is_true(c:lock(true))
+        a:close(); b:close(); c:close()
+    end)
+
+    it("waits up to the timeout for another process to release it", function()
+        local path = dir .. "/x.lock"
+        local p = child.spawn([[
+            local core = require "wecom.core"
+            local lk = assert(core.flock_open(arg[1]))
+            assert(lk:lock(true, 5))
+            io.write("locked\n"); io.flush()
+            core.sleep(0.3)
+            lk:unlock()
+        ]], { path })
+        assert.equal("locked", p:line())
+        local lk = assert(core.flock_open(path))
+        assert.is_false(lk:lock(true, 0))
+        assert.is_true(lk:lock(true, 10))
+        assert.equal("", p:wait())
+        lk:close()
+    end)
+
+    it("is released when the holding process is killed", function()
+        local path = dir .. "/x.lock"
+        local p = child.spawn([[
+            local core = require "wecom.core"
+            local lk = assert(core.flock_open(arg[1]))
+            assert(lk:lock(true, 5))
+            io.write("locked\n"); io.flush()
+            core.sleep(60)
+        ]], { path })
+        assert.equal("locked", p:line())
+        local lk = assert(core.flock_open(path))
+        assert.is_false(lk:lock(true, 0))
+        os.execute("kill -9 " .. p.pid)
+        assert.is_true(lk:lock(true, 10))
+        p:wait()
+        lk:close()
+    end)
+
+    it("serialises read-modify-write across processes", function()
+        local path, counter = dir .. "/x.lock", dir .. "/counter"
+        assert(core.write_atomic(counter, "0"))
+        local code = [[
+            local core = require "wecom.core"
+            local lk = assert(core.flock_open(arg[1]))
+            for _ = 1, 100 do
+                assert(lk:lock(true, 30))
+                local f = assert(io.open(arg[2]))
+                local n = tonumber(f:read("*a"))
+                f:close()
+                assert(core.write_atomic(arg[2], tostring(n + 1)))
+                lk:unlock()
+            end
+        ]]
+        local kids = {}
+        for i = 1, 4 do kids[i] = child.spawn(code, { path, counter }) end
+        for i = 1, 4 do assert.equal("", kids[i]:wait()) end
+        assert.equal("400", read_file(counter))
+    end)
+
+    it("closes idempotently, releases on close and on collection", function()
+        local path = dir .. "/x.lock"
+        local a = assert(core.flock_open(path))
+        local b = assert(core.flock_open(path))
+        assert.is_true(a:lock())
+        assert.matches("held", tostring(a))
+        a:close()
+        a:close()
+        assert.matches("closed", tostring(a))
+        assert.has_error(function() a:lock() end)
+        assert.has_error(function() a:unlock() end)
+        assert.is_true(b:lock(true, 0))
+        b:unlock()
+
+        local c = assert(core.flock_open(path))
+        assert.is_true(c:lock())
+        c = nil    -- luacheck: ignore 311
+        collectgarbage()
+        collectgarbage()
+        assert.is_true(b:lock(true, 0))
+        b:close()
+    end)
+end)
+
+describe("core.write_atomic", function()
+    local dir
+
+    before_each(function() dir = tmpdir() end)
+    after_each(function() os.execute("rm -rf " .. child.quote(dir)) end)
+
+    it("writes and replaces a file, 0600, leaving no temporary files", function()
+        local path = dir .. "/data.json"
+        assert.is_true(core.write_atomic(path, "first"))
+        assert.equal("first", read_file(path))
+        local binary = "x\0y" .. string.rep("z", 100000)
+        assert.is_true(core.write_atomic(path, binary, true))
+        assert.equal(binary, read_file(path))
+        assert.is_true(core.write_atomic(path, ""))
+        assert.equal("", read_file(path))
+        assert.same({ "data.json" }, ls(dir))
+        local p = assert(io.popen("stat -c %a " .. child.quote(path)))
+        assert.equal("600", p:read("*l"))
+        p:close()
+    end)
+
+    it("returns nil, err when the directory is missing", function()
+        local ok, err = core.write_atomic(dir .. "/missing/data.json", "x")
+        assert.is_nil(ok)
+        assert.matches(dir .. "/missing/data.json", err, 1, true)
+        assert.matches("No such file", err)
+    end)
+
+    it("returns nil, err when the target is a directory, and cleans up", function()
+        os.execute("mkdir " .. child.quote(dir .. "/sub"))
+        local ok, err = core.write_atomic(dir .. "/sub", "x")
+        assert.is_nil(ok)
+        assert.matches("rename", err)
+        assert.same({ "sub" }, ls(dir))
+    end)
+
+    it("raises on arguments of the wrong type", function()
+        assert.has_error(function() core.write_atomic(nil, "x") end)
+        assert.has_error(function() core.write_atomic(dir .. "/f", nil) end)
+        assert.has_error(function() core.write_atomic(dir .. "/f", {}) end)
+    end)
+
+    it("never lets a reader see a torn file", function()
+        local path = dir .. "/data"
+        local size = 256 * 1024
+        assert(core.write_atomic(path, string.rep("a", size)))
+        local writer = child.spawn([[
+            local core = require "wecom.core"
+            local a, b = string.rep("a", tonumber(arg[2])), string.rep("b", tonumber(arg[2]))
+            io.write("go\n"); io.flush()
+            for i = 1, 300 do
+                assert(core.write_atomic(arg[1], i % 2 == 0 and a or b))
+            end
+            assert(core.write_atomic(arg[1], "done"))
+        ]], { path, size })
+        assert.equal("go", writer:line())
+        local seen, torn = { a = 0, b = 0 }, 0
+        for _ = 1, 20000 do
+            local s = read_file(path)
+            if s == "done" then break end
+            local c = s:sub(1, 1)
+            if #s ~= size or s ~= string.rep(c, size) then
+                torn = torn + 1
+            else
+                seen[c] = seen[c] + 1
+            end
+        end
+        assert.equal("", writer:wait())
+        assert.equal(0, torn)
+        assert.is_true(seen.a + seen.b > 0)
+    end)
+end)

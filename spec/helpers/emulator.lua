@@ -1,0 +1,343 @@
+-- Specs' handle on the WeCom emulator (see notes/CONTRACTS.md "Emulator").
+--
+--   local emu = require "helpers.emulator"
+--   local info = emu.start{ corps = 50 }      -- {base_url, ca_file, dir, port}
+--   local status, data = emu.request("GET", "/cgi-bin/gettoken", { query = {...} })
+--   emu.reset(); emu.stats(); emu.fault{ path = ..., errcode = -1 }
+--   emu.advance(7200); emu.latency(20); emu.fixture(); emu.stop()
+--
+-- Each start gets a free port and its own --dir under /tmp, so parallel spec
+-- runs do not collide. emu.new{...} gives an independent instance (several
+-- emulators at once); the module-level functions act on the last one started.
+-- Requests go over HTTPS with verification, through wecom.core's
+-- http_session when it is available, otherwise the curl CLI.
+
+local cjson = require "cjson"
+
+local _M = {}
+
+local LAUNCHER = "bin/wecom-emulator"
+local INTERPRETER = rawget(_G, "jit") and "luajit" or "lua5.4"
+
+local function quote(s)
+    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function run(cmd)
+    local a, _, c = os.execute(cmd)
+    if type(a) == "number" then
+        return a == 0
+    end
+    return a == true and (c == nil or c == 0)
+end
+
+local function read_file(path)
+    local f = io.open(path, "rb")
+    if not f then
+        return nil
+    end
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+local function random_int(lo, hi)
+    local f = io.open("/dev/urandom", "rb")
+    local b = f:read(4)
+    f:close()
+    local n = 0
+    for i = 1, 4 do
+        n = n * 256 + b:byte(i)
+    end
+    return lo + n % (hi - lo + 1)
+end
+
+local function urlencode(s)
+    if type(s) == "number" and s == math.floor(s) then
+        s = string.format("%d", s)
+    end
+    return (tostring(s):gsub("[^%w%-%._~]", function(c)
+        return string.format("%%%02X", c:byte())
+    end))
+end
+_M.urlencode = urlencode
+
+local function query_string(query)
+    if not query then
+        return ""
+    end
+    local keys = {}
+    for k in pairs(query) do
+        keys[#keys + 1] = k
+    end
+    table.sort(keys)
+    local parts = {}
+    for _, k in ipairs(keys) do
+        parts[#parts + 1] = urlencode(k) .. "=" .. urlencode(query[k])
+    end
+    return "?" .. table.concat(parts, "&")
+end
+_M.query_string = query_string
+
+-- The LuaJIT build of wecom.core next to the one this runtime loads (the
+-- emulator's push encrypts with it).
+local function luajit_core_dir()
+    local path = package.searchpath and package.searchpath("wecom.core", package.cpath)
+    if not path then
+        return nil
+    end
+    local build = path:match("^(.*)/[^/]+/wecom/core%.so$")
+    if build and read_file(build .. "/luajit/wecom/core.so") then
+        return build .. "/luajit"
+    end
+end
+
+-- Transport -----------------------------------------------------------------
+
+local http_session_ok
+local function core_session(ca_file)
+    if http_session_ok == false then
+        return nil
+    end
+    local ok, core = pcall(require, "wecom.core")
+    if not ok or type(core) ~= "table" or type(core.http_session) ~= "function" then
+        http_session_ok = false
+        return nil
+    end
+    local oks, session = pcall(core.http_session, { ca_file = ca_file, timeout = 30 })
+    if not oks or not session then
+        http_session_ok = false
+        return nil
+    end
+    http_session_ok = true
+    return session
+end
+
+local function curl_request(ca_file, method, url, headers, body, timeout)
+    local tmp = os.tmpname()
+    local cmd = { "curl -sS --max-time", tostring(timeout or 30), "--cacert", quote(ca_file),
+        "-X", method, "-o", quote(tmp .. ".body"), "-w '%{http_code}'" }
+    for k, v in pairs(headers or {}) do
+        cmd[#cmd + 1] = "-H " .. quote(k .. ": " .. v)
+    end
+    if body then
+        local f = io.open(tmp, "wb")
+        f:write(body)
+        f:close()
+        cmd[#cmd + 1] = "--data-binary @" .. quote(tmp)
+    end
+    cmd[#cmd + 1] = quote(url)
+    local p = io.popen(table.concat(cmd, " ") .. " 2>" .. quote(tmp .. ".err"))
+    local code = p:read("*a")
+    p:close()
+    local res_body = read_file(tmp .. ".body") or ""
+    local err = read_file(tmp .. ".err") or ""
+    os.remove(tmp)
+    os.remove(tmp .. ".body")
+    os.remove(tmp .. ".err")
+    local status = tonumber(code)
+    if not status or status == 0 then
+        return nil, { kind = "transport", message = err }
+    end
+    return { status = status, body = res_body, headers = {} }
+end
+
+-- Instance ------------------------------------------------------------------
+
+local Emulator = {}
+Emulator.__index = Emulator
+
+-- Low-level: one HTTPS request; returns res | nil, err.
+function Emulator:raw_request(method, path, opts)
+    opts = opts or {}
+    local url = self.base_url .. path .. query_string(opts.query)
+    local body = opts.raw_body
+    local headers = opts.headers or {}
+    if body == nil and opts.body ~= nil then
+        body = cjson.encode(opts.body)
+        headers["Content-Type"] = "application/json"
+    end
+    if self.session == nil then
+        self.session = core_session(self.ca_file) or false
+    end
+    if self.session then
+        return self.session:request { method = method, url = url, headers = headers, body = body,
+            timeout = opts.timeout }
+    end
+    return curl_request(self.ca_file, method, url, headers, body, opts.timeout)
+end
+
+-- request(method, path, { query =, body = | raw_body = }) -> status, data, res
+function Emulator:request(method, path, opts)
+    local res, err = self:raw_request(method, path, opts)
+    if not res then
+        error("emulator request " .. method .. " " .. path .. " failed: " .. tostring(err and err.message), 2)
+    end
+    local ok, data = pcall(cjson.decode, res.body)
+    return res.status, ok and data or nil, res
+end
+
+-- Control helpers: raise unless the control API answered 200.
+function Emulator:control(method, path, body)
+    local status, data, res = self:request(method, "/__emulator/" .. path, { body = body })
+    if status ~= 200 then
+        error("emulator control " .. path .. ": HTTP " .. status .. " " .. tostring(res.body), 2)
+    end
+    return data
+end
+
+function Emulator:reset() return self:control("POST", "reset", {}) end
+function Emulator:stats() return self:control("GET", "stats").calls end
+function Emulator:fault(spec) return self:control("POST", "faults", spec) end
+function Emulator:advance(seconds) return self:control("POST", "clock", { advance = seconds }) end
+function Emulator:latency(ms) return self:control("POST", "latency", { ms = ms }) end
+function Emulator:fixture() return self:control("GET", "fixture") end
+function Emulator:options(o) return self:control("POST", "options", o) end
+function Emulator:oauth_code(o) return self:control("POST", "oauth_code", o).code end
+function Emulator:js_code(o) return self:control("POST", "js_code", o).code end
+function Emulator:push(o) return self:control("POST", "push", o) end
+
+-- Calls an API with a token: GET with query, POST with a JSON body.
+function Emulator:api(method, path, token, params)
+    if method == "GET" then
+        local query = { access_token = token }
+        for k, v in pairs(params or {}) do
+            query[k] = v
+        end
+        return self:request("GET", path, { query = query })
+    end
+    return self:request("POST", path, { query = { access_token = token }, body = params or {} })
+end
+
+-- An app token of the fixture's upstream corp (agentid: defaults to the system app).
+function Emulator:app_token(agentid)
+    local fx = self.fixture_cache or self:fixture()
+    self.fixture_cache = fx
+    local app
+    for _, a in ipairs(fx.upstream.apps) do
+        if (agentid == nil and a.system) or a.agentid == agentid then
+            app = a
+        end
+    end
+    assert(app, "no such app in the fixture")
+    local status, data = self:request("GET", "/cgi-bin/gettoken", {
+        query = { corpid = fx.upstream.corpid, corpsecret = app.secret } })
+    assert(status == 200 and data.errcode == 0, "gettoken failed")
+    return data.access_token, app
+end
+
+-- A downstream token through corpgroup/corp/gettoken.
+function Emulator:down_token(up_token, corpid, agentid, business_type)
+    local _, data = self:api("POST", "/cgi-bin/corpgroup/corp/gettoken", up_token,
+        { corpid = corpid, agentid = agentid, business_type = business_type or 1 })
+    assert(data and data.errcode == 0, "corp/gettoken failed: " .. tostring(data and data.errmsg))
+    return data.access_token
+end
+
+local function launcher(args)
+    local tmp = os.tmpname()
+    local ok = run(INTERPRETER .. " " .. LAUNCHER .. " " .. args .. " >" .. quote(tmp) .. " 2>&1")
+    local out = read_file(tmp) or ""
+    os.remove(tmp)
+    return ok, out
+end
+
+function Emulator:stop()
+    if self.stopped or not self.dir then
+        return
+    end
+    self.stopped = true
+    if self.session then
+        self.session:close()
+        self.session = nil
+    end
+    launcher("stop --dir " .. quote(self.dir))
+    run("rm -rf " .. quote(self.dir))
+end
+
+-- new{ corps =, fixture =, workers =, port = } -> started instance
+function _M.new(opts)
+    opts = opts or {}
+    local dir = "/tmp/wecom-emu-spec-" .. random_int(100000, 999999999)
+    local args = { "--dir", quote(dir) }
+    if opts.corps then
+        args[#args + 1] = "--corps " .. opts.corps
+    end
+    if opts.fixture then
+        args[#args + 1] = "--fixture " .. quote(opts.fixture)
+    end
+    if opts.workers then
+        args[#args + 1] = "--workers " .. opts.workers
+    end
+    local core = luajit_core_dir()
+    if core then
+        args[#args + 1] = "--core-cpath " .. quote(core)
+    end
+    local last
+    for _ = 1, 8 do
+        local port = opts.port or random_int(20000, 45000)
+        local ok, out = launcher("start --port " .. port .. " " .. table.concat(args, " "))
+        if ok then
+            local self = setmetatable({
+                base_url = out:match("WECOM_BASE_URL=(%S+)"),
+                ca_file = out:match("WECOM_CA_FILE=(%S+)"),
+                dir = dir, port = port,
+            }, Emulator)
+            -- stops the emulator if the spec forgets to (collected at exit at the latest)
+            if rawget(_G, "newproxy") then
+                self.sentinel = newproxy(true)
+                getmetatable(self.sentinel).__gc = function() self:stop() end
+            else
+                self.sentinel = setmetatable({}, { __gc = function() self:stop() end })
+            end
+            return self
+        end
+        last = out
+        if not out:find("in use", 1, true) or opts.port then
+            break
+        end
+    end
+    run("rm -rf " .. quote(dir))
+    error("emulator failed to start:\n" .. tostring(last), 2)
+end
+
+-- Module-level API on the current instance -----------------------------------
+
+local current
+
+function _M.start(opts)
+    current = _M.new(opts)
+    return { base_url = current.base_url, ca_file = current.ca_file, dir = current.dir,
+        port = current.port }
+end
+
+function _M.stop()
+    if current then
+        current:stop()
+        current = nil
+    end
+end
+
+function _M.current()
+    return current
+end
+
+local function delegate(name)
+    return function(...)
+        assert(current, "emulator not started")
+        return current[name](current, ...)
+    end
+end
+
+for _, name in ipairs { "request", "raw_request", "reset", "stats", "fault", "advance", "latency",
+    "fixture", "options", "oauth_code", "js_code", "push", "api", "app_token", "down_token" } do
+    _M[name] = delegate(name)
+end
+
+_M.control = {}
+for _, name in ipairs { "reset", "stats", "fault", "advance", "latency", "fixture", "options",
+    "oauth_code", "js_code", "push" } do
+    _M.control[name] = delegate(name)
+end
+
+return _M

@@ -271,3 +271,185 @@ describe("core.http_session lifetime", function()
     end)
   end
 end)
+
+-- HTTP handling (status, headers, bodies, limits, keep-alive) against a
+-- scripted plain-HTTP peer in this process: submit, then play the server
+-- between polls.  allow_http is needed only because the peer has no TLS.
+describe("core.http_session response handling", function()
+  local server, port, s
+
+  before_each(function()
+    server = assert(socket.bind("127.0.0.1", 0))
+    server:settimeout(0)
+    port = select(2, server:getsockname())
+    s = core.http_session{ allow_http = true, timeout = 5 }
+  end)
+
+  after_each(function()
+    s:close()
+    server:close()
+  end)
+
+  local function accept()
+    for _ = 1, 500 do
+      local peer = server:accept()
+      if peer then
+        peer:settimeout(2)
+        return peer
+      end
+      s:poll(0.01)
+    end
+    error("the client never connected")
+  end
+
+  -- Reads one request: method line, lower-cased headers, body.
+  local function read_request(peer)
+    local line = assert(peer:receive("*l"))
+    local headers = {}
+    for header in function() return peer:receive("*l") end do
+      if header == "" then break end
+      local name, value = header:match("^([^:]+):%s*(.*)$")
+      headers[name:lower()] = value
+    end
+    local body = ""
+    local length = tonumber(headers["content-length"])
+    if length and length > 0 then
+      body = assert(peer:receive(length))
+    end
+    return { line = line, headers = headers, body = body }
+  end
+
+  local function wait(id)
+    for _ = 1, 500 do
+      for _, r in ipairs(s:poll(0.01)) do
+        if r.id == id then return r end
+      end
+    end
+    error("request " .. id .. " never finished")
+  end
+
+  local function url(path)
+    return "http://127.0.0.1:" .. port .. (path or "/")
+  end
+
+  it("sends method, headers and body, and returns status, headers and body", function()
+    local id = s:submit{ method = "POST", url = url("/cgi-bin/x?access_token=t"),
+      headers = { ["Content-Type"] = "application/json", ["X-Trace"] = "abc" }, body = '{"a":1}' }
+    local peer = accept()
+    local req = read_request(peer)
+    assert.equal("POST /cgi-bin/x?access_token=t HTTP/1.1", req.line)
+    assert.equal("application/json", req.headers["content-type"])
+    assert.equal("abc", req.headers["x-trace"])
+    assert.is_nil(req.headers["expect"])
+    assert.matches("^wecom%-lua/", req.headers["user-agent"])
+    assert.equal('{"a":1}', req.body)
+    peer:send("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nSet-Cookie: a=1\r\n"
+      .. "X-Empty:\r\nset-cookie: b=2\r\nContent-Length: 11\r\n\r\n{\"ok\":true}")
+    local r = wait(id)
+    peer:close()
+    assert.equal(201, r.res.status)
+    assert.equal('{"ok":true}', r.res.body)
+    assert.equal("application/json", r.res.headers["content-type"])
+    assert.equal("a=1, b=2", r.res.headers["set-cookie"])
+    assert.equal("", r.res.headers["x-empty"])
+    assert.is_nil(r.res.headers["Content-Type"])
+  end)
+
+  it("keeps only the final response's headers after a 100 Continue", function()
+    local id = s:submit{ method = "PUT", url = url(), body = "x" }
+    local peer = accept()
+    read_request(peer)
+    peer:send("HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n"
+      .. "HTTP/1.1 200 OK\r\nX-Final: 1\r\nContent-Length: 2\r\n\r\nok")
+    local r = wait(id)
+    peer:close()
+    assert.equal(200, r.res.status)
+    assert.equal("ok", r.res.body)
+    assert.is_nil(r.res.headers["x-interim"])
+    assert.equal("1", r.res.headers["x-final"])
+  end)
+
+  it("reuses the kept-alive connection for the next request", function()
+    local first = s:submit{ url = url("/1") }
+    local peer = accept()
+    read_request(peer)
+    peer:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+    assert.equal(1, wait(first).res.new_connections)
+    local second = s:submit{ url = url("/2") }
+    s:poll(0.01)
+    assert.is_nil(server:accept())    -- no new connection arrived
+    assert.equal("GET /2 HTTP/1.1", read_request(peer).line)
+    peer:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2")
+    local r = wait(second)
+    peer:close()
+    assert.equal("2", r.res.body)
+    assert.equal(0, r.res.new_connections)
+  end)
+
+  it("opens a new connection per call with reuse = false", function()
+    local fresh = core.http_session{ allow_http = true, reuse = false, timeout = 5 }
+    s:close()
+    s = fresh
+    for i = 1, 2 do
+      local id = s:submit{ url = url("/" .. i) }
+      local peer = accept()
+      read_request(peer)
+      peer:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n" .. i)
+      assert.equal(1, wait(id).res.new_connections)
+      peer:close()
+    end
+  end)
+
+  it("aborts a body larger than max_body, with or without a Content-Length", function()
+    local id = s:submit{ url = url(), max_body = 10 }
+    local peer = accept()
+    read_request(peer)
+    peer:send("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n01234567890")
+    local r = wait(id)
+    peer:close()
+    assert.is_nil(r.res)
+    assert.equal("transport", r.err.kind)
+    assert.matches("max_body 10 bytes", r.err.message, 1, true)
+
+    id = s:submit{ url = url(), max_body = 10 }
+    peer = accept()
+    read_request(peer)
+    peer:send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n012345\r\n6\r\n678901\r\n0\r\n\r\n")
+    r = wait(id)
+    peer:close()
+    assert.equal("transport", r.err.kind)
+    assert.matches("max_body 10 bytes", r.err.message, 1, true)
+  end)
+
+  it("accepts a body of exactly max_body bytes", function()
+    local id = s:submit{ url = url(), max_body = 10 }
+    local peer = accept()
+    read_request(peer)
+    peer:send("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789")
+    local r = wait(id)
+    peer:close()
+    assert.equal("0123456789", r.res.body)
+  end)
+
+  it("reports a connection closed without an answer as a transport error", function()
+    local id = s:submit{ url = url("/x?access_token=" .. SECRET) }
+    local peer = accept()
+    read_request(peer)
+    peer:close()
+    local r = wait(id)
+    assert.equal("transport", r.err.kind)
+    assert.equal(52, r.err.curl_code)   -- CURLE_GOT_NOTHING
+    assert_no_secret(r.err)
+  end)
+
+  it("reports a truncated body as a transport error", function()
+    local id = s:submit{ url = url() }
+    local peer = accept()
+    read_request(peer)
+    peer:send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"errcode\":")
+    peer:close()
+    local r = wait(id)
+    assert.equal("transport", r.err.kind)
+    assert.equal(18, r.err.curl_code)   -- CURLE_PARTIAL_FILE
+  end)
+end)

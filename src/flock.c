@@ -8,6 +8,7 @@
  *   torn file (temp file in the same directory, then rename), the file is
  *   created 0600 (it holds access tokens), and with fsync the data and the
  *   directory entry reach the disk before the call returns.
+ * - core.mkdir(path [, mode]) -> true: the store's directory, 0700.
  *
  * Runtime failures (missing directory, permissions) return nil, message;
  * the message names the path, which the caller chose and which is never a
@@ -257,6 +258,33 @@ static int l_write_atomic(lua_State *L)
     return 1;
 }
 
+/* ===== directories ====================================================== */
+
+/*
+ * core.mkdir(path [, mode = 0700]) -> true | nil, err
+ * true when path is a directory afterwards (created now or before); the
+ * parent must exist.
+ */
+static int l_mkdir(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    lua_Integer mode = luaL_optinteger(L, 2, 0700);
+    struct stat st;
+
+    luaL_argcheck(L, mode >= 0 && mode <= 07777, 2, "mode must be 0..07777");
+    if (mkdir(path, (mode_t)mode) != 0) {
+        int err = errno;
+        if (err != EEXIST)
+            return push_errno(L, "cannot create directory", path, err);
+        if (stat(path, &st) != 0)
+            return push_errno(L, "cannot stat", path, errno);
+        if (!S_ISDIR(st.st_mode))
+            return push_errno(L, "cannot use", path, ENOTDIR);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* ===== registration ===================================================== */
 
 static const luaL_Reg lock_methods[] = {
@@ -276,6 +304,7 @@ static const luaL_Reg lock_meta[] = {
 static const luaL_Reg flock_funcs[] = {
     { "flock_open", l_flock_open },
     { "write_atomic", l_write_atomic },
+    { "mkdir", l_mkdir },
     { NULL, NULL }
 };
 

@@ -1,0 +1,383 @@
+-- wecom.store.redis: tokens and tickets shared by many hosts.
+--
+--   local store = wecom.store.redis{ host = "10.0.0.5", port = 6379,
+--                                    password = "...", db = 0, prefix = "wecom:" }
+--
+-- Keys (prefix + the store key):
+--   <prefix><key>        "<expires_at>\n<value>", SET with PX so Redis drops
+--                        it when the token expires
+--   <prefix>lock:<key>   a random owner id, SET NX PX <lease>: the refresh
+--                        lock of a key; it ends by itself after the lease
+-- Unlock and compare-and-delete are Lua scripts (EVAL), so only the holder
+-- of the lock, or of the expected value, deletes.
+--
+-- Transport: hiredis does the protocol everywhere.  In plain Lua it is the
+-- core's blocking connection (one per store object, re-made after an I/O
+-- error, so a Redis restart costs at most the calls made while it is down).
+-- Inside nginx, in a phase that allows cosockets, the command bytes from
+-- core.redis_format travel over ngx.socket.tcp (with a keepalive pool) and
+-- core.redis_reader parses the answer; the worker never blocks.
+--
+-- When Redis is unreachable every method returns nil, err (err.kind ==
+-- "store"); the message names host and port, never the password.
+
+local error = error
+local ipairs = ipairs
+local math_floor = math.floor
+local pairs = pairs
+local setmetatable = setmetatable
+local string_format = string.format
+local tonumber = tonumber
+local tostring = tostring
+local type = type
+
+local core = require "wecom.core"
+local errors = require "wecom.errors"
+
+local _M = { _VERSION = "0.1.0", name = "redis" }
+
+local mt = { __index = _M }
+
+-- deletes KEYS[1] only if its value (after the expiry header) is ARGV[1]
+local DELETE_IF_VALUE = [[
+local v = redis.call('GET', KEYS[1])
+if v then
+  local nl = string.find(v, '\n', 1, true)
+  if nl and string.sub(v, nl + 1) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+  end
+end
+return 0
+]]
+
+-- deletes the lock KEYS[1] only if ARGV[1] still owns it
+local UNLOCK = [[
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+]]
+
+local COSOCKET_PHASES = {
+    rewrite = true, access = true, content = true, timer = true,
+    ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
+}
+
+local OPTION_TYPES = {
+    host = "string", port = "number", path = "string", password = "string",
+    db = "number", prefix = "string", timeout = "number", reconnect_delay = "number",
+    pool_size = "number", keepalive_timeout = "number",
+}
+
+function mt.__tostring(self)
+    return "wecom.store.redis (" .. self.where .. ", db " .. self.db .. ", prefix " .. self.prefix .. ")"
+end
+
+local function in_cosocket_phase()
+    return ngx ~= nil and ngx.socket ~= nil and ngx.socket.tcp ~= nil and ngx.get_phase ~= nil
+        and COSOCKET_PHASES[ngx.get_phase()] == true
+end
+
+-- ===== blocking connection (plain Lua) ====================================
+
+local function blocking_command(self, ...)
+    local conn, reused = self.conn, true
+    if not conn then
+        if self.down_until and core.monotonic() < self.down_until then
+            return nil, self.down_err, "io"
+        end
+        local err
+        conn, err = core.redis_connect(self.connect_opts)
+        if not conn then
+            -- do not pay a connect timeout on every call while Redis is away
+            self.down_until = core.monotonic() + self.reconnect_delay
+            self.down_err = err
+            return nil, err, "io"
+        end
+        self.down_until, self.down_err = nil, nil
+        self.conn, reused = conn, false
+    end
+    local res, err, marker = conn:command(...)
+    if res == nil and marker == "io" then
+        conn:close()
+        self.conn = nil
+        if reused then
+            -- most likely a connection that died with a Redis restart: one
+            -- more try on a new one
+            return blocking_command(self, ...)
+        end
+    end
+    return res, err, marker
+end
+
+-- ===== cosocket (inside nginx) ============================================
+
+local function cosocket_roundtrip(sock, ...)
+    local ok, err = sock:send(core.redis_format(...))
+    if not ok then
+        return nil, err, "io"
+    end
+    local reader = core.redis_reader()
+    while true do
+        local res, rerr, marker = reader:get_reply()
+        if res ~= false then
+            reader:close()
+            return res, rerr, marker
+        end
+        local data, serr = sock:receiveany(65536)
+        if not data then
+            reader:close()
+            return nil, serr, "io"
+        end
+        local fed, ferr, fmarker = reader:feed(data)
+        if not fed then
+            reader:close()
+            return nil, ferr, fmarker
+        end
+    end
+end
+
+local function cosocket_command(self, ...)
+    local sock = ngx.socket.tcp()
+    sock:settimeouts(self.timeout_ms, self.timeout_ms, self.timeout_ms)
+    local ok, err
+    if self.path then
+        ok, err = sock:connect("unix:" .. self.path, { pool = self.pool })
+    else
+        ok, err = sock:connect(self.host, self.port, { pool = self.pool })
+    end
+    if not ok then
+        return nil, "redis " .. self.where .. ": " .. tostring(err), "io"
+    end
+    if sock:getreusedtimes() == 0 then
+        local setup = {}
+        if self.password then setup[#setup + 1] = { "AUTH", self.password } end
+        if self.db > 0 then setup[#setup + 1] = { "SELECT", self.db } end
+        for _, cmd in ipairs(setup) do
+            local res, serr, marker = cosocket_roundtrip(sock, cmd[1], cmd[2])
+            if res == nil then
+                sock:close()
+                if marker == "redis" then
+                    serr = cmd[1] .. " failed: " .. tostring(serr)
+                end
+                return nil, "redis " .. self.where .. ": " .. tostring(serr), "io"
+            end
+        end
+    end
+    local res, rerr, marker = cosocket_roundtrip(sock, ...)
+    if res == nil and (marker == "io" or marker == "protocol") then
+        sock:close()
+        return nil, "redis " .. self.where .. ": " .. tostring(rerr), marker
+    end
+    sock:setkeepalive(self.keepalive_ms, self.pool_size)
+    return res, rerr, marker
+end
+
+-- ===== commands -> store results ==========================================
+
+-- command(self, ...) -> reply | nil, store_err
+-- A nil reply comes back as nil without an error.
+local function command(self, ...)
+    local res, err, marker
+    if in_cosocket_phase() then
+        res, err, marker = cosocket_command(self, ...)
+    else
+        res, err, marker = blocking_command(self, ...)
+    end
+    if res == nil and err ~= nil then
+        if marker == "redis" then
+            err = "redis " .. self.where .. ": " .. (...) .. ": " .. tostring(err)
+        end
+        return nil, errors.new("store", err)
+    end
+    return res
+end
+
+local function check_key(method, key)
+    if type(key) ~= "string" or key == "" then
+        error("wecom.store.redis:" .. method .. ": key must be a non-empty string", 3)
+    end
+end
+
+local function unexpected(self, what, res)
+    return nil, errors.new("store", "redis " .. self.where .. ": unexpected reply to " .. what
+        .. " (" .. type(res) .. ")")
+end
+
+-- get(key) -> value, expires_at | nil | nil, err
+function _M.get(self, key)
+    check_key("get", key)
+    local res, err = command(self, "GET", self.prefix .. key)
+    if res == nil then
+        return nil, err
+    elseif type(res) ~= "string" then
+        return unexpected(self, "GET", res)
+    end
+    local nl = res:find("\n", 1, true)
+    local expires_at = nl and tonumber(res:sub(1, nl - 1))
+    -- the expiry check also covers hosts whose clocks run ahead of Redis'
+    if not expires_at or expires_at <= core.now() then
+        return nil
+    end
+    return res:sub(nl + 1), expires_at
+end
+
+-- set(key, value, expires_at) -> true | nil, err
+function _M.set(self, key, value, expires_at)
+    check_key("set", key)
+    if type(value) ~= "string" then
+        error("wecom.store.redis:set: value must be a string", 2)
+    end
+    if type(expires_at) ~= "number" or expires_at ~= expires_at then
+        error("wecom.store.redis:set: expires_at must be a number", 2)
+    end
+    local ttl_ms = math_floor((expires_at - core.now()) * 1000)
+    local res, err
+    if ttl_ms <= 0 then
+        res, err = command(self, "DEL", self.prefix .. key)
+    else
+        res, err = command(self, "SET", self.prefix .. key,
+            string_format("%.17g\n", expires_at) .. value, "PX", ttl_ms)
+    end
+    if res == nil then
+        return nil, err or errors.new("store", "redis " .. self.where .. ": SET was not applied")
+    end
+    return true
+end
+
+-- delete(key [, only_if_value]) -> removed (boolean) | nil, err
+function _M.delete(self, key, only_if_value)
+    check_key("delete", key)
+    local res, err
+    if only_if_value == nil then
+        res, err = command(self, "DEL", self.prefix .. key)
+    elseif type(only_if_value) ~= "string" then
+        error("wecom.store.redis:delete: only_if_value must be a string", 2)
+    else
+        res, err = command(self, "EVAL", DELETE_IF_VALUE, 1, self.prefix .. key, only_if_value)
+    end
+    if res == nil then
+        return nil, err
+    elseif type(res) ~= "number" then
+        return unexpected(self, "DEL", res)
+    end
+    return res == 1
+end
+
+-- lock(key, lease_seconds) -> true | false | nil, err   (never waits)
+function _M.lock(self, key, lease_seconds)
+    check_key("lock", key)
+    if type(lease_seconds) ~= "number" or lease_seconds ~= lease_seconds or lease_seconds <= 0 then
+        error("wecom.store.redis:lock: lease_seconds must be a positive number", 2)
+    end
+    self.serial = self.serial + 1
+    local owner = self.owner_prefix .. self.serial
+    local lease_ms = math_floor(lease_seconds * 1000 + 0.5)
+    if lease_ms < 1 then lease_ms = 1 end
+    local res, err = command(self, "SET", self.prefix .. "lock:" .. key, owner, "NX", "PX", lease_ms)
+    if res == "OK" then
+        self.held[key] = owner
+        return true
+    elseif res == nil and err == nil then
+        return false
+    elseif res == nil then
+        return nil, err
+    end
+    return unexpected(self, "SET NX", res)
+end
+
+-- unlock(key) -> true | nil, err.  Releases only a lock this store object
+-- holds; a lease that ran out and was taken by someone else stays theirs.
+function _M.unlock(self, key)
+    check_key("unlock", key)
+    local owner = self.held[key]
+    if not owner then
+        return true
+    end
+    self.held[key] = nil
+    local res, err = command(self, "EVAL", UNLOCK, 1, self.prefix .. "lock:" .. key, owner)
+    if res == nil then
+        return nil, err
+    end
+    return true
+end
+
+-- Closes the blocking connection (a later call opens a new one).
+function _M.close(self)
+    if self.conn then
+        self.conn:close()
+        self.conn = nil
+    end
+end
+
+local function check_options(opts)
+    if opts == nil then
+        return {}
+    elseif type(opts) ~= "table" then
+        error("wecom.store.redis: options must be a table (got " .. type(opts) .. ")", 3)
+    end
+    for name, value in pairs(opts) do
+        local want = OPTION_TYPES[name]
+        if not want then
+            error("wecom.store.redis: unknown option '" .. tostring(name) .. "'", 3)
+        elseif type(value) ~= want then
+            error("wecom.store.redis: option '" .. name .. "' must be a " .. want
+                .. " (got " .. type(value) .. ")", 3)
+        end
+    end
+    local function positive(name)
+        local v = opts[name]
+        if v ~= nil and (v ~= v or v <= 0) then
+            error("wecom.store.redis: option '" .. name .. "' must be positive", 3)
+        end
+    end
+    positive("timeout")
+    positive("pool_size")
+    positive("keepalive_timeout")
+    local delay = opts.reconnect_delay
+    if delay ~= nil and (delay ~= delay or delay < 0) then
+        error("wecom.store.redis: option 'reconnect_delay' must be >= 0", 3)
+    end
+    if opts.port ~= nil and (opts.port ~= math_floor(opts.port) or opts.port < 1 or opts.port > 65535) then
+        error("wecom.store.redis: option 'port' must be an integer 1..65535", 3)
+    end
+    if opts.db ~= nil and (opts.db ~= math_floor(opts.db) or opts.db < 0) then
+        error("wecom.store.redis: option 'db' must be a non-negative integer", 3)
+    end
+    return opts
+end
+
+-- new{ host = "127.0.0.1", port = 6379, path = nil (unix socket), password,
+--      db = 0, prefix = "wecom:", timeout = 1, reconnect_delay = 0.2,
+--      pool_size = 16, keepalive_timeout = 60 } -> store
+-- Connects on first use, so a Redis that is down at startup is no error here.
+function _M.new(opts)
+    opts = check_options(opts)
+    local host, port = opts.host or "127.0.0.1", math_floor(opts.port or 6379)
+    local db = math_floor(opts.db or 0)
+    local timeout = opts.timeout or 1
+    local where = opts.path or (host .. ":" .. port)
+    local self = {
+        host = host, port = port, path = opts.path, db = db, where = where,
+        prefix = opts.prefix or "wecom:",
+        password = opts.password,
+        timeout_ms = math_floor(timeout * 1000 + 0.5),
+        reconnect_delay = opts.reconnect_delay or 0.2,
+        pool_size = opts.pool_size or 16,
+        keepalive_ms = math_floor((opts.keepalive_timeout or 60) * 1000),
+        connect_opts = {
+            host = host, port = port, path = opts.path, password = opts.password,
+            db = db, timeout = timeout,
+        },
+        held = {},
+        serial = 0,
+        owner_prefix = core.nonce(16) .. ":",
+    }
+    -- connections with different credentials or db never share a pool; the
+    -- pool name carries a hash, not the password
+    self.pool = "wecom.redis:" .. where .. ":" .. db .. ":"
+        .. core.sha1_hex(where .. "\0" .. db .. "\0" .. (opts.password or "")):sub(1, 16)
+    return setmetatable(self, mt)
+end
+
+return _M

@@ -1,0 +1,283 @@
+-- wecom.store.redis against a private redis-server (with a password):
+-- store semantics, key layout, db and password options, Redis going away
+-- and coming back.
+
+local core = require "wecom.core"
+local errors = require "wecom.errors"
+local redis_store = require "wecom.store.redis"
+local redis_server = require "helpers.redis"
+local child = require "helpers.child"
+
+local PASSWORD = "store-spec-pass"
+
+describe("wecom.store.redis", function()
+    local srv, direct
+
+    local function new_store(opts)
+        local o = { port = srv.port, password = PASSWORD, reconnect_delay = 0 }
+        for k, v in pairs(opts or {}) do o[k] = v end
+        return redis_store.new(o)
+    end
+
+    setup(function()
+        srv = redis_server.start{ password = PASSWORD }
+        direct = assert(srv:connect())
+    end)
+
+    teardown(function()
+        if direct then direct:close() end
+        if srv then srv:destroy() end
+    end)
+
+    before_each(function()
+        if not direct:connected() then direct = assert(srv:connect()) end
+        assert.equal("OK", direct:command("FLUSHALL"))
+    end)
+
+    describe("construction", function()
+        it("is what wecom.store.redis builds, and does not connect yet", function()
+            local wecom = require "wecom"
+            local store = wecom.store.redis{ port = 1, password = PASSWORD }
+            assert.equal("wecom.store.redis (127.0.0.1:1, db 0, prefix wecom:)", tostring(store))
+        end)
+
+        it("raises on options of the wrong type or range", function()
+            assert.has_error(function() redis_store.new("localhost") end)
+            assert.has_error(function() redis_store.new{ hostname = "x" } end)
+            assert.has_error(function() redis_store.new{ port = "6379" } end)
+            assert.has_error(function() redis_store.new{ port = 0 } end)
+            assert.has_error(function() redis_store.new{ port = 6379.5 } end)
+            assert.has_error(function() redis_store.new{ db = -1 } end)
+            assert.has_error(function() redis_store.new{ timeout = 0 } end)
+            assert.has_error(function() redis_store.new{ password = 123 } end)
+            assert.has_error(function() redis_store.new{ prefix = false } end)
+        end)
+    end)
+
+    describe("get and set", function()
+        it("round-trips binary values and the exact expiry", function()
+            local store = new_store()
+            local value = "tok\0en\n" .. string.rep("x", 600)
+            local expires_at = core.now() + 7200.123456
+            assert.is_nil((store:get("wecom:token:a")))
+            assert.is_true(store:set("wecom:token:a", value, expires_at))
+            local v, e = store:get("wecom:token:a")
+            assert.equal(value, v)
+            assert.equal(expires_at, e)
+            assert.is_true(new_store():set("wecom:token:a", "second", expires_at))
+            assert.equal("second", (store:get("wecom:token:a")))
+        end)
+
+        it("stores under the prefix with a Redis expiry matching expires_at", function()
+            local store = new_store{ prefix = "app1:" }
+            assert.is_true(store:set("wecom:token:x", "v", core.now() + 100))
+            local pttl = direct:command("PTTL", "app1:wecom:token:x")
+            assert.is_true(pttl > 98000 and pttl <= 100000, tostring(pttl))
+            assert.matches("\nv$", direct:command("GET", "app1:wecom:token:x"))
+            assert.is_nil((new_store{ prefix = "app2:" }:get("wecom:token:x")))
+        end)
+
+        it("drops an entry set with a past expiry", function()
+            local store = new_store()
+            assert.is_true(store:set("k", "v", core.now() + 60))
+            assert.is_true(store:set("k", "late", core.now() - 1))
+            assert.is_nil((store:get("k")))
+            assert.equal(0, direct:command("EXISTS", "wecom:k"))
+        end)
+
+        it("does not return an entry whose expiry passed by this host's clock", function()
+            direct:command("SET", "wecom:k", string.format("%.3f\nold", core.now() - 5))
+            local v, err = new_store():get("k")
+            assert.is_nil(v)
+            assert.is_nil(err)
+        end)
+
+        it("reports a Redis error reply as a store error", function()
+            direct:command("LPUSH", "wecom:k", "a list, not a string")
+            local v, err = new_store():get("k")
+            assert.is_nil(v)
+            assert.is_true(errors.is_error(err))
+            assert.equal("store", err.kind)
+            assert.matches("WRONGTYPE", err.errmsg)
+        end)
+
+        it("raises on arguments of the wrong type", function()
+            local store = new_store()
+            assert.has_error(function() store:get() end)
+            assert.has_error(function() store:set("k", {}, core.now()) end)
+            assert.has_error(function() store:set("k", "v") end)
+            assert.has_error(function() store:delete("k", 1) end)
+            assert.has_error(function() store:lock("k", -1) end)
+            assert.has_error(function() store:unlock(nil) end)
+        end)
+    end)
+
+    describe("delete", function()
+        it("deletes, and compares before deleting when given a value", function()
+            local store = new_store()
+            local exp = core.now() + 60
+            assert.is_true(store:set("k", "current", exp))
+            assert.is_false(store:delete("k", "rejected-old-token"))
+            assert.equal("current", (store:get("k")))
+            assert.is_false(store:delete("k", "current\n"))
+            assert.is_true(store:delete("k", "current"))
+            assert.is_nil((store:get("k")))
+            assert.is_false(store:delete("k", "current"))
+            assert.is_true(store:set("k", "again", exp))
+            assert.is_true(store:delete("k"))
+            assert.is_false(store:delete("k"))
+        end)
+    end)
+
+    describe("lock", function()
+        it("lets one holder in until it unlocks", function()
+            local a, b = new_store(), new_store()
+            assert.is_true(a:lock("k", 30))
+            assert.is_false(b:lock("k", 30))
+            assert.is_false(a:lock("k", 30))
+            assert.is_true(b:lock("other", 30))
+            local pttl = direct:command("PTTL", "wecom:lock:k")
+            assert.is_true(pttl > 29000 and pttl <= 30000, tostring(pttl))
+            assert.is_true(a:unlock("k"))
+            assert.equal(0, direct:command("EXISTS", "wecom:lock:k"))
+            assert.is_true(b:lock("k", 30))
+        end)
+
+        it("ends with the lease, and a late unlock leaves the new holder alone", function()
+            local a, b, c = new_store(), new_store(), new_store()
+            assert.is_true(a:lock("k", 0.1))
+            assert.is_false(b:lock("k", 30))
+            core.sleep(0.15)
+            assert.is_true(b:lock("k", 30))
+            assert.is_true(a:unlock("k"))
+            assert.is_false(c:lock("k", 30))
+            assert.is_true(b:unlock("k"))
+            assert.is_true(c:lock("k", 30))
+        end)
+
+        it("uses a different random owner per store object", function()
+            local a, b = new_store(), new_store()
+            assert.is_true(a:lock("k1", 30))
+            assert.is_true(b:lock("k2", 30))
+            local o1, o2 = direct:command("GET", "wecom:lock:k1"), direct:command("GET", "wecom:lock:k2")
+            assert.is_true(#o1 >= 16)
+            assert.not_equal(o1:match("^[^:]+"), o2:match("^[^:]+"))
+            assert.is_true(b:unlock("k1"))    -- not b's: stays
+            assert.equal(o1, direct:command("GET", "wecom:lock:k1"))
+        end)
+
+        it("gives the lock to exactly one of several processes", function()
+            local go = os.tmpname()
+            os.remove(go)
+            local code = [[
+                local core = require "wecom.core"
+                local store = require("wecom.store.redis").new{ port = tonumber(arg[1]), password = arg[2] }
+                assert(store:get("warm-up") == nil)
+                while not io.open(arg[3]) do core.sleep(0.002) end
+                io.write(tostring(store:lock("wecom:token:race", 30)))
+            ]]
+            local kids = {}
+            for i = 1, 6 do kids[i] = child.spawn(code, { srv.port, PASSWORD, go }) end
+            local f = assert(io.open(go, "w"))
+            f:close()
+            local winners = 0
+            for i = 1, 6 do
+                local out = kids[i]:wait()
+                assert.is_truthy(out == "true" or out == "false", out)
+                if out == "true" then winners = winners + 1 end
+            end
+            os.remove(go)
+            assert.equal(1, winners)
+        end)
+    end)
+
+    describe("options", function()
+        it("keeps databases apart", function()
+            local store = new_store{ db = 2 }
+            assert.is_true(store:set("k", "in-two", core.now() + 60))
+            assert.equal(0, direct:command("EXISTS", "wecom:k"))
+            local two = assert(srv:connect{ db = 2 })
+            assert.equal(1, two:command("EXISTS", "wecom:k"))
+            two:close()
+            assert.equal("wecom.store.redis (127.0.0.1:" .. srv.port .. ", db 2, prefix wecom:)", tostring(store))
+        end)
+
+        it("fails every method with a store error on a wrong password, without showing it", function()
+            local store = new_store{ password = "wrong-password-xyz" }
+            for _, call in ipairs({
+                function() return store:get("k") end,
+                function() return store:set("k", "v", core.now() + 60) end,
+                function() return store:delete("k", "v") end,
+                function() return store:lock("k", 10) end,
+            }) do
+                local ok, err = call()
+                assert.is_nil(ok)
+                assert.equal("store", err.kind)
+                assert.matches("AUTH failed", tostring(err))
+                assert.is_nil(tostring(err):find("wrong-password-xyz", 1, true))
+                assert.is_nil(tostring(err):find(PASSWORD, 1, true))
+            end
+        end)
+    end)
+
+    describe("when Redis is down", function()
+        it("returns store errors naming host and port from every method", function()
+            local store = redis_store.new{ port = 1, password = PASSWORD }
+            for _, call in ipairs({
+                function() return store:get("k") end,
+                function() return store:set("k", "v", core.now() + 60) end,
+                function() return store:delete("k") end,
+                function() return store:delete("k", "v") end,
+                function() return store:lock("k", 10) end,
+            }) do
+                local ok, err = call()
+                assert.is_nil(ok)
+                assert.equal("store", err.kind)
+                assert.matches("127.0.0.1:1", tostring(err), 1, true)
+                assert.is_nil(tostring(err):find(PASSWORD, 1, true))
+            end
+        end)
+
+        it("recovers after a restart on the same port", function()
+            local store = new_store()
+            assert.is_true(store:set("k", "before", core.now() + 60))
+            srv:stop()
+            local v, err = store:get("k")
+            assert.is_nil(v)
+            assert.equal("store", err.kind)
+            local ok, lerr = store:lock("k", 10)
+            assert.is_nil(ok)
+            assert.equal("store", lerr.kind)
+            srv:launch()
+            direct = assert(srv:connect())
+            -- no persistence: the entry went with the old server
+            assert.is_nil((store:get("k")))
+            assert.is_true(store:set("k", "after", core.now() + 60))
+            assert.equal("after", (store:get("k")))
+        end)
+
+        it("hides a restart between two calls behind one reconnect", function()
+            local store = new_store()
+            assert.is_true(store:set("k", "v", core.now() + 60))
+            srv:restart()
+            direct = assert(srv:connect())
+            local v, err = store:get("k")   -- the old connection is dead; a new one answers
+            assert.is_nil(v)
+            assert.is_nil(err)
+            assert.is_true(store:set("k", "v2", core.now() + 60))
+            assert.equal("v2", (store:get("k")))
+        end)
+
+        it("does not retry connecting before reconnect_delay has passed", function()
+            local store = new_store{ reconnect_delay = 3600 }
+            srv:stop()
+            local _, err = store:get("k")
+            assert.equal("store", err.kind)
+            srv:launch()
+            direct = assert(srv:connect())
+            local _, again = store:get("k")
+            assert.equal("store", again.kind)
+            assert.is_nil((new_store():get("k")))   -- the server itself is up
+        end)
+    end)
+end)

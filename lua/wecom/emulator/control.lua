@@ -22,7 +22,7 @@ local function bad(msg)
     error(setmetatable({ msg = msg }, BAD), 0)
 end
 
-local function body_object(req)
+local function body_object()
     local raw = server.read_body()
     if raw == nil or raw == "" then
         return json.object()
@@ -59,8 +59,8 @@ handlers["GET /__emulator/stats"] = function()
     return { calls = json.object(store.stats()) }
 end
 
-handlers["POST /__emulator/faults"] = function(req)
-    local fault, err = faults.validate(body_object(req))
+handlers["POST /__emulator/faults"] = function()
+    local fault, err = faults.validate(body_object())
     if not fault then
         bad(err)
     end
@@ -74,8 +74,8 @@ end
 
 handlers["GET /__emulator/clock"] = clock
 
-handlers["POST /__emulator/clock"] = function(req)
-    local body = body_object(req)
+handlers["POST /__emulator/clock"] = function()
+    local body = body_object()
     if type(body.advance) ~= "number" then
         bad("advance must be a number of seconds")
     end
@@ -83,8 +83,8 @@ handlers["POST /__emulator/clock"] = function(req)
     return ok(clock())
 end
 
-handlers["POST /__emulator/latency"] = function(req)
-    local body = body_object(req)
+handlers["POST /__emulator/latency"] = function()
+    local body = body_object()
     if type(body.ms) ~= "number" or body.ms < 0 then
         bad("ms must be a non-negative number")
     end
@@ -101,8 +101,8 @@ local OPTIONS = {
     job_seconds = function(v) return type(v) == "number" and v >= 0 end,
 }
 
-handlers["POST /__emulator/options"] = function(req)
-    local body = body_object(req)
+handlers["POST /__emulator/options"] = function()
+    local body = body_object()
     for name, value in pairs(body) do
         local valid = OPTIONS[name]
         if not valid then
@@ -120,8 +120,8 @@ end
 
 -- Codes for the identity APIs: what WeCom would hand a browser or a mini
 -- program after the user consents.
-local function mint(kind, req)
-    local body = body_object(req)
+local function mint(kind)
+    local body = body_object()
     local F = fixture.get()
     if body.agentid ~= nil and (type(body.agentid) ~= "number" or not F.apps[body.agentid]) then
         bad("agentid must be an upstream app's agentid")
@@ -147,11 +147,11 @@ local function mint(kind, req)
     return ok { code = code, expires_in = expires_in }
 end
 
-handlers["POST /__emulator/oauth_code"] = function(req) return mint("oauth", req) end
-handlers["POST /__emulator/js_code"] = function(req) return mint("js", req) end
+handlers["POST /__emulator/oauth_code"] = function() return mint("oauth") end
+handlers["POST /__emulator/js_code"] = function() return mint("js") end
 
-handlers["POST /__emulator/push"] = function(req)
-    return require("wecom.emulator.push").push(body_object(req), bad)
+handlers["POST /__emulator/push"] = function()
+    return require("wecom.emulator.push").push(body_object(), bad)
 end
 
 local allowed = {}

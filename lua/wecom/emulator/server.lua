@@ -7,7 +7,6 @@ local store = require "wecom.emulator.store"
 local ngx = ngx
 local type = type
 local error = error
-local tostring = tostring
 local setmetatable = setmetatable
 local floor = math.floor
 local format = string.format
@@ -223,7 +222,5 @@ function _M.parse_json_body(raw)
     end
     return value
 end
-
-_M.tostring = tostring
 
 return _M

@@ -2,8 +2,9 @@
 -- same module paths as the spec that spawns them.
 --
 --   local child = require "helpers.child"
---   local p = child.spawn(code, args)   -- p.pid; p:line() reads one line; p:wait() -> rest
---   local out = child.run(code, args)   -- runs to the end, returns its output
+--   local p = child.spawn(code, args [, env])   -- p.pid; p:line() reads a line; p:wait() -> rest
+--   local p = child.spawn_script(path, args [, env])
+--   local out = child.run(code, args [, env])   -- runs to the end, returns its output
 
 local _M = {}
 
@@ -14,12 +15,16 @@ _M.quote = quote
 
 _M.interpreter = jit and "luajit" or "lua5.4"
 
--- The shell command running script (a file) with args, in this runtime.
-function _M.command(script, args)
-    local parts = {
-        "LUA_PATH=" .. quote(package.path), "LUA_CPATH=" .. quote(package.cpath),
-        "exec", _M.interpreter, quote(script),
-    }
+-- The shell command running script (a file) with args, in this runtime;
+-- env: extra environment variables (kept out of the argument list).
+function _M.command(script, args, env)
+    local parts = { "LUA_PATH=" .. quote(package.path), "LUA_CPATH=" .. quote(package.cpath) }
+    for k, v in pairs(env or {}) do
+        parts[#parts + 1] = k .. "=" .. quote(v)
+    end
+    parts[#parts + 1] = "exec"
+    parts[#parts + 1] = _M.interpreter
+    parts[#parts + 1] = quote(script)
     for _, a in ipairs(args or {}) do
         parts[#parts + 1] = quote(a)
     end
@@ -43,19 +48,26 @@ function Child:wait()
     return out
 end
 
--- spawn(code, args) -> child whose first output line (its pid) is consumed.
-function _M.spawn(code, args)
+-- spawn_script(path, args, env) -> child (its pid known: the shell execs Lua)
+function _M.spawn_script(path, args, env)
+    local pipe = assert(io.popen("echo $$; " .. _M.command(path, args, env) .. " 2>&1", "r"))
+    local pid = tonumber(pipe:read("*l"))
+    return setmetatable({ pipe = pipe, pid = pid }, Child)
+end
+
+-- spawn(code, args, env) -> child running code from a temporary file
+function _M.spawn(code, args, env)
     local script = os.tmpname()
     local f = assert(io.open(script, "w"))
     f:write(code)
     f:close()
-    local pipe = assert(io.popen("echo $$; " .. _M.command(script, args) .. " 2>&1", "r"))
-    local pid = tonumber(pipe:read("*l"))
-    return setmetatable({ pipe = pipe, pid = pid, script = script }, Child)
+    local c = _M.spawn_script(script, args, env)
+    c.script = script
+    return c
 end
 
-function _M.run(code, args)
-    return _M.spawn(code, args):wait()
+function _M.run(code, args, env)
+    return _M.spawn(code, args, env):wait()
 end
 
 return _M

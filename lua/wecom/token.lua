@@ -86,7 +86,10 @@ function _M.refresh_due(expires_at, now, lifetime)
 end
 
 local function store_error(what, err)
-    return errors.new("store", what .. ": " .. tostring(err))
+    if errors.is_error(err) then
+        return err
+    end
+    return errors.new("store", "store " .. what .. " failed: " .. tostring(err))
 end
 
 -- Runs fetch while holding the lock; releases it whatever happens.

@@ -88,7 +88,11 @@ local function run(route, path)
         req.token = check_token(req, route, args)
     end
     if method == "POST" then
-        local body, code, detail = server.parse_json_body(server.read_body())
+        local raw = server.read_body()
+        if route.body_optional and (raw == nil or raw == "") then
+            raw = "{}"
+        end
+        local body, code, detail = server.parse_json_body(raw)
         if not body then
             server.fail(code, detail)
         end

@@ -86,4 +86,21 @@ describe("a fleet of processes on a shared store", function()
             assert_fleet(run_fleet("redis", srv.port, REDIS_PASSWORD))
         end)
     end)
+
+    -- Needs lua/wecom/token.lua to fetch directly when the store fails (DESIGN,
+    -- issue 6); turn back into `it` once it does.
+    pending("still answers API calls while Redis is down (tokens fetched directly)", function()
+        local wecom = require "wecom"
+        local app = wecom.new{
+            corpid = corpid, secret = app_def.secret, agentid = app_def.agentid,
+            base_url = env.base_url, ca_file = env.ca_file,
+            store = wecom.store.redis{ port = 1, password = REDIS_PASSWORD },
+        }
+        for _ = 1, 3 do
+            local data, err = app:get("/cgi-bin/agent/get", { agentid = app.agentid })
+            assert.is_nil(err)
+            assert.equal(0, data.errcode)
+        end
+        assert.equal(3, emu.stats()["/cgi-bin/agent/get"])
+    end)
 end)

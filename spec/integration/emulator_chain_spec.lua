@@ -100,14 +100,16 @@ describe("emulator corpgroup", function()
     end)
 
     describe("corp/gettoken", function()
+        local DOWN01 = { corpid = "wwDOWNCORP01", agentid = 1000011, business_type = 1 }
+
         it("issues a downstream token for a shared (corpid, agentid, business_type), the same while valid", function()
-            local a = call(sys_token, "corp/gettoken", { corpid = "wwDOWNCORP01", agentid = 1000011, business_type = 1 })
+            local a = call(sys_token, "corp/gettoken", DOWN01)
             assert.equal(0, a.errcode)
             assert.equal(7200, a.expires_in)
-            local b = call(sys_token, "corp/gettoken", { corpid = "wwDOWNCORP01", agentid = 1000011, business_type = 1 })
+            local b = call(sys_token, "corp/gettoken", DOWN01)
             assert.equal(a.access_token, b.access_token)
             emu.advance(7300)
-            local c = call(sys_token, "corp/gettoken", { corpid = "wwDOWNCORP01", agentid = 1000011, business_type = 1 })
+            local c = call(sys_token, "corp/gettoken", DOWN01)
             assert.not_equal(a.access_token, c.access_token)
         end)
 
@@ -298,7 +300,8 @@ describe("emulator corpgroup", function()
 
         it("runs as a job through statuses 1 -> 2 -> 3, with per-contact failures", function()
             emu.options { job_seconds = 50 }
-            local d = call(sys_token, "import_chain_contact", { chain_id = "ChDISTRIB01", contact_list = { good, bad } })
+            local d = call(sys_token, "import_chain_contact",
+                { chain_id = "ChDISTRIB01", contact_list = { good, bad } })
             assert.equal(0, d.errcode)
             assert.is_string(d.jobid)
             local _, r1 = emu.api("GET", P .. "getresult", sys_token, { jobid = d.jobid })
@@ -379,7 +382,8 @@ describe("emulator corpgroup", function()
             assert.same({ "liuyang" }, got.rule_info.owner_corp_range.userids)
             assert.equal(0, call(sys_token, "rule/delete_rule", { chain_id = "ChDISTRIB01", rule_id = 1 }).errcode)
             assert.same({ 2, 3 }, call(sys_token, "rule/list_ids", { chain_id = "ChDISTRIB01" }).rule_ids)
-            assert.equal(40058, call(sys_token, "rule/get_rule_info", { chain_id = "ChDISTRIB01", rule_id = 1 }).errcode)
+            assert.equal(40058, call(sys_token, "rule/get_rule_info",
+                { chain_id = "ChDISTRIB01", rule_id = 1 }).errcode)
         end)
 
         it("needs the system app and the chain's creator corp, and a complete rule_info", function()
@@ -394,11 +398,14 @@ describe("emulator corpgroup", function()
     end)
 
     describe("unionid mappings", function()
+        local CUSTOMER1 = { unionid = "oUnion_wx_000001", openid = "oMini_000001" }
+        local CUSTOMER2 = { unionid = "oUnion_wx_000002", openid = "oMini_000002" }
+
         it("maps a unionid to external_userids in the app's shared corps", function()
-            local d = call(sys_token, "unionid_to_external_userid", { unionid = "oUnion_wx_000001", openid = "oMini_000001" })
+            local d = call(sys_token, "unionid_to_external_userid", CUSTOMER1)
             assert.equal(0, d.errcode)
             assert.equal(2, #d.external_userid_info)
-            local o = call(ord_token, "unionid_to_external_userid", { unionid = "oUnion_wx_000001", openid = "oMini_000001" })
+            local o = call(ord_token, "unionid_to_external_userid", CUSTOMER1)
             assert.same({ { corpid = "wwDOWNCORP01", external_userid = "wmDOWN01ext000001" } }, o.external_userid_info)
             local one = call(sys_token, "unionid_to_external_userid",
                 { unionid = "oUnion_wx_000001", openid = "oMini_000001", corpid = "wwDOWNCORP05" })
@@ -409,9 +416,9 @@ describe("emulator corpgroup", function()
         end)
 
         it("issues stable pending_ids and converts external_userids to them", function()
-            local a = call(sys_token, "unionid_to_pending_id", { unionid = "oUnion_wx_000002", openid = "oMini_000002" })
+            local a = call(sys_token, "unionid_to_pending_id", CUSTOMER2)
             assert.equal(0, a.errcode)
-            local b = call(sys_token, "unionid_to_pending_id", { unionid = "oUnion_wx_000002", openid = "oMini_000002" })
+            local b = call(sys_token, "unionid_to_pending_id", CUSTOMER2)
             assert.equal(a.pending_id, b.pending_id)
             local r = call(sys_token, "batch/external_userid_to_pending_id",
                 { external_userid = { "wmDOWN02ext000002", "wmDOWN01ext000001", "unknown" } })

@@ -102,7 +102,8 @@ describe("emulator linkedcorp, identity and tickets", function()
         end)
 
         it("message/send validates its fields", function()
-            local base = { touser = { "zhangwei" }, msgtype = "text", agentid = system.agentid, text = { content = "x" } }
+            local base = { touser = { "zhangwei" }, msgtype = "text", agentid = system.agentid,
+                text = { content = "x" } }
             local function with(k, v)
                 local t = {}
                 for key, val in pairs(base) do t[key] = val end

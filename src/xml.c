@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include <expat.h>
+#include <openssl/rand.h>
 
 #include "wecom.h"
 
@@ -47,6 +48,7 @@ typedef struct xml_doc {
     int current;                    /* the open element, NO_NODE outside the root */
     int depth, max_depth;
     const char *abort_reason;       /* set when a handler stopped the parser */
+    unsigned long salt;             /* expat hash salt, random per scratch */
     int busy;
 } xml_doc;
 
@@ -217,6 +219,10 @@ static xml_doc *scratch_new(lua_State *L)
 {
     xml_doc *d = lua_newuserdata(L, sizeof *d);
     memset(d, 0, sizeof *d);
+    /* Expat would otherwise read getrandom() and getenv() for every
+     * document; one secret salt per scratch keeps the flooding protection. */
+    if (RAND_bytes((unsigned char *)&d->salt, sizeof d->salt) != 1 || d->salt == 0)
+        d->salt = (unsigned long)(size_t)d ^ 0x9e3779b97f4a7c15UL;
     luaL_getmetatable(L, XML_SCRATCH_MT);
     lua_setmetatable(L, -2);
     return d;
@@ -246,6 +252,7 @@ static const char *doc_parse(xml_doc *d, const char *s, size_t len, int max_dept
     d->abort_reason = NULL;
 
     /* Reset clears every handler, so they are set per document. */
+    XML_SetHashSalt(p, d->salt);
     XML_SetUserData(p, d);
     XML_SetElementHandler(p, on_start, on_end);
     XML_SetCharacterDataHandler(p, on_text);

@@ -53,6 +53,7 @@ local DEFAULT_BACKOFF = 0.5     -- seconds before the first retry, doubled each 
 local MAX_BACKOFF = 8
 
 local GETTOKEN_PATH = "/cgi-bin/gettoken"
+local JSON_HEADERS = { ["Content-Type"] = "application/json; charset=utf-8" }  -- read-only
 local DOWNSTREAM_GETTOKEN_PATH = "/cgi-bin/corpgroup/corp/gettoken"
 local TICKETS = {
     jsapi = { path = "/cgi-bin/get_jsapi_ticket" },
@@ -229,8 +230,9 @@ end
 --   res: { status, headers, body } from the transport (or nil)
 --   transport_err: { kind, message, curl_code } (or nil)
 function _M.classify(method, path, res, terr, is_read)
-    local fields = { method = method, path = path }
+    local fields
     if res == nil then
+        fields = { method = method, path = path }
         local kind = terr and terr.kind
         if kind ~= "timeout" and kind ~= "tls" then
             kind = "transport"
@@ -245,17 +247,31 @@ function _M.classify(method, path, res, terr, is_read)
     end
 
     local status = res.status
-    fields.http_status = status
+    local body = res.body
+    -- the common case first, without building an error
+    local data
+    if status == 200 and body ~= nil and body ~= "" then
+        data = _M.json_decode(body)
+        if type(data) == "table" and data[1] == nil then
+            local errcode = data.errcode
+            if errcode == 0 or errcode == nil then
+                return data
+            end
+        end
+    end
+
+    fields = { method = method, path = path, http_status = status }
     if status >= 500 then
         fields.retryable = is_read == true or GATEWAY_STATUS[status] == true
         return nil, errors.new("transport", "server error (HTTP " .. status .. ")", fields)
     end
 
-    local body = res.body
     if body == nil or body == "" then
         return nil, errors.new("decode", "empty response body", fields)
     end
-    local data = _M.json_decode(body)
+    if data == nil then
+        data = _M.json_decode(body)
+    end
     if type(data) ~= "table" or data[1] ~= nil then
         local what = looks_like_html(body) and "an HTML page" or "not a JSON object"
         return nil, errors.new("decode", "response is " .. what .. " (" .. #body .. " bytes)", fields)
@@ -486,7 +502,7 @@ local function call(self, method, path, query, body, opts, with_token)
     local timeout = opts and opts.timeout or self.timeout
     local headers, payload
     if method == "POST" then
-        headers = { ["Content-Type"] = "application/json; charset=utf-8" }
+        headers = JSON_HEADERS
         if type(body) == "string" then
             payload = body
         elseif body == nil then

@@ -92,7 +92,9 @@ describe("core.http_session requests", function()
     end)
 
     it("reports a refused connection as a transport error without the query string", function()
-        local res, err = s:request{ url = "https://127.0.0.1:" .. closed_port() .. "/cgi-bin/x?access_token=" .. SECRET }
+        local res, err = s:request{
+            url = "https://127.0.0.1:" .. closed_port() .. "/cgi-bin/x?access_token=" .. SECRET,
+        }
         assert.is_nil(res)
         assert.equal("transport", err.kind)
         assert.equal(7, err.curl_code)   -- CURLE_COULDNT_CONNECT
@@ -152,7 +154,9 @@ describe("core.http_session requests", function()
         via:close()
         assert.equal("transport", err.kind)
         assert.matches("port " .. proxy_port, err.message, 1, true)
-        local direct = core.http_session{ proxy = "http://127.0.0.1:" .. proxy_port, noproxy = "127.0.0.1", timeout = 2 }
+        local direct = core.http_session{
+            proxy = "http://127.0.0.1:" .. proxy_port, noproxy = "127.0.0.1", timeout = 2,
+        }
         local _, err2 = direct:request{ url = "https://127.0.0.1:" .. target .. "/x" }
         direct:close()
         assert.matches("port " .. target, err2.message, 1, true)

@@ -1,0 +1,298 @@
+-- POST /__emulator/push: encrypt an event with an upstream app's callback
+-- token and EncodingAESKey (receiveid = the upstream corpid) and deliver it
+-- the way WeCom does, or run the GET URL check with an encrypted echostr.
+--
+-- Body: { url, agentid?, event? | xml? | verify?, to_user?, from_user?,
+--         fields?, echostr?, receive_id?, attempts? (1..3, default 3),
+--         timeout_ms? (default 5000) }
+-- Answer: { status, body, attempts, timestamp, nonce, msg_signature[, echostr] }
+
+local store = require "wecom.emulator.store"
+local fixture = require "wecom.emulator.fixture"
+
+local ngx = ngx
+local type = type
+local pairs = pairs
+local pcall = pcall
+local tonumber = tonumber
+local tostring = tostring
+local concat = table.concat
+local sort = table.sort
+local floor = math.floor
+
+local _M = { _VERSION = "0.1.0" }
+
+local MAX_RESPONSE = 1024 * 1024
+
+local core_module
+local function core()
+    if core_module == nil then
+        local ok, mod = pcall(require, "wecom.core")
+        core_module = ok and type(mod) == "table" and mod.crypter and mod or false
+    end
+    return core_module
+end
+
+local function cdata(s)
+    return "<![CDATA[" .. tostring(s):gsub("]]>", "]]]]><![CDATA[>") .. "]]>"
+end
+
+local function url_escape(s)
+    return (s:gsub("[^%w%-%._~]", function(c)
+        return ("%%%02X"):format(c:byte())
+    end))
+end
+
+-- The plaintext event WeCom would send (reference §9).
+local function event_xml(body, corpid, agentid, now)
+    local parts = {
+        "<xml><ToUserName>", cdata(body.to_user or corpid), "</ToUserName>",
+        "<FromUserName>", cdata(body.from_user or "sys"), "</FromUserName>",
+        "<CreateTime>", tostring(floor(now)), "</CreateTime>",
+        "<MsgType>", cdata("event"), "</MsgType>",
+        "<Event>", cdata(body.event), "</Event>",
+        "<AgentID>", tostring(agentid), "</AgentID>",
+    }
+    local names = {}
+    for name in pairs(body.fields or {}) do
+        names[#names + 1] = name
+    end
+    sort(names)
+    for _, name in ipairs(names) do
+        local v = body.fields[name]
+        parts[#parts + 1] = "<" .. name .. ">"
+        parts[#parts + 1] = type(v) == "number" and tostring(v) or cdata(v)
+        parts[#parts + 1] = "</" .. name .. ">"
+    end
+    parts[#parts + 1] = "</xml>"
+    return concat(parts)
+end
+
+local function parse_url(url)
+    local scheme, host, port, path = url:match("^(https?)://([^/:?#]+):?(%d*)([^#]*)")
+    if not scheme then
+        return nil
+    end
+    port = tonumber(port) or (scheme == "https" and 443 or 80)
+    if path == "" then
+        path = "/"
+    elseif path:sub(1, 1) == "?" then
+        path = "/" .. path
+    end
+    return { scheme = scheme, host = host, port = port, path = path }
+end
+
+-- Reads an HTTP/1.1 response: Content-Length, chunked, or until close.
+local function read_response(sock)
+    local line, err = sock:receive("*l")
+    if not line then
+        return nil, "reading status: " .. tostring(err)
+    end
+    local status = tonumber(line:match("^HTTP/%d%.%d (%d%d%d)"))
+    if not status then
+        return nil, "bad status line"
+    end
+    local headers = {}
+    while true do
+        local h, herr = sock:receive("*l")
+        if not h then
+            return nil, "reading headers: " .. tostring(herr)
+        end
+        if h == "" then
+            break
+        end
+        local k, v = h:match("^([^:]+):%s*(.-)%s*$")
+        if k then
+            headers[k:lower()] = v
+        end
+    end
+    local body
+    local length = tonumber(headers["content-length"])
+    if length then
+        if length > MAX_RESPONSE then
+            return nil, "response too large"
+        end
+        body, err = sock:receive(length)
+    elseif (headers["transfer-encoding"] or ""):lower():find("chunked", 1, true) then
+        local chunks, total = {}, 0
+        while true do
+            local size_line, serr = sock:receive("*l")
+            local size = size_line and tonumber(size_line:match("^%x+"), 16)
+            if not size then
+                return nil, "bad chunk: " .. tostring(serr)
+            end
+            if size == 0 then
+                sock:receive("*l")
+                break
+            end
+            total = total + size
+            if total > MAX_RESPONSE then
+                return nil, "response too large"
+            end
+            chunks[#chunks + 1], serr = sock:receive(size)
+            if not chunks[#chunks] then
+                return nil, "reading chunk: " .. tostring(serr)
+            end
+            sock:receive("*l")
+        end
+        body = concat(chunks)
+    else
+        body, err = sock:receive("*a")
+    end
+    if not body then
+        return nil, "reading body: " .. tostring(err)
+    end
+    return status, body
+end
+
+local function http(method, target, path, body, timeout_ms)
+    local sock = ngx.socket.tcp()
+    sock:settimeout(timeout_ms)
+    local ok, err = sock:connect(target.host, target.port)
+    if not ok then
+        return nil, "connect: " .. tostring(err)
+    end
+    if target.scheme == "https" then
+        ok, err = sock:sslhandshake(nil, target.host, true)
+        if not ok then
+            sock:close()
+            return nil, "tls: " .. tostring(err)
+        end
+    end
+    local host = target.host
+    if (target.scheme == "https" and target.port ~= 443) or (target.scheme == "http" and target.port ~= 80) then
+        host = host .. ":" .. target.port
+    end
+    local req = {
+        method, " ", path, " HTTP/1.1\r\nHost: ", host,
+        "\r\nUser-Agent: wecom-emulator\r\nAccept: */*\r\nConnection: close\r\n",
+    }
+    if body then
+        req[#req + 1] = "Content-Type: text/xml\r\nContent-Length: " .. #body .. "\r\n"
+    end
+    req[#req + 1] = "\r\n"
+    req[#req + 1] = body or ""
+    ok, err = sock:send(concat(req))
+    if not ok then
+        sock:close()
+        return nil, "send: " .. tostring(err)
+    end
+    local status, rbody = read_response(sock)
+    sock:close()
+    return status, rbody
+end
+
+local function numeric_nonce()
+    return store.random_string(10, "0123456789")
+end
+
+-- push(body, bad) -> answer table; bad(msg) raises a 400 for the caller.
+function _M.push(body, bad)
+    local F = fixture.get()
+    if type(body.url) ~= "string" then
+        bad("url must be a string")
+    end
+    local target = parse_url(body.url)
+    if not target then
+        bad("url must be an http:// or https:// URL")
+    end
+    local agentid = body.agentid
+    local app
+    if agentid == nil then
+        app = F.system_app or F.upstream.apps[1]
+    elseif type(agentid) == "number" then
+        app = F.apps[agentid]
+    end
+    if not app then
+        bad("agentid must be an upstream app's agentid")
+    end
+    if not app.callback then
+        bad("app " .. app.agentid .. " has no callback settings in the fixture")
+    end
+    local modes = (body.event ~= nil and 1 or 0) + (body.xml ~= nil and 1 or 0) + (body.verify and 1 or 0)
+    if modes ~= 1 then
+        bad("give exactly one of event, xml or verify")
+    end
+    for _, field in ipairs { "event", "xml", "to_user", "from_user", "echostr", "receive_id" } do
+        if body[field] ~= nil and type(body[field]) ~= "string" then
+            bad(field .. " must be a string")
+        end
+    end
+    if body.fields ~= nil and type(body.fields) ~= "table" then
+        bad("fields must be an object")
+    end
+    local attempts = body.attempts or 3
+    if type(attempts) ~= "number" or attempts < 1 or attempts > 3 then
+        bad("attempts must be 1..3")
+    end
+    local timeout_ms = body.timeout_ms or 5000
+    if type(timeout_ms) ~= "number" or timeout_ms <= 0 then
+        bad("timeout_ms must be a positive number")
+    end
+
+    local c = core()
+    if not c then
+        bad("push needs wecom.core built for LuaJIT (start the emulator with --core-cpath or WECOM_EMULATOR_CPATH)")
+    end
+    local crypter, code, msg = c.crypter(app.callback.token, app.callback.aes_key)
+    if not crypter then
+        bad("app " .. app.agentid .. " callback aes_key: " .. tostring(msg or code))
+    end
+
+    local now = store.now()
+    local receive_id = body.receive_id or F.upstream.corpid
+    local plaintext
+    if body.verify then
+        plaintext = body.echostr or numeric_nonce() .. numeric_nonce()
+    elseif body.xml then
+        plaintext = body.xml
+    else
+        plaintext = event_xml(body, F.upstream.corpid, app.agentid, now)
+    end
+    local encrypted, ecode, emsg = crypter:encrypt(plaintext, receive_id)
+    if not encrypted then
+        crypter:close()
+        bad("encrypt failed: " .. tostring(emsg or ecode))
+    end
+
+    local answer = { attempts = 0 }
+    local last_err
+    for attempt = 1, attempts do
+        -- every delivery is signed afresh, like WeCom's retries
+        local timestamp = tostring(floor(store.now()))
+        local nonce = numeric_nonce()
+        local signature = crypter:signature(timestamp, nonce, encrypted)
+        local sep = target.path:find("?", 1, true) and "&" or "?"
+        local query = "msg_signature=" .. signature .. "&timestamp=" .. timestamp .. "&nonce=" .. nonce
+        local status, rbody
+        if body.verify then
+            status, rbody = http("GET", target, target.path .. sep .. query .. "&echostr=" .. url_escape(encrypted),
+                nil, timeout_ms)
+        else
+            local envelope = "<xml><ToUserName>" .. cdata(F.upstream.corpid) .. "</ToUserName><Encrypt>"
+                .. cdata(encrypted) .. "</Encrypt><AgentID>" .. cdata(app.agentid) .. "</AgentID></xml>"
+            status, rbody = http("POST", target, target.path .. sep .. query, envelope, timeout_ms)
+        end
+        answer.attempts = attempt
+        answer.timestamp, answer.nonce, answer.msg_signature = timestamp, nonce, signature
+        if status then
+            answer.status, answer.body = status, rbody
+            if status == 200 then
+                break
+            end
+        else
+            last_err = rbody
+        end
+    end
+    crypter:close()
+    if body.verify then
+        answer.echostr = plaintext
+    end
+    if not answer.status then
+        answer.error = last_err
+    end
+    answer.ok = answer.status == 200
+    return answer
+end
+
+return _M

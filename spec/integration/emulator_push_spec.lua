@@ -1,0 +1,259 @@
+-- /__emulator/push against a separate receiver nginx started by this spec.
+-- The receiver echoes what it got; the spec checks the signature with the
+-- openssl CLI's sha1 and decrypts with `openssl enc`, independently of the
+-- C core the emulator encrypts with.
+
+local emu = require "helpers.emulator"
+local cjson = require "cjson"
+
+local function sh(cmd)
+    local p = io.popen(cmd)
+    local out = p:read("*a")
+    p:close()
+    return out
+end
+
+local function write(path, data)
+    local f = assert(io.open(path, "wb"))
+    f:write(data)
+    f:close()
+end
+
+local function read(path)
+    local f = io.open(path, "rb")
+    if not f then return nil end
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+-- A plain-HTTP receiver in its own nginx.
+local Receiver = {}
+
+function Receiver.start()
+    local dir = "/tmp/wecom-emu-recv-" .. tostring(os.time()) .. "-" .. tostring(math.random(1e6))
+    os.execute("mkdir -p " .. dir .. "/tmp")
+    local modules = ""
+    local version = sh("nginx -V 2>&1")
+    if not version:find("ngx_lua", 1, true) then
+        modules = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
+            .. "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n"
+    end
+    local user = sh("id -u"):match("^0%s") and "user root;\n" or ""
+    for _ = 1, 8 do
+        local port = 20000 + math.random(25000)
+        write(dir .. "/nginx.conf", modules .. user .. [[
+worker_processes 1;
+daemon on;
+pid ]] .. dir .. [[/nginx.pid;
+error_log ]] .. dir .. [[/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path ]] .. dir .. [[/tmp;
+    lua_package_path '/usr/share/lua/5.1/?.lua;;';
+    lua_shared_dict hits 1m;
+    server {
+        listen 127.0.0.1:]] .. port .. [[;
+        location /hook {
+            content_by_lua_block {
+                local cjson = require "cjson"
+                ngx.req.read_body()
+                ngx.header["Content-Type"] = "application/json"
+                ngx.print(cjson.encode({ method = ngx.req.get_method(), args = ngx.req.get_uri_args(),
+                    body = ngx.req.get_body_data() or "" }))
+            }
+        }
+        location /flaky {
+            content_by_lua_block {
+                local n = ngx.shared.hits:incr("flaky", 1, 0)
+                if n < 3 then
+                    ngx.status = 500
+                    ngx.say("not yet")
+                    return
+                end
+                ngx.print("success")
+            }
+        }
+        location /down { return 503; }
+    }
+}
+]])
+        if os.execute("nginx -p " .. dir .. " -c " .. dir .. "/nginx.conf -e " .. dir
+            .. "/error.log >/dev/null 2>&1") then
+            return { dir = dir, url = "http://127.0.0.1:" .. port }
+        end
+    end
+    error("receiver nginx did not start: " .. tostring(read(dir .. "/error.log")))
+end
+
+function Receiver.stop(r)
+    local pid = read(r.dir .. "/nginx.pid")
+    if pid then
+        os.execute("kill " .. pid:match("%d+") .. " 2>/dev/null")
+        for _ = 1, 50 do
+            if not os.execute("kill -0 " .. pid:match("%d+") .. " 2>/dev/null") then break end
+            os.execute("sleep 0.1")
+        end
+    end
+    os.execute("rm -rf " .. r.dir)
+end
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+local function b64decode(s)
+    s = s:gsub("[^%w%+/]", "")
+    local bits = s:gsub(".", function(c)
+        local v = B64:find(c, 1, true) - 1
+        local out = ""
+        for i = 5, 0, -1 do
+            out = out .. (math.floor(v / 2 ^ i) % 2)
+        end
+        return out
+    end)
+    bits = bits:sub(1, #bits - #bits % 8)
+    return (bits:gsub("%d%d%d%d%d%d%d%d", function(byte)
+        return string.char(tonumber(byte, 2))
+    end))
+end
+
+local function hex(s)
+    return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+local function sha1(s)
+    local tmp = os.tmpname()
+    write(tmp, s)
+    local out = sh("openssl dgst -sha1 -r " .. tmp)
+    os.remove(tmp)
+    return out:match("^(%x+)")
+end
+
+-- WXBizMsgCrypt decrypt with the openssl CLI: -> msg, receive_id
+local function decrypt(aes_key, encrypted)
+    local key = b64decode(aes_key .. "=")
+    assert(#key == 32)
+    local tmp = os.tmpname()
+    write(tmp, b64decode(encrypted))
+    local plain = sh("openssl enc -d -aes-256-cbc -nopad -K " .. hex(key) .. " -iv " .. hex(key:sub(1, 16))
+        .. " -in " .. tmp)
+    os.remove(tmp)
+    local pad = plain:byte(#plain)
+    assert(pad >= 1 and pad <= 32, "bad padding")
+    plain = plain:sub(1, #plain - pad)
+    local b1, b2, b3, b4 = plain:byte(17, 20)
+    local len = ((b1 * 256 + b2) * 256 + b3) * 256 + b4
+    return plain:sub(21, 20 + len), plain:sub(21 + len)
+end
+
+local function cdata(xml, name)
+    return xml:match("<" .. name .. "><!%[CDATA%[(.-)%]%]></" .. name .. ">")
+        or xml:match("<" .. name .. ">(.-)</" .. name .. ">")
+end
+
+describe("emulator push", function()
+    local fx, system, ordinary, receiver
+
+    setup(function()
+        emu.start()
+        fx = emu.fixture()
+        for _, app in ipairs(fx.upstream.apps) do
+            if app.system then system = app else ordinary = app end
+        end
+        receiver = Receiver.start()
+    end)
+
+    teardown(function()
+        if receiver then Receiver.stop(receiver) end
+        emu.stop()
+    end)
+
+    local function signature_of(app, args, encrypt)
+        local parts = { app.callback.token, args.timestamp, args.nonce, encrypt }
+        table.sort(parts)
+        return sha1(table.concat(parts))
+    end
+
+    it("POSTs an encrypted, signed event like WeCom and returns the receiver's answer", function()
+        local answer = emu.push { url = receiver.url .. "/hook?app=chain", event = "share_chain_change" }
+        assert.is_true(answer.ok)
+        assert.equal(200, answer.status)
+        assert.equal(1, answer.attempts)
+        local got = cjson.decode(answer.body)
+        assert.equal("POST", got.method)
+        assert.equal("chain", got.args.app)
+        local encrypt = cdata(got.body, "Encrypt")
+        assert.equal(fx.upstream.corpid, cdata(got.body, "ToUserName"))
+        assert.equal(signature_of(system, got.args, encrypt), got.args.msg_signature)
+        assert.equal(answer.msg_signature, got.args.msg_signature)
+        local msg, receive_id = decrypt(system.callback.aes_key, encrypt)
+        assert.equal(fx.upstream.corpid, receive_id)
+        assert.equal("share_chain_change", cdata(msg, "Event"))
+        assert.equal("event", cdata(msg, "MsgType"))
+        assert.equal("sys", cdata(msg, "FromUserName"))
+        assert.equal(tostring(math.floor(system.agentid)), cdata(msg, "AgentID"))
+        assert.is_true(math.abs(tonumber(cdata(msg, "CreateTime")) - os.time()) < 60)
+    end)
+
+    it("uses the chosen app's callback settings, extra fields and the emulator clock", function()
+        emu.advance(86400)
+        local answer = emu.push { url = receiver.url .. "/hook", agentid = ordinary.agentid,
+            event = "batch_job_result", to_user = "wwDOWNCORP01", fields = { JobId = "job42" } }
+        local got = cjson.decode(answer.body)
+        local encrypt = cdata(got.body, "Encrypt")
+        assert.equal(signature_of(ordinary, got.args, encrypt), got.args.msg_signature)
+        assert.not_equal(signature_of(system, got.args, encrypt), got.args.msg_signature)
+        local msg = decrypt(ordinary.callback.aes_key, encrypt)
+        assert.equal("wwDOWNCORP01", cdata(msg, "ToUserName"))
+        assert.equal("job42", cdata(msg, "JobId"))
+        assert.is_true(tonumber(cdata(msg, "CreateTime")) > os.time() + 86000)
+        emu.reset()
+    end)
+
+    it("sends raw plaintext XML as given", function()
+        local xml = "<xml><ToUserName><![CDATA[wwDOWNCORP02]]></ToUserName><MsgType><![CDATA[text]]></MsgType>"
+            .. "<Content><![CDATA[你好]]></Content></xml>"
+        local got = cjson.decode(emu.push { url = receiver.url .. "/hook", xml = xml }.body)
+        assert.equal(xml, (decrypt(system.callback.aes_key, cdata(got.body, "Encrypt"))))
+    end)
+
+    it("runs the GET URL check with an encrypted echostr", function()
+        local answer = emu.push { url = receiver.url .. "/hook", verify = true, echostr = "1616140317555161061" }
+        local got = cjson.decode(answer.body)
+        assert.equal("GET", got.method)
+        assert.equal(signature_of(system, got.args, got.args.echostr), got.args.msg_signature)
+        assert.equal("1616140317555161061", (decrypt(system.callback.aes_key, got.args.echostr)))
+        assert.equal("1616140317555161061", answer.echostr)
+    end)
+
+    it("retries up to 3 times on non-200 answers", function()
+        local flaky = emu.push { url = receiver.url .. "/flaky", event = "change_chain" }
+        assert.equal(3, flaky.attempts)
+        assert.equal(200, flaky.status)
+        assert.equal("success", flaky.body)
+        local down = emu.push { url = receiver.url .. "/down", event = "change_chain" }
+        assert.equal(3, down.attempts)
+        assert.equal(503, down.status)
+        assert.is_false(down.ok)
+        local once = emu.push { url = receiver.url .. "/down", event = "change_chain", attempts = 1 }
+        assert.equal(1, once.attempts)
+    end)
+
+    it("reports a receiver that cannot be reached", function()
+        local answer = emu.push { url = "http://127.0.0.1:1/hook", event = "x", attempts = 1 }
+        assert.is_false(answer.ok)
+        assert.is_nil(answer.status)
+        assert.matches("connect", answer.error)
+    end)
+
+    it("refuses bad push requests with HTTP 400", function()
+        local function status_of(body)
+            return (emu.request("POST", "/__emulator/push", { body = body }))
+        end
+        assert.equal(400, status_of { event = "x" })
+        assert.equal(400, status_of { url = "ftp://x", event = "x" })
+        assert.equal(400, status_of { url = receiver.url, event = "x", xml = "<xml/>" })
+        assert.equal(400, status_of { url = receiver.url, event = "x", agentid = 42 })
+        assert.equal(400, status_of { url = receiver.url, event = "x", attempts = 9 })
+    end)
+end)

@@ -32,6 +32,7 @@ local WAIT_FIRST, WAIT_MAX = 0.005, 0.1
 -- Per Lua state: the lifetime seen at the last fetch, the last early refresh.
 local lifetimes = {}
 local ahead_tried = {}
+local failures = {}   -- key -> { at = monotonic time, err = err } of the last failed fetch
 
 -- ":" separates key parts, so it is escaped inside a part.
 local tointeger = math.tointeger
@@ -113,8 +114,12 @@ local function refresh_locked(store, key, fetch, old_value, old_expires_at)
         if old_value ~= nil and old_expires_at > core.now() then
             return old_value, old_expires_at
         end
+        -- callers of this process waiting for this fetch share its failure
+        -- instead of each trying again in turn
+        failures[key] = { at = core.monotonic(), err = new_expires_at }
         return nil, new_expires_at
     end
+    failures[key] = nil
 
     lifetimes[key] = new_expires_at - core.now()
     -- a failing set still leaves us a good token for this call
@@ -154,7 +159,8 @@ function _M.get(store, key, fetch, opts)
 
     -- nothing usable: take the lock or wait for whoever holds it
     local delay = WAIT_FIRST
-    local give_up = core.monotonic() + lease * 2 + 1
+    local waiting_since = core.monotonic()
+    local give_up = waiting_since + lease * 2 + 1
     while true do
         local locked, lerr = store:lock(key, lease)
         if locked == nil and lerr ~= nil then
@@ -163,8 +169,17 @@ function _M.get(store, key, fetch, opts)
         if locked then
             return refresh_locked(store, key, fetch, nil, nil)
         end
-        parallel.sleep(delay)
+        if store.wait then
+            -- a store that can wake us when the holder unlocks (shdict)
+            store:wait(key, delay)
+        else
+            parallel.sleep(delay)
+        end
         delay = math_min(delay * 2, WAIT_MAX)
+        local failed = failures[key]
+        if failed and failed.at >= waiting_since then
+            return nil, failed.err
+        end
         value, expires_at = store:get(key)
         if value ~= nil then
             return value, expires_at

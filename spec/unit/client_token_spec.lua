@@ -163,6 +163,25 @@ describe("token.get", function()
     end
   end)
 
+  it("shares one failed fetch with the callers that waited for it", function()
+    local store, key, calls = table_store(), unique("k"), 0
+    local function fetch()
+      calls = calls + 1
+      parallel.sleep(0.05)
+      return nil, "wrong secret"
+    end
+    local tasks = {}
+    for i = 1, 5 do tasks[i] = function() return token.get(store, key, fetch) end end
+    local results = parallel.run(tasks)
+    assert.equal(1, calls)
+    for i = 1, 5 do
+      assert.same({ ok = false, err = "wrong secret" }, results[i])
+    end
+    -- a later caller tries again
+    token.get(store, key, fetch)
+    assert.equal(2, calls)
+  end)
+
   it("re-checks the store after taking the lock", function()
     local store, key = table_store(), unique("k")
     -- someone else stores a token between our read and our lock

@@ -35,6 +35,10 @@ local type = type
 
 local core = require "wecom.core"
 
+-- Inside nginx tasks are light threads and sleeps yield to nginx
+-- (wecom.ngx.parallel); this loop is for everywhere else.
+local ngx_parallel = ngx ~= nil and ngx.thread ~= nil and require("wecom.ngx.parallel") or nil
+
 local _M = { _VERSION = "0.1.0" }
 
 -- coroutine -> scheduler, for the coroutines that are tasks of a running
@@ -279,6 +283,9 @@ function _M.sleep(seconds)
     if sched then
         return sched:sleep(seconds)
     end
+    if ngx_parallel and ngx_parallel.sleep(seconds) then
+        return
+    end
     if seconds > 0 then
         core.sleep(seconds)
     end
@@ -317,6 +324,10 @@ function _M.run(tasks, opts)
                     .. tostring(concurrency) .. ")", 2)
             end
         end
+    end
+
+    if ngx_parallel and ngx_parallel.available() then
+        return ngx_parallel.run(tasks, concurrency)
     end
 
     local sched = _M.current()

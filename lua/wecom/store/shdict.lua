@@ -1,0 +1,215 @@
+-- wecom.store.shdict: tokens and tickets in a lua_shared_dict, shared by all
+-- nginx workers.
+--
+--   lua_shared_dict wecom 1m;                       # nginx.conf, http block
+--   local store = wecom.store.shdict("wecom")
+--
+-- Entries:
+--   <key>              "<expires_at>|<value>", with the dict's own expiry set
+--                      to expires_at, so an expired token is never handed out
+--   wecom-lock|<key>   the refresh lock of <key>: an owner id added with
+--                      dict:add (atomic "only if absent") and the lease as
+--                      its expiry, so a worker that dies holding it cannot
+--                      wedge the key
+-- Single flight: across workers the lock above; the token manager re-reads
+-- the entry after taking it.  Within a worker, callers waiting for a refresh
+-- sleep on an ngx.semaphore that the refresher posts when it unlocks, so they
+-- wake as soon as the token is there (waiters in other workers poll).
+-- Nothing here blocks the worker: shared-dict calls only take the dict's
+-- mutex for a moment.
+
+local error = error
+local math_max = math.max
+local setmetatable = setmetatable
+local str_find = string.find
+local str_format = string.format
+local str_sub = string.sub
+local tonumber = tonumber
+local tostring = tostring
+local type = type
+
+local ngx = ngx
+
+local _M = { _VERSION = "0.1.0", name = "shdict" }
+
+local mt = { __index = _M }
+
+local LOCK_PREFIX = "wecom-lock|"
+
+-- ngx.semaphore comes with lua-resty-core (OpenResty, and Debian's
+-- lua-resty-core); without it waiters just sleep their poll interval.
+local semaphore
+do
+    local ok, mod = pcall(require, "ngx.semaphore")
+    if ok and type(mod) == "table" then
+        semaphore = mod
+    end
+end
+
+-- per worker: key -> { sema = semaphore, waiters = n }
+local waiting = {}
+
+local lock_counter = 0
+
+local function check_key(method, key)
+    if type(key) ~= "string" or key == "" then
+        error("wecom.store.shdict:" .. method .. ": key must be a non-empty string", 3)
+    end
+end
+
+local function now()
+    return ngx.now()
+end
+
+function mt.__tostring(self)
+    return "wecom.store.shdict (" .. self.dict_name .. ")"
+end
+
+-- get(key) -> value, expires_at | nil
+function _M.get(self, key)
+    check_key("get", key)
+    local raw = self.dict:get(key)
+    if raw == nil then
+        return nil
+    end
+    if type(raw) ~= "string" then
+        return nil, "entry " .. key .. " is not a wecom token entry"
+    end
+    local bar = str_find(raw, "|", 1, true)
+    local expires_at = bar and tonumber(str_sub(raw, 1, bar - 1))
+    if not expires_at then
+        return nil, "entry " .. key .. " is not a wecom token entry"
+    end
+    if expires_at <= now() then
+        return nil
+    end
+    return str_sub(raw, bar + 1), expires_at
+end
+
+-- set(key, value, expires_at) -> true | nil, err
+function _M.set(self, key, value, expires_at)
+    check_key("set", key)
+    if type(value) ~= "string" then
+        error("wecom.store.shdict:set: value must be a string", 2)
+    end
+    if type(expires_at) ~= "number" then
+        error("wecom.store.shdict:set: expires_at must be a number", 2)
+    end
+    local ttl = expires_at - now()
+    if ttl <= 0 then
+        -- already expired: nothing worth keeping
+        self.dict:delete(key)
+        return true
+    end
+    local ok, err = self.dict:set(key, str_format("%.3f", expires_at) .. "|" .. value, math_max(ttl, 0.001))
+    if not ok then
+        return nil, "lua_shared_dict " .. self.dict_name .. ": " .. tostring(err)
+    end
+    return true
+end
+
+-- delete(key [, only_if_value]) -> true (removed) | false
+-- The compare and the delete are two dict calls; between them only another
+-- worker can act, and it only ever replaces a token with a newer one.
+function _M.delete(self, key, only_if_value)
+    check_key("delete", key)
+    local raw = self.dict:get(key)
+    if raw == nil then
+        return false
+    end
+    if only_if_value ~= nil then
+        if type(raw) ~= "string" then
+            return false
+        end
+        local bar = str_find(raw, "|", 1, true)
+        if not bar or str_sub(raw, bar + 1) ~= only_if_value then
+            return false
+        end
+    end
+    self.dict:delete(key)
+    return true
+end
+
+-- lock(key, lease_seconds) -> true | false | nil, err; never waits
+function _M.lock(self, key, lease_seconds)
+    check_key("lock", key)
+    if type(lease_seconds) ~= "number" or lease_seconds <= 0 then
+        error("wecom.store.shdict:lock: lease_seconds must be a positive number", 2)
+    end
+    lock_counter = lock_counter + 1
+    local owner = ngx.worker.pid() .. ":" .. lock_counter
+    local ok, err = self.dict:add(LOCK_PREFIX .. key, owner, lease_seconds)
+    if ok then
+        self.owners[key] = owner
+        return true
+    end
+    if err == "exists" then
+        return false
+    end
+    return nil, "lua_shared_dict " .. self.dict_name .. ": " .. tostring(err)
+end
+
+-- unlock(key) -> true.  Only our own lock is removed; waiters in this
+-- worker are woken.
+function _M.unlock(self, key)
+    check_key("unlock", key)
+    local owner = self.owners[key]
+    if owner then
+        self.owners[key] = nil
+        local lock_key = LOCK_PREFIX .. key
+        if self.dict:get(lock_key) == owner then
+            self.dict:delete(lock_key)
+        end
+    end
+    local w = waiting[self.dict_name .. "|" .. key]
+    if w and w.waiters > 0 then
+        w.sema:post(w.waiters)
+    end
+    return true
+end
+
+-- wait(key, seconds): returns when a refresher in this worker unlocks key,
+-- or after seconds (a refresher in another worker cannot wake us).  Used by
+-- the token manager instead of a plain sleep while someone else refreshes.
+function _M.wait(self, key, seconds)
+    local phase = ngx.get_phase()
+    if not semaphore or phase == "init" or phase == "init_worker" or phase == "log"
+        or phase == "header_filter" or phase == "body_filter" or phase == "set"
+        or phase == "balancer" then
+        -- ngx.sleep raises its own clear error where yielding is impossible
+        return ngx.sleep(seconds)
+    end
+    local id = self.dict_name .. "|" .. key
+    local w = waiting[id]
+    if not w then
+        w = { sema = semaphore.new(), waiters = 0 }
+        waiting[id] = w
+    end
+    w.waiters = w.waiters + 1
+    w.sema:wait(seconds)
+    w.waiters = w.waiters - 1
+    if w.waiters == 0 then
+        -- posts nobody took would wake the next waiter at once
+        waiting[id] = nil
+    end
+end
+
+-- new(name) -> store; raises when the dict is not declared
+function _M.new(name)
+    if type(name) ~= "string" or name == "" then
+        error("wecom.store.shdict: name must be the name of a lua_shared_dict (got "
+            .. type(name) .. ")", 2)
+    end
+    if ngx == nil or type(ngx.shared) ~= "table" then
+        error("wecom.store.shdict needs nginx with lua-nginx-module (OpenResty): ngx.shared"
+            .. " is not available here", 2)
+    end
+    local dict = ngx.shared[name]
+    if dict == nil then
+        error("wecom.store.shdict: lua_shared_dict '" .. name .. "' is not declared; add"
+            .. " `lua_shared_dict " .. name .. " 1m;` to nginx's http block", 2)
+    end
+    return setmetatable({ dict = dict, dict_name = name, owners = {} }, mt)
+end
+
+return _M

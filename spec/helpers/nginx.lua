@@ -1,0 +1,302 @@
+-- Specs' handle on a real nginx (Debian's nginx + libnginx-mod-http-lua, or
+-- OpenResty) running a given configuration in a temporary prefix.
+--
+--   local nginx = require "helpers.nginx"
+--   local site = nginx.start{ conf = text, files = { ["conf.d/x.conf"] = text } }
+--   site.port, site.prefix, site.url("/path")
+--   site:request("GET", "/path" [, { body =, headers = }]) -> status, body, headers
+--   site:error_lines() -> the [error]/[crit]/[alert]/[emerg] lines of error.log
+--   site:stop()
+--
+-- `conf` may use ${port}, ${prefix}, ${lua_path}, ${lua_cpath}, ${modules} and
+-- ${user}; nginx.example{...} renders examples/openresty/nginx.conf for a spec
+-- (port, workers, trusted CA, paths to this checkout).
+
+local _M = {}
+
+local function quote(s)
+    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+_M.quote = quote
+
+local function run(cmd)
+    local a, _, c = os.execute(cmd)
+    if type(a) == "number" then
+        return a == 0
+    end
+    return a == true and (c == nil or c == 0)
+end
+
+local function capture(cmd)
+    local p = assert(io.popen(cmd, "r"))
+    local out = p:read("*a")
+    p:close()
+    return out
+end
+
+local function read_file(path)
+    local f = io.open(path, "rb")
+    if not f then
+        return nil
+    end
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+_M.read_file = read_file
+
+local function write_file(path, data)
+    local f = assert(io.open(path, "wb"))
+    f:write(data)
+    f:close()
+end
+
+local function random_int(lo, hi)
+    local f = assert(io.open("/dev/urandom", "rb"))
+    local b = f:read(4)
+    f:close()
+    local n = 0
+    for i = 1, 4 do
+        n = n * 256 + b:byte(i)
+    end
+    return lo + n % (hi - lo + 1)
+end
+
+local function sleep(seconds)
+    run("sleep " .. seconds)
+end
+
+local function absolute(path)
+    if path:sub(1, 1) == "/" then
+        return path
+    end
+    local cwd = os.getenv("PWD") or capture("pwd"):gsub("%s+$", "")
+    return ((cwd .. "/" .. path):gsub("/%./", "/"))
+end
+
+function _M.binary()
+    local bin = os.getenv("WECOM_NGINX")
+    if bin and bin ~= "" then
+        return bin
+    end
+    for _, name in ipairs { "openresty", "nginx" } do
+        local out = capture("command -v " .. name .. " 2>/dev/null"):gsub("%s+$", "")
+        if out ~= "" then
+            return out
+        end
+    end
+    return "/usr/sbin/nginx"
+end
+
+-- true when lua-nginx-module is compiled in (OpenResty), false when it is
+-- a dynamic module that needs load_module lines (Debian).
+function _M.builtin_lua()
+    local v = capture(quote(_M.binary()) .. " -V 2>&1")
+    return v:find("openresty", 1, true) ~= nil or v:find("lua-nginx-module", 1, true) ~= nil
+end
+
+function _M.module_lines()
+    if _M.builtin_lua() then
+        return ""
+    end
+    local dir = os.getenv("WECOM_NGINX_MODULES") or "/usr/lib/nginx/modules"
+    return "load_module " .. dir .. "/ndk_http_module.so;\n"
+        .. "load_module " .. dir .. "/ngx_http_lua_module.so;\n"
+end
+
+-- Where this checkout's Lua files and LuaJIT build of wecom.core are.
+function _M.paths()
+    local root = absolute("lua")
+    local core = package.searchpath and package.searchpath("wecom.core", package.cpath)
+    local build = core and core:match("^(.*)/[^/]+/wecom/core%.so$")
+    local jit_dir = build and absolute(build .. "/luajit") or absolute("build/luajit")
+    assert(read_file(jit_dir .. "/wecom/core.so"), "no LuaJIT build of wecom.core in " .. jit_dir)
+    return {
+        lua_path = root .. "/?.lua;" .. root .. "/?/init.lua;" .. absolute("spec") .. "/?.lua;;",
+        lua_cpath = jit_dir .. "/?.so;;",
+        root = absolute("."),
+    }
+end
+
+local Site = {}
+Site.__index = Site
+
+function Site:url(path)
+    return "http://127.0.0.1:" .. self.port .. (path or "/")
+end
+
+function Site:log()
+    return read_file(self.prefix .. "/logs/error.log") or ""
+end
+
+-- error.log lines at level error or worse
+function Site:error_lines()
+    local lines = {}
+    for line in self:log():gmatch("[^\n]+") do
+        if line:find("%[error%]") or line:find("%[crit%]") or line:find("%[alert%]")
+            or line:find("%[emerg%]") then
+            lines[#lines + 1] = line
+        end
+    end
+    return lines
+end
+
+-- request(method, path [, { body =, headers = }]) -> status, body, headers (curl CLI)
+function Site:request(method, path, opts)
+    opts = opts or {}
+    local tmp = os.tmpname()
+    local cmd = { "curl -s -S --max-time 10 -X", quote(method), "-o", quote(tmp .. ".body"),
+        "-D", quote(tmp .. ".head"), "-w '%{http_code}'" }
+    for k, v in pairs(opts.headers or {}) do
+        cmd[#cmd + 1] = "-H " .. quote(k .. ": " .. v)
+    end
+    if opts.body then
+        write_file(tmp, opts.body)
+        cmd[#cmd + 1] = "--data-binary @" .. quote(tmp)
+    end
+    cmd[#cmd + 1] = quote(self:url(path))
+    local code = capture(table.concat(cmd, " ") .. " 2>/dev/null")
+    local body = read_file(tmp .. ".body") or ""
+    local head = read_file(tmp .. ".head") or ""
+    os.remove(tmp)
+    os.remove(tmp .. ".body")
+    os.remove(tmp .. ".head")
+    local headers = {}
+    for name, value in head:gmatch("([%w%-]+):%s*([^\r\n]*)") do
+        headers[name:lower()] = value
+    end
+    return tonumber(code), body, headers
+end
+
+-- parallel_get(path, n) -> list of { status =, body = } from n concurrent
+-- GETs (curl --parallel), and the wall time the batch took.
+function Site:parallel_get(path, n)
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(run("mkdir -p " .. quote(dir)))
+    local cfg = {}
+    for i = 1, n do
+        cfg[#cfg + 1] = 'url = "' .. self:url(path) .. '"'
+        cfg[#cfg + 1] = 'output = "' .. dir .. "/" .. i .. '"'
+    end
+    write_file(dir .. "/curl.cfg", table.concat(cfg, "\n") .. "\n")
+    local t0 = capture("date +%s.%N")
+    local codes = capture("curl -s --parallel --parallel-immediate --parallel-max " .. n
+        .. " --max-time 20 -w '%{http_code}\\n' -K " .. quote(dir .. "/curl.cfg") .. " 2>/dev/null")
+    local t1 = capture("date +%s.%N")
+    local results = {}
+    for code in codes:gmatch("%d+") do
+        results[#results + 1] = { status = tonumber(code) }
+    end
+    for i = 1, n do
+        if results[i] then
+            results[i].body = read_file(dir .. "/" .. i)
+        end
+    end
+    run("rm -rf " .. quote(dir))
+    return results, tonumber(t1) - tonumber(t0)
+end
+
+function Site:pid()
+    local s = read_file(self.prefix .. "/logs/nginx.pid")
+    return s and tonumber(s:match("%d+"))
+end
+
+function Site:stop()
+    if self.stopped then
+        return
+    end
+    self.stopped = true
+    local pid = self:pid()
+    if pid then
+        run("kill -QUIT " .. pid .. " 2>/dev/null")
+        for _ = 1, 50 do
+            if not run("kill -0 " .. pid .. " 2>/dev/null") then
+                break
+            end
+            sleep(0.1)
+        end
+        run("kill -KILL " .. pid .. " 2>/dev/null")
+    end
+    if not os.getenv("WECOM_KEEP_NGINX") then
+        run("rm -rf " .. quote(self.prefix))
+    end
+end
+
+local function render(text, vars)
+    return (text:gsub("%${([%w_]+)}", function(name)
+        local v = vars[name]
+        if v == nil then
+            error("nginx conf: no value for ${" .. name .. "}", 0)
+        end
+        return tostring(v)
+    end))
+end
+
+local function answers(port)
+    return run("curl -s -o /dev/null --max-time 2 http://127.0.0.1:" .. port .. "/ 2>/dev/null")
+end
+
+-- start{ conf = text, files = { [relative path] = text } } -> site
+function _M.start(opts)
+    local paths = _M.paths()
+    local last_log
+    for _ = 1, 8 do
+        local prefix = "/tmp/wecom-nginx-spec-" .. random_int(100000, 999999999)
+        assert(run("mkdir -p " .. quote(prefix .. "/logs") .. " " .. quote(prefix .. "/tmp")))
+        local port = random_int(20000, 45000)
+        local vars = {
+            port = port, prefix = prefix, lua_path = paths.lua_path, lua_cpath = paths.lua_cpath,
+            modules = _M.module_lines(), user = capture("id -u"):match("^0%s*$") and "user root;" or "",
+            root = paths.root,
+        }
+        write_file(prefix .. "/nginx.conf", render(opts.conf, vars))
+        for name, text in pairs(opts.files or {}) do
+            local dir = (prefix .. "/" .. name):match("^(.*)/[^/]*$")
+            assert(run("mkdir -p " .. quote(dir)))
+            write_file(prefix .. "/" .. name, render(text, vars))
+        end
+        local site = setmetatable({ prefix = prefix, port = port }, Site)
+        local started = run(quote(_M.binary()) .. " -p " .. quote(prefix .. "/") .. " -c "
+            .. quote(prefix .. "/nginx.conf") .. " -e " .. quote(prefix .. "/logs/error.log")
+            .. " >" .. quote(prefix .. "/logs/stdout") .. " 2>&1")
+        if started then
+            for _ = 1, 100 do
+                if answers(port) then
+                    return site
+                end
+                sleep(0.05)
+            end
+        end
+        last_log = (read_file(prefix .. "/logs/stdout") or "") .. site:log()
+        site:stop()
+        if not last_log:find("in use", 1, true) then
+            break
+        end
+    end
+    error("nginx failed to start:\n" .. tostring(last_log), 2)
+end
+
+-- example{ port?, workers = 2, trusted = path, extra = { ... } } -> conf text
+-- examples/openresty/nginx.conf made to run from a temporary prefix against
+-- this checkout: module lines for this nginx, the worker count, the CA that
+-- lua_ssl_trusted_certificate names, and Lua paths to lua/ and the build.
+function _M.example(opts)
+    local text = assert(read_file("examples/openresty/nginx.conf"), "examples/openresty/nginx.conf missing")
+    local function sub(pattern, replacement)
+        local out, n = text:gsub(pattern, function() return replacement end)
+        assert(n > 0, "example conf: no match for " .. pattern)
+        text = out
+    end
+    -- module lines: keep them for Debian's nginx, drop them for OpenResty
+    sub("\n%s*#?%s*load_module [^\n]*ndk_http_module%.so;", "\n${modules}")
+    sub("\n%s*#?%s*load_module [^\n]*ngx_http_lua_module%.so;", "\n")
+    sub("\nworker_processes [^\n]*;", "\n${user}\nworker_processes " .. (opts.workers or 2) .. ";")
+    sub("\n%s*listen [^\n]*;", "\n        listen 127.0.0.1:${port};")
+    sub("\n%s*lua_ssl_trusted_certificate [^\n]*;", "\n    lua_ssl_trusted_certificate " .. opts.trusted .. ";")
+    sub("\n%s*lua_package_path [^\n]*;", "\n    lua_package_path '${root}/examples/openresty/?.lua;${lua_path}';")
+    sub("\n%s*lua_package_cpath [^\n]*;", "\n    lua_package_cpath '${lua_cpath}';")
+    return text
+end
+
+return _M

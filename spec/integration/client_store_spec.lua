@@ -16,37 +16,37 @@ io.write(data and ("ok " .. data.agentid) or ("fail " .. tostring(err)), "\n")
 ]]
 
 describe("token manager across processes", function()
-  local env, fixture, app_def, dir
+    local env, fixture, app_def, dir
 
-  setup(function()
-    env = emu.start()
-    fixture = emu.fixture()
-    app_def = fixture.upstream.apps[1]
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p '" .. dir .. "'"))
-  end)
+    setup(function()
+        env = emu.start()
+        fixture = emu.fixture()
+        app_def = fixture.upstream.apps[1]
+        dir = os.tmpname()
+        os.remove(dir)
+        assert(os.execute("mkdir -p '" .. dir .. "'"))
+    end)
 
-  teardown(function()
-    emu.stop()
-    os.execute("rm -rf '" .. dir .. "'")
-  end)
+    teardown(function()
+        emu.stop()
+        os.execute("rm -rf '" .. dir .. "'")
+    end)
 
-  it("fetches a cold token once for six processes sharing a file store", function()
-    emu.reset()
-    emu.latency(100)  -- the processes' requests overlap
-    local start_at = string.format("%.3f", require("wecom.core").now() + 0.5)
-    local secrets = { T_CORPID = fixture.upstream.corpid, T_SECRET = app_def.secret,
-                      T_AGENTID = string.format("%d", app_def.agentid) }
-    local kids = {}
-    for i = 1, 6 do
-      kids[i] = child.spawn(CHILD, { dir, env.base_url, env.ca_file, start_at }, secrets)
-    end
-    for i = 1, 6 do
-      assert.equal(string.format("ok %d\n", app_def.agentid), kids[i]:wait())
-    end
-    emu.latency(0)
-    assert.equal(1, emu.stats()["/cgi-bin/gettoken"])
-    assert.equal(6, emu.stats()["/cgi-bin/agent/get"])
-  end)
+    it("fetches a cold token once for six processes sharing a file store", function()
+        emu.reset()
+        emu.latency(100)  -- the processes' requests overlap
+        local start_at = string.format("%.3f", require("wecom.core").now() + 0.5)
+        local secrets = { T_CORPID = fixture.upstream.corpid, T_SECRET = app_def.secret,
+                                            T_AGENTID = string.format("%d", app_def.agentid) }
+        local kids = {}
+        for i = 1, 6 do
+            kids[i] = child.spawn(CHILD, { dir, env.base_url, env.ca_file, start_at }, secrets)
+        end
+        for i = 1, 6 do
+            assert.equal(string.format("ok %d\n", app_def.agentid), kids[i]:wait())
+        end
+        emu.latency(0)
+        assert.equal(1, emu.stats()["/cgi-bin/gettoken"])
+        assert.equal(6, emu.stats()["/cgi-bin/agent/get"])
+    end)
 end)

@@ -5,180 +5,180 @@ local client = require "wecom.client"
 local SECRET = "very-secret-value-123"
 
 local function base(extra)
-  local opts = { corpid = "wwUPSTREAM", secret = SECRET, agentid = 1000002 }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  return opts
+    local opts = { corpid = "wwUPSTREAM", secret = SECRET, agentid = 1000002 }
+    for k, v in pairs(extra or {}) do opts[k] = v end
+    return opts
 end
 
 local function raises_naming(opts, name)
-  local ok, err = pcall(wecom.new, opts)
-  assert.is_false(ok)
-  assert.matches("'" .. name .. "'", err, 1, true)
+    local ok, err = pcall(wecom.new, opts)
+    assert.is_false(ok)
+    assert.matches("'" .. name .. "'", err, 1, true)
 end
 
 describe("wecom.new", function()
-  it("builds a client from valid options", function()
-    local app = wecom.new(base { timeout = 3, retries = 0, base_url = "https://127.0.0.1:9/" })
-    assert.equal("wwUPSTREAM", app.corpid)
-    assert.equal(1000002, app.agentid)
-    assert.equal(3, app.timeout)
-    assert.equal(0, app.retries)
-    assert.equal("https://127.0.0.1:9", app.base_url)  -- trailing slash dropped
-  end)
-
-  it("requires corpid and secret", function()
-    raises_naming({ secret = SECRET }, "corpid")
-    raises_naming({ corpid = "ww" }, "secret")
-    raises_naming({ corpid = "", secret = SECRET }, "corpid")
-  end)
-
-  it("names the option of the wrong type", function()
-    raises_naming(base { agentid = "1000002" }, "agentid")
-    raises_naming(base { agentid = 1.5 }, "agentid")
-    raises_naming(base { timeout = "5" }, "timeout")
-    raises_naming(base { timeout = 0 }, "timeout")
-    raises_naming(base { retries = -1 }, "retries")
-    raises_naming(base { ca_file = 42 }, "ca_file")
-    raises_naming(base { base_url = true }, "base_url")
-    raises_naming(base { store = {} }, "store")
-    raises_naming(base { proxy = 1 }, "proxy")
-  end)
-
-  it("rejects unknown options (typos)", function()
-    raises_naming(base { secert = "x" }, "secert")
-    raises_naming(base { time_out = 5 }, "time_out")
-  end)
-
-  it("insists on https", function()
-    raises_naming(base { base_url = "http://qyapi.weixin.qq.com" }, "base_url")
-  end)
-
-  it("raises at the caller's line", function()
-    local ok, err = pcall(function()
-      local app = wecom.new(base { timeout = "x" })  -- not a tail call: keeps this frame
-      return app
+    it("builds a client from valid options", function()
+        local app = wecom.new(base { timeout = 3, retries = 0, base_url = "https://127.0.0.1:9/" })
+        assert.equal("wwUPSTREAM", app.corpid)
+        assert.equal(1000002, app.agentid)
+        assert.equal(3, app.timeout)
+        assert.equal(0, app.retries)
+        assert.equal("https://127.0.0.1:9", app.base_url)  -- trailing slash dropped
     end)
-    assert.is_false(ok)
-    assert.matches("client_options_spec", err, 1, true)
-  end)
 
-  it("never shows the secret in tostring or in its fields", function()
-    local app = wecom.new(base())
-    local s = tostring(app)
-    assert.matches("wwUPSTREAM", s, 1, true)
-    assert.matches("1000002", s, 1, true)
-    assert.not_matches(SECRET, s, 1, true)
-    for k, v in pairs(app) do
-      assert.not_equal(SECRET, v, "field " .. tostring(k))
-      if type(v) == "string" then assert.not_matches(SECRET, v, 1, true) end
-    end
-  end)
+    it("requires corpid and secret", function()
+        raises_naming({ secret = SECRET }, "corpid")
+        raises_naming({ corpid = "ww" }, "secret")
+        raises_naming({ corpid = "", secret = SECRET }, "corpid")
+    end)
+
+    it("names the option of the wrong type", function()
+        raises_naming(base { agentid = "1000002" }, "agentid")
+        raises_naming(base { agentid = 1.5 }, "agentid")
+        raises_naming(base { timeout = "5" }, "timeout")
+        raises_naming(base { timeout = 0 }, "timeout")
+        raises_naming(base { retries = -1 }, "retries")
+        raises_naming(base { ca_file = 42 }, "ca_file")
+        raises_naming(base { base_url = true }, "base_url")
+        raises_naming(base { store = {} }, "store")
+        raises_naming(base { proxy = 1 }, "proxy")
+    end)
+
+    it("rejects unknown options (typos)", function()
+        raises_naming(base { secert = "x" }, "secert")
+        raises_naming(base { time_out = 5 }, "time_out")
+    end)
+
+    it("insists on https", function()
+        raises_naming(base { base_url = "http://qyapi.weixin.qq.com" }, "base_url")
+    end)
+
+    it("raises at the caller's line", function()
+        local ok, err = pcall(function()
+            local app = wecom.new(base { timeout = "x" })  -- not a tail call: keeps this frame
+            return app
+        end)
+        assert.is_false(ok)
+        assert.matches("client_options_spec", err, 1, true)
+    end)
+
+    it("never shows the secret in tostring or in its fields", function()
+        local app = wecom.new(base())
+        local s = tostring(app)
+        assert.matches("wwUPSTREAM", s, 1, true)
+        assert.matches("1000002", s, 1, true)
+        assert.not_matches(SECRET, s, 1, true)
+        for k, v in pairs(app) do
+            assert.not_equal(SECRET, v, "field " .. tostring(k))
+            if type(v) == "string" then assert.not_matches(SECRET, v, 1, true) end
+        end
+    end)
 end)
 
 describe("app:downstream", function()
-  local app = wecom.new(base())
+    local app = wecom.new(base())
 
-  it("validates its options", function()
-    assert.has_error(function() app:downstream { agentid = 1 } end)
-    assert.has_error(function() app:downstream { corpid = "wwD" } end)
-    assert.has_error(function() app:downstream { corpid = "wwD", agentid = "1" } end)
-    assert.has_error(function() app:downstream { corpid = "wwD", agentid = 1, business_type = 2 } end)
-    assert.has_error(function() app:downstream { corpid = "wwD", agentid = 1, bussiness_type = 1 } end)
-    assert.has_error(function() app:downstream("wwD") end)
-  end)
+    it("validates its options", function()
+        assert.has_error(function() app:downstream { agentid = 1 } end)
+        assert.has_error(function() app:downstream { corpid = "wwD" } end)
+        assert.has_error(function() app:downstream { corpid = "wwD", agentid = "1" } end)
+        assert.has_error(function() app:downstream { corpid = "wwD", agentid = 1, business_type = 2 } end)
+        assert.has_error(function() app:downstream { corpid = "wwD", agentid = 1, bussiness_type = 1 } end)
+        assert.has_error(function() app:downstream("wwD") end)
+    end)
 
-  it("shares the app's settings and shows no credentials", function()
-    local down = app:downstream { corpid = "wwDOWN", agentid = 7, business_type = 1 }
-    assert.equal("downstream", down.kind)
-    assert.equal(app, down.upstream)
-    assert.equal(app.transport, down.transport)
-    local s = tostring(down)
-    assert.matches("wwDOWN", s, 1, true)
-    assert.matches("business_type=1", s, 1, true)
-    assert.not_matches(SECRET, s, 1, true)
-    assert.is_nil(down.downstream)  -- only the app makes downstream clients
-  end)
+    it("shares the app's settings and shows no credentials", function()
+        local down = app:downstream { corpid = "wwDOWN", agentid = 7, business_type = 1 }
+        assert.equal("downstream", down.kind)
+        assert.equal(app, down.upstream)
+        assert.equal(app.transport, down.transport)
+        local s = tostring(down)
+        assert.matches("wwDOWN", s, 1, true)
+        assert.matches("business_type=1", s, 1, true)
+        assert.not_matches(SECRET, s, 1, true)
+        assert.is_nil(down.downstream)  -- only the app makes downstream clients
+    end)
 
-  it("defaults business_type to 0 as WeCom does", function()
-    assert.equal(0, app:downstream { corpid = "wwD", agentid = 1 }.business_type)
-  end)
+    it("defaults business_type to 0 as WeCom does", function()
+        assert.equal(0, app:downstream { corpid = "wwD", agentid = 1 }.business_type)
+    end)
 end)
 
 describe("request arguments", function()
-  local app = wecom.new(base())
-  it("raise on programmer mistakes before any I/O", function()
-    assert.has_error(function() app:get("cgi-bin/x") end)
-    assert.has_error(function() app:get(nil) end)
-    assert.has_error(function() app:get("/x", "a=b") end)
-    assert.has_error(function() app:get("/x", { access_token = "t" }) end)
-    assert.has_error(function() app:get("/x", { a = {} }) end)
-    assert.has_error(function() app:post("/x", 42) end)
-    assert.has_error(function() app:post("/x", {}, nil, { idempotent = "yes" }) end)
-    assert.has_error(function() app:post("/x", {}, nil, { retry = true }) end)
-    assert.has_error(function() app:ticket("nope") end)
-  end)
+    local app = wecom.new(base())
+    it("raise on programmer mistakes before any I/O", function()
+        assert.has_error(function() app:get("cgi-bin/x") end)
+        assert.has_error(function() app:get(nil) end)
+        assert.has_error(function() app:get("/x", "a=b") end)
+        assert.has_error(function() app:get("/x", { access_token = "t" }) end)
+        assert.has_error(function() app:get("/x", { a = {} }) end)
+        assert.has_error(function() app:post("/x", 42) end)
+        assert.has_error(function() app:post("/x", {}, nil, { idempotent = "yes" }) end)
+        assert.has_error(function() app:post("/x", {}, nil, { retry = true }) end)
+        assert.has_error(function() app:ticket("nope") end)
+    end)
 end)
 
 describe("json", function()
-  it("encodes empty tables as objects and marked ones as arrays", function()
-    local s = client.json_encode { obj = {}, list = wecom.json_array(), nested = { l = wecom.json_array {} } }
-    local back = client.json_decode(s)
-    assert.matches('"obj":{}', s, 1, true)
-    assert.matches('"list":[]', s, 1, true)
-    assert.matches('"l":[]', s, 1, true)
-    assert.same({}, back.list)
-  end)
+    it("encodes empty tables as objects and marked ones as arrays", function()
+        local s = client.json_encode { obj = {}, list = wecom.json_array(), nested = { l = wecom.json_array {} } }
+        local back = client.json_decode(s)
+        assert.matches('"obj":{}', s, 1, true)
+        assert.matches('"list":[]', s, 1, true)
+        assert.matches('"l":[]', s, 1, true)
+        assert.same({}, back.list)
+    end)
 
-  it("keeps filled marked arrays and does not change the caller's table", function()
-    local body = { ids = wecom.json_array { "a", "b" }, none = wecom.json_array() }
-    local s = client.json_encode(body)
-    assert.matches('"ids":["a","b"]', s, 1, true)
-    assert.equal(0, #body.none)
-    assert.equal("table", type(body.none))
-  end)
+    it("keeps filled marked arrays and does not change the caller's table", function()
+        local body = { ids = wecom.json_array { "a", "b" }, none = wecom.json_array() }
+        local s = client.json_encode(body)
+        assert.matches('"ids":["a","b"]', s, 1, true)
+        assert.equal(0, #body.none)
+        assert.equal("table", type(body.none))
+    end)
 
-  it("a string equal to nothing special survives", function()
-    local s = client.json_encode { a = wecom.json_array(), text = "wecomEmptyArray" }
-    assert.equal("wecomEmptyArray", client.json_decode(s).text)
-  end)
+    it("a string equal to nothing special survives", function()
+        local s = client.json_encode { a = wecom.json_array(), text = "wecomEmptyArray" }
+        assert.equal("wecomEmptyArray", client.json_decode(s).text)
+    end)
 
-  it("raises on values JSON cannot hold", function()
-    assert.has_error(function() client.json_encode { f = print } end)
-  end)
+    it("raises on values JSON cannot hold", function()
+        assert.has_error(function() client.json_encode { f = print } end)
+    end)
 end)
 
 describe("query strings", function()
-  it("are sorted and percent-encoded", function()
-    assert.equal("a=x%20y%2F%C3%A9&b=1&c=true",
-      client.encode_query { b = 1, a = "x y/é", c = true })
-  end)
-  it("write integral numbers without exponent or fraction", function()
-    assert.equal("n=1099511627776&m=3", client.encode_query { n = 2^40 }
-      .. "&" .. client.encode_query { m = 3.0 })
-  end)
+    it("are sorted and percent-encoded", function()
+        assert.equal("a=x%20y%2F%C3%A9&b=1&c=true",
+            client.encode_query { b = 1, a = "x y/é", c = true })
+    end)
+    it("write integral numbers without exponent or fraction", function()
+        assert.equal("n=1099511627776&m=3", client.encode_query { n = 2^40 }
+            .. "&" .. client.encode_query { m = 3.0 })
+    end)
 end)
 
 describe("wecom.split_userid", function()
-  it("splits on the first slash", function()
-    local corpid, userid = wecom.split_userid("wwCORP/zhang/san")
-    assert.equal("wwCORP", corpid)
-    assert.equal("zhang/san", userid)
-  end)
-  it("returns nil, err for anything else", function()
-    for _, bad in ipairs { "nouser", "/u", "ww/", "", 42 } do
-      local corpid, err = wecom.split_userid(bad)
-      assert.is_nil(corpid)
-      assert.is_true(wecom.is_error(err))
-    end
-  end)
+    it("splits on the first slash", function()
+        local corpid, userid = wecom.split_userid("wwCORP/zhang/san")
+        assert.equal("wwCORP", corpid)
+        assert.equal("zhang/san", userid)
+    end)
+    it("returns nil, err for anything else", function()
+        for _, bad in ipairs { "nouser", "/u", "ww/", "", 42 } do
+            local corpid, err = wecom.split_userid(bad)
+            assert.is_nil(corpid)
+            assert.is_true(wecom.is_error(err))
+        end
+    end)
 end)
 
 describe("wecom.store", function()
-  it("makes memory stores", function()
-    local store = wecom.store.memory()
-    assert.is_function(store.get)
-  end)
-  it("has no unknown kinds", function()
-    assert.is_nil(wecom.store.nosuch)
-  end)
+    it("makes memory stores", function()
+        local store = wecom.store.memory()
+        assert.is_function(store.get)
+    end)
+    it("has no unknown kinds", function()
+        assert.is_nil(wecom.store.nosuch)
+    end)
 end)

@@ -6,247 +6,247 @@ local core = require "wecom.core"
 
 -- A store in plain Lua that records what is asked of it.
 local function table_store()
-  local data, locks = {}, {}
-  local s = { sets = 0, locks_taken = 0 }
-  function s.get(_, key)
-    local e = data[key]
-    if e and e.expires_at > core.now() then return e.value, e.expires_at end
-    return nil
-  end
-  function s.set(_, key, value, expires_at)
-    s.sets = s.sets + 1
-    data[key] = { value = value, expires_at = expires_at }
-    return true
-  end
-  function s.delete(_, key, only_if)
-    local e = data[key]
-    if e and (only_if == nil or e.value == only_if) then data[key] = nil; return true end
-    return false
-  end
-  function s.lock(_, key)
-    if locks[key] then return false end
-    locks[key] = true
-    s.locks_taken = s.locks_taken + 1
-    return true
-  end
-  function s.unlock(_, key) locks[key] = nil; return true end
-  s.data, s.locks = data, locks
-  return s
+    local data, locks = {}, {}
+    local s = { sets = 0, locks_taken = 0 }
+    function s.get(_, key)
+        local e = data[key]
+        if e and e.expires_at > core.now() then return e.value, e.expires_at end
+        return nil
+    end
+    function s.set(_, key, value, expires_at)
+        s.sets = s.sets + 1
+        data[key] = { value = value, expires_at = expires_at }
+        return true
+    end
+    function s.delete(_, key, only_if)
+        local e = data[key]
+        if e and (only_if == nil or e.value == only_if) then data[key] = nil; return true end
+        return false
+    end
+    function s.lock(_, key)
+        if locks[key] then return false end
+        locks[key] = true
+        s.locks_taken = s.locks_taken + 1
+        return true
+    end
+    function s.unlock(_, key) locks[key] = nil; return true end
+    s.data, s.locks = data, locks
+    return s
 end
 
 local n = 0
 local function unique(prefix)
-  n = n + 1
-  return prefix .. ":" .. n .. ":" .. core.nonce(8)
+    n = n + 1
+    return prefix .. ":" .. n .. ":" .. core.nonce(8)
 end
 
 describe("token keys", function()
-  it("isolate corp, app and secret", function()
-    local k = token.app_key("wwA", 1, "s1")
-    assert.not_equal(k, token.app_key("wwB", 1, "s1"))
-    assert.not_equal(k, token.app_key("wwA", 2, "s1"))
-    assert.not_equal(k, token.app_key("wwA", 1, "s2"))
-    assert.equal(k, token.app_key("wwA", 1, "s1"))
-    assert.not_equal(token.app_key("wwA", nil, "s1"), k)
-  end)
+    it("isolate corp, app and secret", function()
+        local k = token.app_key("wwA", 1, "s1")
+        assert.not_equal(k, token.app_key("wwB", 1, "s1"))
+        assert.not_equal(k, token.app_key("wwA", 2, "s1"))
+        assert.not_equal(k, token.app_key("wwA", 1, "s2"))
+        assert.equal(k, token.app_key("wwA", 1, "s1"))
+        assert.not_equal(token.app_key("wwA", nil, "s1"), k)
+    end)
 
-  it("never contain the secret", function()
-    local secret = "plain-secret-text"
-    assert.not_matches(secret, token.app_key("wwA", 1, secret), 1, true)
-  end)
+    it("never contain the secret", function()
+        local secret = "plain-secret-text"
+        assert.not_matches(secret, token.app_key("wwA", 1, secret), 1, true)
+    end)
 
-  it("isolate every part of a downstream token", function()
-    local k = token.downstream_key("wwUP", 1, "wwD", 5, 1)
-    for _, other in ipairs {
-      token.downstream_key("wwUP2", 1, "wwD", 5, 1), token.downstream_key("wwUP", 2, "wwD", 5, 1),
-      token.downstream_key("wwUP", 1, "wwD2", 5, 1), token.downstream_key("wwUP", 1, "wwD", 6, 1),
-      token.downstream_key("wwUP", 1, "wwD", 5, 0), token.app_key("wwUP", 1, "x"),
-    } do
-      assert.not_equal(k, other)
-    end
-    -- a separator inside a part cannot make two keys collide
-    assert.not_equal(token.downstream_key("a:b", 1, "c", 1, 0), token.downstream_key("a", "b:1", "c", 1, 0))
-  end)
+    it("isolate every part of a downstream token", function()
+        local k = token.downstream_key("wwUP", 1, "wwD", 5, 1)
+        for _, other in ipairs {
+            token.downstream_key("wwUP2", 1, "wwD", 5, 1), token.downstream_key("wwUP", 2, "wwD", 5, 1),
+            token.downstream_key("wwUP", 1, "wwD2", 5, 1), token.downstream_key("wwUP", 1, "wwD", 6, 1),
+            token.downstream_key("wwUP", 1, "wwD", 5, 0), token.app_key("wwUP", 1, "x"),
+        } do
+            assert.not_equal(k, other)
+        end
+        -- a separator inside a part cannot make two keys collide
+        assert.not_equal(token.downstream_key("a:b", 1, "c", 1, 0), token.downstream_key("a", "b:1", "c", 1, 0))
+    end)
 
-  it("put tickets under their token's key, one per kind", function()
-    local k = token.app_key("wwA", 1, "s")
-    local j, a = token.ticket_key(k, "jsapi"), token.ticket_key(k, "agent_config")
-    assert.not_equal(j, a)
-    assert.equal(k, j:sub(1, #k))
-  end)
+    it("put tickets under their token's key, one per kind", function()
+        local k = token.app_key("wwA", 1, "s")
+        local j, a = token.ticket_key(k, "jsapi"), token.ticket_key(k, "agent_config")
+        assert.not_equal(j, a)
+        assert.equal(k, j:sub(1, #k))
+    end)
 end)
 
 describe("refresh ahead", function()
-  it("is due with 10 % or 5 minutes left, whichever is more", function()
-    assert.is_false(token.refresh_due(1000 + 721, 1000, 7200))
-    assert.is_true(token.refresh_due(1000 + 719, 1000, 7200))
-    assert.is_true(token.refresh_due(1000 + 299, 1000, 600))
-    assert.is_false(token.refresh_due(1000 + 301, 1000, 600))
-    -- a short-lived token is not refreshed on every call
-    assert.is_false(token.refresh_due(1000 + 60, 1000, 100))
-  end)
+    it("is due with 10 % or 5 minutes left, whichever is more", function()
+        assert.is_false(token.refresh_due(1000 + 721, 1000, 7200))
+        assert.is_true(token.refresh_due(1000 + 719, 1000, 7200))
+        assert.is_true(token.refresh_due(1000 + 299, 1000, 600))
+        assert.is_false(token.refresh_due(1000 + 301, 1000, 600))
+        -- a short-lived token is not refreshed on every call
+        assert.is_false(token.refresh_due(1000 + 60, 1000, 100))
+    end)
 end)
 
 describe("token.get", function()
-  it("fetches once and then serves from the store", function()
-    local store, key, calls = table_store(), unique("k"), 0
-    local function fetch() calls = calls + 1; return "T" .. calls, core.now() + 7200 end
-    assert.equal("T1", (token.get(store, key, fetch)))
-    assert.equal("T1", (token.get(store, key, fetch)))
-    assert.equal(1, calls)
-  end)
+    it("fetches once and then serves from the store", function()
+        local store, key, calls = table_store(), unique("k"), 0
+        local function fetch() calls = calls + 1; return "T" .. calls, core.now() + 7200 end
+        assert.equal("T1", (token.get(store, key, fetch)))
+        assert.equal("T1", (token.get(store, key, fetch)))
+        assert.equal(1, calls)
+    end)
 
-  it("returns the fetch error and caches nothing", function()
-    local store, key = table_store(), unique("k")
-    local v, err = token.get(store, key, function() return nil, "no luck" end)
-    assert.is_nil(v)
-    assert.equal("no luck", err)
-    assert.equal(0, store.sets)
-    assert.is_nil(store.locks[key])  -- the lock is released
-  end)
+    it("returns the fetch error and caches nothing", function()
+        local store, key = table_store(), unique("k")
+        local v, err = token.get(store, key, function() return nil, "no luck" end)
+        assert.is_nil(v)
+        assert.equal("no luck", err)
+        assert.equal(0, store.sets)
+        assert.is_nil(store.locks[key])  -- the lock is released
+    end)
 
-  it("releases the lock when fetch raises", function()
-    local store, key = table_store(), unique("k")
-    assert.has_error(function() token.get(store, key, function() error("bug") end) end)
-    assert.is_nil(store.locks[key])
-  end)
+    it("releases the lock when fetch raises", function()
+        local store, key = table_store(), unique("k")
+        assert.has_error(function() token.get(store, key, function() error("bug") end) end)
+        assert.is_nil(store.locks[key])
+    end)
 
-  it("keeps a still-valid token when the early refresh fails", function()
-    local store, key = table_store(), unique("k")
-    store:set(key, "OLD", core.now() + 100)  -- inside the refresh margin
-    local tried = 0
-    local v, exp = token.get(store, key, function() tried = tried + 1; return nil, "down" end)
-    assert.equal(1, tried)
-    assert.equal("OLD", v)
-    assert.is_true(exp > core.now())
-  end)
+    it("keeps a still-valid token when the early refresh fails", function()
+        local store, key = table_store(), unique("k")
+        store:set(key, "OLD", core.now() + 100)  -- inside the refresh margin
+        local tried = 0
+        local v, exp = token.get(store, key, function() tried = tried + 1; return nil, "down" end)
+        assert.equal(1, tried)
+        assert.equal("OLD", v)
+        assert.is_true(exp > core.now())
+    end)
 
-  it("refreshes early when due, at most once a minute per key", function()
-    local store, key, calls = table_store(), unique("k"), 0
-    store:set(key, "OLD", core.now() + 100)
-    local function fetch() calls = calls + 1; return "OLD", core.now() + 100 end  -- same token back
-    token.get(store, key, fetch)
-    token.get(store, key, fetch)
-    assert.equal(1, calls)
-  end)
+    it("refreshes early when due, at most once a minute per key", function()
+        local store, key, calls = table_store(), unique("k"), 0
+        store:set(key, "OLD", core.now() + 100)
+        local function fetch() calls = calls + 1; return "OLD", core.now() + 100 end  -- same token back
+        token.get(store, key, fetch)
+        token.get(store, key, fetch)
+        assert.equal(1, calls)
+    end)
 
-  it("does not refresh early while another caller holds the lock", function()
-    local store, key = table_store(), unique("k")
-    store:set(key, "OLD", core.now() + 100)
-    store:lock(key)
-    local v = token.get(store, key, function() error("must not fetch") end)
-    assert.equal("OLD", v)
-  end)
+    it("does not refresh early while another caller holds the lock", function()
+        local store, key = table_store(), unique("k")
+        store:set(key, "OLD", core.now() + 100)
+        store:lock(key)
+        local v = token.get(store, key, function() error("must not fetch") end)
+        assert.equal("OLD", v)
+    end)
 
-  it("returns store errors as kind store", function()
-    local store = table_store()
-    function store.get() return nil, "connection refused" end
-    local v, err = token.get(store, unique("k"), function() return "T", core.now() + 10 end)
-    assert.is_nil(v)
-    assert.equal("store", err.kind)
-  end)
+    it("returns store errors as kind store", function()
+        local store = table_store()
+        function store.get() return nil, "connection refused" end
+        local v, err = token.get(store, unique("k"), function() return "T", core.now() + 10 end)
+        assert.is_nil(v)
+        assert.equal("store", err.kind)
+    end)
 
-  it("fetches once for many concurrent callers (single flight)", function()
-    local store, key, calls = table_store(), unique("k"), 0
-    local function fetch()
-      calls = calls + 1
-      parallel.sleep(0.05)  -- the others arrive while this fetch is in flight
-      return "T" .. calls, core.now() + 7200
-    end
-    local tasks = {}
-    for i = 1, 8 do tasks[i] = function() return token.get(store, key, fetch) end end
-    local results = parallel.run(tasks)
-    assert.equal(1, calls)
-    for i = 1, 8 do
-      assert.is_true(results[i].ok)
-      assert.equal("T1", results[i].value)
-    end
-  end)
+    it("fetches once for many concurrent callers (single flight)", function()
+        local store, key, calls = table_store(), unique("k"), 0
+        local function fetch()
+            calls = calls + 1
+            parallel.sleep(0.05)  -- the others arrive while this fetch is in flight
+            return "T" .. calls, core.now() + 7200
+        end
+        local tasks = {}
+        for i = 1, 8 do tasks[i] = function() return token.get(store, key, fetch) end end
+        local results = parallel.run(tasks)
+        assert.equal(1, calls)
+        for i = 1, 8 do
+            assert.is_true(results[i].ok)
+            assert.equal("T1", results[i].value)
+        end
+    end)
 
-  it("shares one failed fetch with the callers that waited for it", function()
-    local store, key, calls = table_store(), unique("k"), 0
-    local function fetch()
-      calls = calls + 1
-      parallel.sleep(0.05)
-      return nil, "wrong secret"
-    end
-    local tasks = {}
-    for i = 1, 5 do tasks[i] = function() return token.get(store, key, fetch) end end
-    local results = parallel.run(tasks)
-    assert.equal(1, calls)
-    for i = 1, 5 do
-      assert.same({ ok = false, err = "wrong secret" }, results[i])
-    end
-    -- a later caller tries again
-    token.get(store, key, fetch)
-    assert.equal(2, calls)
-  end)
+    it("shares one failed fetch with the callers that waited for it", function()
+        local store, key, calls = table_store(), unique("k"), 0
+        local function fetch()
+            calls = calls + 1
+            parallel.sleep(0.05)
+            return nil, "wrong secret"
+        end
+        local tasks = {}
+        for i = 1, 5 do tasks[i] = function() return token.get(store, key, fetch) end end
+        local results = parallel.run(tasks)
+        assert.equal(1, calls)
+        for i = 1, 5 do
+            assert.same({ ok = false, err = "wrong secret" }, results[i])
+        end
+        -- a later caller tries again
+        token.get(store, key, fetch)
+        assert.equal(2, calls)
+    end)
 
-  it("re-checks the store after taking the lock", function()
-    local store, key = table_store(), unique("k")
-    -- someone else stores a token between our read and our lock
-    local real_lock = store.lock
-    store.lock = function(self, k)
-      store:set(k, "FROM-ELSEWHERE", core.now() + 7200)
-      return real_lock(self, k)
-    end
-    local v = token.get(store, key, function() error("must not fetch") end)
-    assert.equal("FROM-ELSEWHERE", v)
-  end)
+    it("re-checks the store after taking the lock", function()
+        local store, key = table_store(), unique("k")
+        -- someone else stores a token between our read and our lock
+        local real_lock = store.lock
+        store.lock = function(self, k)
+            store:set(k, "FROM-ELSEWHERE", core.now() + 7200)
+            return real_lock(self, k)
+        end
+        local v = token.get(store, key, function() error("must not fetch") end)
+        assert.equal("FROM-ELSEWHERE", v)
+    end)
 end)
 
 describe("token.invalidate", function()
-  it("drops only the token that was rejected", function()
-    local store, key = table_store(), unique("k")
-    store:set(key, "NEW", core.now() + 7200)
-    assert.is_false(token.invalidate(store, key, "OLD"))
-    assert.equal("NEW", (store:get(key)))
-    assert.is_true(token.invalidate(store, key, "NEW"))
-    assert.is_nil((store:get(key)))
-  end)
+    it("drops only the token that was rejected", function()
+        local store, key = table_store(), unique("k")
+        store:set(key, "NEW", core.now() + 7200)
+        assert.is_false(token.invalidate(store, key, "OLD"))
+        assert.equal("NEW", (store:get(key)))
+        assert.is_true(token.invalidate(store, key, "NEW"))
+        assert.is_nil((store:get(key)))
+    end)
 end)
 
 describe("memory store", function()
-  local store = memory.new()
+    local store = memory.new()
 
-  it("stores, expires and compare-deletes", function()
-    local key = unique("mem")
-    assert.is_nil(store:get(key))
-    store:set(key, "V", core.now() + 60)
-    local v, exp = store:get(key)
-    assert.equal("V", v)
-    assert.is_true(exp > core.now())
-    assert.is_false(store:delete(key, "OTHER"))
-    assert.is_true(store:delete(key, "V"))
-    store:set(key, "GONE", core.now() - 1)
-    assert.is_nil(store:get(key))
-  end)
+    it("stores, expires and compare-deletes", function()
+        local key = unique("mem")
+        assert.is_nil(store:get(key))
+        store:set(key, "V", core.now() + 60)
+        local v, exp = store:get(key)
+        assert.equal("V", v)
+        assert.is_true(exp > core.now())
+        assert.is_false(store:delete(key, "OTHER"))
+        assert.is_true(store:delete(key, "V"))
+        store:set(key, "GONE", core.now() - 1)
+        assert.is_nil(store:get(key))
+    end)
 
-  it("is shared by every instance (process-wide)", function()
-    local key = unique("mem")
-    store:set(key, "V", core.now() + 60)
-    assert.equal("V", (memory.new():get(key)))
-  end)
+    it("is shared by every instance (process-wide)", function()
+        local key = unique("mem")
+        store:set(key, "V", core.now() + 60)
+        assert.equal("V", (memory.new():get(key)))
+    end)
 
-  it("locks are try-locks", function()
-    local key = unique("mem")
-    assert.is_true(store:lock(key, 5))
-    assert.is_false(store:lock(key, 5))
-    store:unlock(key)
-    assert.is_true(store:lock(key, 5))
-    store:unlock(key)
-  end)
+    it("locks are try-locks", function()
+        local key = unique("mem")
+        assert.is_true(store:lock(key, 5))
+        assert.is_false(store:lock(key, 5))
+        store:unlock(key)
+        assert.is_true(store:lock(key, 5))
+        store:unlock(key)
+    end)
 
-  it("works with the token manager", function()
-    local key, calls = unique("mem"), 0
-    local function fetch() calls = calls + 1; return "M", core.now() + 7200 end
-    assert.equal("M", (token.get(store, key, fetch)))
-    assert.equal("M", (token.get(store, key, fetch)))
-    assert.equal(1, calls)
-  end)
+    it("works with the token manager", function()
+        local key, calls = unique("mem"), 0
+        local function fetch() calls = calls + 1; return "M", core.now() + 7200 end
+        assert.equal("M", (token.get(store, key, fetch)))
+        assert.equal("M", (token.get(store, key, fetch)))
+        assert.equal(1, calls)
+    end)
 
-  it("raises on a bad key", function()
-    assert.has_error(function() store:get("") end)
-    assert.has_error(function() store:set("k", 1, 2) end)
-  end)
+    it("raises on a bad key", function()
+        assert.has_error(function() store:get("") end)
+        assert.has_error(function() store:set("k", 1, 2) end)
+    end)
 end)

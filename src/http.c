@@ -32,7 +32,7 @@
 #define DEFAULT_USER_AGENT       "wecom-lua/" WECOM_CORE_VERSION
 #define MAX_IDLE_HANDLES         64
 #define MAX_HEADER_BYTES         (256 * 1024)
-#define KEEP_BUFFER_BYTES        (64 * 1024)  /* larger buffers are freed on reuse */
+#define KEEP_BUFFER_BYTES        (16 * 1024)  /* larger buffers are freed on reuse */
 
 /* ===== libcurl global init ===== */
 
@@ -787,13 +787,15 @@ static const char *error_kind(CURLcode rc)
     }
 }
 
-/* Removes every occurrence of needle from s (in place). */
+/* Replaces every occurrence of needle in s (in place; the text never grows). */
 static void cut_all(char *s, const char *needle, const char *replacement)
 {
     size_t nlen = strlen(needle), rlen = strlen(replacement);
     char *p;
-    if (nlen == 0 || rlen > nlen)
+    if (nlen == 0)
         return;
+    if (rlen > nlen)
+        rlen = 0;
     while ((p = strstr(s, needle)) != NULL) {
         memcpy(p, replacement, rlen);
         memmove(p + rlen, p + nlen, strlen(p + nlen) + 1);

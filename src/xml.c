@@ -276,6 +276,23 @@ static const char *doc_parse(xml_doc *d, const char *s, size_t len, int max_dept
 
 static void push_element(lua_State *L, const xml_doc *d, int idx, int depth);
 
+/* The usual case, checked in C for a few children: no name repeats, so
+ * the children go straight into the table without a lookup each. */
+static int names_unique(const xml_doc *d, const xml_node *n)
+{
+    int a, b;
+
+    if (n->n_children > 16)
+        return 0;
+    for (a = n->first_child; a != NO_NODE; a = d->nodes[a].next_sibling)
+        for (b = d->nodes[a].next_sibling; b != NO_NODE; b = d->nodes[b].next_sibling)
+            if (d->nodes[a].name_len == d->nodes[b].name_len
+                && memcmp(d->buf + d->nodes[a].name_off, d->buf + d->nodes[b].name_off,
+                          d->nodes[a].name_len) == 0)
+                return 0;
+    return 1;
+}
+
 /* Pushes a table of node idx's children by name; repeats become arrays. */
 static void push_children(lua_State *L, const xml_doc *d, int idx, int depth)
 {
@@ -285,6 +302,15 @@ static void push_children(lua_State *L, const xml_doc *d, int idx, int depth)
     luaL_checkstack(L, 8, "xml: nesting too deep for the Lua stack");
     lua_createtable(L, 0, n->n_children);
     tbl = lua_gettop(L);
+    if (names_unique(d, n)) {
+        for (child = n->first_child; child != NO_NODE; child = d->nodes[child].next_sibling) {
+            const xml_node *c = &d->nodes[child];
+            lua_pushlstring(L, d->buf + c->name_off, c->name_len);
+            push_element(L, d, child, depth + 1);
+            lua_rawset(L, tbl);
+        }
+        return;
+    }
     /* Names that already hold an array (an element value can itself be a
      * table, so the type cannot tell); created on the first repeat. */
     lua_pushnil(L);

@@ -258,6 +258,17 @@ describe("retry policy against the emulator", function()
             assert.is_true(calls(READ_PATH) >= 2)
         end)
 
+        it("a closed connection on a write is not retried: it may have been applied", function()
+            local app = fresh_app()
+            assert(app:token())
+            emu.fault { path = POST_PATH, close = true }
+            local data, err = write(app)
+            assert.is_nil(data)
+            assert.equal("transport", err.kind)
+            assert.is_false(err.retryable)
+            assert.equal(1, calls(POST_PATH))
+        end)
+
         local bodies = {
             { "an HTML page", "<html><head><title>502</title></head><body>Bad Gateway</body></html>" },
             { "truncated JSON", '{"errcode":0,"errmsg":"ok","agentid":10' },

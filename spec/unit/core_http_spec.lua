@@ -149,7 +149,8 @@ describe("core.http_session requests", function()
 
     it("sends through the proxy option, and skips it for noproxy hosts", function()
         local target, proxy_port = closed_port(), closed_port()
-        local via = core.http_session{ proxy = "http://127.0.0.1:" .. proxy_port, timeout = 2 }
+        -- noproxy = "" also overrides a no_proxy variable in the environment
+        local via = core.http_session{ proxy = "http://127.0.0.1:" .. proxy_port, noproxy = "", timeout = 2 }
         local _, err = via:request{ url = "https://127.0.0.1:" .. target .. "/x" }
         via:close()
         assert.equal("transport", err.kind)
@@ -167,7 +168,7 @@ describe("core.http_session requests", function()
         local interpreter = rawget(_G, "jit") and "luajit" or "lua5.4"
         local script = ("local s = require('wecom.core').http_session{ timeout = 2 }"
             .. " local _, err = s:request{ url = 'https://127.0.0.1:%d/x' } io.write(err.message)"):format(target)
-        local cmd = ("https_proxy=http://127.0.0.1:%d LUA_CPATH='%s' %s -e \"%s\" 2>&1")
+        local cmd = ("env -u no_proxy -u NO_PROXY https_proxy=http://127.0.0.1:%d LUA_CPATH='%s' %s -e \"%s\" 2>&1")
             :format(proxy_port, package.cpath, interpreter, script)
         local p = assert(io.popen(cmd))
         local out = p:read("*a")

@@ -112,8 +112,15 @@ local function api(path)
         if fault.delay_ms then
             ngx.sleep(fault.delay_ms / 1000)
         elseif fault.close then
-            -- 444: nginx drops the connection without answering
-            return ngx.exit(444)
+            -- Start the answer, then drop the connection mid-body: a client
+            -- cannot mistake this for a stale keep-alive connection and
+            -- silently resend (libcurl does that when nothing arrives).
+            ngx.status = 200
+            ngx.header["Content-Type"] = "application/json; charset=UTF-8"
+            ngx.header["Content-Length"] = 64
+            ngx.print('{"errcode":0,"errmsg":"ok",')
+            ngx.flush(true)
+            return ngx.exit(ngx.ERROR)
         elseif fault.body then
             return server.send(fault.http_status or 200, fault.body, fault.content_type)
         elseif fault.http_status then

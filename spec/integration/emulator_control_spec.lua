@@ -1,0 +1,290 @@
+-- The emulator's control API (faults, clock, latency, options, reset) and
+-- the launcher: --fixture, --corps N, --workers 2 sharing state, several
+-- emulators at once, start/stop errors.
+
+local emu = require "helpers.emulator"
+
+local function sh(cmd)
+    local p = io.popen(cmd)
+    local out = p:read("*a")
+    p:close()
+    return out
+end
+
+local function write(path, data)
+    local f = assert(io.open(path, "wb"))
+    f:write(data)
+    f:close()
+end
+
+local INTERP = rawget(_G, "jit") and "luajit" or "lua5.4"
+
+describe("emulator control API", function()
+    local fx, system
+
+    setup(function()
+        emu.start()
+        fx = emu.fixture()
+        for _, app in ipairs(fx.upstream.apps) do
+            if app.system then system = app end
+        end
+    end)
+
+    teardown(function()
+        emu.stop()
+    end)
+
+    before_each(function()
+        emu.reset()
+    end)
+
+    local function gettoken()
+        return emu.request("GET", "/cgi-bin/gettoken",
+            { query = { corpid = fx.upstream.corpid, corpsecret = system.secret } })
+    end
+
+    describe("faults", function()
+        it("errcode: the next `count` requests fail with it, then the API answers again", function()
+            emu.fault { path = "/cgi-bin/gettoken", count = 2, errcode = -1 }
+            local _, a = gettoken()
+            local _, b = gettoken()
+            local _, c = gettoken()
+            assert.equal(-1, a.errcode)
+            assert.matches("^system busy, hint:", a.errmsg)
+            assert.equal(-1, b.errcode)
+            assert.equal(0, c.errcode)
+        end)
+
+        it("only hits the named path, and queues several faults in order", function()
+            emu.fault { path = "cgi-bin/gettoken", errcode = 45009 }
+            emu.fault { path = "/cgi-bin/gettoken", errcode = 45033 }
+            local _, other = emu.request("GET", "/cgi-bin/agent/get")
+            assert.equal(41001, other.errcode)
+            assert.equal(45009, select(2, gettoken()).errcode)
+            assert.equal(45033, select(2, gettoken()).errcode)
+            assert.equal(0, select(2, gettoken()).errcode)
+        end)
+
+        it("http_status: answers that status with an HTML page", function()
+            emu.fault { path = "/cgi-bin/gettoken", http_status = 502 }
+            local status, data, res = gettoken()
+            assert.equal(502, status)
+            assert.is_nil(data)
+            assert.matches("<html>", res.body)
+            assert.equal(200, (gettoken()))
+        end)
+
+        it("body: answers a raw body, with an optional status", function()
+            emu.fault { path = "/cgi-bin/gettoken", body = '{"errcode":0,"access_tok' }
+            emu.fault { path = "/cgi-bin/gettoken", body = "", http_status = 500 }
+            local status, data, res = gettoken()
+            assert.equal(200, status)
+            assert.is_nil(data)
+            assert.equal('{"errcode":0,"access_tok', res.body)
+            local status2, _, res2 = gettoken()
+            assert.equal(500, status2)
+            assert.equal("", res2.body)
+        end)
+
+        it("close: drops the connection without an answer", function()
+            emu.fault { path = "/cgi-bin/gettoken", close = true }
+            local res, err = emu.raw_request("GET", "/cgi-bin/gettoken",
+                { query = { corpid = fx.upstream.corpid, corpsecret = system.secret } })
+            assert.is_nil(res)
+            assert.equal("transport", err.kind)
+            assert.equal(0, select(2, gettoken()).errcode)
+        end)
+
+        it("delay_ms: holds the answer back (a short client timeout expires)", function()
+            emu.fault { path = "/cgi-bin/gettoken", delay_ms = 5000 }
+            local res, err = emu.raw_request("GET", "/cgi-bin/gettoken",
+                { query = { corpid = fx.upstream.corpid, corpsecret = system.secret }, timeout = 0.5 })
+            assert.is_nil(res)
+            assert.truthy(err.kind == "timeout" or err.kind == "transport")
+            -- the fault was used up: the next call answers at once
+            local ok = emu.raw_request("GET", "/cgi-bin/gettoken",
+                { query = { corpid = fx.upstream.corpid, corpsecret = system.secret }, timeout = 2 })
+            assert.equal(200, ok.status)
+        end)
+
+        it("counts faulted calls in stats", function()
+            emu.fault { path = "/cgi-bin/gettoken", errcode = -1 }
+            gettoken()
+            gettoken()
+            assert.equal(2, emu.stats()["/cgi-bin/gettoken"])
+        end)
+
+        it("refuses malformed fault specs with HTTP 400", function()
+            local function status_of(spec)
+                return (emu.request("POST", "/__emulator/faults", { body = spec }))
+            end
+            assert.equal(400, status_of { errcode = -1 })
+            assert.equal(400, status_of { path = "/x" })
+            assert.equal(400, status_of { path = "/x", errcode = -1, close = true })
+            assert.equal(400, status_of { path = "/x", errcode = "busy" })
+            assert.equal(400, status_of { path = "/x", count = 0, errcode = -1 })
+            assert.equal(400, status_of { path = "/x", http_status = 42 })
+            assert.equal(400, status_of { path = "/x", close = false })
+        end)
+
+        it("are cleared by reset", function()
+            emu.fault { path = "/cgi-bin/gettoken", count = 5, errcode = -1 }
+            emu.reset()
+            assert.equal(0, select(2, gettoken()).errcode)
+        end)
+    end)
+
+    describe("clock", function()
+        it("advances, reports and resets", function()
+            local _, before = emu.request("GET", "/__emulator/clock")
+            assert.equal(0, before.offset)
+            local after = emu.advance(3600)
+            assert.equal(3600, after.offset)
+            assert.is_true(after.now - before.now >= 3600)
+            emu.advance(60)
+            local _, now = emu.request("GET", "/__emulator/clock")
+            assert.equal(3660, now.offset)
+            emu.reset()
+            local _, reset = emu.request("GET", "/__emulator/clock")
+            assert.equal(0, reset.offset)
+            assert.equal(400, (emu.request("POST", "/__emulator/clock", { body = { advance = "1h" } })))
+        end)
+    end)
+
+    describe("latency", function()
+        it("delays every API answer but not the control API, until set back to 0", function()
+            emu.latency(5000)
+            local res, err = emu.raw_request("GET", "/cgi-bin/gettoken",
+                { query = { corpid = fx.upstream.corpid, corpsecret = system.secret }, timeout = 0.5 })
+            assert.is_nil(res)
+            assert.truthy(err.kind == "timeout" or err.kind == "transport")
+            local ping = emu.raw_request("GET", "/__emulator/ping", { timeout = 2 })
+            assert.equal(200, ping.status)
+            emu.latency(0)
+            local ok = emu.raw_request("GET", "/cgi-bin/gettoken",
+                { query = { corpid = fx.upstream.corpid, corpsecret = system.secret }, timeout = 2 })
+            assert.equal(200, ok.status)
+            assert.equal(400, (emu.request("POST", "/__emulator/latency", { body = { ms = -1 } })))
+        end)
+    end)
+
+    describe("options and errors", function()
+        it("validates options", function()
+            assert.equal(400, (emu.request("POST", "/__emulator/options", { body = { nope = 1 } })))
+            assert.equal(400, (emu.request("POST", "/__emulator/options", { body = { expired_errcode = 1 } })))
+            assert.equal(200, (emu.request("POST", "/__emulator/options", { body = { token_ttl = 60 } })))
+            local _, d = gettoken()
+            assert.equal(60, d.expires_in)
+        end)
+
+        it("answers 404 for unknown control paths and 405 for wrong methods", function()
+            assert.equal(404, (emu.request("GET", "/__emulator/nope")))
+            assert.equal(405, (emu.request("GET", "/__emulator/reset")))
+            assert.equal(405, (emu.request("POST", "/__emulator/stats", { body = {} })))
+        end)
+
+        it("serves the loaded fixture with credentials", function()
+            assert.equal("wwUPSTREAMCORP", fx.upstream.corpid)
+            assert.is_string(system.secret)
+            assert.is_string(system.callback.token)
+            assert.equal(43, #system.callback.aes_key)
+        end)
+    end)
+end)
+
+describe("emulator launcher", function()
+    it("--corps N generates N shared downstream corps, each with an agent and a user", function()
+        local e = emu.new { corps = 250 }
+        local fx = e:fixture()
+        assert.equal(250, #fx.downstream)
+        local token, app = e:app_token()
+        local seen, pages, cursor = 0, 0, nil
+        repeat
+            local _, d = e:api("POST", "/cgi-bin/corpgroup/corp/list_app_share_info", token,
+                { agentid = app.agentid, business_type = 1, limit = 100, cursor = cursor })
+            assert.equal(0, d.errcode)
+            seen, pages, cursor = seen + #d.corp_list, pages + 1, d.next_cursor
+        until d.ending == 1
+        assert.equal(250, seen)
+        assert.equal(3, pages)
+        local corp = fx.downstream[250]
+        local down = e:down_token(token, corp.corpid, corp.agents[1].agentid, 1)
+        local _, user = e:api("GET", "/cgi-bin/user/get", down, { userid = corp.users[1].userid })
+        assert.equal(0, user.errcode)
+        e:stop()
+    end)
+
+    it("loads --fixture FILE and serves it back verbatim", function()
+        local path = os.tmpname()
+        local text = '{"upstream":{"corpid":"wwMINI","apps":[{"agentid":7,"secret":"s3cr3t","system":true,'
+            .. '"callback":{"token":"t","aes_key":"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}}]}}'
+        write(path, text)
+        local e = emu.new { fixture = path }
+        local status, _, res = e:request("GET", "/__emulator/fixture")
+        assert.equal(200, status)
+        assert.equal(text, res.body)
+        local _, d = e:request("GET", "/cgi-bin/gettoken", { query = { corpid = "wwMINI", corpsecret = "s3cr3t" } })
+        assert.equal(0, d.errcode)
+        e:stop()
+        os.remove(path)
+    end)
+
+    it("refuses a broken fixture with the reason on stderr", function()
+        local path = os.tmpname()
+        write(path, '{"upstream":{"apps":[]}}')
+        local dir = "/tmp/wecom-emu-spec-bad-" .. os.time()
+        local out = sh(INTERP .. " bin/wecom-emulator start --port 29999 --dir " .. dir .. " --fixture " .. path
+            .. " 2>&1; echo EXIT=$?")
+        assert.matches("upstream.corpid", out, 1, true)
+        assert.not_matches("EXIT=0", out, 1, true)
+        os.execute("rm -rf " .. dir)
+        os.remove(path)
+    end)
+
+    it("runs several emulators at once, each with its own state", function()
+        local a = emu.new()
+        local b = emu.new()
+        assert.not_equal(a.base_url, b.base_url)
+        local token = a:app_token()
+        local _, ok = a:api("GET", "/cgi-bin/agent/get", token, { agentid = 1000002 })
+        assert.equal(0, ok.errcode)
+        local _, unknown = b:api("GET", "/cgi-bin/agent/get", token, { agentid = 1000002 })
+        assert.equal(40014, unknown.errcode)
+        -- a second start in a running dir is refused; stop leaves the other one up
+        local out = sh(INTERP .. " bin/wecom-emulator start --port " .. a.port .. " --dir " .. a.dir
+            .. " 2>&1; echo EXIT=$?")
+        assert.matches("already running", out, 1, true)
+        a:stop()
+        assert.matches("not running", sh(INTERP .. " bin/wecom-emulator status --dir " .. a.dir .. " 2>&1"))
+        assert.equal(200, (b:request("GET", "/__emulator/ping")))
+        b:stop()
+    end)
+
+    it("shares state between workers (--workers 2)", function()
+        local e = emu.new { workers = 2 }
+        local fx = e:fixture()
+        local app = fx.upstream.apps[1]
+        e:fault { path = "/cgi-bin/gettoken", count = 3, errcode = -1 }
+        -- a new connection per call, so both workers answer
+        local cmd = {}
+        for _ = 1, 16 do
+            cmd[#cmd + 1] = "curl -s --cacert " .. e.ca_file .. " '" .. e.base_url
+                .. "/cgi-bin/gettoken?corpid=" .. fx.upstream.corpid .. "&corpsecret=" .. app.secret .. "'; echo"
+            cmd[#cmd + 1] = "curl -s --cacert " .. e.ca_file .. " '" .. e.base_url .. "/__emulator/ping'; echo"
+        end
+        local out = sh(table.concat(cmd, "; "))
+        local tokens, busy, pids, npids = {}, 0, {}, 0
+        for token in out:gmatch('"access_token":"([^"]+)"') do tokens[token] = true end
+        for _ in out:gmatch('"errcode":%-1') do busy = busy + 1 end
+        for pid in out:gmatch('"pid":(%d+)') do
+            if not pids[pid] then pids[pid], npids = true, npids + 1 end
+        end
+        local ntokens = 0
+        for _ in pairs(tokens) do ntokens = ntokens + 1 end
+        assert.equal(2, npids)
+        assert.equal(3, busy)      -- the fault was consumed exactly 3 times in all
+        assert.equal(1, ntokens)   -- one token, whichever worker answered
+        assert.equal(16, e:stats()["/cgi-bin/gettoken"])
+        e:stop()
+    end)
+end)

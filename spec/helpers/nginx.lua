@@ -10,7 +10,8 @@
 --
 -- `conf` may use ${port}, ${prefix}, ${lua_path}, ${lua_cpath}, ${modules} and
 -- ${user}; nginx.example{...} renders examples/openresty/nginx.conf for a spec
--- (port, workers, trusted CA, paths to this checkout).
+-- (port, workers, trusted CA, paths to this checkout; warmup = false drops
+-- its init_worker token warm-up).
 
 local _M = {}
 
@@ -233,11 +234,12 @@ local function render(text, vars)
     end))
 end
 
+-- listening yet?  (a TCP connect: an HTTP probe would leave a 404 in error.log)
 local function answers(port)
-    return run("curl -s -o /dev/null --max-time 2 http://127.0.0.1:" .. port .. "/ 2>/dev/null")
+    return run("bash -c 'exec 3<>/dev/tcp/127.0.0.1/" .. port .. "' 2>/dev/null")
 end
 
--- start{ conf = text, files = { [relative path] = text } } -> site
+-- start{ conf = text, files = { [relative path] = text }, env = { NAME = value } } -> site
 function _M.start(opts)
     local paths = _M.paths()
     local last_log
@@ -257,7 +259,16 @@ function _M.start(opts)
             write_file(prefix .. "/" .. name, render(text, vars))
         end
         local site = setmetatable({ prefix = prefix, port = port }, Site)
-        local started = run(quote(_M.binary()) .. " -p " .. quote(prefix .. "/") .. " -c "
+        -- the environment (credentials) goes through a private file, not
+        -- the command line
+        local env_lines = {}
+        for k, v in pairs(opts.env or {}) do
+            env_lines[#env_lines + 1] = k .. "=" .. quote(v)
+        end
+        write_file(prefix .. "/env", table.concat(env_lines, "\n") .. "\n")
+        run("chmod 600 " .. quote(prefix .. "/env"))
+        local started = run("set -a; . " .. quote(prefix .. "/env") .. "; set +a; exec "
+            .. quote(_M.binary()) .. " -p " .. quote(prefix .. "/") .. " -c "
             .. quote(prefix .. "/nginx.conf") .. " -e " .. quote(prefix .. "/logs/error.log")
             .. " >" .. quote(prefix .. "/logs/stdout") .. " 2>&1")
         if started then
@@ -277,7 +288,7 @@ function _M.start(opts)
     error("nginx failed to start:\n" .. tostring(last_log), 2)
 end
 
--- example{ port?, workers = 2, trusted = path, extra = { ... } } -> conf text
+-- example{ workers = 2, trusted = path, warmup = true } -> conf text
 -- examples/openresty/nginx.conf made to run from a temporary prefix against
 -- this checkout: module lines for this nginx, the worker count, the CA that
 -- lua_ssl_trusted_certificate names, and Lua paths to lua/ and the build.
@@ -296,6 +307,9 @@ function _M.example(opts)
     sub("\n%s*lua_ssl_trusted_certificate [^\n]*;", "\n    lua_ssl_trusted_certificate " .. opts.trusted .. ";")
     sub("\n%s*lua_package_path [^\n]*;", "\n    lua_package_path '${root}/examples/openresty/?.lua;${lua_path}';")
     sub("\n%s*lua_package_cpath [^\n]*;", "\n    lua_package_cpath '${lua_cpath}';")
+    if opts.warmup == false then
+        sub("\n%s*init_worker_by_lua_block %b{}", "\n")
+    end
     return text
 end
 

@@ -173,8 +173,12 @@ function _M:groups(chain_id, groupid)
     return list_field(data, "groups", PATH.groups)
 end
 
--- One group's corps, page by page.
-local function group_corps(self, chain_id, groupid, need_pending, limit, seen)
+-- WeCom's "no privilege": an app whose range is a few groups cannot list the root.
+local NOT_VISIBLE = 60011
+
+-- One group's corps, page by page.  skip_invisible: a root group outside the
+-- app's range yields nothing instead of failing the whole walk.
+local function group_corps(self, chain_id, groupid, need_pending, limit, seen, skip_invisible)
     local function fetch(cursor)
         local data, err = post(self, PATH.corp_list, {
             chain_id = chain_id,
@@ -184,6 +188,9 @@ local function group_corps(self, chain_id, groupid, need_pending, limit, seen)
             cursor = cursor,
         }, READ)
         if not data then
+            if skip_invisible and cursor == nil and err.errcode == NOT_VISIBLE then
+                return {}, nil
+            end
             return nil, err
         end
         local corps, lerr = list_field(data, "group_corps", PATH.corp_list)
@@ -216,29 +223,44 @@ local function group_corps(self, chain_id, groupid, need_pending, limit, seen)
 end
 
 -- Depth first order of the group tree under `start` (larger `order` first,
--- like the admin console), each group once even if the tree has a cycle.
-local function subtree(groups, start)
-    local children = {}
+-- like the admin console), each group once even if the data has a cycle.
+-- whole_chain: also walk the top-most groups whose parent the app cannot see.
+local function subtree(groups, start, whole_chain)
+    local function before(a, b)
+        local oa, ob = a.order or 0, b.order or 0
+        if oa ~= ob then
+            return oa > ob
+        end
+        return a.groupid < b.groupid
+    end
+
+    local children, known = {}, { [ROOT_GROUP] = true }
     for i = 1, #groups do
         local g = groups[i]
-        if type(g) == "table" and g.groupid ~= g.parentid and g.parentid ~= nil then
-            local list = children[g.parentid]
-            if not list then
-                list = {}
-                children[g.parentid] = list
+        if type(g) == "table" and is_int(g.groupid) then
+            known[g.groupid] = true
+        end
+    end
+    local orphans = {}
+    for i = 1, #groups do
+        local g = groups[i]
+        if type(g) == "table" and is_int(g.groupid) and g.groupid ~= g.parentid then
+            if known[g.parentid] then
+                local list = children[g.parentid]
+                if not list then
+                    list = {}
+                    children[g.parentid] = list
+                end
+                list[#list + 1] = g
+            else
+                orphans[#orphans + 1] = g
             end
-            list[#list + 1] = g
         end
     end
     for _, list in pairs(children) do
-        sort(list, function(a, b)
-            local oa, ob = a.order or 0, b.order or 0
-            if oa ~= ob then
-                return oa > ob
-            end
-            return a.groupid < b.groupid
-        end)
+        sort(list, before)
     end
+    sort(orphans, before)
 
     local order, visited = {}, {}
     local function walk(id)
@@ -255,6 +277,11 @@ local function subtree(groups, start)
         end
     end
     walk(start)
+    if whole_chain then
+        for i = 1, #orphans do
+            walk(orphans[i].groupid)
+        end
+    end
     return order
 end
 
@@ -280,16 +307,17 @@ function _M:corps(opts)
             if not groups then
                 error(err, 0)
             end
-            order = subtree(groups, groupid or ROOT_GROUP)
+            order = subtree(groups, groupid or ROOT_GROUP, groupid == nil)
         end
         i = i + 1
         local id = order[i]
         if id == nil then
             return nil
         end
-        -- the root is asked for without a groupid, as WeCom documents it
+        -- the implicit root is asked for without a groupid, as WeCom documents
+        -- it, and may lie outside an app's range while its subgroups do not
         if i == 1 and groupid == nil then
-            id = nil
+            return group_corps(self, chain_id, nil, need_pending, limit, seen, true)
         end
         return group_corps(self, chain_id, id, need_pending, limit, seen)
     end)

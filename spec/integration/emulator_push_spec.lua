@@ -13,6 +13,15 @@ local function sh(cmd)
     return out
 end
 
+-- os.execute's result differs between LuaJIT/5.1 and 5.2+.
+local function succeeds(cmd)
+    local a, _, c = os.execute(cmd)
+    if type(a) == "number" then
+        return a == 0
+    end
+    return a == true and (c == nil or c == 0)
+end
+
 local function write(path, data)
     local f = assert(io.open(path, "wb"))
     f:write(data)
@@ -79,7 +88,7 @@ http {
     }
 }
 ]])
-        if os.execute("nginx -p " .. dir .. " -c " .. dir .. "/nginx.conf -e " .. dir
+        if succeeds("nginx -p " .. dir .. " -c " .. dir .. "/nginx.conf -e " .. dir
             .. "/error.log >/dev/null 2>&1") then
             return { dir = dir, url = "http://127.0.0.1:" .. port }
         end
@@ -92,7 +101,7 @@ function Receiver.stop(r)
     if pid then
         os.execute("kill " .. pid:match("%d+") .. " 2>/dev/null")
         for _ = 1, 50 do
-            if not os.execute("kill -0 " .. pid:match("%d+") .. " 2>/dev/null") then break end
+            if not succeeds("kill -0 " .. pid:match("%d+") .. " 2>/dev/null") then break end
             os.execute("sleep 0.1")
         end
     end

@@ -57,6 +57,16 @@ local function line(indent, ...)
     out:write("\n")
 end
 
+-- Pads to a column width on a terminal.  Rough but dependency-free (LuaJIT
+-- has no utf8 library): 3- and 4-byte UTF-8 sequences (CJK) take two columns.
+local function pad(s, width)
+    local cols = 0
+    for ch in s:gmatch("[%z\1-\127\194-\244][\128-\191]*") do
+        cols = cols + (#ch >= 3 and 2 or 1)
+    end
+    return s .. string.rep(" ", width - cols)
+end
+
 local function corp_line(indent, corp)
     if corp.is_joined then
         line(indent, "✓ ", corp.corp_name or "?", "  ", corp.corpid,
@@ -116,8 +126,8 @@ local function report_shares(app, business_type, label)
         local token, err = down:token()
         local status = token and "token ok" or ("token error: " .. tostring(err.kind)
             .. (err.errcode and (" " .. err.errcode) or ""))
-        line(1, string.format("%-28s %-24s agent %-8s %s", corp.corp_name or "?", corp.corpid,
-            tostring(corp.agentid), status))
+        line(1, pad(corp.corp_name or "?", 34), pad(corp.corpid, 18), "agent ", pad(tostring(corp.agentid), 9),
+            status)
     end
     if n == 0 then
         line(1, "(none)")

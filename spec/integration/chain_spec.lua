@@ -508,6 +508,70 @@ describe("app.chain (emulator)", function()
     end)
   end)
 
+  describe("examples", function()
+    -- runs an example script with this runtime against this emulator
+    local function run_example(script, args)
+      local interpreter = rawget(_G, "jit") and "luajit" or "lua5.4"
+      local cmd = string.format("WECOM_BASE_URL='%s' WECOM_CA_FILE='%s' LUA_PATH='%s' LUA_CPATH='%s' %s %s %s 2>&1",
+        info.base_url, info.ca_file, package.path, package.cpath, interpreter, script, args or "")
+      local p = io.popen(cmd)
+      local out = p:read("*a")
+      local ok = p:close()
+      return out, ok
+    end
+
+    local function count(s, pattern)
+      local n = 0
+      for _ in s:gmatch(pattern) do n = n + 1 end
+      return n
+    end
+
+    it("chain_report.lua prints every chain, every corp and the shared corps' token status", function()
+      local out, ok = run_example("examples/chain_report.lua")
+      assert.is_truthy(ok, out)
+      local joined, pending = 0, 0
+      for _, c in ipairs(fx.chains) do
+        assert.truthy(out:find(c.chain_name, 1, true), c.chain_name)
+        for _, g in ipairs(c.groups) do assert.truthy(out:find(g.group_name, 1, true), g.group_name) end
+        for _, x in ipairs(c.corps) do
+          if x.corpid then joined = joined + 1 else pending = pending + 1 end
+        end
+      end
+      assert.equal(joined, count(out, "\n *✓ "))
+      assert.equal(pending, count(out, "\n *… "))
+      local shares = 0
+      for _, corp in ipairs(fx.downstream) do
+        for _, a in ipairs(corp.agents or {}) do
+          if a.shared_from == fixture_app(true).agentid and a.confirmed ~= false then shares = shares + 1 end
+        end
+      end
+      assert.equal(shares, count(out, "token ok"))
+    end)
+
+    it("export_chain_corps_csv.lua writes a header and one row per chain corp", function()
+      local out, ok = run_example("examples/export_chain_corps_csv.lua")
+      assert.is_truthy(ok, out)
+      local total = 0
+      for _, c in ipairs(fx.chains) do total = total + #c.corps end
+      assert.equal(total + 1, count(out, "\r\n"))
+      assert.truthy(out:find("^chain_id,chain_name,group_path,"))
+    end)
+
+    it("message_linked_users.lua lists the ordinary app's linked members", function()
+      local out, ok = run_example("examples/message_linked_users.lua", "--dry-run")
+      assert.is_truthy(ok, out)
+      assert.truthy(out:find("linked member", 1, true))
+    end)
+
+    it("jsapi_config.lua prints both configs for a downstream corp", function()
+      local out, ok = run_example("examples/jsapi_config.lua", "https://app.example.com/x")
+      assert.is_truthy(ok, out)
+      local data = require("cjson").decode(out)
+      assert.is_string(data.config.signature)
+      assert.equal(data.config.appId, data.agentConfig.corpid)
+    end)
+  end)
+
   describe("unionid and pending ids", function()
     local function customer_with_ids()
       for _, c in ipairs(fx.customers) do

@@ -8,7 +8,7 @@
 --   site:error_lines() -> the [error]/[crit]/[alert]/[emerg] lines of error.log
 --   site:stop()
 --
--- `conf` may use ${port}, ${prefix}, ${lua_path}, ${lua_cpath}, ${modules} and
+-- `conf` may use ${port} (and ${port2} for a second server), ${prefix}, ${lua_path}, ${lua_cpath}, ${modules} and
 -- ${user}; nginx.example{...} renders examples/openresty/nginx.conf for a spec
 -- (port, workers, trusted CA, paths to this checkout; warmup = false drops
 -- its init_worker token warm-up).
@@ -210,14 +210,20 @@ function Site:stop()
     self.stopped = true
     local pid = self:pid()
     if pid then
-        run("kill -QUIT " .. pid .. " 2>/dev/null")
-        for _ = 1, 50 do
-            if not run("kill -0 " .. pid .. " 2>/dev/null") then
+        -- fast shutdown: specs do not need in-flight requests finished
+        run("kill -TERM " .. pid .. " 2>/dev/null")
+        -- nginx removes its pid file on exit; the process itself may linger
+        -- as a zombie until init reaps it, so kill -0 would wait for that
+        local pid_file = self.prefix .. "/logs/nginx.pid"
+        for _ = 1, 250 do
+            if not read_file(pid_file) or not run("kill -0 " .. pid .. " 2>/dev/null") then
                 break
             end
-            sleep(0.1)
+            sleep(0.02)
         end
-        run("kill -KILL " .. pid .. " 2>/dev/null")
+        if read_file(pid_file) then
+            run("kill -KILL " .. pid .. " 2>/dev/null")
+        end
     end
     if not os.getenv("WECOM_KEEP_NGINX") then
         run("rm -rf " .. quote(self.prefix))
@@ -240,6 +246,7 @@ local function answers(port)
 end
 
 -- start{ conf = text, files = { [relative path] = text }, env = { NAME = value } } -> site
+-- (files and env values may use the same ${...} variables as conf)
 function _M.start(opts)
     local paths = _M.paths()
     local last_log
@@ -248,7 +255,7 @@ function _M.start(opts)
         assert(run("mkdir -p " .. quote(prefix .. "/logs") .. " " .. quote(prefix .. "/tmp")))
         local port = random_int(20000, 45000)
         local vars = {
-            port = port, prefix = prefix, lua_path = paths.lua_path, lua_cpath = paths.lua_cpath,
+            port = port, port2 = port + 1, prefix = prefix, lua_path = paths.lua_path, lua_cpath = paths.lua_cpath,
             modules = _M.module_lines(), user = capture("id -u"):match("^0%s*$") and "user root;" or "",
             root = paths.root,
         }
@@ -258,12 +265,12 @@ function _M.start(opts)
             assert(run("mkdir -p " .. quote(dir)))
             write_file(prefix .. "/" .. name, render(text, vars))
         end
-        local site = setmetatable({ prefix = prefix, port = port }, Site)
+        local site = setmetatable({ prefix = prefix, port = port, port2 = port + 1 }, Site)
         -- the environment (credentials) goes through a private file, not
         -- the command line
         local env_lines = {}
         for k, v in pairs(opts.env or {}) do
-            env_lines[#env_lines + 1] = k .. "=" .. quote(v)
+            env_lines[#env_lines + 1] = k .. "=" .. quote(render(v, vars))
         end
         write_file(prefix .. "/env", table.concat(env_lines, "\n") .. "\n")
         run("chmod 600 " .. quote(prefix .. "/env"))

@@ -262,6 +262,7 @@ describe("examples/openresty/nginx.conf", function()
             local headers
             status, body, headers = site:request("PUT", "/wecom/callback", { body = "x" })
             assert.equal(405, status)
+            assert.equal("method not allowed", body)
             assert.equal("GET, POST", headers.allow)
         end)
 

@@ -1,0 +1,376 @@
+-- The SDK inside a real nginx worker (spec/openresty/ngx_cases.lua runs the
+-- cases there): the cosocket transport against a scripted HTTPS peer and
+-- the emulator, the shared-dict store, wecom.parallel over ngx.thread, and
+-- calls from phases without cosockets.
+
+local cjson = require "cjson"
+local emulator = require "helpers.emulator"
+local nginx = require "helpers.nginx"
+
+local CONF = [[
+${modules}
+${user}
+worker_processes 1;
+pid logs/nginx.pid;
+error_log logs/error.log warn;
+
+env SPEC_BASE_URL;
+env SPEC_CORPID;
+env SPEC_SECRET;
+env SPEC_AGENTID;
+env SPEC_PEER;
+
+events {
+    worker_connections 256;
+}
+
+http {
+    access_log off;
+    client_body_temp_path tmp/client_body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+
+    lua_package_path '${root}/spec/openresty/?.lua;${lua_path}';
+    lua_package_cpath '${lua_cpath}';
+    lua_shared_dict wecom_spec 1m;
+    lua_shared_dict results 1m;
+    lua_ssl_trusted_certificate ${emu_dir}/trusted.pem;
+    lua_ssl_verify_depth 4;
+
+    init_worker_by_lua_block {
+        require("ngx_cases").init_worker()
+    }
+
+    server {
+        listen 127.0.0.1:${port};
+        location /run/ {
+            content_by_lua_block {
+                require("ngx_cases").run()
+            }
+            log_by_lua_block {
+                require("ngx_cases").log_phase()
+            }
+        }
+    }
+
+    # the scripted peer: HTTPS with the emulator's certificate for localhost
+    server {
+        listen 127.0.0.1:${port2} ssl;
+        ssl_certificate ${emu_dir}/server.pem;
+        ssl_certificate_key ${emu_dir}/server.key;
+        keepalive_timeout 10s;
+        location / {
+            content_by_lua_block {
+                require("ngx_cases").peer()
+            }
+        }
+    }
+}
+]]
+
+describe("inside nginx", function()
+    local emu, fx, site, app
+
+    local function run(name)
+        local status, body = site:request("GET", "/run/" .. name)
+        assert.equal(200, status, body)
+        return cjson.decode(body)
+    end
+
+    local function calls(path)
+        return emu:stats()[path] or 0
+    end
+
+    setup(function()
+        emu = emulator.new {}
+        fx = emu:fixture()
+        for _, a in ipairs(fx.upstream.apps) do
+            if a.system then
+                app = a
+            end
+        end
+        local conf = CONF:gsub("%${emu_dir}", emu.dir)
+        site = nginx.start {
+            conf = conf,
+            env = {
+                SPEC_BASE_URL = "https://localhost:" .. emu.port,
+                SPEC_CORPID = fx.upstream.corpid,
+                SPEC_SECRET = app.secret,
+                SPEC_AGENTID = tostring(app.agentid),
+                SPEC_PEER = "https://localhost:${port2}",
+            },
+        }
+    end)
+
+    teardown(function()
+        if site then
+            site:stop()
+        end
+        if emu then
+            emu:stop()
+        end
+    end)
+
+    describe("the transport", function()
+        it("is the cosocket one", function()
+            assert.equal("ngx", run("transport_name").name)
+        end)
+
+        it("reads Content-Length bodies and lower-cases header names", function()
+            local res = run("content_length")
+            assert.equal(200, res.status)
+            assert.equal("hello world", res.body)
+            assert.equal("11", res.headers["content-length"])
+            assert.equal("a, b", res.headers["x-multi"])
+        end)
+
+        it("reads chunked bodies", function()
+            local res = run("chunked")
+            assert.equal(200, res.status)
+            assert.equal("chunked", res.headers["transfer-encoding"])
+            local want = {}
+            for i = 1, 5 do
+                want[i] = string.rep(tostring(i), 1000)
+            end
+            assert.equal(table.concat(want), res.body)
+        end)
+
+        it("reads bodies that end when the server closes", function()
+            local res = run("until_close")
+            assert.equal(200, res.status)
+            assert.equal("until the end", res.body)
+        end)
+
+        it("sends the body with Content-Length, the Host and the query", function()
+            local res = run("echo_post")
+            assert.equal(200, res.status)
+            local echo = cjson.decode(res.body)
+            assert.equal("POST", echo.method)
+            assert.equal('{"x":1}', echo.body)
+            assert.equal("7", echo.content_length)
+            assert.equal("application/json", echo.content_type)
+            assert.equal("localhost:" .. site.port2, echo.host)
+            assert.equal("a=1&b=%2B", echo.args)
+        end)
+
+        it("keeps connections alive in the worker's pool", function()
+            local conns = run("keepalive")
+            assert.equal(conns[1], conns[2])
+            assert.equal(conns[1], conns[3])
+        end)
+
+        it("retries on a fresh connection when a pooled one was closed", function()
+            local res = run("stale")
+            assert.equal("stale", res.first.body)
+            assert.equal(200, res.second.status)
+            assert.equal("hello world", res.second.body)
+        end)
+
+        it("times out with kind 'timeout' and no query string in the message", function()
+            local res = run("timeout")
+            assert.is_false(res.res)
+            assert.equal("timeout", res.err.kind)
+            assert.equal(28, res.err.curl_code)
+            assert.is_nil(res.err.message:find("SECRET", 1, true))
+            assert.is_true(res.elapsed >= 0.15 and res.elapsed < 0.9, "elapsed " .. res.elapsed)
+        end)
+
+        it("reports a refused connection as a transport error (curl code 7)", function()
+            local err = run("refused").err
+            assert.equal("transport", err.kind)
+            assert.equal(7, err.curl_code)
+            assert.truthy(err.message:find("localhost:1", 1, true))
+            assert.is_nil(err.message:find("SECRET", 1, true))
+        end)
+
+        it("fails TLS verification for a certificate that does not name the host", function()
+            local err = run("ip_host").err
+            assert.equal("tls", err.kind)
+            assert.truthy(err.message:find("lua_ssl_trusted_certificate", 1, true))
+            assert.is_nil(err.message:find("SECRET", 1, true))
+        end)
+
+        it("says a resolver directive is missing", function()
+            local err = run("no_resolver").err
+            assert.equal("transport", err.kind)
+            assert.equal(6, err.curl_code)
+            assert.truthy(err.message:find("resolver", 1, true))
+            assert.is_nil(err.message:find("SECRET", 1, true))
+        end)
+
+        it("rejects a reply that is not HTTP", function()
+            local err = run("garbage").err
+            assert.equal("transport", err.kind)
+            assert.equal(8, err.curl_code)
+        end)
+
+        it("refuses a proxy and ignores ca_file with a warning", function()
+            local res = run("options")
+            assert.is_false(res.proxy_ok)
+            assert.truthy(res.proxy_err:find("'proxy' is not supported inside nginx", 1, true))
+            assert.is_true(res.ca_ok)
+            assert.truthy(site:log():find("ca_file' is ignored inside nginx", 1, true))
+        end)
+    end)
+
+    describe("the client", function()
+        it("calls the emulator over HTTPS with a token from the shared dict", function()
+            emu:reset()
+            local res = run("client")
+            assert.is_nil(res.err)
+            assert.is_true(res.chains > 0)
+            assert.is_true(res.token_len > 0)
+            assert.is_true(res.expires_in > 7000)
+            -- the token came from the store the second time
+            assert.equal(1, calls("/cgi-bin/gettoken"))
+        end)
+
+        it("keeps a still-valid token when an early refresh fails", function()
+            emu:fault { path = "/cgi-bin/gettoken", count = 1, errcode = 40013 }
+            local before = calls("/cgi-bin/gettoken")
+            local res = run("keep_on_failure")
+            assert.equal("OLD-BUT-VALID", res.token)
+            -- the refresh was tried (and failed)
+            assert.equal(before + 1, calls("/cgi-bin/gettoken"))
+        end)
+
+        it("maps API errors", function()
+            local res = run("api_error")
+            assert.is_nil(res.data)
+            assert.equal("api", res.err.kind)
+            assert.is_number(res.err.errcode)
+            assert.is_nil(res.err.text:find(app.secret, 1, true))
+        end)
+    end)
+
+    describe("wecom.store.shdict", function()
+        it("raises a clear error for a dict nginx does not declare", function()
+            local res = run("store_missing_dict")
+            assert.is_false(res.ok)
+            assert.truthy(res.err:find("lua_shared_dict 'no_such_dict' is not declared", 1, true))
+            assert.truthy(res.err:find("lua_shared_dict no_such_dict 1m;", 1, true))
+            assert.is_false(res.ok2)
+            assert.truthy(res.err2:find("name must be", 1, true))
+        end)
+
+        it("implements get/set/delete with expiry and compare-and-delete", function()
+            local res = run("store_ops")
+            assert.is_true(res.set)
+            assert.equal("value|with|bars", res.get[1])
+            assert.is_number(res.get[2])
+            assert.same({}, res.miss)
+            assert.is_true(res.set_expired)
+            assert.same({}, res.get_expired)
+            assert.is_false(res.delete_other)
+            assert.equal("value|with|bars", res.still)
+            assert.is_true(res.delete_same)
+            assert.is_nil(res.after)
+            assert.is_false(res.delete_missing)
+            assert.is_true(res.delete_any)
+            assert.equal("wecom.store.shdict (wecom_spec)", res.tostring)
+            assert.same({}, res.short)
+        end)
+
+        it("locks with a lease; only the holder unlocks", function()
+            local res = run("store_lock")
+            assert.is_true(res.first)
+            assert.is_false(res.second)
+            assert.is_true(res.foreign_unlock)
+            assert.is_false(res.still_held)
+            assert.is_true(res.unlock)
+            assert.is_true(res.after_unlock)
+            assert.is_true(res.after_lease)
+            assert.equal("v", res.value_independent)
+        end)
+
+        it("wakes a waiter of the same worker when the lock is released", function()
+            local res = run("store_wait")
+            assert.is_true(res.waited < 0.5, "waited " .. res.waited)
+            assert.is_true(res.timed_out_after >= 0.09, "timed out after " .. res.timed_out_after)
+        end)
+    end)
+
+    describe("wecom.parallel over ngx.thread", function()
+        it("returns results in the plain scheduler's shape", function()
+            local res = run("parallel_shape")
+            local r = res.results
+            assert.equal(5, res.count)
+            assert.same({ ok = true, value = 1, n = 3, v1 = 1, v3 = 3 }, r[1])
+            assert.same({ ok = false, err = "failed" }, r[2])
+            assert.same({ ok = false, err = { code = 7 } }, r[3])
+            assert.same({ ok = true, n = 0 }, r[4])
+            assert.same({ ok = true, value = "x", n = 1, v1 = "x" }, r[5])
+            assert.equal(0, res.empty)
+        end)
+
+        it("bounds concurrency, keeps order, sleeps without blocking and nests", function()
+            local res = run("parallel_concurrency")
+            assert.equal(4, res.max_running)
+            assert.same({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 }, res.values)
+            -- 12 tasks of 50 ms, 4 at a time: 3 rounds
+            assert.is_true(res.elapsed >= 0.14 and res.elapsed < 0.5, "elapsed " .. res.elapsed)
+            assert.equal("ab", res.nested)
+        end)
+
+        it("makes one gettoken for 20 light threads with a cold token", function()
+            emu:reset()
+            run("flush")
+            local res = run("parallel_tokens")
+            assert.equal(20, res.ok)
+            assert.equal(1, calls("/cgi-bin/gettoken"))
+            assert.equal(20, calls("/cgi-bin/corpgroup/corp/get_chain_list"))
+        end)
+    end)
+
+    describe("phases without cosockets", function()
+        it("fail with an error naming the phase; a timer is the way out", function()
+            run("log_phase")
+            local results
+            for _ = 1, 50 do
+                results = run("results")
+                if results.log and results.timer then
+                    break
+                end
+                os.execute("sleep 0.05")
+            end
+            assert.is_false(results.init_worker.ok)
+            assert.truthy(results.init_worker.err:find("not possible in the init_worker phase", 1, true))
+            assert.truthy(results.init_worker.err:find("ngx.timer.at", 1, true))
+            assert.is_false(results.log.ok)
+            assert.truthy(results.log.err:find("not possible in the log phase", 1, true))
+            assert.is_false(results.log.sleep_ok)
+            assert.truthy(results.log.sleep_err:find("log_by_lua", 1, true))
+            assert.is_true(results.timer.ok, results.timer.err)
+            assert.is_true(results.timer.chains > 0)
+        end)
+    end)
+
+    describe("wecom.ngx.callback_handler", function()
+        it("checks its options", function()
+            local res = run("handler_options")
+            assert.truthy(res.nothing:find("options must be a table", 1, true))
+            assert.truthy(res.no_callback:find("option 'callback' must be a wecom.callback object", 1, true))
+            assert.truthy(res.bad_router:find("option 'router' must be", 1, true))
+            assert.truthy(res.unknown:find("unknown option 'routr'", 1, true))
+            assert.equal("ok", res.good)
+        end)
+    end)
+
+    it("leaves no unexpected error lines in error.log", function()
+        local unexpected = {}
+        for _, line in ipairs(site:error_lines()) do
+            -- lua-nginx-module logs the failures the transport cases cause
+            -- on purpose (lua_socket_log_errors): a certificate that does not
+            -- match (ip_host), the read timeout (timeout), the refused
+            -- connection (refused)
+            if not (line:find("lua ssl certificate does not match host", 1, true)
+                or line:find("lua tcp socket read timed out", 1, true) and line:find("/run/timeout", 1, true)
+                or line:find("Connection refused", 1, true) and line:find("/run/refused", 1, true)) then
+                unexpected[#unexpected + 1] = line
+            end
+        end
+        assert.same({}, unexpected)
+    end)
+end)

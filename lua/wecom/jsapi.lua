@@ -23,8 +23,11 @@ local function usage(fn, msg)
 end
 
 local function check_url(fn, url)
-    if type(url) ~= "string" or not url:match("^https?://[^/?#]") then
-        usage(fn, "url must be the page's absolute http(s) URL (got " .. type(url) .. ")")
+    if type(url) ~= "string" then
+        usage(fn, "url must be a string (got " .. type(url) .. ")")
+    end
+    if not url:match("^https?://[^/?#]") then
+        usage(fn, "url must be the page's absolute http(s) URL")
     end
 end
 

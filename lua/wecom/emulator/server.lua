@@ -125,7 +125,7 @@ function Request:str(field, required, code)
     local v = self:raw(field)
     if v == nil or v == "" then
         if required then
-            _M.fail(code or 40058, "missing " .. field)
+            _M.fail(code or 40058, not code and "missing " .. field or nil)
         end
         return nil
     end
@@ -139,7 +139,7 @@ function Request:int(field, required, code)
     local v = self:raw(field)
     if v == nil then
         if required then
-            _M.fail(code or 40058, "missing " .. field)
+            _M.fail(code or 40058, not code and "missing " .. field or nil)
         end
         return nil
     end

@@ -46,16 +46,9 @@ function _M.split_userid(s)
     if type(s) ~= "string" then
         usage("split_userid", "userid must be a string (got " .. type(s) .. ")")
     end
-    local slash = s:find("/", 1, true)
-    if not slash then
-        if s == "" then
-            return nil, nil
-        end
-        return nil, s
-    end
-    local corpid, userid = s:sub(1, slash - 1), s:sub(slash + 1)
-    if corpid == "" or userid == "" then
-        return nil, nil
+    local corpid, userid = s:match("^([^/]+)/(.+)$")
+    if not corpid then
+        return nil, errors.new("decode", "'" .. s .. "' is not of the form CorpId/userid")
     end
     return corpid, userid
 end
@@ -128,11 +121,15 @@ function _M.user_by_code(app, code)
     end
     local result = { raw = data }
     if type(data.userid) == "string" and data.userid ~= "" then
-        local corpid, userid = _M.split_userid(data.userid)
-        if userid == nil then
-            return nil, errors.new("decode", "malformed userid in the answer", { path = PATH.user_by_code })
+        -- members of the app's own corp come back as a bare userid
+        local corpid, userid = app.corpid, data.userid
+        if data.userid:find("/", 1, true) then
+            corpid, userid = _M.split_userid(data.userid)
+            if not corpid then
+                return nil, errors.new("decode", "malformed userid in the answer", { path = PATH.user_by_code })
+            end
         end
-        result.corpid = corpid or app.corpid
+        result.corpid = corpid
         result.userid = userid
         result.user_ticket = data.user_ticket
     elseif type(data.openid) == "string" then

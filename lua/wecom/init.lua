@@ -10,7 +10,6 @@ local require = require
 local rawset = rawset
 local setmetatable = setmetatable
 local tostring = tostring
-local type = type
 
 local client = require "wecom.client"
 local errors = require "wecom.errors"
@@ -26,18 +25,7 @@ _M.null = client.null
 _M.parallel = parallel.run
 
 -- split_userid("wwCORP/zhangsan") -> "wwCORP", "zhangsan" | nil, err
--- Linked-corp and chain user ids are "CorpId/UserId"; the user id part may
--- itself contain "/", so the split is on the first one.
-function _M.split_userid(s)
-    if type(s) ~= "string" then
-        return nil, errors.new("usage", "userid must be a string (got " .. type(s) .. ")")
-    end
-    local corpid, userid = s:match("^([^/]+)/(.+)$")
-    if not corpid then
-        return nil, errors.new("usage", "userid '" .. s .. "' is not of the form CorpId/UserId")
-    end
-    return corpid, userid
-end
+_M.split_userid = require("wecom.identity").split_userid
 
 -- wecom.store.<name>(...) -> store; each kind is loaded on first use.
 local store_kinds = { memory = true, file = true, shdict = true, redis = true }

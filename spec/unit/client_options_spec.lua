@@ -197,11 +197,14 @@ describe("wecom.split_userid", function()
         assert.equal("zhang/san", userid)
     end)
     it("returns nil, err for anything else", function()
-        for _, bad in ipairs { "nouser", "/u", "ww/", "", 42 } do
+        for _, bad in ipairs { "nouser", "/u", "ww/", "" } do
             local corpid, err = wecom.split_userid(bad)
             assert.is_nil(corpid)
             assert.is_true(wecom.is_error(err))
         end
+    end)
+    it("raises for a non-string", function()
+        assert.has_error(function() wecom.split_userid(42) end)
     end)
 end)
 

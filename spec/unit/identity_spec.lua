@@ -27,17 +27,12 @@ describe("wecom.identity", function()
       assert.same({ "wwDOWN", "a/b" }, { identity.split_userid("wwDOWN/a/b") })
     end)
 
-    it("returns no corpid for a plain userid", function()
-      local corpid, userid = identity.split_userid("lisi")
-      assert.is_nil(corpid)
-      assert.equal("lisi", userid)
-    end)
-
-    it("returns nothing for malformed ids", function()
-      for _, s in ipairs({ "", "/lisi", "wwDOWN/", "/" }) do
-        local corpid, userid = identity.split_userid(s)
+    it("returns nil, err for a plain userid and for malformed ids", function()
+      for _, s in ipairs({ "lisi", "", "/lisi", "wwDOWN/", "/" }) do
+        local corpid, err = identity.split_userid(s)
         assert.is_nil(corpid, s)
-        assert.is_nil(userid, s)
+        assert.equal("decode", err.kind, s)
+        assert.matches("CorpId/userid", tostring(err), 1, true)
       end
     end)
 

@@ -18,10 +18,12 @@ BUILD      ?= build
 CORE_54    := $(BUILD)/lua5.4/wecom/core.so
 CORE_JIT   := $(BUILD)/luajit/wecom/core.so
 CORE_SAN   := $(BUILD)/asan/wecom/core.so
+LUA_SAN    := $(BUILD)/asan/lua_asan
+SANITIZE   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
 DEB_PACKAGES := lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson \
 	libcurl4-openssl-dev libssl-dev libexpat1-dev lua-busted lua-check \
-	nginx libnginx-mod-http-lua redis-server libhiredis-dev \
+	nginx libnginx-mod-http-lua redis-server libhiredis-dev lua-socket curl \
 	openssl ca-certificates valgrind luarocks make gcc \
 	libclang-rt-14-dev clang
 
@@ -46,11 +48,16 @@ $(CORE_JIT): $(SRC) $(HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CORE_FLAGS) -I$(LUAJIT_INC) -shared -o $@ $(SRC) $(LIBS)
 
-# The core built with AddressSanitizer + UndefinedBehaviorSanitizer for lua5.4.
+# The core built with AddressSanitizer + UndefinedBehaviorSanitizer for lua5.4,
+# and an interpreter linked with the same runtime (no LD_PRELOAD, so the
+# programs the specs start are not sanitized).
 $(CORE_SAN): $(SRC) $(HDR)
 	@mkdir -p $(dir $@)
-	$(CC) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
-		-fno-sanitize-recover=undefined $(CORE_FLAGS) -I$(LUA54_INC) -shared -o $@ $(SRC) $(LIBS)
+	$(CC) -O1 -g $(SANITIZE) $(CORE_FLAGS) -I$(LUA54_INC) -shared -o $@ $(SRC) $(LIBS)
+
+$(LUA_SAN): tools/lua_asan.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g $(SANITIZE) $(WARN) -I$(LUA54_INC) -o $@ $< -llua5.4
 
 node-deps: $(NODE_DIR)/node_modules/@wecom/crypto/package.json
 
@@ -73,13 +80,13 @@ spec: spec-lua54 spec-luajit
 # then under valgrind with the normal core.
 check: check-asan check-valgrind
 
-check-asan: $(CORE_SAN) node-deps
+check-asan: $(CORE_SAN) $(LUA_SAN) node-deps
 	$(LUA_ENV) LUA_CPATH='$(BUILD)/asan/?.so;;' \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	LSAN_OPTIONS=suppressions=.ci/lsan.supp:print_suppressions=0 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	lua5.4 /usr/bin/busted --run=check
+	WECOM_SPEC_LUA=$(abspath $(LUA_SAN)) WECOM_SPEC_CFLAGS='$(SANITIZE)' \
+	$(LUA_SAN) /usr/bin/busted --run=check
 
 check-valgrind: $(CORE_54) node-deps
 	$(LUA_ENV) LUA_CPATH='$(BUILD)/lua5.4/?.so;;' \
@@ -92,8 +99,13 @@ rock-test: build
 
 test: deps build lint spec check rock-test
 
+# The main example against a private emulator, stopped again afterwards.
 demo: deps build
-	$(LUA_ENV) LUA_CPATH='$(BUILD)/lua5.4/?.so;;' lua5.4 examples/callback_roundtrip.lua
+	@dir=$$(mktemp -d /tmp/wecom-demo.XXXXXX) && \
+	out=$$($(LUA_ENV) lua5.4 bin/wecom-emulator start --dir "$$dir" --core-cpath $(BUILD)/luajit) && \
+	eval "$$out" && export WECOM_BASE_URL WECOM_CA_FILE && \
+	$(LUA_ENV) LUA_CPATH='$(BUILD)/lua5.4/?.so;;' lua5.4 examples/chain_report.lua; \
+	rc=$$?; lua5.4 bin/wecom-emulator stop --dir "$$dir" >/dev/null; rm -rf "$$dir"; exit $$rc
 
 bench: deps build node-deps
 	sh bench/run.sh

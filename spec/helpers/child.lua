@@ -13,7 +13,10 @@ local function quote(s)
 end
 _M.quote = quote
 
-_M.interpreter = jit and "luajit" or "lua5.4"
+-- make check-asan runs the specs in a sanitized interpreter; children must use
+-- it too (and C test programs must be built with the same sanitizers)
+_M.interpreter = os.getenv("WECOM_SPEC_LUA") or (jit and "luajit" or "lua5.4")
+_M.cflags = os.getenv("WECOM_SPEC_CFLAGS") or ""
 
 -- The shell command running script (a file) with args, in this runtime;
 -- env: extra environment variables (kept out of the argument list).

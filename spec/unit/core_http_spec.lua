@@ -165,7 +165,7 @@ describe("core.http_session requests", function()
 
     it("honours the https_proxy environment variable", function()
         local target, proxy_port = closed_port(), closed_port()
-        local interpreter = rawget(_G, "jit") and "luajit" or "lua5.4"
+        local interpreter = require("helpers.child").interpreter
         local script = ("local s = require('wecom.core').http_session{ timeout = 2 }"
             .. " local _, err = s:request{ url = 'https://127.0.0.1:%d/x' } io.write(err.message)"):format(target)
         local cmd = ("env -u no_proxy -u NO_PROXY https_proxy=http://127.0.0.1:%d LUA_CPATH='%s' %s -e \"%s\" 2>&1")

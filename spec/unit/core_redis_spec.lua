@@ -325,7 +325,7 @@ describe("core.redis_connect", function()
     it("survives writing to a connection the server dropped (no SIGPIPE)", function()
         -- a big write to a socket whose peer is gone raises SIGPIPE unless
         -- the core blocks it; run it in a child so a death is visible
-        local interp = jit and "luajit" or "lua5.4"
+        local interp = require("helpers.child").interpreter
         local script = os.tmpname()
         local f = assert(io.open(script, "w"))
         f:write(([[

@@ -1,12 +1,27 @@
 /*
- * xml.c - core.xml_decode: expat into Lua tables, for callback envelopes
- * and events.
+ * xml.c - core.xml_decode: XML into Lua tables, for callback envelopes and
+ * events.
  *
- * Caveats:
- * - Expat callbacks never touch the Lua state.  The parse first records the
- *   elements into a small C tree (nodes in one array, names and leaf texts
- *   in one byte buffer); only after XML_Parse has returned is the tree
- *   turned into tables, so no Lua error can unwind through expat frames.
+ * Two parsers fill one small C tree (nodes in one array; names and texts
+ * either pointing into the input or copied into one byte buffer); only
+ * after parsing is the tree turned into tables, so no Lua error can unwind
+ * through a parser and a failed parse leaves nothing behind.
+ *
+ * - The fast path (fast_parse) is a hand-written scanner for the plain
+ *   subset WeCom actually sends: an optional `<?xml version="1.0"
+ *   [encoding="UTF-8"] [standalone=..]?>` at offset 0, elements without
+ *   attributes whose names are ASCII, character data without '&', '>' or
+ *   '\r', CDATA sections, whitespace around the root, well-formed UTF-8
+ *   without U+FFFE/U+FFFF and no control characters but tab and newline.
+ *   It never reports an error: the moment anything is outside that
+ *   subset or not well-formed (an attribute, a reference, a comment, a PI,
+ *   a DOCTYPE, a BOM, a mismatched tag, depth over max_depth, ...) it
+ *   gives up, and expat parses the whole document again.  So every error
+ *   message and every refusal is expat's, and a document is accepted by
+ *   the fast path only if expat would accept it with the same result.
+ *   Expat costs about 3 us for even a small document; the scanner a tenth.
+ * - Expat (doc_parse) records the same tree from its callbacks, which
+ *   never touch the Lua state.
  * - The parser and both buffers are kept in a per-state userdata (an
  *   upvalue of xml_decode) and reused, so a typical callback costs no
  *   malloc in C.  If a finalizer re-enters xml_decode while the scratch is
@@ -14,6 +29,9 @@
  * - No DTD at all: a DOCTYPE stops the parser, so there are no entity
  *   declarations, no entity expansion (billion laughs) and no external
  *   entities.  Attributes, comments and processing instructions are ignored.
+ * - opts.parser = "expat" skips the fast path; "fast" uses only it and
+ *   returns nil, "xml: outside the fast subset" where it gives up (both for
+ *   differential tests).
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -33,6 +51,9 @@
 static const char too_deep[] = "nesting deeper than max_depth";
 
 typedef struct xml_node {
+    /* A name or text lives in the input (fast path, *_src set) or in the
+     * doc's buffer at *_off (expat, and texts the fast path had to join). */
+    const char *name_src, *text_src;
     size_t name_off, name_len;
     size_t text_off, text_len;      /* text of a leaf (ignored once it has children) */
     int parent, first_child, next_sibling, last_child;
@@ -118,6 +139,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         return;
     }
     n = &d->nodes[idx];
+    n->name_src = n->text_src = NULL;
     n->name_off = d->len;
     n->name_len = name_len;
     memcpy(d->buf + d->len, name, name_len);
@@ -272,9 +294,312 @@ static const char *doc_parse(xml_doc *d, const char *s, size_t len, int max_dept
     return NULL;
 }
 
+/* ===== the fast path (see the top of the file) ========================= */
+
+/* Byte classes: what the scanner may pass over without a second look. */
+enum { B_PLAIN = 0, B_MARKUP = 1, B_UTF8 = 2, B_BAD = 3 };
+
+#define B_ROW(c) c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c
+static const unsigned char byte_class[256] = {
+    /* 0x00-0x1f: controls; tab and newline are plain, '\r' is left to
+     * expat (it normalises line ends) */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 3, 3, 3, 3, 3,
+    B_ROW(3),
+    /* 0x20-0x3f: '&' '<' '>' */
+    0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0,
+    /* 0x40-0x7f: ']' */
+    B_ROW(0),
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0,
+    B_ROW(0), B_ROW(0),
+    /* 0x80-0xbf: continuation bytes never start a character */
+    B_ROW(3), B_ROW(3), B_ROW(3), B_ROW(3),
+    /* 0xc0, 0xc1 would be overlong; 0xc2-0xf4 start a sequence */
+    3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    B_ROW(2),
+    B_ROW(2),
+    2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+};
+#undef B_ROW
+
+#define IS_SPACE(c)      ((c) == ' ' || (c) == '\n' || (c) == '\t')
+#define IS_NAME_START(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || (c) == '_')
+#define IS_NAME_CHAR(c)  (IS_NAME_START(c) || ((c) >= '0' && (c) <= '9') || (c) == '-' || (c) == '.')
+#define IS_CONT(c)       (((c) & 0xc0) == 0x80)
+
+typedef const unsigned char *bytes;
+
+/* Length of the well-formed UTF-8 sequence at p that is an XML Char, or 0
+ * (overlong forms, surrogates, U+FFFE, U+FFFF, past U+10FFFF, cut off). */
+static size_t utf8_char(bytes p, bytes end)
+{
+    size_t avail = (size_t)(end - p);
+    unsigned char c = p[0];
+
+    if (c < 0xe0)
+        return avail >= 2 && IS_CONT(p[1]) ? 2 : 0;
+    if (c < 0xf0) {
+        if (avail < 3 || !IS_CONT(p[1]) || !IS_CONT(p[2]))
+            return 0;
+        if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f))
+            return 0;
+        if (c == 0xef && p[1] == 0xbf && p[2] >= 0xbe)
+            return 0;
+        return 3;
+    }
+    if (avail < 4 || !IS_CONT(p[1]) || !IS_CONT(p[2]) || !IS_CONT(p[3]))
+        return 0;
+    if ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))
+        return 0;
+    return 4;
+}
+
+static bytes skip_space(bytes p, bytes end)
+{
+    while (p < end && IS_SPACE(*p))
+        p++;
+    return p;
+}
+
+/* Character data from p: the '<' that ends it, end, or NULL to give up. */
+static bytes scan_text(bytes p, bytes end)
+{
+    while (p < end) {
+        unsigned char cls = byte_class[*p];
+        size_t n;
+
+        if (cls == B_PLAIN || *p == ']') {
+            p++;
+        } else if (*p == '<') {
+            return p;
+        } else if (cls == B_UTF8 && (n = utf8_char(p, end)) != 0) {
+            p += n;
+        } else {
+            return NULL;    /* '&', '>', a control character, bad UTF-8 */
+        }
+    }
+    return p;
+}
+
+/* A CDATA section's content from p: its "]]>", or NULL. */
+static bytes scan_cdata(bytes p, bytes end)
+{
+    while (p < end) {
+        unsigned char cls = byte_class[*p];
+        size_t n;
+
+        if (cls == B_PLAIN) {
+            p++;
+        } else if (cls == B_MARKUP) {
+            if (*p == ']' && end - p >= 3 && p[1] == ']' && p[2] == '>')
+                return p;
+            p++;
+        } else if (cls == B_UTF8 && (n = utf8_char(p, end)) != 0) {
+            p += n;
+        } else {
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+/* `name Eq "value"` of the XML declaration, value one of values. */
+static bytes scan_pseudo_attr(bytes p, bytes end, const char *name,
+                              const char *const *values)
+{
+    size_t len = strlen(name);
+    unsigned char quote;
+
+    if ((size_t)(end - p) < len || memcmp(p, name, len) != 0)
+        return NULL;
+    p = skip_space(p + len, end);
+    if (p == end || *p != '=')
+        return NULL;
+    p = skip_space(p + 1, end);
+    if (p == end || (*p != '"' && *p != '\''))
+        return NULL;
+    quote = *p++;
+    for (; *values != NULL; values++) {
+        len = strlen(*values);
+        if ((size_t)(end - p) > len && memcmp(p, *values, len) == 0 && p[len] == quote)
+            return p + len + 1;
+    }
+    return NULL;
+}
+
+/* The rest of an XML declaration after "<?xml", in the plain form only:
+ * version 1.0, encoding UTF-8 if any, standalone if any. */
+static bytes scan_declaration(bytes p, bytes end)
+{
+    static const char *const versions[] = { "1.0", NULL };
+    static const char *const encodings[] = { "UTF-8", "utf-8", NULL };
+    static const char *const standalone[] = { "yes", "no", NULL };
+    bytes q;
+
+    q = skip_space(p, end);
+    if (q == p || (p = scan_pseudo_attr(q, end, "version", versions)) == NULL)
+        return NULL;
+    q = skip_space(p, end);
+    if (q != p && end - q > 8 && memcmp(q, "encoding", 8) == 0) {
+        if ((p = scan_pseudo_attr(q, end, "encoding", encodings)) == NULL)
+            return NULL;
+        q = skip_space(p, end);
+    }
+    if (q != p && end - q > 10 && memcmp(q, "standalone", 10) == 0) {
+        if ((p = scan_pseudo_attr(q, end, "standalone", standalone)) == NULL)
+            return NULL;
+        q = skip_space(p, end);
+    }
+    if (end - q < 2 || q[0] != '?' || q[1] != '>')
+        return NULL;
+    return q + 2;
+}
+
+/* A new element under d->current; the name points into the input. */
+static int fast_element(xml_doc *d, bytes name, size_t name_len)
+{
+    int idx = node_new(d);
+    xml_node *n;
+
+    if (idx == NO_NODE)
+        return NO_NODE;
+    n = &d->nodes[idx];
+    n->name_src = (const char *)name;
+    n->name_len = name_len;
+    n->name_off = n->text_off = 0;
+    n->text_src = n->name_src;      /* any valid pointer for the empty text */
+    n->text_len = 0;
+    n->parent = d->current;
+    n->first_child = n->last_child = n->next_sibling = NO_NODE;
+    n->n_children = 0;
+    if (d->current != NO_NODE) {
+        xml_node *parent = &d->nodes[d->current];
+        if (parent->first_child == NO_NODE) {
+            /* no leaf after all: text it had to join is dropped */
+            if (parent->text_src == NULL)
+                d->len = parent->text_off;
+            parent->first_child = idx;
+        } else {
+            d->nodes[parent->last_child].next_sibling = idx;
+        }
+        parent->last_child = idx;
+        parent->n_children++;
+    }
+    return idx;
+}
+
+/* Adds a piece of text to the open element.  A leaf's first piece stays in
+ * the input; more pieces (text next to CDATA) are joined in the buffer. */
+static int fast_text(xml_doc *d, bytes s, size_t len)
+{
+    xml_node *n = &d->nodes[d->current];
+
+    if (n->first_child != NO_NODE || len == 0)
+        return 1;
+    if (n->text_len == 0) {
+        n->text_src = (const char *)s;
+    } else {
+        if (!buf_reserve(d, n->text_len + len))
+            return 0;
+        if (n->text_src != NULL) {
+            n->text_off = d->len;
+            memcpy(d->buf + d->len, n->text_src, n->text_len);
+            d->len += n->text_len;
+            n->text_src = NULL;
+        }
+        memcpy(d->buf + d->len, s, len);
+        d->len += len;
+    }
+    n->text_len += len;
+    return 1;
+}
+
+/* Parses s into d's tree if it lies in the fast subset: 1, else 0 (the
+ * tree is then garbage and expat must parse). */
+static int fast_parse(xml_doc *d, const char *input, size_t len, int max_depth)
+{
+    bytes p = (bytes)input, end = p + len, q;
+    int depth = 0;
+
+    d->n_nodes = 0;
+    d->len = 0;
+    d->current = NO_NODE;
+
+    if (len >= 6 && memcmp(p, "<?xml", 5) == 0) {
+        if ((p = scan_declaration(p + 5, end)) == NULL)
+            return 0;
+    }
+    p = skip_space(p, end);
+    if (end - p < 2 || p[0] != '<' || !IS_NAME_START(p[1]))
+        return 0;
+
+    for (;;) {
+        /* p is at a '<' inside the root, or at the root's start tag */
+        if (end - p < 2)
+            return 0;
+        if (IS_NAME_START(p[1])) {
+            bytes name = p + 1;
+            int idx;
+
+            for (q = name + 1; q < end && IS_NAME_CHAR(*q); q++)
+                ;
+            idx = fast_element(d, name, (size_t)(q - name));
+            if (idx == NO_NODE || ++depth > max_depth)
+                return 0;
+            q = skip_space(q, end);
+            if (q < end && *q == '>') {
+                d->current = idx;
+                p = q + 1;
+            } else if (end - q >= 2 && q[0] == '/' && q[1] == '>') {
+                p = q + 2;
+                if (--depth == 0)
+                    break;
+            } else {
+                return 0;       /* an attribute, or not well-formed */
+            }
+        } else if (p[1] == '/') {
+            const xml_node *n = &d->nodes[d->current];
+
+            q = p + 2;
+            if ((size_t)(end - q) <= n->name_len || memcmp(q, n->name_src, n->name_len) != 0)
+                return 0;
+            q = skip_space(q + n->name_len, end);
+            if (q == end || *q != '>')
+                return 0;
+            p = q + 1;
+            d->current = n->parent;
+            if (--depth == 0)
+                break;
+        } else if (p[1] == '!') {
+            if (end - p < 12 || memcmp(p + 2, "[CDATA[", 7) != 0)
+                return 0;       /* a comment, or not well-formed */
+            if ((q = scan_cdata(p + 9, end)) == NULL || !fast_text(d, p + 9, (size_t)(q - (p + 9))))
+                return 0;
+            p = q + 3;
+        } else {
+            return 0;           /* a processing instruction, or not well-formed */
+        }
+        q = scan_text(p, end);
+        if (q == NULL || q == end || !fast_text(d, p, (size_t)(q - p)))
+            return 0;
+        p = q;
+    }
+    return skip_space(p, end) == end;
+}
+
 /* ===== conversion to Lua (after parsing) =============================== */
 
 static void push_element(lua_State *L, const xml_doc *d, int idx, int depth);
+
+static const char *node_name(const xml_doc *d, const xml_node *n)
+{
+    return n->name_src != NULL ? n->name_src : d->buf + n->name_off;
+}
+
+static const char *node_text(const xml_doc *d, const xml_node *n)
+{
+    return n->text_src != NULL ? n->text_src : d->buf + n->text_off;
+}
 
 /* The usual case, checked in C for a few children: no name repeats, so
  * the children go straight into the table without a lookup each. */
@@ -287,7 +612,7 @@ static int names_unique(const xml_doc *d, const xml_node *n)
     for (a = n->first_child; a != NO_NODE; a = d->nodes[a].next_sibling)
         for (b = d->nodes[a].next_sibling; b != NO_NODE; b = d->nodes[b].next_sibling)
             if (d->nodes[a].name_len == d->nodes[b].name_len
-                && memcmp(d->buf + d->nodes[a].name_off, d->buf + d->nodes[b].name_off,
+                && memcmp(node_name(d, &d->nodes[a]), node_name(d, &d->nodes[b]),
                           d->nodes[a].name_len) == 0)
                 return 0;
     return 1;
@@ -305,7 +630,7 @@ static void push_children(lua_State *L, const xml_doc *d, int idx, int depth)
     if (names_unique(d, n)) {
         for (child = n->first_child; child != NO_NODE; child = d->nodes[child].next_sibling) {
             const xml_node *c = &d->nodes[child];
-            lua_pushlstring(L, d->buf + c->name_off, c->name_len);
+            lua_pushlstring(L, node_name(d, c), c->name_len);
             push_element(L, d, child, depth + 1);
             lua_rawset(L, tbl);
         }
@@ -318,7 +643,7 @@ static void push_children(lua_State *L, const xml_doc *d, int idx, int depth)
     for (child = n->first_child; child != NO_NODE; child = d->nodes[child].next_sibling) {
         const xml_node *c = &d->nodes[child];
 
-        lua_pushlstring(L, d->buf + c->name_off, c->name_len);     /* key */
+        lua_pushlstring(L, node_name(d, c), c->name_len);     /* key */
         lua_pushvalue(L, -1);
         lua_rawget(L, tbl);                                         /* key, existing */
         if (lua_isnil(L, -1)) {
@@ -364,7 +689,7 @@ static void push_element(lua_State *L, const xml_doc *d, int idx, int depth)
     const xml_node *n = &d->nodes[idx];
 
     if (n->first_child == NO_NODE)
-        lua_pushlstring(L, d->buf + n->text_off, n->text_len);
+        lua_pushlstring(L, node_text(d, n), n->text_len);
     else
         push_children(L, d, idx, depth);
 }
@@ -389,12 +714,27 @@ static lua_Integer opt_int_field(lua_State *L, int opts, const char *field, lua_
     return v;
 }
 
-/* core.xml_decode(s [, { max_size =, max_depth = }]) -> tbl, root_name | nil, err */
+enum { PARSER_AUTO, PARSER_EXPAT, PARSER_FAST };
+
+static int opt_parser(lua_State *L, int opts)
+{
+    static const char *const names[] = { "auto", "expat", "fast", NULL };
+    int which;
+
+    lua_getfield(L, opts, "parser");
+    which = lua_isnil(L, -1) ? PARSER_AUTO : luaL_checkoption(L, -1, NULL, names);
+    lua_pop(L, 1);
+    return which;
+}
+
+/* core.xml_decode(s [, { max_size =, max_depth =, parser = }])
+ *   -> tbl, root_name | nil, err */
 static int l_xml_decode(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
     lua_Integer max_size = WECOM_MAX_BODY, max_depth = WECOM_MAX_DEPTH;
+    int parser = PARSER_AUTO;
     char errbuf[160];
     const char *err;
     xml_doc *d;
@@ -403,6 +743,7 @@ static int l_xml_decode(lua_State *L)
         luaL_checktype(L, 2, LUA_TTABLE);
         max_size = opt_int_field(L, 2, "max_size", max_size, 0, INT_MAX);
         max_depth = opt_int_field(L, 2, "max_depth", max_depth, 1, 10000);
+        parser = opt_parser(L, 2);
     }
     if (len > (size_t)max_size) {
         lua_pushnil(L);
@@ -423,7 +764,12 @@ static int l_xml_decode(lua_State *L)
         lua_replace(L, lua_upvalueindex(1));
     }
     d->busy = 1;
-    err = doc_parse(d, s, len, (int)max_depth, errbuf, sizeof errbuf);
+    if (parser != PARSER_EXPAT && fast_parse(d, s, len, (int)max_depth))
+        err = NULL;
+    else if (parser == PARSER_FAST)
+        err = "outside the fast subset";
+    else
+        err = doc_parse(d, s, len, (int)max_depth, errbuf, sizeof errbuf);
     if (err != NULL) {
         d->busy = 0;
         doc_release_big(d);
@@ -435,7 +781,7 @@ static int l_xml_decode(lua_State *L)
         return 2;
     }
     push_children(L, d, 0, 1);
-    lua_pushlstring(L, d->buf + d->nodes[0].name_off, d->nodes[0].name_len);
+    lua_pushlstring(L, node_name(d, &d->nodes[0]), d->nodes[0].name_len);
     d->busy = 0;
     doc_release_big(d);
     return 2;

@@ -65,7 +65,9 @@ function Server:launch()
         args[#args + 1] = "--requirepass"
         args[#args + 1] = self.password
     end
+    -- a log or pid file of an earlier attempt must not be mistaken for this one's
     os.remove(self.dir .. "/redis.pid")
+    os.remove(self.dir .. "/redis.log")
     sh(table.concat(args, " "))
     for _ = 1, 200 do
         local pid = tonumber(read_file(self.dir .. "/redis.pid") or "")
@@ -83,9 +85,15 @@ function Server:launch()
         end
         local log = read_file(self.dir .. "/redis.log") or ""
         if log:find("Address already in use", 1, true) or log:find("Could not create server", 1, true) then
-            return false
+            break
         end
         sleep(0.01)
+    end
+    -- never leave a half-started server behind
+    local pid = tonumber(read_file(self.dir .. "/redis.pid") or "")
+    if pid then
+        self.pid = pid
+        self:stop()
     end
     return false
 end

@@ -285,4 +285,273 @@ describe("wecom.core xml_decode", function()
       assert.same({ v = "from gc" }, seen)
     end)
   end)
+
+  describe("fast path", function()
+    -- The scanner takes the plain subset and hands everything else to
+    -- expat; parser = "fast" shows where it gives up, parser = "expat"
+    -- skips it.  Every document must decode exactly as expat alone does.
+
+    local FAST = { parser = "fast" }
+    local EXPAT = { parser = "expat" }
+
+    -- Park-Miller, so a failing document can be reproduced from its seed.
+    local seed = 1
+    local function rand(n)
+      seed = seed * 16807 % 2147483647
+      return seed % n
+    end
+    local function pick(list)
+      return list[rand(#list) + 1]
+    end
+
+    local function utf8_encode(cp)
+      if cp < 0x80 then
+        return string.char(cp)
+      elseif cp < 0x800 then
+        return string.char(0xC0 + math.floor(cp / 0x40), 0x80 + cp % 0x40)
+      elseif cp < 0x10000 then
+        return string.char(0xE0 + math.floor(cp / 0x1000), 0x80 + math.floor(cp / 0x40) % 0x40,
+                           0x80 + cp % 0x40)
+      end
+      return string.char(0xF0 + math.floor(cp / 0x40000), 0x80 + math.floor(cp / 0x1000) % 0x40,
+                         0x80 + math.floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
+    end
+
+    -- Code points XML allows, from every UTF-8 length and edge.
+    local CP_RANGES = {
+      { 0x80, 0x9F }, { 0xA0, 0x7FF }, { 0x800, 0xFFF }, { 0x1000, 0xD7FF },
+      { 0xE000, 0xFFFD }, { 0x10000, 0x3FFFF }, { 0x40000, 0x10FFFF },
+      { 0x4E00, 0x4E2F }, { 0xFFF0, 0xFFFD }, { 0x10FFF0, 0x10FFFF },
+    }
+    local function any_char()
+      local r = pick(CP_RANGES)
+      return utf8_encode(r[1] + rand(r[2] - r[1] + 1))
+    end
+
+    local NAME_START = "abcxyzABCXYZ_"
+    local NAME_CHARS = NAME_START .. "0189-."
+    local function name()
+      if rand(4) == 0 then
+        return pick({ "xml", "Encrypt", "ToUserName", "item", "a", "A", "_", "x-1.y" })
+      end
+      local k = rand(#NAME_START) + 1
+      local out = { NAME_START:sub(k, k) }
+      for i = 2, 1 + rand(6) do
+        k = rand(#NAME_CHARS) + 1
+        out[i] = NAME_CHARS:sub(k, k)
+      end
+      return table.concat(out)
+    end
+
+    local TEXT_BITS = { "a", "Z", "0", " ", "\t", "\n", "]", "]]", "'", "\"", "=", "/", "?", "!",
+                        "{\"k\": 1}", "企业微信", "\127" }
+    local CDATA_BITS = { "<", ">", "&", "&amp;", "]", "]]", "] ]>", "<![CDATA[", "<!-- c -->",
+                         "x", " ", "\n" }
+
+    local function text(bits)
+      local out = {}
+      for i = 1, rand(6) do
+        out[i] = rand(4) == 0 and any_char() or pick(bits)
+      end
+      return table.concat(out)
+    end
+
+    local function space()
+      return pick({ "", "", "", " ", "\n", "\n  ", "\t" })
+    end
+
+    -- A leaf's content: text and CDATA pieces in any order.
+    local function leaf_content()
+      local out = {}
+      for i = 1, rand(4) do
+        if rand(2) == 0 then
+          out[i] = text(TEXT_BITS)
+        else
+          -- pieces like "]]" and ">" may meet; only the end may be "]]>"
+          out[i] = "<![CDATA[" .. text(CDATA_BITS):gsub("%]%]>", "]] >") .. "]]>"
+        end
+      end
+      return table.concat(out)
+    end
+
+    local function element(depth, name_pool)
+      local n = pick(name_pool)
+      local close = "</" .. n .. space() .. ">"
+      local r = rand(10)
+      if r == 0 then
+        return "<" .. n .. space() .. "/>"
+      end
+      if depth >= 5 or r < 5 then
+        return "<" .. n .. space() .. ">" .. leaf_content() .. close
+      end
+      local pool = {}
+      for i = 1, 1 + rand(4) do
+        pool[i] = name()
+      end
+      local out = { "<" .. n .. ">" }
+      if rand(4) == 0 then   -- text before and between children is ignored
+        out[#out + 1] = text(TEXT_BITS)
+      end
+      for _ = 1, 1 + rand(6) do
+        out[#out + 1] = space() .. element(depth + 1, pool) .. (rand(5) == 0 and text(TEXT_BITS) or "")
+      end
+      out[#out + 1] = space() .. close
+      return table.concat(out)
+    end
+
+    local DECLARATIONS = {
+      "", "", "", "<?xml version=\"1.0\"?>", "<?xml version='1.0'?>",
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>", "<?xml version=\"1.0\" encoding='utf-8' ?>",
+      "<?xml version = \"1.0\"\n encoding=\"UTF-8\" standalone=\"yes\"?>",
+      "<?xml version=\"1.0\" standalone='no'?>", "<?xml\tversion=\"1.0\"\t?>",
+    }
+
+    local function document()
+      local pool = { name() }
+      return pick(DECLARATIONS) .. space() .. element(1, pool) .. space()
+    end
+
+    -- Each mutation takes a document and makes one that may leave the
+    -- subset, be malformed, or (by chance) stay fine.
+    local function at_random_place(doc, piece, replace)
+      local pos = rand(#doc + 1)
+      return doc:sub(1, pos) .. piece .. doc:sub(pos + 1 + (replace or 0))
+    end
+    local function inside_root(doc, piece)   -- right after the first '>' of the root element
+      local open = doc:find("<[%a_]")
+      local gt = open and doc:find(">", open, true)
+      if not gt then   -- an earlier mutation broke the root
+        return at_random_place(doc, piece)
+      end
+      return doc:sub(1, gt) .. piece .. doc:sub(gt + 1)
+    end
+    local function in_text(doc, piece)       -- into the first leaf text or CDATA
+      local pos = doc:find("<!%[CDATA%[") or doc:find(">[^<]", doc:find("<[%a_]") or 1)
+      if not pos then
+        return at_random_place(doc, piece)
+      end
+      pos = doc:find("[^<]", pos + 1) or pos
+      return doc:sub(1, pos) .. piece .. doc:sub(pos + 1)
+    end
+
+    local BAD_BYTES = { "\0", "\1", "\11", "\12", "\r", "\r\n", "\127", "\128", "\191", "\192\128",
+      "\193\191", "\194", "\224\128\128", "\224\159\191", "\237\160\128", "\237\191\191",
+      "\239\191\190", "\239\191\191", "\239\187\191", "\240\128\128\128", "\240\143\191\191",
+      "\244\144\128\128", "\245\128\128\128", "\255", "\226\130", "\194\133", "\239\191\189",
+      "\244\143\191\191", "\238\128\128" }
+    local MARKUP = { "&amp;", "&lt;", "&#65;", "&#x4E2D;", "&undefined;", "&", "&#0;", ">", "]]>",
+      "<!-- comment -->", "<?pi data?>", "<!DOCTYPE x>", "<![CDATA[x]]>", "<b/>", "</b>", "<",
+      "<!", "<![CDATA[", " a=\"1\"", "<a:b>x</a:b>", "<1a/>", "<-a/>", "<.a/>", "<\195\169/>", "<a b/>",
+      "<a/ >", "< a/>", "</ a>", "<a></a>", "text", "\n", " ", "<?xml version=\"1.0\"?>" }
+    local PROLOGS = { " <?xml version=\"1.0\"?>", "\239\187\191", "<?xml version=\"1.1\"?>",
+      "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>", "<?xml version=\"1.0\" encoding=\"utf8\"?>",
+      "<?xml version=\"1.0\" encoding=\"UTF-16\"?>", "<?xml encoding=\"UTF-8\"?>",
+      "<?xml version=\"1.0\" standalone=\"maybe\"?>", "<?xml version=\"1.0\"encoding=\"UTF-8\"?>",
+      "<?xml version=\"1.0\" encoding=\"UTF-8\" version=\"1.0\"?>", "<?xml version=\"1.0\"? >",
+      "<?xml version=\"1.0\" ?>", "<?xml-stylesheet href=\"a\"?>", "<?xml version=\"1.0'?>",
+      "<?xml version=\"1.0\" standalone=\"yes\" encoding=\"UTF-8\"?>", "<?XML version=\"1.0\"?>",
+      "<!-- c -->", "<!DOCTYPE x>", "text", "\n\n", "<?xml version=\"1.0\"?><?xml version=\"1.0\"?>" }
+
+    local MUTATIONS = {
+      function(doc) return in_text(doc, pick(BAD_BYTES)) end,
+      function(doc) return at_random_place(doc, pick(BAD_BYTES)) end,
+      function(doc) return in_text(doc, pick(MARKUP)) end,
+      function(doc) return inside_root(doc, pick(MARKUP)) end,
+      function(doc) return at_random_place(doc, pick(MARKUP)) end,
+      function(doc) return pick(PROLOGS) .. doc end,
+      function(doc) return doc .. pick(MARKUP) end,
+      function(doc) return at_random_place(doc, "", 1) end,              -- drop a byte
+      function(doc) return doc:sub(1, 1 + rand(#doc)) end,               -- truncate
+      function(doc)                                                      -- swap in a syntax byte
+        return at_random_place(doc, pick({ "<", ">", "/", "!", "?", "[", "]", "=", "\"", " ", ":", "&" }), 1)
+      end,
+      -- well-formed, just outside the subset
+      function(doc) return in_text(doc, pick({ "&amp;", "&lt;", "&#65;", "&#x4E2D;", "\r\n", "\r", ">" })) end,
+      function(doc) return inside_root(doc, pick({ "<!-- c -->", "<?pi x?>", "\r\n", "<v a='1'>&gt;</v>" })) end,
+      function(doc) return (doc:gsub("<([%a_][%w_%.%-]*)", "<%1 a=\"&amp;\"", 1)) end,
+      function(doc) return pick({ "\239\187\191", "<!-- c -->", "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>" })
+        .. (doc:gsub("^<%?xml.-%?>", "")) end,
+      function(doc)                                                      -- rename one end tag
+        return (doc:gsub("</([%w_%.%-]+)", "</%1x", 1))
+      end,
+    }
+
+    local function same_result(doc, opts)
+      local t_expat, r_expat = decode(doc, opts and { parser = "expat", max_depth = opts.max_depth } or EXPAT)
+      local t_auto, r_auto = decode(doc, opts)
+      local t_fast, r_fast = decode(doc, opts and { parser = "fast", max_depth = opts.max_depth } or FAST)
+      -- the default parser answers exactly as expat alone, errors included
+      assert.same({ t_expat, r_expat }, { t_auto, r_auto }, doc)
+      if t_fast then
+        assert.is_table(t_expat, doc)
+        assert.same({ t_expat, r_expat }, { t_fast, r_fast }, doc)
+      else
+        assert.equal("xml: outside the fast subset", r_fast)
+      end
+      return t_fast ~= nil, t_expat ~= nil
+    end
+
+    it("takes the callback documents", function()
+      for _, doc in ipairs({ V1_PLAIN, BATCH_JOB, "<x/>", "<?xml version=\"1.0\"?>\n<x>\n</x>\n",
+          "<x><a>one<![CDATA[<two>]]>three<![CDATA[]]></a><b/><c></c></x>" }) do
+        local t, root = decode(doc, FAST)
+        assert.is_table(t, doc)
+        assert.same({ decode(doc, EXPAT) }, { t, root })
+      end
+      assert.equal("one<two>three", decode("<x><a>one<![CDATA[<two>]]>three</a></x>", FAST).a)
+    end)
+
+    it("leaves everything outside the subset to expat", function()
+      for _, doc in ipairs({ "<x a=\"1\"/>", "<x>&amp;</x>", "<x><!-- c --></x>", "<x><?pi?></x>",
+          "<!DOCTYPE x><x/>", "<x>a\r\nb</x>", "\239\187\191<x/>", "<x>a>b</x>",
+          "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><x/>", "<a:b/>" }) do
+        local t, err = decode(doc, FAST)
+        assert.is_nil(t, doc)
+        assert.equal("xml: outside the fast subset", err)
+        same_result(doc)
+      end
+      assert.equal("a\nb", decode("<x><v>a\r\nb</v></x>").v)
+    end)
+
+    it("gives up beyond max_depth, so expat reports it", function()
+      assert.is_nil(decode(nested(3), { parser = "fast", max_depth = 2 }))
+      assert.is_table(decode(nested(3), { parser = "fast", max_depth = 3 }))
+      same_result(nested(40))
+    end)
+
+    it("decodes random documents of the subset exactly as expat does", function()
+      for i = 1, 1000 do
+        seed = i
+        local doc = document()
+        local fast, ok = same_result(doc)
+        assert.is_true(ok, doc)
+        assert.is_true(fast, doc)
+      end
+    end)
+
+    it("agrees with expat on random documents outside the subset and malformed ones", function()
+      local counts = { fast = 0, expat_only = 0, refused = 0 }
+      for i = 1, 4000 do
+        seed = 100000 + i
+        local doc = document()
+        for _ = 1, rand(4) == 0 and 2 or 1 do
+          doc = pick(MUTATIONS)(doc)
+        end
+        local depth = rand(3) == 0 and { max_depth = 1 + rand(5) } or nil
+        local fast, ok = same_result(doc, depth)
+        local key = fast and "fast" or ok and "expat_only" or "refused"
+        counts[key] = counts[key] + 1
+      end
+      -- the mutations reach all three outcomes, so each comparison ran often
+      assert.is_true(counts.fast > 100, "fast " .. counts.fast)
+      assert.is_true(counts.expat_only > 300, "expat only " .. counts.expat_only)
+      assert.is_true(counts.refused > 1000, "refused " .. counts.refused)
+    end)
+
+    it("checks the parser option", function()
+      assert.has_error(function() decode("<x/>", { parser = "libxml2" }) end)
+      assert.has_error(function() decode("<x/>", { parser = 1 }) end)
+      assert.same({ {}, "x" }, { decode("<x/>", { parser = "auto" }) })
+    end)
+  end)
 end)

@@ -9,6 +9,7 @@
  *   created 0600 (it holds access tokens), and with fsync the data and the
  *   directory entry reach the disk before the call returns.
  * - core.mkdir(path [, mode]) -> true: the store's directory, 0700.
+ * - core.getpid(): to notice a fork.
  *
  * Runtime failures (missing directory, permissions) return nil, message;
  * the message names the path, which the caller chose and which is never a
@@ -285,6 +286,17 @@ static int l_mkdir(lua_State *L)
     return 1;
 }
 
+/*
+ * core.getpid() -> pid.  Stores compare it with the pid that opened their
+ * lock file or connection: after a fork the child must open its own, since
+ * a shared flock description or socket would not exclude the parent.
+ */
+static int l_getpid(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)getpid());
+    return 1;
+}
+
 /* ===== registration ===================================================== */
 
 static const luaL_Reg lock_methods[] = {
@@ -305,6 +317,7 @@ static const luaL_Reg flock_funcs[] = {
     { "flock_open", l_flock_open },
     { "write_atomic", l_write_atomic },
     { "mkdir", l_mkdir },
+    { "getpid", l_getpid },
     { NULL, NULL }
 };
 

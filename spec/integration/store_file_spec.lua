@@ -177,6 +177,18 @@ describe("wecom.store.file", function()
             assert.is_false(b:lock("k", 30))
         end)
 
+        it("after a fork, the child neither shares the mutex nor releases the parent's lease", function()
+            local a, b = file_store.new(dir), file_store.new(dir)
+            assert.is_true(a:lock("k", 30))
+            local parent_mutex = a.mutex
+            a.pid = -1      -- as seen from a forked child: another pid
+            assert.is_true(a:unlock("k"))
+            assert.are_not.equal(parent_mutex, a.mutex)
+            assert.matches("closed", tostring(parent_mutex))
+            assert.is_false(b:lock("k", 30))
+            assert.is_false(a:lock("k", 30))
+        end)
+
         it("gives the lock to exactly one of several processes", function()
             local go = root .. "/go"
             local code = [[

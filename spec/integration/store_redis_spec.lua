@@ -166,6 +166,17 @@ describe("wecom.store.redis", function()
             assert.equal(o1, direct:command("GET", "wecom:lock:k1"))
         end)
 
+        it("after a fork, the child drops the parent's connection and lock ownership", function()
+            local a, b = new_store(), new_store()
+            assert.is_true(a:lock("k", 30))
+            local parent_conn = a.conn
+            a.pid = -1      -- as seen from a forked child: another pid
+            assert.is_true(a:unlock("k"))
+            assert.is_false(parent_conn:connected())
+            assert.is_false(b:lock("k", 30))
+            assert.is_false(a:lock("k", 30))
+        end)
+
         it("gives the lock to exactly one of several processes", function()
             local go = os.tmpname()
             os.remove(go)

@@ -95,8 +95,30 @@ local function split_record(data)
     return num, data:sub(nl + 1)
 end
 
+-- After a fork the child must not use the parent's lock file description
+-- (flock would not exclude the two) nor its owner ids.
+local function after_fork(self)
+    local pid = core.getpid()
+    if pid == self.pid then
+        return true
+    end
+    local mutex, err = core.flock_open(self.dir .. "/.lock")
+    if not mutex then
+        return fail(err)
+    end
+    self.mutex:close()     -- our copy only; never unlock the parent's lock
+    self.mutex, self.pid = mutex, pid
+    self.held, self.serial = {}, 0
+    self.owner_prefix = core.nonce(16) .. ":"
+    return true
+end
+
 -- Runs fn(self, ...) holding the directory mutex.
 local function with_mutex(self, fn, ...)
+    local forked_ok, ferr = after_fork(self)
+    if not forked_ok then
+        return nil, ferr
+    end
     local got, lerr = self.mutex:lock(true, self.mutex_timeout)
     if not got then
         if got == nil then
@@ -263,6 +285,7 @@ function _M.new(dir, opts)
     end
     return setmetatable({
         dir = dir,
+        pid = core.getpid(),
         mutex = mutex,
         mutex_timeout = mutex_timeout,
         fsync = opts.fsync ~= false,

@@ -80,6 +80,21 @@ end
 
 -- ===== blocking connection (plain Lua) ====================================
 
+-- After a fork the child must not talk over the parent's socket (replies
+-- would interleave) nor reuse its owner ids.
+local function after_fork(self)
+    local pid = core.getpid()
+    if pid ~= self.pid then
+        if self.conn then
+            self.conn:close()    -- closes our copy of the socket only
+            self.conn = nil
+        end
+        self.pid = pid
+        self.held, self.serial = {}, 0
+        self.owner_prefix = core.nonce(16) .. ":"
+    end
+end
+
 local function blocking_command(self, ...)
     local conn, reused = self.conn, true
     if not conn then
@@ -178,6 +193,7 @@ end
 -- command(self, ...) -> reply | nil, store_err
 -- A nil reply comes back as nil without an error.
 local function command(self, ...)
+    after_fork(self)
     local res, err, marker
     if in_cosocket_phase() then
         res, err, marker = cosocket_command(self, ...)
@@ -270,6 +286,7 @@ function _M.lock(self, key, lease_seconds)
     if type(lease_seconds) ~= "number" or lease_seconds ~= lease_seconds or lease_seconds <= 0 then
         error("wecom.store.redis:lock: lease_seconds must be a positive number", 2)
     end
+    after_fork(self)
     self.serial = self.serial + 1
     local owner = self.owner_prefix .. self.serial
     local lease_ms = math_floor(lease_seconds * 1000 + 0.5)
@@ -290,6 +307,7 @@ end
 -- holds; a lease that ran out and was taken by someone else stays theirs.
 function _M.unlock(self, key)
     check_key("unlock", key)
+    after_fork(self)
     local owner = self.held[key]
     if not owner then
         return true
@@ -372,6 +390,7 @@ function _M.new(opts)
         held = {},
         serial = 0,
         owner_prefix = core.nonce(16) .. ":",
+        pid = core.getpid(),
     }
     -- connections with different credentials or db never share a pool; the
     -- pool name carries a hash, not the password

@@ -40,11 +40,11 @@
 #define CONN_MT     "wecom.core.redis_conn"
 #define READER_MT   "wecom.core.redis_reader"
 #define MAX_ARGS    1024
-#define ERR_LEN     256
+#define ERR_LEN     512
 
 typedef struct {
     redisContext *ctx;
-    char where[96];         /* "host:port" or the socket path, for messages */
+    char where[300];        /* "host:port" or the socket path, for messages */
 } redis_conn;
 
 typedef struct {
@@ -329,7 +329,7 @@ static int l_redis_connect(lua_State *L)
     luaL_argcheck(L, port >= 1 && port <= 65535 && port == (int)port, 1, "port must be 1..65535");
     luaL_argcheck(L, timeout > 0 && timeout <= 86400, 1, "timeout must be > 0 seconds");
     luaL_argcheck(L, db >= 0 && db <= 1e6 && db == (int)db, 1, "db must be a non-negative integer");
-    luaL_argcheck(L, host_len > 0 && host_len < 64 && strlen(host) == host_len, 1, "bad host");
+    luaL_argcheck(L, host_len > 0 && host_len < 256 && strlen(host) == host_len, 1, "bad host");
     luaL_argcheck(L, path == NULL || (path_len > 0 && path_len < 90 && strlen(path) == path_len),
                   1, "bad socket path");
 

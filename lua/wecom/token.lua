@@ -17,6 +17,7 @@ local type = type
 local core = require "wecom.core"
 local errors = require "wecom.errors"
 local parallel = require "wecom.parallel"
+local ngx = ngx  -- luacheck: ignore 113
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -33,6 +34,34 @@ local WAIT_FIRST, WAIT_MAX = 0.005, 0.1
 local lifetimes = {}
 local ahead_tried = {}
 local failures = {}   -- key -> { at = monotonic time, err = err } of the last failed fetch
+
+-- While a shared store (file, Redis) fails, tokens are fetched directly and
+-- kept in the process-wide memory store, so API calls go on without a
+-- gettoken per call; the failure is logged, at most once a minute.
+local REPORT_EVERY = 60
+local fallback_store
+local last_report = -REPORT_EVERY
+
+local function report_store_failure(err)
+    local now = core.monotonic()
+    if now - last_report < REPORT_EVERY then
+        return
+    end
+    last_report = now
+    local msg = "wecom: token store failed, using the in-process cache until it recovers: " .. tostring(err)
+    if ngx and ngx.log then
+        ngx.log(ngx.WARN, msg)
+    else
+        io.stderr:write(msg, "\n")
+    end
+end
+
+local function fallback()
+    if not fallback_store then
+        fallback_store = require("wecom.store.memory").new()
+    end
+    return fallback_store
+end
 
 -- ":" separates key parts, so it is escaped inside a part.
 local tointeger = math.tointeger
@@ -136,7 +165,7 @@ function _M.get(store, key, fetch, opts)
     -- store:get -> value, expires_at | nil[, err]
     local value, expires_at = store:get(key)
     if value == nil and expires_at ~= nil then
-        return nil, store_error("get", expires_at)
+        return _M.get_degraded(store, key, fetch, opts, store_error("get", expires_at))
     end
     local now = core.now()
 
@@ -164,7 +193,7 @@ function _M.get(store, key, fetch, opts)
     while true do
         local locked, lerr = store:lock(key, lease)
         if locked == nil and lerr ~= nil then
-            return nil, store_error("lock", lerr)
+            return _M.get_degraded(store, key, fetch, opts, store_error("lock", lerr))
         end
         if locked then
             return refresh_locked(store, key, fetch, nil, nil)
@@ -184,7 +213,7 @@ function _M.get(store, key, fetch, opts)
         if value ~= nil then
             return value, expires_at
         elseif expires_at ~= nil then
-            return nil, store_error("get", expires_at)
+            return _M.get_degraded(store, key, fetch, opts, store_error("get", expires_at))
         end
         if core.monotonic() > give_up then
             -- a lock that outlives its lease is a broken store; do not hang
@@ -197,11 +226,25 @@ function _M.get(store, key, fetch, opts)
     end
 end
 
+-- get_degraded(store, key, fetch, opts, err): the store failed with err;
+-- serve the key from the in-process fallback (one fetch per process).
+function _M.get_degraded(store, key, fetch, opts, err)
+    local memory = fallback()
+    if store == memory then
+        return nil, err   -- the memory store does not fail; never loop
+    end
+    report_store_failure(err)
+    return _M.get(memory, key, fetch, opts)
+end
+
 -- invalidate(store, key, value) -> boolean
 -- Drops the cached value only if it is the one that was rejected, so a token
 -- another caller has just refreshed survives.
 function _M.invalidate(store, key, value)
     ahead_tried[key] = nil
+    if fallback_store and fallback_store ~= store then
+        fallback_store:delete(key, value)
+    end
     local ok, removed = pcall(store.delete, store, key, value)
     return ok and removed == true
 end

@@ -3,6 +3,7 @@ local token = require "wecom.token"
 local parallel = require "wecom.parallel"
 local memory = require "wecom.store.memory"
 local core = require "wecom.core"
+local errors = require "wecom.errors"
 
 -- A store in plain Lua that records what is asked of it.
 local function table_store()
@@ -138,12 +139,26 @@ describe("token.get", function()
         assert.equal("OLD", v)
     end)
 
-    it("returns store errors as kind store", function()
-        local store = table_store()
+    it("fetches directly when the store fails, once per process", function()
+        local store, key, calls = table_store(), unique("k"), 0
         function store.get() return nil, "connection refused" end
-        local v, err = token.get(store, unique("k"), function() return "T", core.now() + 10 end)
+        local function fetch() calls = calls + 1; return "T" .. calls, core.now() + 7200 end
+        assert.equal("T1", (token.get(store, key, fetch)))
+        assert.equal("T1", (token.get(store, key, fetch)))
+        assert.equal(1, calls)
+        -- a rejected token is dropped from the in-process fallback too
+        token.invalidate(store, key, "T1")
+        assert.equal("T2", (token.get(store, key, fetch)))
+    end)
+
+    it("passes the fetch failure on when the store fails too", function()
+        local store = table_store()
+        function store.lock() return nil, "connection refused" end
+        local v, err = token.get(store, unique("k"), function()
+            return nil, errors.new("token", "invalid credential")
+        end)
         assert.is_nil(v)
-        assert.equal("store", err.kind)
+        assert.equal("token", err.kind)
     end)
 
     it("fetches once for many concurrent callers (single flight)", function()

@@ -7,30 +7,13 @@
 # Needs `make build`; CALLS, ROUNDS and BUILD can be overridden.
 set -eu
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
 CALLS=${CALLS:-400}        # per variant per round
 ROUNDS=${ROUNDS:-10}
 FRESH_CALLS=${FRESH_CALLS:-60}
 
-DIR=$(mktemp -d /tmp/wecom-bench-http.XXXXXX)
-cleanup() {
-    lua5.4 bin/wecom-emulator stop --dir "$DIR" >/dev/null 2>&1 || true
-    rm -rf "$DIR"
-}
-trap cleanup EXIT INT TERM
-
-core_opt=""
-[ -f "$BUILD/luajit/wecom/core.so" ] && core_opt="--core-cpath $BUILD/luajit"
-started=""
-for try in 1 2 3 4 5; do
-    port=$(( 20000 + ($$ * 7 + try * 1031) % 25000 ))
-    if out=$(lua5.4 bin/wecom-emulator start --dir "$DIR" --port "$port" $core_opt 2>&1); then
-        started=yes
-        break
-    fi
-done
-[ -n "$started" ] || { echo "http bench: emulator did not start: $out" >&2; exit 1; }
-eval "$out"
+. bench/emulator.sh
+emulator_start
+DIR=$EMULATOR_DIR
 
 lua_run() { # runtime args...
     rt=$1; shift

@@ -144,8 +144,9 @@ describe("examples/openresty/nginx.conf", function()
             for i = 1, 50 do
                 assert.equal(200, results[i].status)
             end
-            -- serialised, they would take 10 s; overlapped, about 0.2 s
-            assert.is_true(elapsed < 1, "50 requests took " .. elapsed .. " s")
+            -- serialised, they would take 10 s; overlapped, about 0.2 s (the
+            -- < 1 s bar itself is measured by bench/openresty.lua)
+            assert.is_true(elapsed < 5, "50 requests took " .. elapsed .. " s")
             assert.equal(1, calls(emu, "/cgi-bin/gettoken"))
             assert_no_errors(site)
         end)

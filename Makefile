@@ -24,8 +24,7 @@ SANITIZE   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-
 DEB_PACKAGES := lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson \
 	libcurl4-openssl-dev libssl-dev libexpat1-dev lua-busted lua-check \
 	nginx libnginx-mod-http-lua redis-server libhiredis-dev lua-socket curl \
-	openssl ca-certificates valgrind luarocks make gcc \
-	libclang-rt-14-dev clang
+	openssl ca-certificates valgrind luarocks make gcc
 
 NODE_DIR  := build/node
 LUA_ENV    = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;'

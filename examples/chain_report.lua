@@ -11,45 +11,11 @@
 -- (and leave WECOM_BASE_URL unset).
 
 local wecom = require "wecom"
-local core = require "wecom.core"
-local cjson = require "cjson.safe"
+-- common.lua sits next to this script
+package.path = arg[0]:gsub("[^/]*$", "") .. "?.lua;" .. package.path
+local common = require "common"
 
-local function die(...)
-    io.stderr:write("chain_report: ", ...)
-    io.stderr:write("\n")
-    os.exit(1)
-end
-
--- The app to report for: the environment first, else the emulator's system app.
-local function app_options()
-    local base_url = os.getenv("WECOM_BASE_URL")
-    local ca_file = os.getenv("WECOM_CA_FILE")
-    local corpid, secret = os.getenv("WECOM_CORPID"), os.getenv("WECOM_SECRET")
-    if corpid and secret then
-        return { corpid = corpid, secret = secret, agentid = tonumber(os.getenv("WECOM_AGENTID")),
-                 base_url = base_url, ca_file = ca_file }
-    end
-    if not base_url then
-        die("set WECOM_BASE_URL (emulator) or WECOM_CORPID/WECOM_SECRET/WECOM_AGENTID (real corp)")
-    end
-    local http = core.http_session{ ca_file = ca_file, timeout = 5 }
-    local res, err = http:request{ method = "GET", url = base_url .. "/__emulator/fixture" }
-    http:close()
-    if not res or res.status ~= 200 then
-        die("cannot read the emulator fixture: ", res and ("HTTP " .. res.status) or tostring(err.message))
-    end
-    local fixture = cjson.decode(res.body)
-    if type(fixture) ~= "table" or type(fixture.upstream) ~= "table" then
-        die("the emulator fixture has no upstream corp")
-    end
-    for _, a in ipairs(fixture.upstream.apps or {}) do
-        if a.system then
-            return { corpid = fixture.upstream.corpid, secret = a.secret, agentid = a.agentid,
-                     base_url = base_url, ca_file = ca_file }
-        end
-    end
-    die("the emulator fixture has no chain system app")
-end
+local die = common.die_as("chain_report")
 
 local out = io.stdout
 local function line(indent, ...)
@@ -134,7 +100,8 @@ local function report_shares(app, business_type, label)
     end
 end
 
-local app = wecom.new(app_options())
+-- the app from the environment, else the emulator's chain system app (common.lua)
+local app = wecom.new(common.app_options(true, die))
 
 local chains, err = app.chain:list()
 if not chains then

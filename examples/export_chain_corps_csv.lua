@@ -7,37 +7,11 @@
 -- system app, which sees every chain).
 
 local wecom = require "wecom"
-local core = require "wecom.core"
-local cjson = require "cjson.safe"
+-- common.lua sits next to this script
+package.path = arg[0]:gsub("[^/]*$", "") .. "?.lua;" .. package.path
+local common = require "common"
 
-local function die(...)
-    io.stderr:write("export_chain_corps_csv: ", ...)
-    io.stderr:write("\n")
-    os.exit(1)
-end
-
-local function app_options()
-    local base_url, ca_file = os.getenv("WECOM_BASE_URL"), os.getenv("WECOM_CA_FILE")
-    local corpid, secret = os.getenv("WECOM_CORPID"), os.getenv("WECOM_SECRET")
-    if corpid and secret then
-        return { corpid = corpid, secret = secret, agentid = tonumber(os.getenv("WECOM_AGENTID")),
-                 base_url = base_url, ca_file = ca_file }
-    end
-    if not base_url then
-        die("set WECOM_BASE_URL (emulator) or WECOM_CORPID/WECOM_SECRET/WECOM_AGENTID")
-    end
-    local http = core.http_session{ ca_file = ca_file }
-    local res = http:request{ method = "GET", url = base_url .. "/__emulator/fixture" }
-    http:close()
-    local fixture = res and res.status == 200 and cjson.decode(res.body)
-    for _, a in ipairs(type(fixture) == "table" and fixture.upstream and fixture.upstream.apps or {}) do
-        if a.system then
-            return { corpid = fixture.upstream.corpid, secret = a.secret, agentid = a.agentid,
-                     base_url = base_url, ca_file = ca_file }
-        end
-    end
-    die("cannot find the chain system app in the emulator fixture")
-end
+local die = common.die_as("export_chain_corps_csv")
 
 -- RFC 4180: quote a field holding a comma, quote, CR or LF (or edge spaces);
 -- quotes inside are doubled.
@@ -63,7 +37,8 @@ end
 local COLUMNS = { "chain_id", "chain_name", "group_path", "groupid", "joined", "corpid",
                   "pending_corpid", "corp_name", "custom_id" }
 
-local app = wecom.new(app_options())
+-- the app from the environment, else the emulator's chain system app (common.lua)
+local app = wecom.new(common.app_options(true, die))
 local chains = assert(app.chain:list())
 
 csv_row(COLUMNS, #COLUMNS)

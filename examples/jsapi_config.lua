@@ -7,42 +7,18 @@
 -- wx.config / wx.agentConfig.  Both tickets belong to the DOWNSTREAM corp.
 
 local wecom = require "wecom"
-local core = require "wecom.core"
 local cjson = require "cjson.safe"
+-- common.lua sits next to this script
+package.path = arg[0]:gsub("[^/]*$", "") .. "?.lua;" .. package.path
+local common = require "common"
 
-local function die(...)
-    io.stderr:write("jsapi_config: ", ...)
-    io.stderr:write("\n")
-    os.exit(1)
-end
-
-local function app_options()
-    local base_url, ca_file = os.getenv("WECOM_BASE_URL"), os.getenv("WECOM_CA_FILE")
-    local corpid, secret = os.getenv("WECOM_CORPID"), os.getenv("WECOM_SECRET")
-    if corpid and secret then
-        return { corpid = corpid, secret = secret, agentid = tonumber(os.getenv("WECOM_AGENTID")),
-                 base_url = base_url, ca_file = ca_file }
-    end
-    if not base_url then
-        die("set WECOM_BASE_URL (emulator) or WECOM_CORPID/WECOM_SECRET/WECOM_AGENTID")
-    end
-    local http = core.http_session{ ca_file = ca_file }
-    local res = http:request{ method = "GET", url = base_url .. "/__emulator/fixture" }
-    http:close()
-    local fixture = res and res.status == 200 and cjson.decode(res.body)
-    for _, a in ipairs(type(fixture) == "table" and fixture.upstream and fixture.upstream.apps or {}) do
-        if a.system then
-            return { corpid = fixture.upstream.corpid, secret = a.secret, agentid = a.agentid,
-                     base_url = base_url, ca_file = ca_file }
-        end
-    end
-    die("cannot find the chain system app in the emulator fixture")
-end
+local die = common.die_as("jsapi_config")
 
 local url = arg[1] or "https://app.example.com/page?from=wecom"
 local wanted = arg[2]
 
-local app = wecom.new(app_options())
+-- the app from the environment, else the emulator's chain system app (common.lua)
+local app = wecom.new(common.app_options(true, die))
 
 -- the share tells which agentid the app has inside the downstream corp
 local share = app:shared_corps{ business_type = 1, corpid = wanted, limit = 1 }()

@@ -7,38 +7,12 @@
 -- (non-system) app is used.  Add --dry-run to list the recipients only.
 
 local wecom = require "wecom"
-local core = require "wecom.core"
-local cjson = require "cjson.safe"
 local unpack = table.unpack or unpack -- luacheck: ignore 143
+-- common.lua sits next to this script
+package.path = arg[0]:gsub("[^/]*$", "") .. "?.lua;" .. package.path
+local common = require "common"
 
-local function die(...)
-    io.stderr:write("message_linked_users: ", ...)
-    io.stderr:write("\n")
-    os.exit(1)
-end
-
-local function app_options()
-    local base_url, ca_file = os.getenv("WECOM_BASE_URL"), os.getenv("WECOM_CA_FILE")
-    local corpid, secret = os.getenv("WECOM_CORPID"), os.getenv("WECOM_SECRET")
-    if corpid and secret then
-        return { corpid = corpid, secret = secret, agentid = tonumber(os.getenv("WECOM_AGENTID")),
-                 base_url = base_url, ca_file = ca_file }
-    end
-    if not base_url then
-        die("set WECOM_BASE_URL (emulator) or WECOM_CORPID/WECOM_SECRET/WECOM_AGENTID")
-    end
-    local http = core.http_session{ ca_file = ca_file }
-    local res = http:request{ method = "GET", url = base_url .. "/__emulator/fixture" }
-    http:close()
-    local fixture = res and res.status == 200 and cjson.decode(res.body)
-    for _, a in ipairs(type(fixture) == "table" and fixture.upstream and fixture.upstream.apps or {}) do
-        if not a.system then
-            return { corpid = fixture.upstream.corpid, secret = a.secret, agentid = a.agentid,
-                     base_url = base_url, ca_file = ca_file }
-        end
-    end
-    die("cannot find an ordinary app in the emulator fixture")
-end
+local die = common.die_as("message_linked_users")
 
 local text, dry_run = nil, false
 for _, a in ipairs(arg) do
@@ -46,7 +20,8 @@ for _, a in ipairs(arg) do
 end
 text = text or "Hello from the wecom Lua SDK"
 
-local app = wecom.new(app_options())
+-- the app from the environment, else the emulator's ordinary app (common.lua)
+local app = wecom.new(common.app_options(false, die))
 
 -- the members granted to this app directly, plus those of the granted departments
 local perms = assert(app.linkedcorp:perm_list())

@@ -2,13 +2,16 @@
 --
 --   callback_bench.lua gen FILE N   write N signed, encrypted callback messages
 --   callback_bench.lua run FILE [ROUNDS]
---                                   verify + decrypt + xml_decode each one;
---                                   prints "<messages per second> <checksum>"
+--                                   prints "<public> <core> <checksum>": messages
+--                                   per second of cb:decrypt(query, body) (the
+--                                   envelope, verify, decrypt, parse, event) and
+--                                   of c:open + xml_decode on the four strings
 --
 -- FILE: line 1 is "token aes_key receive_id", then one message per line:
 -- "msg_signature timestamp nonce encrypt".  The same file feeds the C loop
 -- (bench/callback_loop.c) and node (bench/node_crypto_bench.js).
 local core = require "wecom.core"
+local callback = require "wecom.callback"
 
 local char, concat, floor, format = string.char, table.concat, math.floor, string.format
 local clock = core.monotonic or os.clock
@@ -126,40 +129,34 @@ local function load_messages(path)
   return token, aes_key, receive_id, lines
 end
 
--- Messages are split into argument strings CHUNK at a time, outside the
--- timed region: a server holds its in-flight requests, not 20,000 parsed
--- queries, and 60,000 resident short strings would make every new string
--- a cache miss in Lua's string table (see notes/readme-core-crypto.md).
+-- Inputs are prepared CHUNK messages at a time, outside the timed region:
+-- a server holds its in-flight requests, not 20,000 parsed queries, and
+-- 60,000 resident short strings would make every new string a cache miss
+-- in Lua's string table (see notes/readme-core-crypto.md).
 local CHUNK = tonumber(os.getenv("CHUNK") or "") or 1000
 
-local function run(path, rounds)
-  local token, aes_key, receive_id, lines = load_messages(path)
-  local c = assert(core.crypter(token, aes_key))
-  local xml_decode = core.xml_decode
+-- The body WeCom POSTs: the envelope of reference §7 around Encrypt.
+local function envelope(receive_id, encrypt)
+  return "<xml><ToUserName><![CDATA[" .. receive_id .. "]]></ToUserName><AgentID><![CDATA[1000002]]>"
+    .. "</AgentID><Encrypt><![CDATA[" .. encrypt .. "]]></Encrypt></xml>"
+end
+
+-- Runs ROUNDS timed rounds (after one warm-up round) of `work` over every
+-- message; prepare(line, i) builds one message's inputs into `slot`.
+-- Returns the best round's messages per second and the checksum.
+local function measure(lines, rounds, prepare, work)
   local n = #lines
   local best, checksum = math.huge, 0
-
-  for round = 0, rounds do            -- round 0 warms up (and the JIT)
+  for round = 0, rounds do
     local sum, elapsed = 0, 0
     for first = 1, n, CHUNK do
       local last = math.min(n, first + CHUNK - 1)
-      local sig, ts, nonce, enc = {}, {}, {}, {}
+      local inputs = {}
       for i = first, last do
-        sig[i - first + 1], ts[i - first + 1], nonce[i - first + 1], enc[i - first + 1] =
-          lines[i]:match("^(%S+) (%S+) (%S+) (%S+)$")
+        inputs[i - first + 1] = prepare(lines[i])
       end
       local t0 = clock()
-      for i = 1, last - first + 1 do
-        local msg, rid = c:open(sig[i], ts[i], nonce[i], enc[i])
-        if not msg or rid ~= receive_id then
-          error(format("message %d: %s", first + i - 1, tostring(rid)))
-        end
-        local event = xml_decode(msg)
-        if not event then
-          error(format("message %d: xml", first + i - 1))
-        end
-        sum = sum + #event.MsgType
-      end
+      sum = sum + work(inputs, last - first + 1, first)
       elapsed = elapsed + (clock() - t0)
     end
     if round > 0 and elapsed < best then
@@ -167,8 +164,70 @@ local function run(path, rounds)
     end
     checksum = sum
   end
+  return floor(n / best + 0.5), checksum
+end
+
+local function split(line)
+  return line:match("^(%S+) (%S+) (%S+) (%S+)$")
+end
+
+-- The public path: cb:decrypt(query, body), as a server gets them.
+local function public_path(lines, rounds, token, aes_key, receive_id)
+  local cb = callback.new { token = token, aes_key = aes_key, receive_id = receive_id }
+  local rate, checksum = measure(lines, rounds, function(line)
+    local sig, ts, nonce, enc = split(line)
+    return { { msg_signature = sig, timestamp = ts, nonce = nonce }, envelope(receive_id, enc) }
+  end, function(inputs, count, first)
+    local sum = 0
+    for i = 1, count do
+      local input = inputs[i]
+      local event, err = cb:decrypt(input[1], input[2])
+      if not event then
+        error(format("message %d: %s", first + i - 1, tostring(err)))
+      end
+      sum = sum + #event.MsgType
+    end
+    return sum
+  end)
+  cb:close()
+  return rate, checksum
+end
+
+-- The core path: c:open + xml_decode on the four strings.
+local function core_path(lines, rounds, token, aes_key, receive_id)
+  local c = assert(core.crypter(token, aes_key))
+  local xml_decode = core.xml_decode
+  local rate, checksum = measure(lines, rounds, function(line)
+    return { split(line) }
+  end, function(inputs, count, first)
+    local sum = 0
+    for i = 1, count do
+      local input = inputs[i]
+      local msg, rid = c:open(input[1], input[2], input[3], input[4])
+      if not msg or rid ~= receive_id then
+        error(format("message %d: %s", first + i - 1, tostring(rid)))
+      end
+      local event = xml_decode(msg)
+      if not event then
+        error(format("message %d: xml", first + i - 1))
+      end
+      sum = sum + #event.MsgType
+    end
+    return sum
+  end)
   c:close()
-  print(format("%d %d", floor(n / best + 0.5), checksum))
+  return rate, checksum
+end
+
+-- Prints "<public msg/s> <core msg/s> <checksum>"; both paths must agree.
+local function run(path, rounds)
+  local token, aes_key, receive_id, lines = load_messages(path)
+  local public_rate, public_sum = public_path(lines, rounds, token, aes_key, receive_id)
+  local core_rate, core_sum = core_path(lines, rounds, token, aes_key, receive_id)
+  if public_sum ~= core_sum then
+    error("public and core paths disagree on the parsed messages")
+  end
+  print(format("%d %d %d", public_rate, core_rate, public_sum))
 end
 
 local mode, path, arg3 = ...

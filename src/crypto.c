@@ -526,8 +526,19 @@ static int crypter_sign(crypter *c, const char *ts, size_t ts_len, const char *n
     return 1;
 }
 
-/* Checks msg_signature at index sig_idx against (ts, nonce, encrypt) at the
- * next three indexes.  Returns 1 match, 0 mismatch, -1 digest failure. */
+/* Checks msg_signature against (ts, nonce, encrypt).  Returns 1 match,
+ * 0 mismatch, -1 digest failure. */
+static int crypter_verify_raw(crypter *c, const char *sig, size_t sig_len, const char *ts, size_t ts_len,
+                              const char *nonce, size_t nonce_len, const char *enc, size_t enc_len)
+{
+    char hex[SHA1_HEX_LEN];
+
+    if (!crypter_sign(c, ts, ts_len, nonce, nonce_len, enc, enc_len, hex))
+        return -1;
+    return const_equal(sig, sig_len, hex, SHA1_HEX_LEN);
+}
+
+/* The same for the four strings from index sig_idx on. */
 static int crypter_verify_at(lua_State *L, crypter *c, int sig_idx)
 {
     size_t sig_len, ts_len, nonce_len, enc_len;
@@ -535,11 +546,8 @@ static int crypter_verify_at(lua_State *L, crypter *c, int sig_idx)
     const char *ts = luaL_checklstring(L, sig_idx + 1, &ts_len);
     const char *nonce = luaL_checklstring(L, sig_idx + 2, &nonce_len);
     const char *enc = luaL_checklstring(L, sig_idx + 3, &enc_len);
-    char hex[SHA1_HEX_LEN];
 
-    if (!crypter_sign(c, ts, ts_len, nonce, nonce_len, enc, enc_len, hex))
-        return -1;
-    return const_equal(sig, sig_len, hex, SHA1_HEX_LEN);
+    return crypter_verify_raw(c, sig, sig_len, ts, ts_len, nonce, nonce_len, enc, enc_len);
 }
 
 static int l_crypter_signature(lua_State *L)
@@ -569,15 +577,14 @@ static int l_crypter_verify(lua_State *L)
 }
 
 /*
- * Decrypts the base64 string at index idx and pushes msg, receive_id, or
- * nil, code, message.  The layout after unpadding is
+ * Decrypts base64 text and pushes msg, receive_id, or nil, code, message.
+ * The layout after unpadding is
  * random16 || uint32 big-endian msg length || msg || receive_id.
  */
-static int crypter_decrypt_at(lua_State *L, crypter *c, int idx)
+static int crypter_decrypt_raw(lua_State *L, crypter *c, const char *b64, size_t b64_len)
 {
     unsigned char stack_buf[STACK_SCRATCH];
-    size_t b64_len, n, content_len;
-    const char *b64 = luaL_checklstring(L, idx, &b64_len);
+    size_t n, content_len;
     unsigned char *buf;
     unsigned pad;
     uint32_t msg_len;
@@ -614,6 +621,14 @@ static int crypter_decrypt_at(lua_State *L, crypter *c, int idx)
     return 2;
 }
 
+static int crypter_decrypt_at(lua_State *L, crypter *c, int idx)
+{
+    size_t b64_len;
+    const char *b64 = luaL_checklstring(L, idx, &b64_len);
+
+    return crypter_decrypt_raw(L, c, b64, b64_len);
+}
+
 static int l_crypter_decrypt(lua_State *L)
 {
     crypter *c = crypter_check(L);
@@ -631,6 +646,37 @@ static int l_crypter_open(lua_State *L)
     if (r == 0)
         return push_fail(L, WECOM_VALIDATE_SIGNATURE, "signature mismatch");
     return crypter_decrypt_at(L, c, 5);
+}
+
+/* ===== for core.callback_open (xml.c) ================================== */
+
+/* The open crypter at index idx, or a raised error. */
+struct crypter *wecom_crypter_check(lua_State *L, int idx);
+struct crypter *wecom_crypter_check(lua_State *L, int idx)
+{
+    crypter *c = *(crypter **)luaL_checkudata(L, idx, CRYPTER_MT);
+    if (c == NULL)
+        luaL_error(L, "attempt to use a closed crypter");
+    return c;
+}
+
+/* c:open on strings held in C (the Encrypt of an envelope that was never
+ * a Lua string): pushes msg, receive_id (returns 2) or nil, code, message
+ * (returns 3). */
+int wecom_crypter_open(lua_State *L, struct crypter *c, const char *sig, size_t sig_len,
+                       const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
+                       const char *enc, size_t enc_len);
+int wecom_crypter_open(lua_State *L, struct crypter *c, const char *sig, size_t sig_len,
+                       const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
+                       const char *enc, size_t enc_len)
+{
+    int r = crypter_verify_raw(c, sig, sig_len, ts, ts_len, nonce, nonce_len, enc, enc_len);
+
+    if (r < 0)
+        return push_fail(L, WECOM_COMPUTE_SIGNATURE, "SHA-1 failed");
+    if (r == 0)
+        return push_fail(L, WECOM_VALIDATE_SIGNATURE, "signature mismatch");
+    return crypter_decrypt_raw(L, c, enc, enc_len);
 }
 
 /* c:encrypt(msg, receive_id [, random16]) -> base64 */

@@ -34,6 +34,7 @@
  *   differential tests).
  */
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -361,13 +362,37 @@ static bytes skip_space(bytes p, bytes end)
     return p;
 }
 
+/* Eight bytes at a time (SWAR): nonzero when a byte of w is >= 0x80, below
+ * 0x20, or equal to one of the markup bytes the caller tests for. */
+#define ONES            UINT64_C(0x0101010101010101)
+#define HIGHS           UINT64_C(0x8080808080808080)
+#define HAS_BELOW(w, n) (((w) - ONES * (n)) & ~(w) & HIGHS)
+#define HAS_BYTE(w, b)  HAS_BELOW((w) ^ (ONES * (b)), 1)
+
+static uint64_t load8(bytes p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    return w;
+}
+
 /* Character data from p: the '<' that ends it, end, or NULL to give up. */
 static bytes scan_text(bytes p, bytes end)
 {
-    while (p < end) {
-        unsigned char cls = byte_class[*p];
-        size_t n;
+    unsigned char cls;
+    size_t n;
 
+    while (p < end) {
+        while (end - p >= 8) {
+            uint64_t w = load8(p);
+            if ((w & HIGHS) | HAS_BELOW(w, 0x20) | HAS_BYTE(w, '<') | HAS_BYTE(w, '&')
+                | HAS_BYTE(w, '>'))
+                break;
+            p += 8;
+        }
+        if (p == end)
+            break;
+        cls = byte_class[*p];
         if (cls == B_PLAIN || *p == ']') {
             p++;
         } else if (*p == '<') {
@@ -384,10 +409,19 @@ static bytes scan_text(bytes p, bytes end)
 /* A CDATA section's content from p: its "]]>", or NULL. */
 static bytes scan_cdata(bytes p, bytes end)
 {
-    while (p < end) {
-        unsigned char cls = byte_class[*p];
-        size_t n;
+    unsigned char cls;
+    size_t n;
 
+    while (p < end) {
+        while (end - p >= 8) {
+            uint64_t w = load8(p);
+            if ((w & HIGHS) | HAS_BELOW(w, 0x20) | HAS_BYTE(w, ']'))
+                break;
+            p += 8;
+        }
+        if (p == end)
+            break;
+        cls = byte_class[*p];
         if (cls == B_PLAIN) {
             p++;
         } else if (cls == B_MARKUP) {
@@ -618,14 +652,15 @@ static int names_unique(const xml_doc *d, const xml_node *n)
     return 1;
 }
 
-/* Pushes a table of node idx's children by name; repeats become arrays. */
-static void push_children(lua_State *L, const xml_doc *d, int idx, int depth)
+/* Pushes a table of node idx's children by name; repeats become arrays.
+ * The table has room for `extra` more fields. */
+static void push_children(lua_State *L, const xml_doc *d, int idx, int depth, int extra)
 {
     const xml_node *n = &d->nodes[idx];
     int tbl, lists, child;
 
     luaL_checkstack(L, 8, "xml: nesting too deep for the Lua stack");
-    lua_createtable(L, 0, n->n_children);
+    lua_createtable(L, 0, n->n_children + extra);
     tbl = lua_gettop(L);
     if (names_unique(d, n)) {
         for (child = n->first_child; child != NO_NODE; child = d->nodes[child].next_sibling) {
@@ -691,7 +726,7 @@ static void push_element(lua_State *L, const xml_doc *d, int idx, int depth)
     if (n->first_child == NO_NODE)
         lua_pushlstring(L, node_text(d, n), n->text_len);
     else
-        push_children(L, d, idx, depth);
+        push_children(L, d, idx, depth, 0);
 }
 
 /* ===== core.xml_decode ================================================= */
@@ -727,6 +762,49 @@ static int opt_parser(lua_State *L, int opts)
     return which;
 }
 
+/* The closure's scratch, marked busy and anchored on the stack: a
+ * finalizer that re-enters while it is busy gets a fresh one, and the one
+ * in use must stay alive until this call is done with it. */
+static xml_doc *scratch_acquire(lua_State *L)
+{
+    xml_doc *d = lua_touserdata(L, lua_upvalueindex(1));
+
+    if (d->busy) {
+        d = scratch_new(L);
+        lua_pushvalue(L, -1);
+        lua_replace(L, lua_upvalueindex(1));
+    } else {
+        lua_pushvalue(L, lua_upvalueindex(1));
+    }
+    d->busy = 1;
+    return d;
+}
+
+static void scratch_release(xml_doc *d)
+{
+    d->busy = 0;
+    doc_release_big(d);
+}
+
+/* Parses s into d's tree.  NULL, or the message to show after "xml: ". */
+static const char *doc_parse_any(xml_doc *d, const char *s, size_t len, int max_depth, int parser,
+                                 char *errbuf, size_t errlen)
+{
+    if (parser != PARSER_EXPAT && fast_parse(d, s, len, max_depth))
+        return NULL;
+    if (parser == PARSER_FAST)
+        return "outside the fast subset";
+    return doc_parse(d, s, len, max_depth, errbuf, errlen);
+}
+
+static void push_parse_error(lua_State *L, const char *err, int max_depth)
+{
+    if (err == too_deep)
+        lua_pushfstring(L, "xml: %s (%d)", err, max_depth);
+    else
+        lua_pushfstring(L, "xml: %s", err);
+}
+
 /* core.xml_decode(s [, { max_size =, max_depth =, parser = }])
  *   -> tbl, root_name | nil, err */
 static int l_xml_decode(lua_State *L)
@@ -757,34 +835,113 @@ static int l_xml_decode(lua_State *L)
         return 2;
     }
 
-    d = lua_touserdata(L, lua_upvalueindex(1));
-    if (d->busy) {
-        d = scratch_new(L);
-        lua_pushvalue(L, -1);
-        lua_replace(L, lua_upvalueindex(1));
-    }
-    d->busy = 1;
-    if (parser != PARSER_EXPAT && fast_parse(d, s, len, (int)max_depth))
-        err = NULL;
-    else if (parser == PARSER_FAST)
-        err = "outside the fast subset";
-    else
-        err = doc_parse(d, s, len, (int)max_depth, errbuf, sizeof errbuf);
+    d = scratch_acquire(L);
+    err = doc_parse_any(d, s, len, (int)max_depth, parser, errbuf, sizeof errbuf);
     if (err != NULL) {
-        d->busy = 0;
-        doc_release_big(d);
+        scratch_release(d);
         lua_pushnil(L);
-        if (err == too_deep)
-            lua_pushfstring(L, "xml: %s (%d)", err, (int)max_depth);
-        else
-            lua_pushfstring(L, "xml: %s", err);
+        push_parse_error(L, err, (int)max_depth);
         return 2;
     }
-    push_children(L, d, 0, 1);
+    push_children(L, d, 0, 1, 0);
     lua_pushlstring(L, node_name(d, &d->nodes[0]), d->nodes[0].name_len);
-    d->busy = 0;
-    doc_release_big(d);
+    scratch_release(d);
     return 2;
+}
+
+/* ===== core.callback_open ============================================== */
+
+/* In crypto.c. */
+struct crypter;
+struct crypter *wecom_crypter_check(lua_State *L, int idx);
+int wecom_crypter_open(lua_State *L, struct crypter *c, const char *sig, size_t sig_len,
+                       const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
+                       const char *enc, size_t enc_len);
+
+/* Fields wecom.callback adds to an event (xml, type, corpid, userid,
+ * agentid, time): the table is made big enough for them at once. */
+#define EVENT_EXTRA_FIELDS 6
+
+/* The root's one child element called name, if it is a leaf with text. */
+static const xml_node *only_leaf_text(const xml_doc *d, const char *name)
+{
+    size_t name_len = strlen(name);
+    const xml_node *found = NULL;
+    int child;
+
+    for (child = d->nodes[0].first_child; child != NO_NODE; child = d->nodes[child].next_sibling) {
+        const xml_node *c = &d->nodes[child];
+        if (c->name_len == name_len && memcmp(node_name(d, c), name, name_len) == 0) {
+            if (found != NULL)
+                return NULL;
+            found = c;
+        }
+    }
+    if (found == NULL || found->first_child != NO_NODE || found->text_len == 0)
+        return NULL;
+    return found;
+}
+
+/*
+ * core.callback_open(crypter, msg_signature, timestamp, nonce, body): the
+ * work of wecom.callback's decrypt for an XML envelope in one call, with
+ * the Encrypt text going from the envelope to the cipher without becoming
+ * a Lua string or the envelope a table.
+ *   -> false                     body is not an XML envelope (with the
+ *                                limits of xml_decode) whose root has one
+ *                                Encrypt leaf with text: the caller takes
+ *                                its general path, which names the problem
+ *   -> nil, code, message        as crypter:open
+ *   -> msg, receive_id, event    event: msg decoded as xml_decode would,
+ *                                with room for the fields callback adds,
+ *                                when msg starts with '<'
+ *   -> msg, receive_id, nil, err err: xml_decode's message for it
+ *   -> msg, receive_id           msg does not start with '<'
+ */
+static int l_callback_open(lua_State *L)
+{
+    struct crypter *c = wecom_crypter_check(L, 1);
+    size_t sig_len, ts_len, nonce_len, body_len, msg_len;
+    const char *sig = luaL_checklstring(L, 2, &sig_len);
+    const char *ts = luaL_checklstring(L, 3, &ts_len);
+    const char *nonce = luaL_checklstring(L, 4, &nonce_len);
+    const char *body = luaL_checklstring(L, 5, &body_len);
+    const char *msg, *err;
+    const xml_node *enc;
+    char errbuf[160];
+    xml_doc *d;
+    int n;
+
+    lua_settop(L, 5);
+    if (body_len == 0 || body_len > WECOM_MAX_BODY) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    d = scratch_acquire(L);                                         /* 6 */
+    if (doc_parse_any(d, body, body_len, WECOM_MAX_DEPTH, PARSER_AUTO, errbuf, sizeof errbuf) != NULL
+        || (enc = only_leaf_text(d, "Encrypt")) == NULL) {
+        scratch_release(d);
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    /* The text may lie in d's buffer: d is busy and anchored until here. */
+    n = wecom_crypter_open(L, c, sig, sig_len, ts, ts_len, nonce, nonce_len,
+                           node_text(d, enc), enc->text_len);
+    /* msg and receive_id on top (a scratch userdata may lie below them) */
+    if (n != 2 || (msg = lua_tolstring(L, -2, &msg_len))[0] != '<' || msg_len > WECOM_MAX_BODY) {
+        scratch_release(d);
+        return n;
+    }
+    err = doc_parse_any(d, msg, msg_len, WECOM_MAX_DEPTH, PARSER_AUTO, errbuf, sizeof errbuf);
+    if (err != NULL) {
+        scratch_release(d);
+        lua_pushnil(L);
+        push_parse_error(L, err, WECOM_MAX_DEPTH);
+        return 4;
+    }
+    push_children(L, d, 0, 1, EVENT_EXTRA_FIELDS);
+    scratch_release(d);
+    return 3;
 }
 
 void wecom_xml_open(lua_State *L)
@@ -799,4 +956,7 @@ void wecom_xml_open(lua_State *L)
     scratch_new(L);
     lua_pushcclosure(L, l_xml_decode, 1);
     lua_setfield(L, -2, "xml_decode");
+    scratch_new(L);
+    lua_pushcclosure(L, l_callback_open, 1);
+    lua_setfield(L, -2, "callback_open");
 }

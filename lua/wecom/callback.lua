@@ -16,12 +16,16 @@
 local core = require "wecom.core"
 local errors = require "wecom.errors"
 
+local xml_decode = core.xml_decode
+local callback_open = core.callback_open
+
 local type = type
 local tostring = tostring
 local tonumber = tonumber
 local setmetatable = setmetatable
 local error = error
 local pairs = pairs
+local select = select
 local ipairs = ipairs
 local getmetatable = getmetatable
 local floor = math.floor
@@ -307,6 +311,21 @@ local function short_id(id)
     return format("%q", id)
 end
 
+-- The error for a decrypted receive id that is not ours, or nil.
+local function receive_id_error(self, rid)
+    local mode = self.receive_mode
+    if mode == "one" then
+        if rid ~= self.receive_id then
+            return select(2, fail(CODES.VALIDATE_CORPID, "receive id " .. short_id(rid) .. " does not match"))
+        end
+    elseif mode == "list" then
+        if not self.receive_ids[rid] then
+            return select(2, fail(CODES.VALIDATE_CORPID, "receive id " .. short_id(rid) .. " is not in the list"))
+        end
+    end
+    return nil
+end
+
 -- Verifies, decrypts and checks the receive id.
 local function open(self, sig, ts, nonce, encrypt)
     local msg, rid, message = self.crypter:open(sig, ts, nonce, encrypt)
@@ -314,15 +333,9 @@ local function open(self, sig, ts, nonce, encrypt)
         local code = rid
         return fail(code, message or "decryption failed")
     end
-    local mode = self.receive_mode
-    if mode == "one" then
-        if rid ~= self.receive_id then
-            return fail(CODES.VALIDATE_CORPID, "receive id " .. short_id(rid) .. " does not match")
-        end
-    elseif mode == "list" then
-        if not self.receive_ids[rid] then
-            return fail(CODES.VALIDATE_CORPID, "receive id " .. short_id(rid) .. " is not in the list")
-        end
+    local err = receive_id_error(self, rid)
+    if err then
+        return nil, err
     end
     return msg
 end
@@ -365,7 +378,7 @@ local function first_char(s)
 end
 
 local function xml_envelope(body)
-    local tbl, root = core.xml_decode(body)
+    local tbl, root = xml_decode(body)
     if not tbl then
         return nil, "envelope is not valid XML: " .. tostring(root)
     end
@@ -406,23 +419,37 @@ end
 -- decoded event.  XML events use WeCom's CamelCase names; JSON ones the
 -- lower-case names of the JSON variant.  Exposed for callers that decrypt
 -- elsewhere.
+-- (The first name of each field is tried inline: it is the one XML events
+-- carry, and this runs for every event.)
 local function normalize(event)
-    event.type = first_string(event.Event, event.InfoType, event.MsgType)
-        or first_string(event.event, event.infotype, event.msgtype)
-    event.corpid = first_string(event.ToUserName, event.CorpId, event.AuthCorpId)
-        or first_string(event.tousername, event.corpid)
-    event.userid = first_string(event.FromUserName, event.fromusername, event.userid)
-    event.agentid = first_number(event.AgentID, event.AgentId, event.agentid)
-    event.time = first_number(event.CreateTime, event.TimeStamp)
+    local v = event.Event
+    if type(v) ~= "string" or v == "" then
+        v = first_string(nil, event.InfoType, event.MsgType)
+            or first_string(event.event, event.infotype, event.msgtype)
+    end
+    event.type = v
+    v = event.ToUserName
+    if type(v) ~= "string" or v == "" then
+        v = first_string(nil, event.CorpId, event.AuthCorpId)
+            or first_string(event.tousername, event.corpid)
+    end
+    event.corpid = v
+    v = event.FromUserName
+    if type(v) ~= "string" or v == "" then
+        v = first_string(nil, event.fromusername, event.userid)
+    end
+    event.userid = v
+    event.agentid = tonumber(event.AgentID) or first_number(nil, event.AgentId, event.agentid)
+    event.time = tonumber(event.CreateTime) or first_number(nil, event.TimeStamp)
         or first_number(event.createtime, event.timestamp)
     return event
 end
 _M.normalize = normalize
 
 local function parse_plaintext(msg)
-    local c = first_char(msg)
+    local c = byte(msg, 1) == 60 and "<" or first_char(msg)
     if c == "<" then
-        local event, root = core.xml_decode(msg)
+        local event, root = xml_decode(msg)
         if not event then
             return fail(CODES.PARSE_XML, "decrypted message is not valid XML: " .. tostring(root))
         end
@@ -440,12 +467,14 @@ local function parse_plaintext(msg)
     return fail(CODES.PARSE_XML, "decrypted message is neither XML nor JSON")
 end
 
-function mt.decrypt(self, query, body)
+-- Every check in its order, each failure with its own error.
+local function decrypt_checked(self, query, body)
     query = query_table(query, "decrypt")
     if body == nil or body == "" then
         return fail(CODES.PARSE_XML, "empty body")
     end
     if type(body) ~= "string" then
+        -- level 2 is decrypt's caller: decrypt tail-calls here
         error("wecom.callback:decrypt: body must be a string, got " .. type(body), 2)
     end
     if #body > MAX_BODY then
@@ -473,6 +502,37 @@ function mt.decrypt(self, query, body)
         return nil, err
     end
     return parse_plaintext(msg)
+end
+
+-- The usual POST in one C call (core.callback_open): a query table holding
+-- the three strings, an XML envelope with one Encrypt, no max_skew.  For
+-- such a request that call does what decrypt_checked would, step for step;
+-- anything else, and any envelope it does not take, goes to
+-- decrypt_checked to be reported.
+function mt.decrypt(self, query, body)
+    if type(query) == "table" and type(body) == "string" and self.max_skew == nil then
+        local sig, ts, nonce = query.msg_signature, query.timestamp, query.nonce
+        if type(sig) == "string" and type(ts) == "string" and type(nonce) == "string" then
+            local msg, rid, event, xml_err = callback_open(self.crypter, sig, ts, nonce, body)
+            if msg then
+                local err = self.receive_mode ~= "off" and receive_id_error(self, rid)
+                if err then
+                    return nil, err
+                end
+                if event then
+                    event.xml = msg
+                    return normalize(event)
+                end
+                if xml_err then
+                    return fail(CODES.PARSE_XML, "decrypted message is not valid XML: " .. xml_err)
+                end
+                return parse_plaintext(msg)
+            elseif msg == nil then
+                return fail(rid, event or "decryption failed")
+            end
+        end
+    end
+    return decrypt_checked(self, query, body)
 end
 
 ---------------------------------------------------------------------------

@@ -33,6 +33,7 @@ build = {
          libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)", "$(EXPAT_LIBDIR)", "$(HIREDIS_LIBDIR)" },
          defines = { "_GNU_SOURCE" },
       },
+      ["wecom.argcheck"] = "lua/wecom/argcheck.lua",
       ["wecom.callback"] = "lua/wecom/callback.lua",
       ["wecom.chain"] = "lua/wecom/chain.lua",
       ["wecom.client"] = "lua/wecom/client.lua",

@@ -13,12 +13,12 @@ local rawget = rawget
 local _G = _G
 local tostring = tostring
 local setmetatable = setmetatable
-local floor = math.floor
 local sort = table.sort
 local pager = require "wecom.pager"
 local errors = require "wecom.errors"
 local require = require
 local core = require "wecom.core"
+local argcheck = require "wecom.argcheck"
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -50,58 +50,12 @@ _M.PATH = PATH
 
 local ROOT_GROUP = 1
 
--- Argument checks: a wrong argument is the caller's bug, so it raises,
--- naming the method and the argument (level 3 = the caller of the method).
-local function fail(method, name, want, got)
-    error("wecom.chain:" .. method .. ": " .. name .. " must be " .. want
-        .. " (got " .. type(got) .. ")", 3)
-end
-
-local function need_string(method, name, v)
-    if type(v) ~= "string" or v == "" then
-        fail(method, name, "a non-empty string", v)
-    end
-    return v
-end
-
-local function opt_string(method, name, v)
-    if v ~= nil and (type(v) ~= "string" or v == "") then
-        fail(method, name, "a non-empty string", v)
-    end
-    return v
-end
-
-local function is_int(v)
-    return type(v) == "number" and v == floor(v)
-end
-
-local function need_int(method, name, v)
-    if not is_int(v) then
-        fail(method, name, "an integer", v)
-    end
-    return v
-end
-
-local function opt_int(method, name, v, min)
-    if v ~= nil and not (is_int(v) and v >= (min or 0)) then
-        fail(method, name, "an integer >= " .. (min or 0), v)
-    end
-    return v
-end
-
-local function opt_bool(method, name, v)
-    if v ~= nil and type(v) ~= "boolean" then
-        fail(method, name, "a boolean", v)
-    end
-    return v
-end
-
-local function need_table(method, name, v)
-    if type(v) ~= "table" then
-        fail(method, name, "a table", v)
-    end
-    return v
-end
+-- Argument checks raise (a wrong argument is the caller's bug), naming the
+-- method and the argument.
+local check = argcheck.new("wecom.chain:")
+local fail, need_string, opt_string = check.fail, check.need_string, check.opt_string
+local need_int, opt_int, opt_bool, need_table = check.need_int, check.opt_int, check.opt_bool, check.need_table
+local is_int = argcheck.is_int
 
 -- 0/1, "0"/"1" or a boolean -> boolean.
 local function joined(v)
@@ -495,9 +449,9 @@ function _M:rule(chain_id, rule_id)
 end
 
 local function check_rule_info(method, info)
-    need_table(method, "rule_info", info)
-    need_table(method, "rule_info.owner_corp_range", info.owner_corp_range)
-    need_table(method, "rule_info.member_corp_range", info.member_corp_range)
+    need_table(method, "rule_info", info, 1)
+    need_table(method, "rule_info.owner_corp_range", info.owner_corp_range, 1)
+    need_table(method, "rule_info.member_corp_range", info.member_corp_range, 1)
 end
 
 -- add_rule(chain_id, rule_info) -> rule_id

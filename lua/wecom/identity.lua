@@ -6,7 +6,6 @@
 -- them up as `app:oauth_url`, `app:user_by_code`, `app:jscode2session`,
 -- `down:transfer_session` and `wecom.split_userid`.
 
-local error = error
 local type = type
 local tostring = tostring
 local concat = table.concat
@@ -14,6 +13,7 @@ local format = string.format
 local byte = string.byte
 local floor = math.floor
 local errors = require "wecom.errors"
+local argcheck = require "wecom.argcheck"
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -28,16 +28,9 @@ _M.PATH = PATH
 local SCOPES = { snsapi_base = true, snsapi_privateinfo = true }
 local MAX_STATE = 128
 
-local function usage(fn, msg, level)
-    error("wecom." .. fn .. ": " .. msg, (level or 2) + 1)
-end
-
-local function need_string(fn, name, v, level)
-    if type(v) ~= "string" or v == "" then
-        usage(fn, name .. " must be a non-empty string (got " .. type(v) .. ")", (level or 2) + 1)
-    end
-    return v
-end
+-- a wrong argument is the caller's bug: it raises
+local check = argcheck.new("wecom.")
+local usage, need_string = check.usage, check.need_string
 
 -- split_userid(s) -> corpid, userid
 -- "wwCORP/zhangsan" -> "wwCORP", "zhangsan"; a plain id -> nil, id.

@@ -7,46 +7,45 @@
 -- `client:ticket("jsapi" | "agent_config")`, which caches them (they are
 -- rate-limited to a few hundred fetches an hour).
 
-local error = error
 local type = type
 local format = string.format
 local floor = math.floor
 local os_time = os.time
 local core = require "wecom.core"
+local argcheck = require "wecom.argcheck"
 
 local _M = { _VERSION = "0.1.0" }
 
 local NONCE_LENGTH = 16
 
-local function usage(fn, msg)
-    error("wecom." .. fn .. ": " .. msg, 3)
-end
+-- check_url and stamp check for the public functions (check depth 1)
+local usage = argcheck.new("wecom.").usage
 
 local function check_url(fn, url)
     if type(url) ~= "string" then
-        usage(fn, "url must be a string (got " .. type(url) .. ")")
+        usage(fn, "url must be a string (got " .. type(url) .. ")", 1)
     end
     if not url:match("^https?://[^/?#]") then
-        usage(fn, "url must be the page's absolute http(s) URL")
+        usage(fn, "url must be the page's absolute http(s) URL", 1)
     end
 end
 
 -- opts.timestamp / opts.nonce pin the otherwise fresh values (tests, replays).
 local function stamp(fn, opts)
     if opts ~= nil and type(opts) ~= "table" then
-        usage(fn, "options must be a table (got " .. type(opts) .. ")")
+        usage(fn, "options must be a table (got " .. type(opts) .. ")", 1)
     end
     local timestamp = opts and opts.timestamp
     local nonce = opts and opts.nonce
     if timestamp == nil then
         timestamp = os_time()
     elseif type(timestamp) ~= "number" or timestamp < 0 or timestamp ~= floor(timestamp) then
-        usage(fn, "timestamp must be a non-negative integer")
+        usage(fn, "timestamp must be a non-negative integer", 1)
     end
     if nonce == nil then
         nonce = core.nonce(NONCE_LENGTH)
     elseif type(nonce) ~= "string" or not nonce:match("^[A-Za-z0-9]+$") then
-        usage(fn, "nonce must be a non-empty string of letters and digits")
+        usage(fn, "nonce must be a non-empty string of letters and digits", 1)
     end
     return timestamp, nonce
 end

@@ -12,6 +12,7 @@ local tostring = tostring
 local setmetatable = setmetatable
 local floor = math.floor
 local errors = require "wecom.errors"
+local argcheck = require "wecom.argcheck"
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -30,17 +31,9 @@ local PATH = {
 }
 _M.PATH = PATH
 
-local function fail(method, name, want, got, level)
-    error("wecom.linkedcorp:" .. method .. ": " .. name .. " must be " .. want
-        .. " (got " .. type(got) .. ")", level or 3)
-end
-
-local function need_string(method, name, v)
-    if type(v) ~= "string" or v == "" then
-        fail(method, name, "a non-empty string", v)
-    end
-    return v
-end
+-- Argument checks raise (a wrong argument is the caller's bug).
+local check = argcheck.new("wecom.linkedcorp:")
+local fail, need_string = check.fail, check.need_string
 
 local function list_field(data, name, path)
     local v = data[name]
@@ -92,19 +85,15 @@ function _M:user(userid)
 end
 
 -- `department_id` alone or { department_id =, fetch_child = bool }
+-- (check depth 1: users/user_list tail-call user_list, which calls this)
 local function list_request(method, opts)
     if type(opts) == "string" then
         opts = { department_id = opts }
     elseif type(opts) ~= "table" then
-        fail(method, "options", "a table or a department id", opts, 4)
+        fail(method, "options", "a table or a department id", opts, 1)
     end
-    if type(opts.department_id) ~= "string" or opts.department_id == "" then
-        fail(method, "department_id", "a non-empty string", opts.department_id, 4)
-    end
-    local fetch_child = opts.fetch_child
-    if fetch_child ~= nil and type(fetch_child) ~= "boolean" then
-        fail(method, "fetch_child", "a boolean", fetch_child, 4)
-    end
+    need_string(method, "department_id", opts.department_id, 1)
+    local fetch_child = check.opt_bool(method, "fetch_child", opts.fetch_child, 1)
     -- the documented type is 0/1 (the examples' JSON true is accepted too)
     return { department_id = opts.department_id, fetch_child = fetch_child and 1 or 0 }
 end
@@ -152,7 +141,7 @@ local function id_list(name, v)
         v = list
     end
     if type(v) ~= "table" then
-        fail("send", "message." .. name, "a list of ids", v, 4)
+        fail("send", "message." .. name, "a list of ids", v, 1)
     end
     local out = {}
     for i = 1, #v do
@@ -161,7 +150,7 @@ local function id_list(name, v)
             id = tostring(id)
         end
         if type(id) ~= "string" or id == "" then
-            fail("send", "message." .. name .. "[" .. i .. "]", "a non-empty string", v[i], 4)
+            fail("send", "message." .. name .. "[" .. i .. "]", "a non-empty string", v[i], 1)
         end
         out[i] = id
     end
@@ -172,9 +161,7 @@ end
 --       safe =, agentid = (default: the app's) }
 --   -> { invaliduser = {...}, invalidparty = {...}, invalidtag = {...} }
 function _M:send(message)
-    if type(message) ~= "table" then
-        fail("send", "message", "a table", message)
-    end
+    check.need_table("send", "message", message)
     local msgtype = need_string("send", "message.msgtype", message.msgtype)
     if type(message[msgtype]) ~= "table" then
         fail("send", "message." .. msgtype, "a table (the " .. msgtype .. " payload)", message[msgtype])

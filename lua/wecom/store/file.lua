@@ -25,12 +25,12 @@ local os_remove = os.remove
 local pcall = pcall
 local setmetatable = setmetatable
 local string_format = string.format
-local tonumber = tonumber
 local tostring = tostring
 local type = type
 
 local core = require "wecom.core"
 local errors = require "wecom.errors"
+local common = require "wecom.store.common"
 
 local _M = { _VERSION = "0.1.0", name = "file" }
 
@@ -48,11 +48,9 @@ local function fail(msg)
     return nil, errors.new("store", msg)
 end
 
-local function check_key(method, key)
-    if type(key) ~= "string" or key == "" then
-        error("wecom.store.file:" .. method .. ": key must be a non-empty string", 3)
-    end
-end
+local check = common.checks("file")
+local check_key = check.key
+local split_record = common.split_record
 
 local function file_name(key)
     local name = key:gsub("[^%w%._%-]", function(c)
@@ -80,19 +78,6 @@ local function read_file(path)
         return fail("cannot read " .. path .. ": " .. tostring(rerr))
     end
     return data
-end
-
--- "<number>\n<rest>" -> number, rest | nil (absent or not in that shape)
-local function split_record(data)
-    if not data then
-        return nil
-    end
-    local nl = data:find("\n", 1, true)
-    local num = nl and tonumber(data:sub(1, nl - 1))
-    if not num then
-        return nil
-    end
-    return num, data:sub(nl + 1)
 end
 
 -- After a fork the child must not use the parent's lock file description
@@ -149,7 +134,7 @@ function _M.get(self, key)
 end
 
 local function set_locked(self, path, value, expires_at)
-    local ok, err = core.write_atomic(path, string_format("%.17g\n", expires_at) .. value, self.fsync)
+    local ok, err = core.write_atomic(path, common.record(expires_at, value), self.fsync)
     if not ok then
         return fail(err)
     end
@@ -159,12 +144,8 @@ end
 -- set(key, value, expires_at) -> true | nil, err
 function _M.set(self, key, value, expires_at)
     check_key("set", key)
-    if type(value) ~= "string" then
-        error("wecom.store.file:set: value must be a string", 2)
-    end
-    if type(expires_at) ~= "number" or expires_at ~= expires_at then
-        error("wecom.store.file:set: expires_at must be a number", 2)
-    end
+    check.value(value)
+    check.expires_at(expires_at)
     return with_mutex(self, set_locked, self.dir .. "/" .. file_name(key) .. ".tok", value, expires_at)
 end
 
@@ -192,9 +173,7 @@ end
 -- With only_if_value, the entry goes only if it still holds that value.
 function _M.delete(self, key, only_if_value)
     check_key("delete", key)
-    if only_if_value ~= nil and type(only_if_value) ~= "string" then
-        error("wecom.store.file:delete: only_if_value must be a string", 2)
-    end
+    check.only_if_value(only_if_value)
     return with_mutex(self, delete_locked, self.dir .. "/" .. file_name(key) .. ".tok", only_if_value)
 end
 
@@ -222,9 +201,7 @@ end
 -- Never waits for the holder; the lease ends the lock if it is not released.
 function _M.lock(self, key, lease_seconds)
     check_key("lock", key)
-    if type(lease_seconds) ~= "number" or lease_seconds ~= lease_seconds or lease_seconds <= 0 then
-        error("wecom.store.file:lock: lease_seconds must be a positive number", 2)
-    end
+    check.lease(lease_seconds)
     return with_mutex(self, lock_locked, key, self.dir .. "/" .. file_name(key) .. ".lease", lease_seconds)
 end
 

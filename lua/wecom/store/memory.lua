@@ -5,10 +5,9 @@
 -- store implements.
 
 local setmetatable = setmetatable
-local error = error
-local type = type
 
 local core = require "wecom.core"
+local common = require "wecom.store.common"
 
 local _M = { _VERSION = "0.1.0", name = "memory" }
 
@@ -18,11 +17,8 @@ function mt.__tostring()
     return "wecom.store.memory"
 end
 
-local function check_key(method, key)
-    if type(key) ~= "string" or key == "" then
-        error("wecom.store.memory:" .. method .. ": key must be a non-empty string", 3)
-    end
-end
+local check = common.checks("memory")
+local check_key = check.key
 
 -- get(key) -> value, expires_at | nil   (expired entries are never returned)
 function _M.get(_, key)
@@ -33,12 +29,8 @@ end
 -- set(key, value, expires_at) -> true
 function _M.set(_, key, value, expires_at)
     check_key("set", key)
-    if type(value) ~= "string" then
-        error("wecom.store.memory:set: value must be a string", 2)
-    end
-    if type(expires_at) ~= "number" then
-        error("wecom.store.memory:set: expires_at must be a number", 2)
-    end
+    check.value(value)
+    check.expires_at(expires_at)
     core.token_set(key, value, expires_at)
     return true
 end

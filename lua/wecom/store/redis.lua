@@ -26,13 +26,12 @@ local ipairs = ipairs
 local math_floor = math.floor
 local pairs = pairs
 local setmetatable = setmetatable
-local string_format = string.format
-local tonumber = tonumber
 local tostring = tostring
 local type = type
 
 local core = require "wecom.core"
 local errors = require "wecom.errors"
+local common = require "wecom.store.common"
 
 local _M = { _VERSION = "0.1.0", name = "redis" }
 
@@ -209,11 +208,8 @@ local function command(self, ...)
     return res
 end
 
-local function check_key(method, key)
-    if type(key) ~= "string" or key == "" then
-        error("wecom.store.redis:" .. method .. ": key must be a non-empty string", 3)
-    end
-end
+local check = common.checks("redis")
+local check_key = check.key
 
 local function unexpected(self, what, res)
     return nil, errors.new("store", "redis " .. self.where .. ": unexpected reply to " .. what
@@ -229,31 +225,26 @@ function _M.get(self, key)
     elseif type(res) ~= "string" then
         return unexpected(self, "GET", res)
     end
-    local nl = res:find("\n", 1, true)
-    local expires_at = nl and tonumber(res:sub(1, nl - 1))
+    local expires_at, value = common.split_record(res)
     -- the expiry check also covers hosts whose clocks run ahead of Redis'
     if not expires_at or expires_at <= core.now() then
         return nil
     end
-    return res:sub(nl + 1), expires_at
+    return value, expires_at
 end
 
 -- set(key, value, expires_at) -> true | nil, err
 function _M.set(self, key, value, expires_at)
     check_key("set", key)
-    if type(value) ~= "string" then
-        error("wecom.store.redis:set: value must be a string", 2)
-    end
-    if type(expires_at) ~= "number" or expires_at ~= expires_at then
-        error("wecom.store.redis:set: expires_at must be a number", 2)
-    end
+    check.value(value)
+    check.expires_at(expires_at)
     local ttl_ms = math_floor((expires_at - core.now()) * 1000)
     local res, err
     if ttl_ms <= 0 then
         res, err = command(self, "DEL", self.prefix .. key)
     else
         res, err = command(self, "SET", self.prefix .. key,
-            string_format("%.17g\n", expires_at) .. value, "PX", ttl_ms)
+            common.record(expires_at, value), "PX", ttl_ms)
     end
     if res == nil then
         return nil, err or errors.new("store", "redis " .. self.where .. ": SET was not applied")
@@ -264,11 +255,10 @@ end
 -- delete(key [, only_if_value]) -> removed (boolean) | nil, err
 function _M.delete(self, key, only_if_value)
     check_key("delete", key)
+    check.only_if_value(only_if_value)
     local res, err
     if only_if_value == nil then
         res, err = command(self, "DEL", self.prefix .. key)
-    elseif type(only_if_value) ~= "string" then
-        error("wecom.store.redis:delete: only_if_value must be a string", 2)
     else
         res, err = command(self, "EVAL", DELETE_IF_VALUE, 1, self.prefix .. key, only_if_value)
     end
@@ -283,9 +273,7 @@ end
 -- lock(key, lease_seconds) -> true | false | nil, err   (never waits)
 function _M.lock(self, key, lease_seconds)
     check_key("lock", key)
-    if type(lease_seconds) ~= "number" or lease_seconds ~= lease_seconds or lease_seconds <= 0 then
-        error("wecom.store.redis:lock: lease_seconds must be a positive number", 2)
-    end
+    check.lease(lease_seconds)
     after_fork(self)
     self.serial = self.serial + 1
     local owner = self.owner_prefix .. self.serial

@@ -29,6 +29,7 @@ local tostring = tostring
 local type = type
 
 local ngx = ngx
+local common = require "wecom.store.common"
 
 local _M = { _VERSION = "0.1.0", name = "shdict" }
 
@@ -51,11 +52,8 @@ local waiting = {}
 
 local lock_counter = 0
 
-local function check_key(method, key)
-    if type(key) ~= "string" or key == "" then
-        error("wecom.store.shdict:" .. method .. ": key must be a non-empty string", 3)
-    end
-end
+local check = common.checks("shdict")
+local check_key = check.key
 
 local function now()
     return ngx.now()
@@ -89,12 +87,8 @@ end
 -- set(key, value, expires_at) -> true | nil, err
 function _M.set(self, key, value, expires_at)
     check_key("set", key)
-    if type(value) ~= "string" then
-        error("wecom.store.shdict:set: value must be a string", 2)
-    end
-    if type(expires_at) ~= "number" then
-        error("wecom.store.shdict:set: expires_at must be a number", 2)
-    end
+    check.value(value)
+    check.expires_at(expires_at)
     local ttl = expires_at - now()
     if ttl <= 0 then
         -- already expired: nothing worth keeping
@@ -133,9 +127,7 @@ end
 -- lock(key, lease_seconds) -> true | false | nil, err; never waits
 function _M.lock(self, key, lease_seconds)
     check_key("lock", key)
-    if type(lease_seconds) ~= "number" or lease_seconds <= 0 then
-        error("wecom.store.shdict:lock: lease_seconds must be a positive number", 2)
-    end
+    check.lease(lease_seconds)
     lock_counter = lock_counter + 1
     local owner = ngx.worker.pid() .. ":" .. lock_counter
     local ok, err = self.dict:add(LOCK_PREFIX .. key, owner, lease_seconds)

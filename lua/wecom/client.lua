@@ -739,7 +739,7 @@ function _M.new(opts)
         backoff = opts.backoff or DEFAULT_BACKOFF,
         store = store,
         transport = new_transport(opts),
-        token_key = token.app_key(opts.corpid, opts.agentid, opts.secret),
+        token_key = token.app_key(opts.corpid, opts.agentid, opts.secret, base_url),
     }, app_mt)
 
     -- the secret lives only in this closure, never in a field of the client
@@ -789,7 +789,8 @@ function app_methods.downstream(self, opts)
         backoff = self.backoff,
         store = self.store,
         transport = self.transport,
-        token_key = token.downstream_key(self.corpid, self.agentid, opts.corpid, opts.agentid, business_type),
+        token_key = token.downstream_key(self.corpid, self.agentid, opts.corpid, opts.agentid, business_type,
+            self.base_url),
     }, down_mt)
 
     local body = { corpid = opts.corpid, agentid = down.agentid, business_type = business_type }

@@ -76,24 +76,35 @@ local function part(v)
     return (tostring(v):gsub("[%%:]", function(c) return c == "%" and "%25" or "%3A" end))
 end
 
--- app_key(corpid, agentid, secret) -> key
+-- Tokens are issued by one server: a client pointed at another base_url
+-- (an emulator, a proxy) must not be handed them.
+local DEFAULT_SERVER = "https://qyapi.weixin.qq.com"
+
+local function server_part(server)
+    if server == nil or server == DEFAULT_SERVER then
+        return ""
+    end
+    return "@" .. core.sha1_hex(server):sub(1, 12)
+end
+
+-- app_key(corpid, agentid, secret [, server]) -> key
 -- Different secrets of one corp/app (rotation, typos) never share a token;
 -- the secret itself is not in the key, only a prefix of its SHA-1.
-function _M.app_key(corpid, agentid, secret)
+function _M.app_key(corpid, agentid, secret, server)
     if type(corpid) ~= "string" or type(secret) ~= "string" then
         error("wecom.token.app_key: corpid and secret must be strings", 2)
     end
     return "wecom:token:" .. part(corpid) .. ":" .. part(agentid) .. ":"
-        .. core.sha1_hex(secret):sub(1, 16)
+        .. core.sha1_hex(secret):sub(1, 16) .. server_part(server)
 end
 
--- downstream_key(upstream_corpid, upstream_agentid, corpid, agentid, business_type) -> key
-function _M.downstream_key(up_corpid, up_agentid, corpid, agentid, business_type)
+-- downstream_key(upstream_corpid, upstream_agentid, corpid, agentid, business_type [, server]) -> key
+function _M.downstream_key(up_corpid, up_agentid, corpid, agentid, business_type, server)
     if type(up_corpid) ~= "string" or type(corpid) ~= "string" then
         error("wecom.token.downstream_key: corpids must be strings", 2)
     end
     return "wecom:down:" .. part(up_corpid) .. ":" .. part(up_agentid) .. ":" .. part(corpid)
-        .. ":" .. part(agentid) .. ":" .. part(business_type or 0)
+        .. ":" .. part(agentid) .. ":" .. part(business_type or 0) .. server_part(server)
 end
 
 -- ticket_key(token_key, kind) -> key  (tickets live under their token's key)

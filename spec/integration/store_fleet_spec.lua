@@ -25,10 +25,7 @@ describe("a fleet of processes on a shared store", function()
         env = emu.start()
         local fixture = emu.fixture()
         corpid = fixture.upstream.corpid
-        for _, a in ipairs(fixture.upstream.apps) do
-            if not a.system then app_def = a end
-        end
-        app_def = app_def or fixture.upstream.apps[1]
+        app_def = emu.fixture_app(fixture, false) or fixture.upstream.apps[1]
     end)
 
     teardown(function() emu.stop() end)
@@ -90,7 +87,8 @@ describe("a fleet of processes on a shared store", function()
     it("still answers API calls while Redis is down, with one gettoken", function()
         emu.reset()
         -- the fallback is the process-wide cache: start it cold for this app
-        require("wecom.core").token_delete(require("wecom.token").app_key(corpid, app_def.agentid, app_def.secret))
+        require("wecom.core").token_delete(require("wecom.token").app_key(corpid, app_def.agentid, app_def.secret,
+            env.base_url))
         local wecom = require "wecom"
         local app = wecom.new{
             corpid = corpid, secret = app_def.secret, agentid = app_def.agentid,

@@ -49,6 +49,11 @@ describe("token keys", function()
         assert.not_equal(k, token.app_key("wwA", 1, "s2"))
         assert.equal(k, token.app_key("wwA", 1, "s1"))
         assert.not_equal(token.app_key("wwA", nil, "s1"), k)
+        -- another server (an emulator) never shares WeCom's tokens
+        assert.equal(k, token.app_key("wwA", 1, "s1", "https://qyapi.weixin.qq.com"))
+        assert.not_equal(k, token.app_key("wwA", 1, "s1", "https://127.0.0.1:8443"))
+        assert.not_equal(token.downstream_key("wwUP", 1, "wwD", 5, 1),
+            token.downstream_key("wwUP", 1, "wwD", 5, 1, "https://127.0.0.1:8443"))
     end)
 
     it("never contain the secret", function()

@@ -16,7 +16,6 @@ local _M = { _VERSION = "0.1.0" }
 local KINDS = {
     api = true, token = true, transport = true, timeout = true, tls = true,
     rate_limit = true, busy = true, decode = true, callback = true, store = true,
-    usage = true,
 }
 _M.KINDS = KINDS
 

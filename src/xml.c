@@ -936,7 +936,8 @@ static const xml_node *only_leaf_text(const xml_doc *d, const char *name)
  * work of wecom.callback's decrypt for an XML envelope in one call, with
  * the Encrypt text going from the envelope to the cipher without becoming
  * a Lua string or the envelope a table.
- *   -> false                     body is not an XML envelope (with the
+ *   -> false                     one of the last four is not a string, or
+ *                                body is not an XML envelope (with the
  *                                limits of xml_decode) whose root has one
  *                                Encrypt leaf with text: the caller takes
  *                                its general path, which names the problem
@@ -951,17 +952,22 @@ static int l_callback_open(lua_State *L)
 {
     struct crypter *c = wecom_crypter_check(L, 1);
     size_t sig_len, ts_len, nonce_len, body_len, msg_len;
-    const char *sig = luaL_checklstring(L, 2, &sig_len);
-    const char *ts = luaL_checklstring(L, 3, &ts_len);
-    const char *nonce = luaL_checklstring(L, 4, &nonce_len);
-    const char *body = luaL_checklstring(L, 5, &body_len);
-    const char *msg, *err;
+    const char *sig, *ts, *nonce, *body, *msg, *err;
     const xml_node *enc;
     char errbuf[160];
     xml_doc *d;
     int n;
 
     lua_settop(L, 5);
+    if (lua_type(L, 2) != LUA_TSTRING || lua_type(L, 3) != LUA_TSTRING
+        || lua_type(L, 4) != LUA_TSTRING || lua_type(L, 5) != LUA_TSTRING) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    sig = lua_tolstring(L, 2, &sig_len);
+    ts = lua_tolstring(L, 3, &ts_len);
+    nonce = lua_tolstring(L, 4, &nonce_len);
+    body = lua_tolstring(L, 5, &body_len);
     if (body_len == 0 || body_len > WECOM_MAX_BODY) {
         lua_pushboolean(L, 0);
         return 1;

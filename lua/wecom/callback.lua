@@ -505,31 +505,32 @@ local function decrypt_checked(self, query, body)
 end
 
 -- The usual POST in one C call (core.callback_open): a query table holding
--- the three strings, an XML envelope with one Encrypt, no max_skew.  For
+-- the three strings, an XML envelope string with one Encrypt, no max_skew.  For
 -- such a request that call does what decrypt_checked would, step for step;
 -- anything else, and any envelope it does not take, goes to
 -- decrypt_checked to be reported.
 function mt.decrypt(self, query, body)
-    if type(query) == "table" and type(body) == "string" and self.max_skew == nil then
-        local sig, ts, nonce = query.msg_signature, query.timestamp, query.nonce
-        if type(sig) == "string" and type(ts) == "string" and type(nonce) == "string" then
-            local msg, rid, event, xml_err = callback_open(self.crypter, sig, ts, nonce, body)
-            if msg then
-                local err = self.receive_mode ~= "off" and receive_id_error(self, rid)
+    if type(query) == "table" and self.max_skew == nil then
+        -- (callback_open answers false unless the four are strings)
+        local msg, rid, event, xml_err = callback_open(self.crypter, query.msg_signature,
+                                                       query.timestamp, query.nonce, body)
+        if msg then
+            if rid ~= self.receive_id and self.receive_mode ~= "off" then
+                local err = receive_id_error(self, rid)
                 if err then
                     return nil, err
                 end
-                if event then
-                    event.xml = msg
-                    return normalize(event)
-                end
-                if xml_err then
-                    return fail(CODES.PARSE_XML, "decrypted message is not valid XML: " .. xml_err)
-                end
-                return parse_plaintext(msg)
-            elseif msg == nil then
-                return fail(rid, event or "decryption failed")
             end
+            if event then
+                event.xml = msg
+                return normalize(event)
+            end
+            if xml_err then
+                return fail(CODES.PARSE_XML, "decrypted message is not valid XML: " .. xml_err)
+            end
+            return parse_plaintext(msg)
+        elseif msg == nil then
+            return fail(rid, event or "decryption failed")
         end
     end
     return decrypt_checked(self, query, body)

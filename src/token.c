@@ -211,6 +211,33 @@ static const char *check_key(lua_State *L, int idx, size_t *len)
     return k;
 }
 
+/* What every cache call starts from: its key (argument 1, checked), the
+ * key's hash and both clocks, read once so one call sees one instant. */
+typedef struct {
+    const char *key;
+    size_t len;
+    uint32_t hash;
+    double wall, mono;
+} lookup;
+
+static void lookup_init(lua_State *L, lookup *q)
+{
+    q->key = check_key(L, 1, &q->len);
+    q->hash = hash_key(q->key, q->len);
+    q->wall = clock_seconds(CLOCK_REALTIME);
+    q->mono = clock_seconds(CLOCK_MONOTONIC);
+}
+
+/* With the mutex held: the slot of q's entry after dropping what has
+ * expired, or NULL when there is no entry (left). */
+static entry **cache_find(const lookup *q)
+{
+    entry **slot = cache_slot(q->key, q->len, q->hash);
+    if (*slot == NULL || cache_settle(slot, q->wall, q->mono) == NULL)
+        return NULL;
+    return slot;
+}
+
 /* Takes the mutex; returns 0 (mutex released) when the table cannot be
  * allocated.  The caller raises after freeing what it holds. */
 static int cache_lock(void)
@@ -227,26 +254,23 @@ static int cache_lock(void)
 /* core.token_get(key) -> value, expires_at | nil */
 static int l_token_get(lua_State *L)
 {
-    size_t len, vlen = 0;
-    const char *key = check_key(L, 1, &len);
-    uint32_t h = hash_key(key, len);
-    double wall = clock_seconds(CLOCK_REALTIME), mono = clock_seconds(CLOCK_MONOTONIC);
+    lookup q;
+    size_t vlen = 0;
     double expires_at = 0;
     char value[TOKEN_MAX_VALUE];
     int found = 0;
-    entry **slot;
+    entry **slot, *e;
 
+    lookup_init(L, &q);
     if (!cache_lock())
         return luaL_error(L, "out of memory");
-    slot = cache_slot(key, len, h);
-    if (*slot != NULL) {
-        entry *e = cache_settle(slot, wall, mono);
-        if (e != NULL && e->value != NULL) {
-            vlen = e->value_len;
-            memcpy(value, e->value, vlen);
-            expires_at = e->expires_at;
-            found = 1;
-        }
+    slot = cache_find(&q);
+    e = slot != NULL ? *slot : NULL;
+    if (e != NULL && e->value != NULL) {
+        vlen = e->value_len;
+        memcpy(value, e->value, vlen);
+        expires_at = e->expires_at;
+        found = 1;
     }
     pthread_mutex_unlock(&cache_mutex);
 
@@ -262,16 +286,17 @@ static int l_token_get(lua_State *L)
 /* core.token_set(key, value, expires_at) -> true | nil, err */
 static int l_token_set(lua_State *L)
 {
-    size_t len, vlen;
-    const char *key = check_key(L, 1, &len);
-    const char *value = luaL_checklstring(L, 2, &vlen);
-    double expires_at = luaL_checknumber(L, 3);
-    uint32_t h = hash_key(key, len);
-    double wall = clock_seconds(CLOCK_REALTIME), mono = clock_seconds(CLOCK_MONOTONIC);
+    lookup q;
+    size_t vlen;
+    const char *value;
+    double expires_at;
     const char *err = NULL;
     char *copy;
     entry *e;
 
+    lookup_init(L, &q);
+    value = luaL_checklstring(L, 2, &vlen);
+    expires_at = luaL_checknumber(L, 3);
     luaL_argcheck(L, vlen <= TOKEN_MAX_VALUE, 2, "value must be at most 8192 bytes");
     luaL_argcheck(L, isfinite(expires_at), 3, "expires_at must be a finite number");
     copy = malloc(vlen ? vlen : 1);
@@ -283,7 +308,7 @@ static int l_token_set(lua_State *L)
         free(copy);
         return luaL_error(L, "out of memory");
     }
-    e = cache_obtain(key, len, h, wall, mono);
+    e = cache_obtain(q.key, q.len, q.hash, q.wall, q.mono);
     if (e == NULL) {
         err = cache_count >= TOKEN_MAX_ENTRIES ? "token cache full" : "out of memory";
     } else {
@@ -308,26 +333,23 @@ static int l_token_set(lua_State *L)
 /* core.token_delete(key [, only_if_value]) -> boolean (whether a value was removed) */
 static int l_token_delete(lua_State *L)
 {
-    size_t len, olen = 0;
-    const char *key = check_key(L, 1, &len);
-    const char *only_if = luaL_optlstring(L, 2, NULL, &olen);
-    uint32_t h = hash_key(key, len);
-    double wall = clock_seconds(CLOCK_REALTIME), mono = clock_seconds(CLOCK_MONOTONIC);
+    lookup q;
+    size_t olen = 0;
+    const char *only_if;
     int deleted = 0;
-    entry **slot;
+    entry **slot, *e;
 
+    lookup_init(L, &q);
+    only_if = luaL_optlstring(L, 2, NULL, &olen);
     if (!cache_lock())
         return luaL_error(L, "out of memory");
-    slot = cache_slot(key, len, h);
-    if (*slot != NULL) {
-        entry *e = cache_settle(slot, wall, mono);
-        if (e != NULL && e->value != NULL
-            && (only_if == NULL
-                || (e->value_len == olen && memcmp(e->value, only_if, olen) == 0))) {
-            drop_value(e);
-            cache_settle(slot, wall, mono);
-            deleted = 1;
-        }
+    slot = cache_find(&q);
+    e = slot != NULL ? *slot : NULL;
+    if (e != NULL && e->value != NULL
+        && (only_if == NULL || (e->value_len == olen && memcmp(e->value, only_if, olen) == 0))) {
+        drop_value(e);
+        cache_settle(slot, q.wall, q.mono);
+        deleted = 1;
     }
     pthread_mutex_unlock(&cache_mutex);
     lua_pushboolean(L, deleted);
@@ -339,24 +361,23 @@ static int l_token_delete(lua_State *L)
  * lua_State that was closed) cannot wedge the key. */
 static int l_token_lock(lua_State *L)
 {
-    size_t len;
-    const char *key = check_key(L, 1, &len);
-    double lease = luaL_checknumber(L, 2);
-    uint32_t h = hash_key(key, len);
-    double wall = clock_seconds(CLOCK_REALTIME), mono = clock_seconds(CLOCK_MONOTONIC);
+    lookup q;
+    double lease;
     double owner = 0;
     int acquired = 0, oom = 0;
     entry *e;
 
+    lookup_init(L, &q);
+    lease = luaL_checknumber(L, 2);
     luaL_argcheck(L, lease > 0 && lease <= TOKEN_MAX_LEASE, 2,
                   "lease_seconds must be in (0, 86400]");
     if (!cache_lock())
         return luaL_error(L, "out of memory");
-    e = cache_obtain(key, len, h, wall, mono);
+    e = cache_obtain(q.key, q.len, q.hash, q.wall, q.mono);
     if (e == NULL) {
         oom = 1;
-    } else if (e->lock_until <= mono) {
-        e->lock_until = mono + lease;
+    } else if (e->lock_until <= q.mono) {
+        e->lock_until = q.mono + lease;
         e->lock_owner = owner = ++cache_next_owner;
         acquired = 1;
     }
@@ -379,25 +400,23 @@ static int l_token_lock(lua_State *L)
  * holder whose lease ran out cannot release its successor's lock. */
 static int l_token_unlock(lua_State *L)
 {
-    size_t len;
-    const char *key = check_key(L, 1, &len);
-    int has_owner = !lua_isnoneornil(L, 2);
-    double owner = has_owner ? luaL_checknumber(L, 2) : 0;
-    uint32_t h = hash_key(key, len);
-    double wall = clock_seconds(CLOCK_REALTIME), mono = clock_seconds(CLOCK_MONOTONIC);
+    lookup q;
+    int has_owner;
+    double owner;
     int released = 0;
-    entry **slot;
+    entry **slot, *e;
 
+    lookup_init(L, &q);
+    has_owner = !lua_isnoneornil(L, 2);
+    owner = has_owner ? luaL_checknumber(L, 2) : 0;
     if (!cache_lock())
         return luaL_error(L, "out of memory");
-    slot = cache_slot(key, len, h);
-    if (*slot != NULL) {
-        entry *e = cache_settle(slot, wall, mono);
-        if (e != NULL && e->lock_until > mono && (!has_owner || e->lock_owner == owner)) {
-            e->lock_until = 0;
-            cache_settle(slot, wall, mono);
-            released = 1;
-        }
+    slot = cache_find(&q);
+    e = slot != NULL ? *slot : NULL;
+    if (e != NULL && e->lock_until > q.mono && (!has_owner || e->lock_owner == owner)) {
+        e->lock_until = 0;
+        cache_settle(slot, q.wall, q.mono);
+        released = 1;
     }
     pthread_mutex_unlock(&cache_mutex);
     lua_pushboolean(L, released);

@@ -5,6 +5,7 @@
 --   local status, data = emu.request("GET", "/cgi-bin/gettoken", { query = {...} })
 --   emu.reset(); emu.stats(); emu.fault{ path = ..., errcode = -1 }
 --   emu.advance(7200); emu.latency(20); emu.fixture(); emu.stop()
+--   emu.fixture_app(fx, true); wecom.new(emu.app_options(info, fx, app, { retries = 0 }))
 --
 -- Each start gets a free port and its own --dir under /tmp, so parallel spec
 -- runs do not collide. emu.new{...} gives an independent instance (several
@@ -232,6 +233,30 @@ function Emulator:down_token(up_token, corpid, agentid, business_type)
         { corpid = corpid, agentid = agentid, business_type = business_type or 1 })
     assert(data and data.errcode == 0, "corp/gettoken failed: " .. tostring(data and data.errmsg))
     return data.access_token
+end
+
+-- The upstream corp's chain system app (system = true) or its ordinary app,
+-- from a fixture.
+function _M.fixture_app(fx, system)
+    for _, a in ipairs(fx.upstream.apps) do
+        if (a.system == true) == system then
+            return a
+        end
+    end
+end
+
+-- Options for wecom.new: app (a fixture app of fx's upstream corp) against
+-- the emulator inst ({ base_url, ca_file }), then each further table's keys
+-- on top, in order.
+function _M.app_options(inst, fx, app, ...)
+    local opts = { corpid = fx.upstream.corpid, secret = app.secret, agentid = app.agentid,
+                   base_url = inst.base_url, ca_file = inst.ca_file }
+    for i = 1, select("#", ...) do
+        for k, v in pairs(select(i, ...) or {}) do
+            opts[k] = v
+        end
+    end
+    return opts
 end
 
 local function launcher(args)

@@ -12,10 +12,7 @@ describe("client against the emulator", function()
 
     -- A client with nothing cached: the process-wide cache outlives tests.
     local function fresh_app(extra)
-        local opts = { corpid = fixture.upstream.corpid, secret = app_def.secret, agentid = app_def.agentid,
-                                      base_url = env.base_url, ca_file = env.ca_file, backoff = 0.01, timeout = 5 }
-        for k, v in pairs(extra or {}) do opts[k] = v end
-        local app = wecom.new(opts)
+        local app = wecom.new(emu.app_options(env, fixture, app_def, { backoff = 0.01, timeout = 5 }, extra))
         app.store:delete(app.token_key)
         return app
     end

@@ -15,10 +15,7 @@ describe("retry policy against the emulator", function()
     end
 
     local function fresh_app(extra)
-        local opts = { corpid = fixture.upstream.corpid, secret = app_def.secret, agentid = app_def.agentid,
-                                      base_url = env.base_url, ca_file = env.ca_file, backoff = 0.01, retries = 2 }
-        for k, v in pairs(extra or {}) do opts[k] = v end
-        local app = wecom.new(opts)
+        local app = wecom.new(emu.app_options(env, fixture, app_def, { backoff = 0.01, retries = 2 }, extra))
         app.store:delete(app.token_key)
         return app
     end

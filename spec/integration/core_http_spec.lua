@@ -22,9 +22,7 @@ describe("core.http_session against the emulator", function()
     setup(function()
         info = emu.start()
         fx = emu.fixture()
-        for _, app in ipairs(fx.upstream.apps) do
-            if app.system then system = app end
-        end
+        system = emu.fixture_app(fx, true)
     end)
 
     teardown(function()

@@ -10,18 +10,8 @@ local collect = require("wecom.pager").collect
 
 local SHARE_PATH = "/cgi-bin/corpgroup/corp/list_app_share_info"
 
-local function fixture_app(fx, system)
-  for _, a in ipairs(fx.upstream.apps) do
-    if (a.system == true) == system then return a end
-  end
-end
-
 local function new_app(inst, fx, system, extra)
-  local a = fixture_app(fx, system)
-  local opts = { corpid = fx.upstream.corpid, secret = a.secret, agentid = a.agentid,
-                 base_url = inst.base_url, ca_file = inst.ca_file, retries = 0 }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  return wecom.new(opts)
+  return wecom.new(emu.app_options(inst, fx, emu.fixture_app(fx, system), { retries = 0 }, extra))
 end
 
 -- confirmed shares of an upstream app in the fixture, as corpid -> agentid

@@ -25,9 +25,7 @@ describe("emulator control API", function()
     setup(function()
         emu.start()
         fx = emu.fixture()
-        for _, app in ipairs(fx.upstream.apps) do
-            if app.system then system = app end
-        end
+        system = emu.fixture_app(fx, true)
     end)
 
     teardown(function()

@@ -11,9 +11,7 @@ describe("emulator linkedcorp, identity and tickets", function()
     setup(function()
         emu.start()
         fx = emu.fixture()
-        for _, app in ipairs(fx.upstream.apps) do
-            if app.system then system = app else ordinary = app end
-        end
+        system, ordinary = emu.fixture_app(fx, true), emu.fixture_app(fx, false)
     end)
 
     teardown(function()

@@ -166,9 +166,7 @@ describe("emulator push", function()
     setup(function()
         emu.start()
         fx = emu.fixture()
-        for _, app in ipairs(fx.upstream.apps) do
-            if app.system then system = app else ordinary = app end
-        end
+        system, ordinary = emu.fixture_app(fx, true), emu.fixture_app(fx, false)
         receiver = Receiver.start()
     end)
 

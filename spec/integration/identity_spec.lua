@@ -8,15 +8,11 @@ local wecom = require "wecom"
 local info, fx
 
 local function fixture_app(system)
-  for _, a in ipairs(fx.upstream.apps) do
-    if (a.system == true) == system then return a end
-  end
+  return emu.fixture_app(fx, system)
 end
 
 local function new_app(system)
-  local a = fixture_app(system)
-  return wecom.new{ corpid = fx.upstream.corpid, secret = a.secret, agentid = a.agentid,
-                    base_url = info.base_url, ca_file = info.ca_file, retries = 0 }
+  return wecom.new(emu.app_options(info, fx, fixture_app(system), { retries = 0 }))
 end
 
 -- a downstream corp shared with the app (上下游) and one of its users

@@ -6,17 +6,11 @@ local wecom = require "wecom"
 local info, fx
 
 local function fixture_app(system)
-  for _, a in ipairs(fx.upstream.apps) do
-    if (a.system == true) == system then return a end
-  end
+  return emu.fixture_app(fx, system)
 end
 
 local function new_app(system, extra)
-  local a = fixture_app(system)
-  local opts = { corpid = fx.upstream.corpid, secret = a.secret, agentid = a.agentid,
-                 base_url = info.base_url, ca_file = info.ca_file, retries = 0 }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  return wecom.new(opts)
+  return wecom.new(emu.app_options(info, fx, fixture_app(system), { retries = 0 }, extra))
 end
 
 local function perm_of(app_fixture)

@@ -13,8 +13,7 @@ describe("wecom.parallel against the emulator", function()
     end
 
     local function fresh_app()
-        local app = wecom.new { corpid = fixture.upstream.corpid, secret = app_def.secret,
-            agentid = app_def.agentid, base_url = env.base_url, ca_file = env.ca_file, backoff = 0.01 }
+        local app = wecom.new(emu.app_options(env, fixture, app_def, { backoff = 0.01 }))
         app.store:delete(app.token_key)
         return app
     end

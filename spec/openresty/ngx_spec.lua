@@ -86,11 +86,7 @@ describe("inside nginx", function()
     setup(function()
         emu = emulator.new {}
         fx = emu:fixture()
-        for _, a in ipairs(fx.upstream.apps) do
-            if a.system then
-                app = a
-            end
-        end
+        app = emulator.fixture_app(fx, true)
         local conf = CONF:gsub("%${emu_dir}", emu.dir)
         site = nginx.start {
             conf = conf,

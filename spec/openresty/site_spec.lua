@@ -9,11 +9,7 @@ local nginx = require "helpers.nginx"
 local callback = require "wecom.callback"
 
 local function system_app(fx)
-    for _, app in ipairs(fx.upstream.apps) do
-        if app.system then
-            return app
-        end
-    end
+    return emulator.fixture_app(fx, true)
 end
 
 -- the settings the example reads from its environment
@@ -231,12 +227,7 @@ describe("examples/openresty/nginx.conf", function()
         end)
 
         it("refuses a push signed with another app's token (403) and logs it at warn", function()
-            local other
-            for _, a in ipairs(fx.upstream.apps) do
-                if not a.system then
-                    other = a
-                end
-            end
+            local other = emulator.fixture_app(fx, false)
             local answer = emu:push { url = site:url("/wecom/callback"), agentid = other.agentid,
                 event = "share_chain_change", attempts = 1 }
             assert.equal(403, answer.status)

@@ -151,7 +151,19 @@ local function cosocket_roundtrip(sock, ...)
     end
 end
 
+-- Like the blocking path: after a failed connect, calls fail fast until
+-- reconnect_delay has passed (no connect timeout, and no error line from
+-- nginx, per call while Redis is away).
+local function cosocket_down(self, err)
+    self.down_until = core.monotonic() + self.reconnect_delay
+    self.down_err = err
+    return nil, err, "io"
+end
+
 local function cosocket_command(self, ...)
+    if self.down_until and core.monotonic() < self.down_until then
+        return nil, self.down_err, "io"
+    end
     local sock = ngx.socket.tcp()
     sock:settimeouts(self.timeout_ms, self.timeout_ms, self.timeout_ms)
     local ok, err
@@ -161,8 +173,9 @@ local function cosocket_command(self, ...)
         ok, err = sock:connect(self.host, self.port, { pool = self.pool })
     end
     if not ok then
-        return nil, "redis " .. self.where .. ": " .. tostring(err), "io"
+        return cosocket_down(self, "redis " .. self.where .. ": " .. tostring(err))
     end
+    self.down_until, self.down_err = nil, nil
     if sock:getreusedtimes() == 0 then
         local setup = {}
         if self.password then setup[#setup + 1] = { "AUTH", self.password } end
@@ -174,7 +187,7 @@ local function cosocket_command(self, ...)
                 if marker == "redis" then
                     serr = cmd[1] .. " failed: " .. tostring(serr)
                 end
-                return nil, "redis " .. self.where .. ": " .. tostring(serr), "io"
+                return cosocket_down(self, "redis " .. self.where .. ": " .. tostring(serr))
             end
         end
     end

@@ -1,0 +1,344 @@
+-- wecom.store.redis inside a real nginx (2 workers): the cosocket path
+-- (core.redis_format bytes over ngx.socket.tcp, replies parsed by
+-- core.redis_reader) against a private redis-server with a password, a
+-- db other than 0 and a prefix; the app calls the emulator over HTTPS.
+-- spec/openresty/redis_site.lua is the nginx side.
+
+local cjson = require "cjson"
+local emulator = require "helpers.emulator"
+local nginx = require "helpers.nginx"
+local redis = require "helpers.redis"
+
+local core = require "wecom.core"
+local common = require "wecom.store.common"
+local token = require "wecom.token"
+
+local DB = 2
+local PREFIX = "spec:ngx:"
+local GETTOKEN = "/cgi-bin/gettoken"
+local CHAIN_LIST = "/cgi-bin/corpgroup/corp/get_chain_list"
+
+local CONF = [[
+${modules}
+${user}
+worker_processes 2;
+pid logs/nginx.pid;
+error_log logs/error.log warn;
+
+env SPEC_BASE_URL;
+env SPEC_CORPID;
+env SPEC_SECRET;
+env SPEC_AGENTID;
+env SPEC_REDIS_PORT;
+env SPEC_REDIS_PASSWORD;
+env SPEC_REDIS_DB;
+env SPEC_REDIS_PREFIX;
+
+events {
+    worker_connections 1024;
+}
+
+http {
+    access_log off;
+    client_body_temp_path tmp/client_body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+
+    lua_package_path '${root}/spec/openresty/?.lua;${lua_path}';
+    lua_package_cpath '${lua_cpath}';
+    lua_ssl_trusted_certificate ${emu_dir}/trusted.pem;
+    lua_ssl_verify_depth 4;
+
+    init_by_lua_block {
+        require("redis_site").init()
+    }
+
+    server {
+        listen 127.0.0.1:${port};
+        location = /chains {
+            content_by_lua_block {
+                require("redis_site").chains()
+            }
+        }
+        location = /store_reads {
+            content_by_lua_block {
+                require("redis_site").store_reads()
+            }
+        }
+        location = /pause_probe {
+            content_by_lua_block {
+                require("redis_site").pause_probe()
+            }
+        }
+    }
+}
+]]
+
+describe("wecom.store.redis inside nginx", function()
+    local emu, fx, app, srv, base_url, token_key
+    local password = "spec-" .. core.nonce(24)
+
+    local function calls(path)
+        return emu:stats()[path] or 0
+    end
+
+    local function start_site(redis_password)
+        return nginx.start {
+            conf = (CONF:gsub("%${emu_dir}", emu.dir)),
+            env = {
+                -- a host name: nginx verifies certificates by DNS name
+                SPEC_BASE_URL = base_url,
+                SPEC_CORPID = fx.upstream.corpid,
+                SPEC_SECRET = app.secret,
+                SPEC_AGENTID = tostring(app.agentid),
+                SPEC_REDIS_PORT = tostring(srv.port),
+                SPEC_REDIS_PASSWORD = redis_password,
+                SPEC_REDIS_DB = tostring(DB),
+                SPEC_REDIS_PREFIX = PREFIX,
+            },
+        }
+    end
+
+    local function redis_db(db)
+        return assert(srv:connect { db = db })
+    end
+
+    -- error.log lines at [error] or worse, less those matching an allowed pattern
+    local function unexpected_errors(site, allowed)
+        local lines = {}
+        for _, line in ipairs(site:error_lines()) do
+            if not (allowed and line:find(allowed)) then
+                lines[#lines + 1] = line
+            end
+        end
+        return lines
+    end
+
+    -- the [warn] lines that report the store's failure
+    local function store_warnings(site)
+        local lines = {}
+        for line in site:log():gmatch("[^\n]+") do
+            if line:find("[warn]", 1, true) and line:find("token store failed", 1, true) then
+                lines[#lines + 1] = line
+            end
+        end
+        return lines
+    end
+
+    local function assert_all_ok(results, n)
+        assert.equal(n, #results)
+        for i = 1, n do
+            assert.equal(200, results[i].status, results[i].body)
+            assert.is_true(cjson.decode(results[i].body).count > 0)
+        end
+    end
+
+    local function assert_no_secrets(site, ...)
+        local log = site:log()
+        for _, secret in ipairs { app.secret, password, ... } do
+            assert.is_nil(log:find(secret, 1, true), "a password or secret is in error.log")
+        end
+    end
+
+    setup(function()
+        emu = emulator.new {}
+        fx = emu:fixture()
+        app = emulator.fixture_app(fx, true)
+        base_url = "https://localhost:" .. emu.port
+        token_key = PREFIX .. token.app_key(fx.upstream.corpid, app.agentid, app.secret, base_url)
+        srv = redis.start { password = password }
+    end)
+
+    teardown(function()
+        if srv then
+            srv:destroy()
+        end
+        if emu then
+            emu:stop()
+        end
+    end)
+
+    before_each(function()
+        emu:reset()
+        if srv.pid then
+            local conn = redis_db(0)
+            assert.equal("OK", conn:command("FLUSHALL"))
+            conn:close()
+        end
+    end)
+
+    describe("with Redis up", function()
+        local site
+
+        setup(function()
+            site = start_site(password)
+        end)
+
+        teardown(function()
+            site:stop()
+        end)
+
+        it("serves 200 concurrent requests with a cold token: one gettoken, the token in Redis", function()
+            local conn = redis_db(DB)
+            local function connections()
+                return tonumber(conn:command("INFO", "stats"):match("total_connections_received:(%d+)"))
+            end
+            local connections_before = connections()
+
+            assert_all_ok(site:parallel_get("/chains", 200), 200)
+            assert.equal(1, calls(GETTOKEN))
+            assert.equal(200, calls(CHAIN_LIST))
+
+            -- A blocking connection is one per worker (2 here); cosockets
+            -- open as many as there are requests waiting on Redis at once.
+            local opened = connections() - connections_before
+            assert.is_true(opened > 2, "nginx opened " .. opened .. " Redis connections")
+
+            -- under the prefix, in db DB, with Redis' own expiry
+            assert.same({ token_key }, conn:command("KEYS", "*"))
+            local expires_at, value = common.split_record(conn:command("GET", token_key))
+            assert.is_true(expires_at > core.now() + 3600)
+            local pttl = conn:command("PTTL", token_key)
+            assert.is_true(pttl > 3600 * 1000 and pttl <= 7200 * 1000, "PTTL " .. pttl)
+            -- and it is the token the app used: the emulator accepts it
+            -- (compared by use, so the value is never printed)
+            local _, data = emu:api("GET", CHAIN_LIST, value)
+            assert.equal(0, data.errcode)
+            conn:close()
+
+            local db0 = redis_db(0)
+            assert.equal(0, db0:command("DBSIZE"))
+            db0:close()
+            assert.same({}, unexpected_errors(site))
+            assert.same({}, store_warnings(site))
+            assert_no_secrets(site)
+        end)
+
+        it("yields to nginx while Redis holds the reply (the cosocket path, not the blocking one)", function()
+            local conn = redis_db(DB)
+            local expires_at = core.now() + 60
+            assert.equal("OK", conn:command("SET", PREFIX .. "pause-probe",
+                common.record(expires_at, "probe-value"), "EX", 60))
+            conn:close()
+
+            local status, body = site:request("GET", "/pause_probe?key=pause-probe&ms=300")
+            assert.equal(200, status, body)
+            local probe = cjson.decode(body)
+            assert.equal("probe-value", probe.value)
+            assert.is_nil(probe.err)
+            -- the read really waited for the pause to end ...
+            assert.is_true(probe.waited >= 0.25, "the read took " .. probe.waited .. " s")
+            -- ... and the worker ran another light thread meanwhile: a
+            -- blocking hiredis call would leave it at 0
+            assert.is_true(probe.ticks_while_reading > 0,
+                "no tick in " .. probe.waited .. " s of waiting on Redis")
+            assert.same({}, unexpected_errors(site))
+        end)
+    end)
+
+    describe("with Redis stopped while nginx runs", function()
+        local site
+
+        setup(function()
+            site = start_site(password)
+        end)
+
+        teardown(function()
+            site:stop()
+            if not srv.pid then
+                srv:launch()
+            end
+        end)
+
+        it("answers from the in-process cache, warns without the password, and uses Redis again once back", function()
+            assert.equal(200, (site:request("GET", "/chains")))
+            local conn = redis_db(DB)
+            assert.equal(1, conn:command("EXISTS", token_key))
+            conn:close()
+            assert.equal(1, calls(GETTOKEN))
+
+            srv:stop()
+            assert_all_ok(site:parallel_get("/chains", 40), 40)
+            -- one fetch per worker at most, then each worker's memory cache
+            local fetched = calls(GETTOKEN) - 1
+            assert.is_true(fetched >= 1 and fetched <= 2, fetched .. " gettokens while Redis was down")
+
+            local warnings = store_warnings(site)
+            assert.is_true(#warnings >= 1 and #warnings <= 2, #warnings .. " store warnings")
+            for _, line in ipairs(warnings) do
+                assert.truthy(line:find("redis 127.0.0.1:" .. srv.port, 1, true), line)
+            end
+            assert_no_secrets(site)
+
+            -- Regression: the cosocket path connected on every call while
+            -- Redis was away (nginx logging an [error] line each time); like
+            -- the blocking path it now waits reconnect_delay (0.2 s) between
+            -- tries, so 10 reads in a row cost at most one connect.
+            local status, body = site:request("GET", "/store_reads?key=absent&n=10")
+            assert.equal(200, status, body)
+            local errs = cjson.decode(body).errors
+            assert.equal(10, #errs)
+            for _, err in ipairs(errs) do
+                assert.truthy(err:find("redis 127.0.0.1:" .. srv.port, 1, true), err)
+            end
+            local refused = 0
+            for _, line in ipairs(site:error_lines()) do
+                if line:find("GET /store_reads?", 1, true) then
+                    refused = refused + 1
+                end
+            end
+            assert.is_true(refused <= 1, refused .. " connects for 10 reads")
+
+            -- nginx itself logs the refused connects (lua_socket_log_errors); nothing else
+            assert.same({}, unexpected_errors(site,
+                "connect%(%) failed %(111: Connection refused%), client: 127%.0%.0%.1, .*\"GET /[%w_]+[? ]"))
+
+            assert.is_true(srv:launch(), "redis-server did not come back on port " .. srv.port)
+            -- past reconnect_delay: the workers try Redis again
+            os.execute("sleep 0.3")
+            local before = calls(GETTOKEN)
+            assert.equal(200, (site:request("GET", "/chains")))
+            -- the restarted Redis is empty: the token is fetched once and stored there again
+            assert.equal(before + 1, calls(GETTOKEN))
+            conn = redis_db(DB)
+            assert.equal(1, conn:command("EXISTS", token_key))
+            conn:close()
+            assert.equal(200, (site:request("GET", "/chains")))
+            assert.equal(before + 1, calls(GETTOKEN))
+        end)
+    end)
+
+    describe("with a wrong Redis password", function()
+        local site
+        local wrong = "wrong-" .. core.nonce(24)
+
+        setup(function()
+            site = start_site(wrong)
+        end)
+
+        teardown(function()
+            site:stop()
+        end)
+
+        it("serves requests, warns of the failed AUTH without either password", function()
+            assert_all_ok(site:parallel_get("/chains", 40), 40)
+            local fetched = calls(GETTOKEN)
+            assert.is_true(fetched >= 1 and fetched <= 2, fetched .. " gettokens")
+
+            local warnings = store_warnings(site)
+            assert.is_true(#warnings >= 1 and #warnings <= 2, #warnings .. " store warnings")
+            for _, line in ipairs(warnings) do
+                assert.truthy(line:find("redis 127.0.0.1:" .. srv.port .. ": AUTH failed", 1, true), line)
+                assert.truthy(line:find("WRONGPASS", 1, true), line)
+            end
+            assert_no_secrets(site, wrong)
+            assert.same({}, unexpected_errors(site))
+
+            local conn = redis_db(DB)
+            assert.equal(0, conn:command("DBSIZE"))
+            conn:close()
+        end)
+    end)
+end)

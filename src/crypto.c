@@ -98,6 +98,31 @@ static size_t b64_decoded_max(size_t n)
 }
 
 /*
+ * The decoder's main loop looks each character up in one of four tables
+ * that hold its six bits already shifted to where they land in the three
+ * output bytes (byte k of the output in bits 8k..8k+7), or B64_BAD for
+ * anything outside the alphabet ('=' included), so a quantum is four
+ * loads and three ORs.  The tables are constant expressions of the byte.
+ */
+#define B64V(c)                                                               \
+    ((c) >= 'A' && (c) <= 'Z' ? (c) - 'A' : (c) >= 'a' && (c) <= 'z' ? (c) - 'a' + 26     \
+     : (c) >= '0' && (c) <= '9' ? (c) - '0' + 52 : (c) == '+' ? 62 : (c) == '/' ? 63 : 64)
+#define B64_BAD 0x01000000u
+#define B64_D0(c) (B64V(c) < 64 ? (uint32_t)B64V(c) << 2 : B64_BAD)
+#define B64_D1(c) (B64V(c) < 64 ? (uint32_t)B64V(c) >> 4 | ((uint32_t)B64V(c) & 15) << 12 : B64_BAD)
+#define B64_D2(c) (B64V(c) < 64 ? ((uint32_t)B64V(c) >> 2) << 8 | ((uint32_t)B64V(c) & 3) << 22 : B64_BAD)
+#define B64_D3(c) (B64V(c) < 64 ? (uint32_t)B64V(c) << 16 : B64_BAD)
+#define B64_R4(M, i)   M(i), M(i + 1), M(i + 2), M(i + 3)
+#define B64_R16(M, i)  B64_R4(M, i), B64_R4(M, i + 4), B64_R4(M, i + 8), B64_R4(M, i + 12)
+#define B64_R64(M, i)  B64_R16(M, i), B64_R16(M, i + 16), B64_R16(M, i + 32), B64_R16(M, i + 48)
+#define B64_R256(M)    B64_R64(M, 0), B64_R64(M, 64), B64_R64(M, 128), B64_R64(M, 192)
+
+static const uint32_t b64_d0[256] = { B64_R256(B64_D0) };
+static const uint32_t b64_d1[256] = { B64_R256(B64_D1) };
+static const uint32_t b64_d2[256] = { B64_R256(B64_D2) };
+static const uint32_t b64_d3[256] = { B64_R256(B64_D3) };
+
+/*
  * Strict decoder: length a multiple of 4, '=' only as the last one or two
  * characters, nothing outside the alphabet.  Returns the decoded length or
  * (size_t)-1.  The unused low bits of the last quantum are not checked:
@@ -115,20 +140,17 @@ static size_t b64_decode(const char *in, size_t n, unsigned char *out)
         return 0;
     full = n - 4;   /* the last quantum may carry padding */
     {
-        /* One check at the end instead of a branch per quantum: a value
-         * of 64 ('=') or 255 anywhere leaves a bit >= 64 in `bad`. */
-        unsigned bad = 0;
+        /* One check at the end instead of a branch per quantum. */
+        uint32_t bad = 0;
         for (i = 0; i < full; i += 4) {
-            unsigned a = b64_value[s[i]], b = b64_value[s[i + 1]],
-                     c = b64_value[s[i + 2]], d = b64_value[s[i + 3]];
-            uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | d;
-            bad |= a | b | c | d;
-            p[0] = (unsigned char)(v >> 16);
+            uint32_t v = b64_d0[s[i]] | b64_d1[s[i + 1]] | b64_d2[s[i + 2]] | b64_d3[s[i + 3]];
+            bad |= v;
+            p[0] = (unsigned char)v;
             p[1] = (unsigned char)(v >> 8);
-            p[2] = (unsigned char)v;
+            p[2] = (unsigned char)(v >> 16);
             p += 3;
         }
-        if (bad >= 64)
+        if (bad & B64_BAD)
             return (size_t)-1;
     }
     {

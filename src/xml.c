@@ -373,6 +373,33 @@ static bytes skip_space(bytes p, bytes end)
     return p;
 }
 
+/*
+ * skip_plain(p, end, a, b, c): the first byte from p that is not printable
+ * ASCII or is one of a, b, c, as far as a whole 16- (SSE2, every x86-64)
+ * or 8-byte block (SWAR) shows it; fewer than 8 bytes before end are left
+ * to the caller, and so are tab and newline, which stop the skip.
+ */
+#if defined(__SSE2__) && !defined(WECOM_XML_NO_SIMD)
+#include <emmintrin.h>
+
+static bytes skip_plain(bytes p, bytes end, char a, char b, char c)
+{
+    /* as signed bytes, everything >= 0x80 and every control is below 0x20 */
+    const __m128i low = _mm_set1_epi8(0x20), ma = _mm_set1_epi8(a),
+                  mb = _mm_set1_epi8(b), mc = _mm_set1_epi8(c);
+
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, low), _mm_cmpeq_epi8(v, ma)),
+                                   _mm_or_si128(_mm_cmpeq_epi8(v, mb), _mm_cmpeq_epi8(v, mc)));
+        int mask = _mm_movemask_epi8(hit);
+        if (mask != 0)
+            return p + __builtin_ctz((unsigned)mask);
+        p += 16;
+    }
+    return p;
+}
+#else
 /* Eight bytes at a time (SWAR): nonzero when a byte of w is >= 0x80, below
  * 0x20, or equal to one of the markup bytes the caller tests for. */
 #define ONES            UINT64_C(0x0101010101010101)
@@ -387,36 +414,18 @@ static uint64_t load8(bytes p)
     return w;
 }
 
-#ifdef __SSE2__
-/* Sixteen bytes at a time where SSE2 is there (every x86-64): as signed
- * bytes, everything >= 0x80 and every control character is below 0x20. */
-#include <emmintrin.h>
-
-static bytes skip_plain16(bytes p, bytes end, char markup1, char markup2, char markup3)
+static bytes skip_plain(bytes p, bytes end, char a, char b, char c)
 {
-    const __m128i low = _mm_set1_epi8(0x20), m1 = _mm_set1_epi8(markup1),
-                  m2 = _mm_set1_epi8(markup2), m3 = _mm_set1_epi8(markup3);
-
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, low), _mm_cmpeq_epi8(v, m1)),
-                                   _mm_or_si128(_mm_cmpeq_epi8(v, m2), _mm_cmpeq_epi8(v, m3)));
-        if (_mm_movemask_epi8(hit) != 0)
+    while (end - p >= 8) {
+        uint64_t w = load8(p);
+        if ((w & HIGHS) | HAS_BELOW(w, 0x20) | HAS_BYTE(w, (unsigned char)a)
+            | HAS_BYTE(w, (unsigned char)b) | HAS_BYTE(w, (unsigned char)c))
             break;
-        p += 16;
+        p += 8;
     }
     return p;
 }
-#define SKIP_TEXT(p, end)  ((p) = skip_plain16((p), (end), '<', '&', '>'))
-#define SKIP_CDATA(p, end) ((p) = skip_plain16((p), (end), ']', ']', ']'))
-#else
-#define SKIP_TEXT(p, end)  ((void)0)
-#define SKIP_CDATA(p, end) ((void)0)
 #endif
-
-/* Runs of plain bytes are short between tags (a newline) and long in
- * CDATA (base64, message text): bytes are looked at one by one first, and
- * only after 16 plain ones does the scan go on 16 or 8 at a time. */
 
 /* Character data from p: the '<' that ends it, end, or NULL to give up. */
 static bytes scan_text(bytes p, bytes end)
@@ -424,29 +433,28 @@ static bytes scan_text(bytes p, bytes end)
     size_t n;
 
     while (p < end) {
-        bytes stop = end - p > 16 ? p + 16 : end;
-
-        while (p < stop && byte_class[*p] == B_PLAIN)
+        p = skip_plain(p, end, '<', '&', '>');
+        if (p == end)
+            break;
+        switch (byte_class[*p]) {
+        case B_PLAIN:           /* tab, newline, or a byte near the end */
             p++;
-        if (p == stop && p < end) {
-            SKIP_TEXT(p, end);
-            while (end - p >= 8) {
-                uint64_t w = load8(p);
-                if ((w & HIGHS) | HAS_BELOW(w, 0x20) | HAS_BYTE(w, '<') | HAS_BYTE(w, '&')
-                    | HAS_BYTE(w, '>'))
-                    break;
-                p += 8;
-            }
-            continue;
-        }
-        if (p == end || *p == '<')
-            return p;
-        if (*p == ']')
+            break;
+        case B_MARKUP:
+            if (*p == '<')
+                return p;
+            if (*p != ']')
+                return NULL;    /* '&', '>' */
             p++;
-        else if (byte_class[*p] == B_UTF8 && (n = utf8_char(p, end)) != 0)
+            break;
+        case B_UTF8:
+            if ((n = utf8_char(p, end)) == 0)
+                return NULL;
             p += n;
-        else
-            return NULL;    /* '&', '>', a control character, bad UTF-8 */
+            break;
+        default:
+            return NULL;        /* a control character, a stray byte */
+        }
     }
     return p;
 }
@@ -457,29 +465,24 @@ static bytes scan_cdata(bytes p, bytes end)
     size_t n;
 
     while (p < end) {
-        bytes stop = end - p > 16 ? p + 16 : end;
-
-        while (p < stop && byte_class[*p] == B_PLAIN)
-            p++;
-        if (p == stop && p < end) {
-            SKIP_CDATA(p, end);
-            while (end - p >= 8) {
-                uint64_t w = load8(p);
-                if ((w & HIGHS) | HAS_BELOW(w, 0x20) | HAS_BYTE(w, ']'))
-                    break;
-                p += 8;
-            }
-            continue;
-        }
+        p = skip_plain(p, end, ']', ']', ']');
         if (p == end)
             break;
-        if (byte_class[*p] == B_MARKUP) {
+        switch (byte_class[*p]) {
+        case B_PLAIN:
+            p++;
+            break;
+        case B_MARKUP:
             if (*p == ']' && end - p >= 3 && p[1] == ']' && p[2] == '>')
                 return p;
             p++;
-        } else if (byte_class[*p] == B_UTF8 && (n = utf8_char(p, end)) != 0) {
+            break;
+        case B_UTF8:
+            if ((n = utf8_char(p, end)) == 0)
+                return NULL;
             p += n;
-        } else {
+            break;
+        default:
             return NULL;
         }
     }

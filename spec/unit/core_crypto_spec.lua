@@ -558,6 +558,37 @@ describe("wecom.core crypto", function()
       assert.has_error(function() core.base64_encode(nil) end)
       assert.has_error(function() core.base64_decode({}) end)
     end)
+
+    -- A plain reference decoder for the check below.
+    local ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    local function reference_decode(s)
+      local out = {}
+      for q = 1, #s, 4 do
+        local v = 0
+        for k = q, q + 3 do
+          v = v * 64 + (ALPHABET:find(s:sub(k, k), 1, true) - 1)
+        end
+        out[#out + 1] = char(math.floor(v / 65536) % 256, math.floor(v / 256) % 256, v % 256)
+      end
+      return table.concat(out)
+    end
+
+    it("takes exactly the alphabet at every position (and '=' only as padding)", function()
+      local base = "QUJDREVGR0hJSktM"    -- "ABCDEFGHIJKL"
+      for pos = 1, #base do
+        for b = 0, 255 do
+          local s = sub(base, 1, pos - 1) .. char(b) .. sub(base, pos + 1)
+          local r = core.base64_decode(s)
+          if b == 61 and pos >= 15 then   -- '=': padding, checked above
+            assert.is_string(r, s)
+          elseif ALPHABET:find(char(b), 1, true) then
+            assert.equal(reference_decode(s), r, s)
+          else
+            assert.is_nil(r, s)
+          end
+        end
+      end
+    end)
   end)
 
 

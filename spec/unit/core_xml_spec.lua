@@ -554,4 +554,131 @@ describe("wecom.core xml_decode", function()
       assert.same({ {}, "x" }, { decode("<x/>", { parser = "auto" }) })
     end)
   end)
+
+  describe("callback_open", function()
+    -- core.callback_open(crypter, msg_signature, timestamp, nonce, body):
+    -- wecom.callback's decrypt of an XML envelope in one call.
+    local callback = require "wecom.callback"
+
+    local TOKEN, AES_KEY, RID = "tok3n", "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR", "wwCORP"
+    local c = assert(core.crypter(TOKEN, AES_KEY))
+    local open = core.callback_open
+
+    local function sealed(msg, rid, wrap)
+      local enc = assert(c:encrypt(msg, rid or RID))
+      local ts, nonce = "1700000000", "424242"
+      local body = (wrap or "<xml><ToUserName><![CDATA[wwCORP]]></ToUserName><Encrypt><![CDATA[%s]]></Encrypt>"
+        .. "<AgentID><![CDATA[1]]></AgentID></xml>"):format(enc)
+      return c:signature(ts, nonce, enc), ts, nonce, body, enc
+    end
+
+    it("verifies, decrypts and decodes in one call", function()
+      local sig, ts, nonce, body = sealed(V1_PLAIN)
+      local msg, rid, event, err = open(c, sig, ts, nonce, body)
+      assert.equal(V1_PLAIN, msg)
+      assert.equal(RID, rid)
+      assert.same(decode(V1_PLAIN), event)
+      assert.is_nil(err)
+    end)
+
+    it("takes an envelope only expat parses, and a plaintext only expat parses", function()
+      local plain = "<xml a='1'><Content>&lt;b&gt;</Content><!-- c --></xml>"
+      local sig, ts, nonce, body = sealed(plain, RID,
+        "<?xml version='1.0' encoding='ISO-8859-1'?>\n<xml lang='x'><!-- e --><Encrypt>%s</Encrypt></xml>")
+      local msg, rid, event = open(c, sig, ts, nonce, body)
+      assert.equal(plain, msg)
+      assert.equal(RID, rid)
+      assert.same({ Content = "<b>" }, event)
+    end)
+
+    it("gives the plaintext's XML error as xml_decode does", function()
+      local sig, ts, nonce, body = sealed("<xml><a></xml>")
+      local msg, rid, event, err = open(c, sig, ts, nonce, body)
+      assert.equal("<xml><a></xml>", msg)
+      assert.equal(RID, rid)
+      assert.is_nil(event)
+      assert.equal(select(2, decode("<xml><a></xml>")), err)
+    end)
+
+    it("leaves a plaintext that does not start with '<' to the caller", function()
+      local sig, ts, nonce, body = sealed('{"msgtype":"text"}')
+      assert.same({ '{"msgtype":"text"}', RID }, { open(c, sig, ts, nonce, body) })
+      sig, ts, nonce, body = sealed(" <xml/>")
+      assert.same({ " <xml/>", RID }, { open(c, sig, ts, nonce, body) })
+    end)
+
+    it("answers as crypter:open for a bad signature or ciphertext", function()
+      local sig, ts, nonce, body, enc = sealed(V1_PLAIN)
+      local bad_sig = (sig:sub(1, 1) == "0" and "1" or "0") .. sig:sub(2)
+      assert.same({ c:open(bad_sig, ts, nonce, enc) }, { open(c, bad_sig, ts, nonce, body) })
+      assert.equal(-40001, select(2, open(c, bad_sig, ts, nonce, body)))
+      local cut = enc:sub(1, 42)     -- not whole base64 quanta
+      local cut_body = body:gsub(enc:gsub("%p", "%%%0"), cut)
+      local cut_sig = c:signature(ts, nonce, cut)
+      assert.same({ c:open(cut_sig, ts, nonce, cut) }, { open(c, cut_sig, ts, nonce, cut_body) })
+      assert.equal(-40010, select(2, open(c, cut_sig, ts, nonce, cut_body)))
+    end)
+
+    it("answers false for anything but a plain XML envelope with one Encrypt", function()
+      local sig, ts, nonce, body, enc = sealed(V1_PLAIN)
+      local others = {
+        "", "{\"encrypt\":\"" .. enc .. "\"}", body:sub(1, -3), "<xml><ToUserName>x</ToUserName></xml>",
+        "<xml><Encrypt></Encrypt></xml>", "<xml><Encrypt><a>" .. enc .. "</a></Encrypt></xml>",
+        "<xml><Encrypt>" .. enc .. "</Encrypt><Encrypt>" .. enc .. "</Encrypt></xml>",
+        "<xml><Encrypt>" .. enc .. "</Encrypt>" .. rep("<p>", 40) .. rep("</p>", 40) .. "</xml>",
+        "<!DOCTYPE x><xml><Encrypt>" .. enc .. "</Encrypt></xml>",
+        "<xml><Encrypt>" .. enc .. "</Encrypt><big>" .. rep("a", 1024 * 1024) .. "</big></xml>",
+      }
+      for _, other in ipairs(others) do
+        assert.is_false(open(c, sig, ts, nonce, other), other:sub(1, 60))
+      end
+      assert.is_false(open(c, 1, ts, nonce, body))
+      assert.is_false(open(c, sig, ts, nil, body))
+      assert.is_false(open(c, sig, ts, nonce, nil))
+    end)
+
+    it("raises for a crypter that is not one or is closed", function()
+      local sig, ts, nonce, body = sealed(V1_PLAIN)
+      assert.has_error(function() open({}, sig, ts, nonce, body) end)
+      local closed = assert(core.crypter(TOKEN, AES_KEY))
+      closed:close()
+      assert.has_error(function() open(closed, sig, ts, nonce, body) end, "attempt to use a closed crypter")
+    end)
+
+    it("lets cb:decrypt answer exactly as its general path does", function()
+      -- A query string takes cb:decrypt's general path (parse, then every
+      -- check in order); a table with the three strings its one-call path.
+      local cb = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = RID }
+      local listed = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = { "wwOTHER", RID } }
+      local function outcome(obj, query, body)
+        local event, err = obj:decrypt(query, body)
+        if event then
+          return event
+        end
+        return { kind = err.kind, code = err.code, errmsg = err.errmsg }
+      end
+      local plains = { V1_PLAIN, BATCH_JOB, "<xml><a></xml>", "{\"MsgType\":\"text\"}", "<xml><Event/></xml>",
+                       "<r><AgentID>0x10</AgentID><CreateTime> 12 </CreateTime><Event><x/></Event></r>" }
+      local count = 0
+      for _, plain in ipairs(plains) do
+        for _, rid in ipairs({ RID, "wwOTHER", "" }) do
+          local sig, ts, nonce, body, enc = sealed(plain, rid)
+          local bodies = { body, body:gsub("%[CDATA%[ww", "[CDATA[xx", 1), " \n" .. body,
+                           "<xml><Encrypt>" .. enc .. "</Encrypt><Encrypt>x</Encrypt></xml>",
+                           "<xml><Encrypt a='1'>" .. enc .. "</Encrypt></xml>",
+                           body:gsub("Encrypt", "Encrypted"), "" }
+          for _, b in ipairs(bodies) do
+            for _, s in ipairs({ sig, sig:upper(), "" }) do
+              local query = { msg_signature = s, timestamp = ts, nonce = nonce }
+              for _, obj in ipairs({ cb, listed }) do
+                assert.same(outcome(obj, callback.build_query(query), b), outcome(obj, query, b))
+                count = count + 1
+              end
+            end
+          end
+        end
+      end
+      assert.equal(#plains * 3 * 7 * 3 * 2, count)
+    end)
+  end)
 end)

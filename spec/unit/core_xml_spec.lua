@@ -520,7 +520,7 @@ describe("wecom.core xml_decode", function()
     end)
 
     it("decodes random documents of the subset exactly as expat does", function()
-      for i = 1, 1000 do
+      for i = 1, 600 do
         seed = i
         local doc = document()
         local fast, ok = same_result(doc)
@@ -531,7 +531,7 @@ describe("wecom.core xml_decode", function()
 
     it("agrees with expat on random documents outside the subset and malformed ones", function()
       local counts = { fast = 0, expat_only = 0, refused = 0 }
-      for i = 1, 4000 do
+      for i = 1, 2000 do
         seed = 100000 + i
         local doc = document()
         for _ = 1, rand(4) == 0 and 2 or 1 do
@@ -543,9 +543,9 @@ describe("wecom.core xml_decode", function()
         counts[key] = counts[key] + 1
       end
       -- the mutations reach all three outcomes, so each comparison ran often
-      assert.is_true(counts.fast > 100, "fast " .. counts.fast)
-      assert.is_true(counts.expat_only > 300, "expat only " .. counts.expat_only)
-      assert.is_true(counts.refused > 1000, "refused " .. counts.refused)
+      assert.is_true(counts.fast > 50, "fast " .. counts.fast)
+      assert.is_true(counts.expat_only > 150, "expat only " .. counts.expat_only)
+      assert.is_true(counts.refused > 500, "refused " .. counts.refused)
     end)
 
     it("checks the parser option", function()

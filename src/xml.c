@@ -25,7 +25,11 @@
  * - The parser and both buffers are kept in a per-state userdata (an
  *   upvalue of xml_decode) and reused, so a typical callback costs no
  *   malloc in C.  If a finalizer re-enters xml_decode while the scratch is
- *   in use, or a memory error left it marked busy, a fresh one replaces it.
+ *   in use, or a memory error left it marked busy, a fresh one replaces it;
+ *   the one in use stays anchored on the stack until its call is done.
+ * - core.callback_open (at the end) is wecom.callback's decrypt of an XML
+ *   envelope in one call: envelope tree, Encrypt text straight into
+ *   crypto.c's verify + decrypt, plaintext tree, event table.
  * - No DTD at all: a DOCTYPE stops the parser, so there are no entity
  *   declarations, no entity expansion (billion laughs) and no external
  *   entities.  Attributes, comments and processing instructions are ignored.

@@ -637,6 +637,31 @@ describe("wecom.core xml_decode", function()
       assert.is_false(open(c, sig, ts, nonce, nil))
     end)
 
+    it("can be called from a finalizer while another call is under way", function()
+      local parts = {}
+      for i = 1, 1500 do
+        parts[i] = "<i>" .. i .. "</i>"
+      end
+      local big = "<x>" .. table.concat(parts) .. "</x>"    -- over the crypter's 8 KiB stack scratch
+      local sig, ts, nonce, body = sealed(big, RID,
+        "<xml a='expat, so Encrypt sits in the scratch buffer'><Encrypt>%s</Encrypt></xml>")
+      local s2, t2, n2, b2 = sealed(V1_PLAIN)
+      local seen
+      local gc = function() seen = select(3, open(c, s2, t2, n2, b2)) end
+      for _ = 1, 20 do
+        setmetatable({}, { __gc = gc })
+        if newproxy then    -- LuaJIT: tables have no __gc, userdata do
+          getmetatable(newproxy(true)).__gc = gc
+        end
+        local msg, rid, event = open(c, sig, ts, nonce, body)
+        assert.equal(big, msg)
+        assert.equal(RID, rid)
+        assert.equal(1500, #event.i)
+      end
+      collectgarbage()
+      assert.same(decode(V1_PLAIN), seen)
+    end)
+
     it("raises for a crypter that is not one or is closed", function()
       local sig, ts, nonce, body = sealed(V1_PLAIN)
       assert.has_error(function() open({}, sig, ts, nonce, body) end)

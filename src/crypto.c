@@ -690,7 +690,6 @@ static int l_crypter_open(lua_State *L)
 /* ===== for core.callback_open (xml.c) ================================== */
 
 /* The open crypter at index idx, or a raised error. */
-struct crypter *wecom_crypter_check(lua_State *L, int idx);
 struct crypter *wecom_crypter_check(lua_State *L, int idx)
 {
     crypter *c = *(crypter **)luaL_checkudata(L, idx, CRYPTER_MT);
@@ -702,9 +701,6 @@ struct crypter *wecom_crypter_check(lua_State *L, int idx)
 /* c:open on strings held in C (the Encrypt of an envelope that was never
  * a Lua string): pushes msg, receive_id (returns 2) or nil, code, message
  * (returns 3). */
-int wecom_crypter_open(lua_State *L, struct crypter *c, const char *sig, size_t sig_len,
-                       const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
-                       const char *enc, size_t enc_len);
 int wecom_crypter_open(lua_State *L, struct crypter *c, const char *sig, size_t sig_len,
                        const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
                        const char *enc, size_t enc_len)

@@ -41,6 +41,15 @@ enum {
     WECOM_GEN_RETURN_XML         = -40011
 };
 
+/* crypto.c, for core.callback_open in xml.c: the open crypter at idx (or a
+ * raised error), and c:open on strings held in C; pushes msg, receive_id
+ * (returns 2) or nil, code, message (returns 3). */
+struct crypter;
+struct crypter *wecom_crypter_check(lua_State *L, int idx);
+int wecom_crypter_open(lua_State *L, struct crypter *c, const char *sig, size_t sig_len,
+                       const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
+                       const char *enc, size_t enc_len);
+
 /* Registration hooks, one per part; module table on top of the stack. */
 void wecom_crypto_open(lua_State *L);
 void wecom_xml_open(lua_State *L);

@@ -907,13 +907,6 @@ static int l_xml_decode(lua_State *L)
 
 /* ===== core.callback_open ============================================== */
 
-/* In crypto.c. */
-struct crypter;
-struct crypter *wecom_crypter_check(lua_State *L, int idx);
-int wecom_crypter_open(lua_State *L, struct crypter *c, const char *sig, size_t sig_len,
-                       const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
-                       const char *enc, size_t enc_len);
-
 /* Fields wecom.callback adds to an event (xml, type, corpid, userid,
  * agentid, time): the table is made big enough for them at once. */
 #define EVENT_EXTRA_FIELDS 6

@@ -17,6 +17,8 @@ LUAJIT_INC := /usr/include/luajit-2.1
 BUILD      ?= build
 CORE_54    := $(BUILD)/lua5.4/wecom/core.so
 CORE_JIT   := $(BUILD)/luajit/wecom/core.so
+CORE_52    := $(BUILD)/lua5.2/wecom/core.so
+CORE_53    := $(BUILD)/lua5.3/wecom/core.so
 CORE_SAN   := $(BUILD)/asan/wecom/core.so
 LUA_SAN    := $(BUILD)/asan/lua_asan
 SANITIZE   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -24,12 +26,13 @@ SANITIZE   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-
 DEB_PACKAGES := lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson \
 	libcurl4-openssl-dev libssl-dev libexpat1-dev lua-busted lua-check \
 	nginx libnginx-mod-http-lua redis-server libhiredis-dev lua-socket curl \
-	openssl ca-certificates valgrind luarocks make gcc
+	openssl ca-certificates valgrind luarocks make gcc \
+	lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev
 
 NODE_DIR  := build/node
 LUA_ENV    = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;'
 
-.PHONY: all deps build test lint spec spec-lua54 spec-luajit check check-asan \
+.PHONY: all deps build test lint spec spec-lua54 spec-luajit spec-compat check check-asan \
 	check-valgrind demo bench clean rock-test node-deps
 
 all: build
@@ -46,6 +49,11 @@ $(CORE_54): $(SRC) $(HDR)
 $(CORE_JIT): $(SRC) $(HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CORE_FLAGS) -I$(LUAJIT_INC) -shared -o $@ $(SRC) $(LIBS)
+
+# Lua 5.2 and 5.3: the unit specs run there too (spec-compat).
+$(BUILD)/lua5.%/wecom/core.so: $(SRC) $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CORE_FLAGS) -I/usr/include/lua5.$* -shared -o $@ $(SRC) $(LIBS)
 
 # The core built with AddressSanitizer + UndefinedBehaviorSanitizer for lua5.4,
 # and an interpreter linked with the same runtime (no LD_PRELOAD, so the
@@ -73,7 +81,13 @@ spec-lua54: build node-deps
 spec-luajit: build node-deps
 	$(LUA_ENV) LUA_CPATH='$(BUILD)/luajit/?.so;;' luajit /usr/bin/busted --run=luajit
 
-spec: spec-lua54 spec-luajit
+# The unit specs on Lua 5.2 and 5.3 (PUC Lua 5.1 is not supported: its
+# coroutines cannot yield across pcall, which wecom.parallel needs).
+spec-compat: $(CORE_52) $(CORE_53) node-deps
+	$(LUA_ENV) LUA_CPATH='$(BUILD)/lua5.2/?.so;;' lua5.2 /usr/bin/busted --run=check -o utfTerminal
+	$(LUA_ENV) LUA_CPATH='$(BUILD)/lua5.3/?.so;;' lua5.3 /usr/bin/busted --run=check -o utfTerminal
+
+spec: spec-lua54 spec-luajit spec-compat
 
 # Sanitizers: the unit specs on lua5.4 with the ASan/UBSan core preloaded,
 # then under valgrind with the normal core.
@@ -85,7 +99,7 @@ check-asan: $(CORE_SAN) $(LUA_SAN) node-deps
 	LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	WECOM_SPEC_LUA=$(abspath $(LUA_SAN)) WECOM_SPEC_CFLAGS='$(SANITIZE)' \
-	$(LUA_SAN) /usr/bin/busted --run=check
+	$(LUA_SAN) /usr/bin/busted --run=asan
 
 check-valgrind: $(CORE_54) node-deps
 	$(LUA_ENV) LUA_CPATH='$(BUILD)/lua5.4/?.so;;' \

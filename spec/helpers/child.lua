@@ -15,7 +15,12 @@ _M.quote = quote
 
 -- make check-asan runs the specs in a sanitized interpreter; children must use
 -- it too (and C test programs must be built with the same sanitizers)
-_M.interpreter = os.getenv("WECOM_SPEC_LUA") or (jit and "luajit" or "lua5.4")
+_M.interpreter = os.getenv("WECOM_SPEC_LUA")
+    or (rawget(_G, "jit") and "luajit" or "lua" .. _VERSION:match("%d+%.%d+"))
+-- headers and library to build a C program against this runtime
+_M.lua_include = rawget(_G, "jit") and "/usr/include/luajit-2.1"
+    or "/usr/include/lua" .. _VERSION:match("%d+%.%d+")
+_M.lua_lib = rawget(_G, "jit") and "-lluajit-5.1" or "-llua" .. _VERSION:match("%d+%.%d+")
 _M.cflags = os.getenv("WECOM_SPEC_CFLAGS") or ""
 
 -- The shell command running script (a file) with args, in this runtime;

@@ -505,7 +505,7 @@ describe("app.chain (emulator)", function()
   describe("examples", function()
     -- runs an example script with this runtime against this emulator
     local function run_example(script, args)
-      local interpreter = rawget(_G, "jit") and "luajit" or "lua5.4"
+      local interpreter = require("helpers.child").interpreter
       local cmd = string.format("WECOM_BASE_URL='%s' WECOM_CA_FILE='%s' LUA_PATH='%s' LUA_CPATH='%s' %s %s %s 2>&1",
         info.base_url, info.ca_file, package.path, package.cpath, interpreter, script, args or "")
       local p = io.popen(cmd)

@@ -204,14 +204,12 @@ describe("the token cache across lua_States", function()
     it("is shared by two states in two threads, and so is the lock", function()
         local core_path = assert(package.searchpath("wecom.core", package.cpath))
         local cpath = core_path:gsub("wecom/core%.so$", "?.so")
-        local inc, lib = "/usr/include/lua5.4", "-llua5.4"
-        if rawget(_G, "jit") then
-            inc, lib = "/usr/include/luajit-2.1", "-lluajit-5.1"
-        end
+        local child = require "helpers.child"
+        local inc, lib = child.lua_include, child.lua_lib
         local exe, out = os.tmpname(), os.tmpname()
         -- the compiler must not run with a sanitizer runtime preloaded
         local compile = ("cc -std=c99 -D_GNU_SOURCE -O1 %s -I%s -o %s spec/unit/token_threads.c %s"
-            .. " -lpthread > %s 2>&1"):format(require("helpers.child").cflags, inc, exe, lib, out)
+            .. " -lpthread > %s 2>&1"):format(child.cflags, inc, exe, lib, out)
         assert(run(compile), "compiling token_threads.c failed: " .. slurp(out))
         local ok = run(("%s '%s' '%s' > %s 2>&1"):format(exe, cpath, fresh_key(), out))
         local output = slurp(out)

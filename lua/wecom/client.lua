@@ -395,7 +395,8 @@ local function check_option(where, opts, name, want, required)
     end
     if not ok then
         local got = type(v) == "string" and v == "" and "empty string" or type(v)
-        fail(where, "option '" .. name .. "' must be a " .. (want == "string" and "non-empty string" or want)
+        local what = want == "string" and "non-empty string" or want
+        fail(where, "option '" .. name .. "' must be " .. (what:find("^[aeiou]") and "an " or "a ") .. what
             .. " (got " .. got .. ")")
     end
 end

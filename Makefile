@@ -89,14 +89,13 @@ spec-compat: $(CORE_52) $(CORE_53) node-deps
 
 spec: spec-lua54 spec-luajit spec-compat
 
-# Sanitizers: the unit specs on lua5.4 with the ASan/UBSan core preloaded,
-# then under valgrind with the normal core.
+# Sanitizers: the unit and integration specs on lua5.4 with the ASan/UBSan
+# core, then the unit specs under valgrind with the normal core.
 check: check-asan check-valgrind
 
 check-asan: $(CORE_SAN) $(LUA_SAN) node-deps
 	$(LUA_ENV) LUA_CPATH='$(BUILD)/asan/?.so;;' \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	WECOM_SPEC_LUA=$(abspath $(LUA_SAN)) WECOM_SPEC_CFLAGS='$(SANITIZE)' \
 	$(LUA_SAN) /usr/bin/busted --run=asan
@@ -104,7 +103,6 @@ check-asan: $(CORE_SAN) $(LUA_SAN) node-deps
 check-valgrind: $(CORE_54) node-deps
 	$(LUA_ENV) LUA_CPATH='$(BUILD)/lua5.4/?.so;;' \
 	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-		--suppressions=.ci/valgrind.supp \
 	lua5.4 /usr/bin/busted --run=check
 
 rock-test: build
@@ -121,7 +119,7 @@ demo: deps build
 	rc=$$?; lua5.4 bin/wecom-emulator stop --dir "$$dir" >/dev/null; rm -rf "$$dir"; exit $$rc
 
 bench: deps build node-deps
-	sh bench/run.sh
+	BUILD=$(BUILD) sh bench/run.sh
 
 clean:
 	rm -rf build

@@ -11,8 +11,9 @@
 --   GET with echostr   the URL check: 200 and the decrypted echo, nothing else
 --                      (no newline), as WeCom requires
 --   POST               verify, decrypt, router:dispatch(event); 200 with
---                        * cb:reply(s), when the handler returned a string s
---                          (a passive reply, encrypted),
+--                        * cb:reply(s), when the handler returned a non-empty
+--                          string s (a passive reply, encrypted); cb:reply_json(s)
+--                          when the request came in the JSON variant,
 --                        * "success" for third-party command events (InfoType),
 --                          which WeCom requires,
 --                        * an empty body otherwise (WeCom needs only the 200)
@@ -29,6 +30,7 @@ local error = error
 local io_open = io.open
 local pairs = pairs
 local pcall = pcall
+local str_find = string.find
 local tostring = tostring
 local type = type
 
@@ -86,6 +88,14 @@ local function read_body()
     return body
 end
 
+-- The JSON variant (reference 8) wants its reply in JSON too.  The
+-- envelope's first byte tells (after blanks and a UTF-8 BOM, as
+-- wecom.callback skips them).
+local function json_envelope(body)
+    return str_find(body, "^[ \t\r\n]*\239\187\191[ \t\r\n]*{") ~= nil
+        or str_find(body, "^[ \t\r\n]*{") ~= nil
+end
+
 local function check_options(opts)
     if type(opts) ~= "table" then
         error("wecom.ngx.callback_handler: options must be a table (got " .. type(opts) .. ")", 3)
@@ -136,7 +146,8 @@ function _M.callback_handler(opts)
             return respond(405, "method not allowed")
         end
 
-        local event, err = cb:decrypt(query, read_body())
+        local body = read_body()
+        local event, err = cb:decrypt(query, body)
         if not event then
             return reject(err)
         end
@@ -152,16 +163,23 @@ function _M.callback_handler(opts)
             reply = res
         end
 
-        if type(reply) == "string" then
-            local xml, rerr = cb:reply(reply)
-            if not xml then
+        if type(reply) == "string" and reply ~= "" then
+            local json = json_envelope(body) and cb.reply_json ~= nil
+            local sealed, rerr
+            if json then
+                sealed, rerr = cb:reply_json(reply)
+            else
+                sealed, rerr = cb:reply(reply)
+            end
+            if not sealed then
                 ngx.log(ngx.ERR, "wecom callback: reply to event ", tostring(event.type),
                     " could not be encrypted: ", tostring(rerr))
                 return respond(500, "internal error")
             end
-            return respond(200, xml, "application/xml; charset=utf-8")
+            return respond(200, sealed, json and "application/json; charset=utf-8"
+                or "application/xml; charset=utf-8")
         end
-        if event.InfoType ~= nil then
+        if event.InfoType ~= nil or event.infotype ~= nil then
             return respond(200, "success")
         end
         return respond(200, "")

@@ -1,0 +1,88 @@
+-- The nginx side of spec/openresty/callback_handler_spec.lua: callback
+-- handlers built once per worker from SPEC_CB_TOKEN / SPEC_CB_AES_KEY /
+-- SPEC_CB_RECEIVE_ID, with a router whose handlers misbehave on purpose.
+--
+--   /cb           handler with the router below
+--   /cb_big       the same, in a location that lets nginx take 4 MiB bodies
+--   /cb_bare      handler without a router
+--   /last         what the router saw last (JSON)
+
+-- luacheck: globals ngx
+local ngx = ngx
+local cjson = require "cjson.safe"
+
+local _M = {}
+
+local handler, bare
+
+-- the handler's error text: must reach error.log, never the response
+_M.HANDLER_ERROR = "handler exploded: DETAIL-ONLY-FOR-THE-LOG"
+
+local function remember(event)
+    ngx.shared.results:set("last", cjson.encode {
+        type = event.type, corpid = event.corpid, userid = event.userid, agentid = event.agentid,
+        time = event.time, size = event.Data and #event.Data or nil,
+        file = ngx.req.get_body_file() ~= nil,
+    })
+end
+
+local function build()
+    local wecom = require "wecom"
+    local cb = wecom.callback.new {
+        token = os.getenv("SPEC_CB_TOKEN"),
+        aes_key = os.getenv("SPEC_CB_AES_KEY"),
+        receive_id = os.getenv("SPEC_CB_RECEIVE_ID"),
+    }
+    local router = wecom.callback.router()
+    router:on("boom", function()
+        error(_M.HANDLER_ERROR)
+    end)
+    router:on("boom_table", function()
+        error({ reason = "a table" })
+    end)
+    router:on("text", function(event)
+        remember(event)
+        return "<xml><Content><![CDATA[re: " .. event.Content .. "]]></Content></xml>"
+    end)
+    router:on("empty_reply", function(event)
+        remember(event)
+        return ""
+    end)
+    router:on("table_reply", function(event)
+        remember(event)
+        return { not_a = "reply" }
+    end)
+    router:on("huge_reply", function()
+        return string.rep("x", 1024 * 1024 + 1)
+    end)
+    router:on("slow", function(event)
+        -- a handler may yield (ngx.sleep, cosockets) inside the handler's pcall
+        ngx.sleep(0.01)
+        remember(event)
+    end)
+    router:default(remember)
+    handler = wecom.ngx.callback_handler { callback = cb, router = router }
+    bare = wecom.ngx.callback_handler { callback = cb }
+end
+
+function _M.handle()
+    if not handler then
+        build()
+    end
+    return handler()
+end
+
+function _M.bare()
+    if not bare then
+        build()
+    end
+    return bare()
+end
+
+function _M.last()
+    ngx.header["Content-Type"] = "application/json"
+    ngx.print(ngx.shared.results:get("last") or "null")
+    ngx.shared.results:delete("last")
+end
+
+return _M

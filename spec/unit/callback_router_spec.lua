@@ -194,23 +194,50 @@ describe("wecom.callback.router", function()
 end)
 
 describe("callback event shapes (reference §9)", function()
-  local cb, router
+  local cb, skewed, router
+  local fast_calls, fast_events = 0, 0
 
   setup(function()
-    cb = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = UPSTREAM }
+    -- count what the one-call C path (core.callback_open) decodes: a fresh
+    -- copy of wecom.callback picks up the counting wrapper (busted's
+    -- insulation restores both afterwards)
+    local core = require "wecom.core"
+    local real = core.callback_open
+    core.callback_open = function(...)
+      fast_calls = fast_calls + 1
+      local msg, rid, event, err = real(...)
+      if event then
+        fast_events = fast_events + 1
+      end
+      return msg, rid, event, err
+    end
+    package.loaded["wecom.callback"] = nil
+    local fresh = require "wecom.callback"
+    core.callback_open = real
+    cb = fresh.new { token = TOKEN, aes_key = AES_KEY, receive_id = UPSTREAM }
+    -- max_skew and a raw query string both take decrypt's general path
+    skewed = fresh.new { token = TOKEN, aes_key = AES_KEY, receive_id = UPSTREAM, max_skew = 3600 }
   end)
 
   before_each(function()
     router = callback.router()
   end)
 
+  -- Decrypts the way WeCom pushes it, on the one-call path and on the
+  -- general path (a query string; max_skew); all three must agree.
   local function receive(xml)
     local body, query = cb:encrypt_event(xml, { agentid = 1000002 })
     assert.is_string(body)
+    local before = fast_events
     local event, err = cb:decrypt(query, body)
     assert.is_nil(err)
     assert.is_table(event)
+    assert.equal(before + 1, fast_events, "the one-call path did not decode this event")
     assert.equal(xml, event.xml)
+    local calls = fast_calls
+    assert.same(event, (cb:decrypt(callback.build_query(query), body)))
+    assert.same(event, (skewed:decrypt(query, body)))
+    assert.equal(calls, fast_calls, "the general path went through core.callback_open")
     return event
   end
 

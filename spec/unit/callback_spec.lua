@@ -513,6 +513,21 @@ describe("bad input returns nil and a callback error", function()
       -- without max_skew the same old request is fine
       assert.is_string(cb:verify_url(cb:encrypt_echostr(nil, { timestamp = 1409659589 })))
     end)
+
+    it("with max_skew, only decimal digits count as a timestamp (correctly signed or not)", function()
+      local strict = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = UPSTREAM, max_skew = 300 }
+      local now = os.time()
+      -- forms Lua's tonumber would read as the current time
+      for _, ts in ipairs { string.format("0x%x", now), " " .. now, now .. ".0", now .. "e0", "+" .. now } do
+        local q = strict:encrypt_echostr(nil, { timestamp = now })
+        q.timestamp = ts
+        q.msg_signature = crypter:signature(ts, q.nonce, q.echostr)
+        local err = expect_code(-40001, strict.verify_url, strict, q)
+        assert.equal("timestamp is not a number", err.errmsg, ts)
+        -- the signature itself is fine: without max_skew it verifies
+        assert.is_string(cb:verify_url(q))
+      end
+    end)
   end)
 
   describe("-40002 ParseXml / ParseJson", function()

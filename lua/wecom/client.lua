@@ -24,8 +24,10 @@ local math_min = math.min
 local math_type = math.type  -- nil on LuaJIT
 local next = next
 local pairs = pairs
+local pcall = pcall
 local rawset = rawset
 local require = require
+local select = select
 local setmetatable = setmetatable
 local sort = table.sort
 local str_byte = string.byte
@@ -226,7 +228,7 @@ local function looks_like_html(body)
     return str_find(body, "^%s*<") ~= nil
 end
 
--- classify(method, path, res, transport_err, is_read) -> data | nil, err
+-- classify(method, path, res, transport_err, is_read) -> data, nil, http_status | nil, err
 --   res: { status, headers, body } from the transport (or nil)
 --   transport_err: { kind, message, curl_code } (or nil)
 function _M.classify(method, path, res, terr, is_read)
@@ -255,7 +257,7 @@ function _M.classify(method, path, res, terr, is_read)
         if type(data) == "table" and data[1] == nil then
             local errcode = data.errcode
             if errcode == 0 or errcode == nil then
-                return data
+                return data, nil, status
             end
         end
     end
@@ -288,7 +290,7 @@ function _M.classify(method, path, res, terr, is_read)
         if status < 200 or status >= 300 then
             return nil, errors.new("transport", "unexpected HTTP status " .. status, fields)
         end
-        return data
+        return data, nil, status
     end
 
     fields.errcode = errcode
@@ -356,6 +358,39 @@ local function scrub(s, secret)
     return concat(parts)
 end
 _M.scrub = scrub
+
+-- Whatever the server or libcurl echoes: a URL's credentials, a JSON
+-- access_token, whoever's they are (an older token, another client's).
+local CREDENTIAL_PATTERNS = {
+    "([%?&]access_token=)[^&%s\"'<>]+",
+    "([%?&]corpsecret=)[^&%s\"'<>]+",
+    "([%?&]ticket=)[^&%s\"'<>]+",
+    "(\"access_token\"%s*:%s*\")[^\"]*",
+    "(\"corpsecret\"%s*:%s*\")[^\"]*",
+}
+
+-- sanitize(msg, credential...) -> msg without the credentials (raw or
+-- URL-escaped) and without anything that looks like one
+local function sanitize(s, ...)
+    if type(s) ~= "string" then
+        return s
+    end
+    for i = 1, select("#", ...) do
+        local credential = select(i, ...)
+        if type(credential) == "string" and credential ~= "" then
+            s = scrub(s, credential)
+            local escaped = url_escape(credential)
+            if escaped ~= credential then
+                s = scrub(s, escaped)
+            end
+        end
+    end
+    for _, pattern in ipairs(CREDENTIAL_PATTERNS) do
+        s = str_gsub(s, pattern, "%1***")
+    end
+    return s
+end
+_M.sanitize = sanitize
 
 ---------------------------------------------------------------------------
 -- Options
@@ -496,8 +531,16 @@ function _M.extend(kind, methods)
     end
 end
 
+-- The upstream token as cached now (only to scrub it from a downstream
+-- client's errors: WeCom knows both tokens and might echo either).
+local function upstream_token(app)
+    local ok, value = pcall(app.store.get, app.store, app.token_key)
+    return ok and value or nil
+end
+
 -- One HTTP exchange plus the retry policy.  with_token: inject (and refresh)
 -- the client's access token; without it (gettoken), query is sent as is.
+-- -> data, http_status | nil, err
 local function call(self, method, path, query, body, opts, with_token)
     local is_read = method == "GET" or (opts ~= nil and opts.idempotent == true)
     local timeout = opts and opts.timeout or self.timeout
@@ -535,11 +578,11 @@ local function call(self, method, path, query, body, opts, with_token)
         local res, herr = self.transport:request {
             method = method, url = url, headers = headers, body = payload, timeout = timeout,
         }
-        local data, err = _M.classify(method, path, res, herr, is_read)
+        local data, err, status = _M.classify(method, path, res, herr, is_read)
         if data then
-            return data
+            return data, status
         end
-        err.errmsg = scrub(err.errmsg, tok)
+        err.errmsg = sanitize(err.errmsg, tok, self.upstream and upstream_token(self.upstream))
 
         local step = _M.next_step(err, state)
         if step == "refresh" and with_token then
@@ -622,7 +665,11 @@ function common.get(self, path, query, opts)
     check_query("wecom:get", query)
     check_request_opts("wecom:get", opts)
     path, query = split_path(path, query)
-    return call(self, "GET", path, query, nil, opts, true)
+    local data, err = call(self, "GET", path, query, nil, opts, true)
+    if data == nil then
+        return nil, err
+    end
+    return data
 end
 
 -- client:post(path, body [, query [, opts]]) -> data | nil, err
@@ -635,7 +682,11 @@ function common.post(self, path, body, query, opts)
     check_query("wecom:post", query)
     check_request_opts("wecom:post", opts)
     path, query = split_path(path, query)
-    return call(self, "POST", path, query, body, opts, true)
+    local data, err = call(self, "POST", path, query, body, opts, true)
+    if data == nil then
+        return nil, err
+    end
+    return data
 end
 
 local function lease(self)
@@ -644,9 +695,27 @@ local function lease(self)
     return (self.timeout + MAX_BACKOFF) * (self.retries + 1) * 2
 end
 
--- client:token() -> access_token, expires_at | nil, err
-function common.token(self)
-    return token.get(self.store, self.token_key, self._fetch_token, { lease = lease(self) })
+-- client:token([{ force = true }]) -> access_token, expires_at | nil, err
+-- force: drop the cached token and fetch one now (WeCom hands back the same
+-- token while it is valid, so this mostly re-reads its expiry).
+function common.token(self, opts)
+    local force = false
+    if opts ~= nil then
+        if type(opts) ~= "table" then
+            error("wecom:token: opts must be a table (got " .. type(opts) .. ")", 2)
+        end
+        for k, v in pairs(opts) do
+            if k ~= "force" then
+                error("wecom:token: unknown option '" .. tostring(k) .. "'", 2)
+            end
+            if type(v) ~= "boolean" then
+                error("wecom:token: option 'force' must be a boolean (got " .. type(v) .. ")", 2)
+            end
+            force = v
+        end
+    end
+    local get = force and token.refresh or token.get
+    return get(self.store, self.token_key, self._fetch_token, { lease = lease(self) })
 end
 
 -- client:ticket(kind) -> ticket, expires_at | nil, err   ("jsapi" | "agent_config")
@@ -661,23 +730,32 @@ function common.ticket(self, kind)
         if not data then
             return nil, err
         end
-        local ticket, expires_in = data.ticket, tonumber(data.expires_in)
-        if type(ticket) ~= "string" or ticket == "" or not expires_in then
-            return nil, errors.new("decode", "ticket response without ticket/expires_in",
-                { method = "GET", path = spec.path })
-        end
-        return ticket, core.now() + expires_in
+        return _M.credential_from(data, "ticket", "GET", spec.path, err)
     end, { lease = lease(self) })
 end
 
--- Turns a token endpoint's answer into (token, expires_at).
-local function token_from(data, method, path)
-    local access_token, expires_in = data.access_token, tonumber(data.expires_in)
-    if type(access_token) ~= "string" or access_token == "" or not expires_in then
-        return nil, errors.new("decode", "token response without access_token/expires_in",
-            { method = method, path = path })
+-- What WeCom issues is 7200 s; anything outside (0, MAX_LIFETIME] is a
+-- broken answer that must not be cached (0 would mean a fetch per call, a
+-- huge value a token kept long after WeCom dropped it).
+local MAX_LIFETIME = 86400
+
+-- credential_from(data, field, method, path, http_status) -> value, expires_at | nil, err
+-- Turns a token or ticket endpoint's answer into (value, expires_at).
+function _M.credential_from(data, field, method, path, http_status)
+    local value, expires_in = data[field], data.expires_in
+    local problem
+    if type(value) ~= "string" or value == "" then
+        problem = "without a " .. field
+    elseif type(expires_in) ~= "number" then
+        problem = "without a numeric expires_in"
+    elseif not (expires_in > 0 and expires_in <= MAX_LIFETIME) then
+        problem = "with expires_in out of range (" .. str_format("%.0f", expires_in) .. ")"
     end
-    return access_token, core.now() + expires_in
+    if problem then
+        return nil, errors.new("decode", field .. " response " .. problem,
+            { method = method, path = path, http_status = http_status })
+    end
+    return value, core.now() + expires_in
 end
 
 -- A failed token request is a "token" error, except for the kinds that say
@@ -749,10 +827,10 @@ function _M.new(opts)
     self._fetch_token = function()
         local data, err = call(self, "GET", GETTOKEN_PATH, query, nil, nil, false)
         if not data then
-            err.errmsg = scrub(err.errmsg, secret)
+            err.errmsg = sanitize(err.errmsg, secret)
             return nil, as_token_error(err)
         end
-        return token_from(data, "GET", GETTOKEN_PATH)
+        return _M.credential_from(data, "access_token", "GET", GETTOKEN_PATH, err)
     end
     return self
 end
@@ -798,11 +876,11 @@ function app_methods.downstream(self, opts)
     local read = { idempotent = true }
     down._fetch_token = function()
         -- the upstream client refreshes its own token if this call rejects it
-        local data, err = self:post(DOWNSTREAM_GETTOKEN_PATH, body, nil, read)
+        local data, err = call(self, "POST", DOWNSTREAM_GETTOKEN_PATH, nil, body, read, true)
         if not data then
             return nil, as_token_error(err)
         end
-        return token_from(data, "POST", DOWNSTREAM_GETTOKEN_PATH)
+        return _M.credential_from(data, "access_token", "POST", DOWNSTREAM_GETTOKEN_PATH, err)
     end
     return down
 end

@@ -248,6 +248,20 @@ function _M.get_degraded(store, key, fetch, opts, err)
     return _M.get(memory, key, fetch, opts)
 end
 
+-- refresh(store, key, fetch [, opts]) -> value, expires_at | nil, err
+-- Drops what is cached under key (in the store or, while it fails, in the
+-- in-process fallback), then gets it as get() does: one fetch per key still.
+function _M.refresh(store, key, fetch, opts)
+    local value = store:get(key)
+    if value == nil and fallback_store then
+        value = fallback_store:get(key)
+    end
+    if value ~= nil then
+        _M.invalidate(store, key, value)
+    end
+    return _M.get(store, key, fetch, opts)
+end
+
 -- invalidate(store, key, value) -> boolean
 -- Drops the cached value only if it is the one that was rejected, so a token
 -- another caller has just refreshed survives.

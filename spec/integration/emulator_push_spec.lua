@@ -85,6 +85,32 @@ http {
             }
         }
         location /down { return 503; }
+        location /slow {
+            content_by_lua_block {
+                ngx.sleep(2)
+                ngx.print("late")
+            }
+        }
+        # keeps every delivery; /recorded hands them back as a JSON list
+        location /record {
+            content_by_lua_block {
+                local cjson = require "cjson"
+                ngx.req.read_body()
+                local n = ngx.shared.hits:incr("recorded", 1, 0)
+                ngx.shared.hits:set("rec:" .. n, cjson.encode({ args = ngx.req.get_uri_args(),
+                    body = ngx.req.get_body_data() or "" }))
+                ngx.print("success")
+            }
+        }
+        location /recorded {
+            content_by_lua_block {
+                local list = {}
+                for i = 1, ngx.shared.hits:get("recorded") or 0 do
+                    list[i] = ngx.shared.hits:get("rec:" .. i)
+                end
+                ngx.print("[" .. table.concat(list, ",") .. "]")
+            }
+        }
     }
 }
 ]])
@@ -246,11 +272,125 @@ describe("emulator push", function()
         assert.equal(1, once.attempts)
     end)
 
+    it("retries on a timeout, each attempt waiting timeout_ms", function()
+        local answer = emu.push { url = receiver.url .. "/slow", event = "change_chain",
+            attempts = 2, timeout_ms = 200 }
+        assert.equal(2, answer.attempts)
+        assert.is_false(answer.ok)
+        assert.is_nil(answer.status)
+        assert.matches("timeout", answer.error)
+    end)
+
     it("reports a receiver that cannot be reached", function()
         local answer = emu.push { url = "http://127.0.0.1:1/hook", event = "x", attempts = 1 }
         assert.is_false(answer.ok)
         assert.is_nil(answer.status)
         assert.matches("connect", answer.error)
+    end)
+
+    describe("batch_job_result", function()
+        local P = "/cgi-bin/corpgroup/"
+        local contact = { corp_name = "推送测试商贸", contact_info_list = {
+            { name = "周八", identity_type = 1, mobile = "13912340000" } } }
+
+        -- what the receiver's /record got so far
+        local function recorded()
+            local p = io.popen("curl -s " .. receiver.url .. "/recorded")
+            local out = p:read("*a")
+            p:close()
+            return cjson.decode(out)
+        end
+
+        -- waits (polling) until the receiver holds n deliveries
+        local function wait_recorded(n)
+            for _ = 1, 100 do
+                local list = recorded()
+                if #list >= n then
+                    return list
+                end
+                os.execute("sleep 0.05")
+            end
+            return recorded()
+        end
+
+        local function import(token)
+            local _, d = emu.api("POST", P .. "import_chain_contact", token,
+                { chain_id = "ChDISTRIB01", contact_list = { contact } })
+            assert.equal(0, d.errcode)
+            return d.jobid
+        end
+
+        before_each(function()
+            emu.reset()
+        end)
+
+        it("is pushed to the importing app's callback URL when the job finishes", function()
+            local before = #recorded()
+            local set = emu.request("POST", "/__emulator/callback_url",
+                { body = { agentid = system.agentid, url = receiver.url .. "/record" } })
+            assert.equal(200, set)
+            emu.options { job_seconds = 50 }
+            local token = emu.app_token(system.agentid)
+            local jobid = import(token)
+            local _, pending = emu.request("GET", "/__emulator/pushes")
+            assert.same({}, pending.pushes) -- not finished yet
+            emu.advance(60)                  -- due now: finished and pushed without a getresult
+            local list = wait_recorded(before + 1)
+            assert.equal(before + 1, #list)
+            local got = list[#list]
+            local encrypt = cdata(got.body, "Encrypt")
+            assert.equal(signature_of(system, got.args, encrypt), got.args.msg_signature)
+            local msg, receive_id = decrypt(system.callback.aes_key, encrypt)
+            assert.equal(fx.upstream.corpid, receive_id)
+            assert.equal("batch_job_result", cdata(msg, "Event"))
+            assert.equal("event", cdata(msg, "MsgType"))
+            assert.equal("sys", cdata(msg, "FromUserName"))
+            assert.equal(fx.upstream.corpid, cdata(msg, "ToUserName"))
+            assert.equal(jobid, cdata(msg, "JobId"))
+            assert.equal("import_chain_contact", cdata(msg, "JobType"))
+            assert.equal("0", cdata(msg, "ErrCode"))
+            assert.equal("ok", cdata(msg, "ErrMsg"))
+            -- exactly once, and logged
+            local _, r = emu.api("GET", P .. "getresult", token, { jobid = jobid })
+            assert.equal(3, r.status)
+            local _, log = emu.request("GET", "/__emulator/pushes")
+            assert.equal(1, #log.pushes)
+            assert.same({ event = "batch_job_result", agentid = system.agentid, url = receiver.url .. "/record",
+                status = 200, attempts = 1, ok = true }, log.pushes[1])
+            assert.equal(before + 1, #recorded())
+        end)
+
+        it("finishes on the real clock too, with nobody asking", function()
+            local before = #recorded()
+            emu.request("POST", "/__emulator/callback_url",
+                { body = { agentid = system.agentid, url = receiver.url .. "/record" } })
+            emu.options { job_seconds = 0 }
+            local jobid = import(emu.app_token(system.agentid))
+            local list = wait_recorded(before + 1)
+            assert.equal(jobid, cdata(decrypt(system.callback.aes_key, cdata(list[#list].body, "Encrypt")), "JobId"))
+        end)
+
+        it("is not pushed without a callback URL, and reset forgets the URL", function()
+            emu.request("POST", "/__emulator/callback_url",
+                { body = { agentid = system.agentid, url = receiver.url .. "/record" } })
+            emu.reset()
+            emu.options { job_seconds = 0 }
+            local token = emu.app_token(system.agentid)
+            local jobid = import(token)
+            local _, r = emu.api("GET", P .. "getresult", token, { jobid = jobid })
+            assert.equal(3, r.status)
+            local _, log = emu.request("GET", "/__emulator/pushes")
+            assert.same({}, log.pushes)
+        end)
+
+        it("refuses bad callback_url requests with HTTP 400", function()
+            local function status_of(body)
+                return (emu.request("POST", "/__emulator/callback_url", { body = body }))
+            end
+            assert.equal(400, status_of { agentid = 42, url = receiver.url })
+            assert.equal(400, status_of { agentid = system.agentid, url = "ftp://x" })
+            assert.equal(200, status_of { agentid = system.agentid, url = "" })
+        end)
     end)
 
     it("refuses bad push requests with HTTP 400", function()

@@ -80,6 +80,8 @@ handlers["POST /__emulator/clock"] = function()
         bad("advance must be a number of seconds")
     end
     store.advance(body.advance)
+    -- a job that is now due finishes (and pushes batch_job_result) at once
+    require("wecom.emulator.api.chain").settle_jobs(fixture.get())
     return ok(clock())
 end
 
@@ -152,6 +154,32 @@ handlers["POST /__emulator/js_code"] = function() return mint("js") end
 
 handlers["POST /__emulator/push"] = function()
     return require("wecom.emulator.push").push(body_object(), bad)
+end
+
+-- Where an app's events go (batch_job_result): {"agentid", "url"}; a null
+-- or empty url turns pushing off. Reset returns to the fixture's callback.url.
+handlers["POST /__emulator/callback_url"] = function()
+    local push = require "wecom.emulator.push"
+    local body = body_object()
+    local app = type(body.agentid) == "number" and fixture.get().apps[body.agentid]
+    if not app then
+        bad("agentid must be an upstream app's agentid")
+    end
+    if not app.callback then
+        bad("app " .. app.agentid .. " has no callback settings in the fixture")
+    end
+    local url = body.url
+    if url == json.null or url == "" then
+        url = nil
+    elseif not push.valid_url(url) then
+        bad("url must be an http:// or https:// URL, or null")
+    end
+    push.set_callback_url(app.agentid, url)
+    return ok { agentid = app.agentid, url = url or json.null }
+end
+
+handlers["GET /__emulator/pushes"] = function()
+    return { pushes = require("wecom.emulator.push").log() }
 end
 
 local allowed = {}

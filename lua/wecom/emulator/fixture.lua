@@ -94,6 +94,10 @@ local function check_app(app, where)
         or type(app.callback.token) ~= "string" or type(app.callback.aes_key) ~= "string") then
         fail(where .. ".callback must have token and aes_key strings")
     end
+    if app.callback ~= nil and app.callback.url ~= nil
+        and (type(app.callback.url) ~= "string" or not app.callback.url:match("^https?://[^/]")) then
+        fail(where .. ".callback.url must be an http:// or https:// URL")
+    end
 end
 
 -- Builds the lookup tables the handlers use.

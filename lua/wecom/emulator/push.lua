@@ -6,7 +6,13 @@
 --         fields?, echostr?, receive_id?, attempts? (1..3, default 3),
 --         timeout_ms? (default 5000) }
 -- Answer: { status, body, attempts, timestamp, nonce, msg_signature[, echostr] }
+--
+-- Events the emulator sends on its own (batch_job_result when an import job
+-- finishes) go the same way to the app's callback URL: the fixture's
+-- callback.url, or what POST /__emulator/callback_url set. Each delivery is
+-- logged for GET /__emulator/pushes.
 
+local json = require "wecom.emulator.json"
 local store = require "wecom.emulator.store"
 local fixture = require "wecom.emulator.fixture"
 
@@ -69,6 +75,9 @@ local function event_xml(body, corpid, agentid, now)
 end
 
 local function parse_url(url)
+    if type(url) ~= "string" then
+        return nil
+    end
     local scheme, host, port, path = url:match("^(https?)://([^/:?#]+):?(%d*)([^#]*)")
     if not scheme then
         return nil
@@ -186,6 +195,63 @@ local function numeric_nonce()
     return store.random_string(10, "0123456789")
 end
 
+-- deliver(F, app, target, plaintext, o) -> answer | nil, err. Encrypts
+-- plaintext with the app's callback settings and sends it (o.verify: as the
+-- GET URL check's echostr), retrying up to o.attempts times on a non-200
+-- answer or a transport error.
+local function deliver(F, app, target, plaintext, o)
+    local c = core()
+    if not c then
+        return nil, "push needs wecom.core built for LuaJIT (start the emulator with --core-cpath"
+            .. " or WECOM_EMULATOR_CPATH)"
+    end
+    local crypter, code, msg = c.crypter(app.callback.token, app.callback.aes_key)
+    if not crypter then
+        return nil, "app " .. app.agentid .. " callback aes_key: " .. tostring(msg or code)
+    end
+    local encrypted, ecode, emsg = crypter:encrypt(plaintext, o.receive_id or F.upstream.corpid)
+    if not encrypted then
+        crypter:close()
+        return nil, "encrypt failed: " .. tostring(emsg or ecode)
+    end
+
+    local answer = { attempts = 0 }
+    local last_err
+    for attempt = 1, o.attempts or 3 do
+        -- every delivery is signed afresh, like WeCom's retries
+        local timestamp = tostring(floor(store.now()))
+        local nonce = numeric_nonce()
+        local signature = crypter:signature(timestamp, nonce, encrypted)
+        local sep = target.path:find("?", 1, true) and "&" or "?"
+        local query = "msg_signature=" .. signature .. "&timestamp=" .. timestamp .. "&nonce=" .. nonce
+        local status, rbody
+        if o.verify then
+            status, rbody = http("GET", target, target.path .. sep .. query .. "&echostr=" .. url_escape(encrypted),
+                nil, o.timeout_ms or 5000)
+        else
+            local envelope = "<xml><ToUserName>" .. cdata(F.upstream.corpid) .. "</ToUserName><Encrypt>"
+                .. cdata(encrypted) .. "</Encrypt><AgentID>" .. cdata(app.agentid) .. "</AgentID></xml>"
+            status, rbody = http("POST", target, target.path .. sep .. query, envelope, o.timeout_ms or 5000)
+        end
+        answer.attempts = attempt
+        answer.timestamp, answer.nonce, answer.msg_signature = timestamp, nonce, signature
+        if status then
+            answer.status, answer.body = status, rbody
+            if status == 200 then
+                break
+            end
+        else
+            last_err = rbody
+        end
+    end
+    crypter:close()
+    if not answer.status then
+        answer.error = last_err
+    end
+    answer.ok = answer.status == 200
+    return answer
+end
+
 -- push(body, bad) -> answer table; bad(msg) raises a 400 for the caller.
 function _M.push(body, bad)
     local F = fixture.get()
@@ -230,69 +296,111 @@ function _M.push(body, bad)
         bad("timeout_ms must be a positive number")
     end
 
-    local c = core()
-    if not c then
-        bad("push needs wecom.core built for LuaJIT (start the emulator with --core-cpath or WECOM_EMULATOR_CPATH)")
-    end
-    local crypter, code, msg = c.crypter(app.callback.token, app.callback.aes_key)
-    if not crypter then
-        bad("app " .. app.agentid .. " callback aes_key: " .. tostring(msg or code))
-    end
-
-    local now = store.now()
-    local receive_id = body.receive_id or F.upstream.corpid
     local plaintext
     if body.verify then
         plaintext = body.echostr or numeric_nonce() .. numeric_nonce()
     elseif body.xml then
         plaintext = body.xml
     else
-        plaintext = event_xml(body, F.upstream.corpid, app.agentid, now)
+        plaintext = event_xml(body, F.upstream.corpid, app.agentid, store.now())
     end
-    local encrypted, ecode, emsg = crypter:encrypt(plaintext, receive_id)
-    if not encrypted then
-        crypter:close()
-        bad("encrypt failed: " .. tostring(emsg or ecode))
+    local answer, err = deliver(F, app, target, plaintext, { verify = body.verify, attempts = attempts,
+        timeout_ms = timeout_ms, receive_id = body.receive_id })
+    if not answer then
+        bad(err)
     end
-
-    local answer = { attempts = 0 }
-    local last_err
-    for attempt = 1, attempts do
-        -- every delivery is signed afresh, like WeCom's retries
-        local timestamp = tostring(floor(store.now()))
-        local nonce = numeric_nonce()
-        local signature = crypter:signature(timestamp, nonce, encrypted)
-        local sep = target.path:find("?", 1, true) and "&" or "?"
-        local query = "msg_signature=" .. signature .. "&timestamp=" .. timestamp .. "&nonce=" .. nonce
-        local status, rbody
-        if body.verify then
-            status, rbody = http("GET", target, target.path .. sep .. query .. "&echostr=" .. url_escape(encrypted),
-                nil, timeout_ms)
-        else
-            local envelope = "<xml><ToUserName>" .. cdata(F.upstream.corpid) .. "</ToUserName><Encrypt>"
-                .. cdata(encrypted) .. "</Encrypt><AgentID>" .. cdata(app.agentid) .. "</AgentID></xml>"
-            status, rbody = http("POST", target, target.path .. sep .. query, envelope, timeout_ms)
-        end
-        answer.attempts = attempt
-        answer.timestamp, answer.nonce, answer.msg_signature = timestamp, nonce, signature
-        if status then
-            answer.status, answer.body = status, rbody
-            if status == 200 then
-                break
-            end
-        else
-            last_err = rbody
-        end
-    end
-    crypter:close()
     if body.verify then
         answer.echostr = plaintext
     end
-    if not answer.status then
-        answer.error = last_err
-    end
-    answer.ok = answer.status == 200
     return answer
+end
+
+-- Automatic pushes ------------------------------------------------------------
+
+local LOG_SIZE = 50
+
+-- The app's callback URL now: set through the control API ("" = none),
+-- else the fixture's callback.url.
+function _M.callback_url(app)
+    local set = store.get("cburl:" .. app.agentid)
+    if set ~= nil then
+        return set ~= "" and set or nil
+    end
+    return app.callback and app.callback.url
+end
+
+function _M.set_callback_url(agentid, url)
+    store.set("cburl:" .. agentid, url or "")
+end
+
+function _M.valid_url(url)
+    return parse_url(url) ~= nil
+end
+
+local function record(entry)
+    store.with_lock("pushlog", function()
+        local log = store.get_json("pushlog") or {}
+        log[#log + 1] = entry
+        while #log > LOG_SIZE do
+            table.remove(log, 1)
+        end
+        store.set_json("pushlog", log)
+    end)
+end
+
+-- The automatic deliveries so far, oldest first (the last 50).
+function _M.log()
+    return json.array(store.get_json("pushlog") or {})
+end
+
+local function send_now(premature, F, app, url, xml, event)
+    if premature then
+        return
+    end
+    local entry = { event = event, agentid = app.agentid, url = url }
+    local answer, err = deliver(F, app, parse_url(url), xml, {})
+    if answer then
+        entry.status, entry.attempts, entry.ok, entry.error = answer.status, answer.attempts, answer.ok, answer.error
+    else
+        entry.ok, entry.error = false, err
+    end
+    record(entry)
+    if not entry.ok then
+        ngx.log(ngx.WARN, "wecom emulator: ", event, " push to app ", app.agentid, " failed: ",
+            tostring(entry.error or entry.status))
+    end
+end
+
+-- send_event(agentid, xml, event) -> true when a delivery was started. The
+-- delivery runs in a timer, so the request that caused the event does not
+-- wait for the receiver.
+function _M.send_event(agentid, xml, event)
+    local F = fixture.get()
+    local app = F.apps[agentid]
+    local url = app and app.callback and _M.callback_url(app)
+    if not url then
+        return false
+    end
+    local ok, err = ngx.timer.at(0, send_now, F, app, url, xml, event)
+    if not ok then
+        ngx.log(ngx.ERR, "wecom emulator: cannot schedule the ", event, " push: ", tostring(err))
+        return false
+    end
+    return true
+end
+
+-- §9.6: what WeCom sends when an async job finished.
+function _M.batch_job_xml(corpid, jobid, job_type, now)
+    return concat {
+        "<xml><ToUserName>", cdata(corpid), "</ToUserName>",
+        "<FromUserName>", cdata("sys"), "</FromUserName>",
+        "<CreateTime>", tostring(floor(now)), "</CreateTime>",
+        "<MsgType>", cdata("event"), "</MsgType>",
+        "<Event>", cdata("batch_job_result"), "</Event>",
+        "<BatchJob><JobId>", cdata(jobid), "</JobId>",
+        "<JobType>", cdata(job_type), "</JobType>",
+        "<ErrCode>0</ErrCode><ErrMsg>", cdata("ok"), "</ErrMsg></BatchJob></xml>",
+    }
 end
 
 return _M

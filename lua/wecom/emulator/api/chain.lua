@@ -9,6 +9,7 @@ local json = require "wecom.emulator.json"
 local store = require "wecom.emulator.store"
 local server = require "wecom.emulator.server"
 local share = require "wecom.emulator.api.share"
+local push = require "wecom.emulator.push"
 
 local ngx = ngx
 local type = type
@@ -489,8 +490,36 @@ settle_jobs = function(F)
             apply_job(F, job)
             store.set_json("job:" .. active, job)
             store.delete("job_active")
+            -- §3.8/§9.6: the app that submitted the job hears it finished
+            push.send_event(job.agentid,
+                push.batch_job_xml(F.upstream.corpid, active, "import_chain_contact", store.now()),
+                "batch_job_result")
         end
     end)
+end
+_M.settle_jobs = function(F)
+    return settle_jobs(F)
+end
+
+-- Finishes the job when it is due on the emulator clock even if nobody asks
+-- (so that batch_job_result is pushed); clock moves settle it at once.
+local function watch_job(premature, F, jobid)
+    if premature or store.get("job_active") ~= jobid then
+        return
+    end
+    local job = store.get_json("job:" .. jobid)
+    if not job then
+        return
+    end
+    local remaining = job.created + job_seconds() - store.now()
+    if remaining > 0 then
+        ngx.timer.at(remaining, watch_job, F, jobid)
+        return
+    end
+    local ok, err = pcall(settle_jobs, F)
+    if not ok then
+        ngx.log(ngx.ERR, "wecom emulator: settling import job: ", tostring(err))
+    end
 end
 
 local function import_chain_contact(req)
@@ -548,6 +577,7 @@ local function import_chain_contact(req)
             import_status = status, agentid = req.token.agentid,
         })
         store.set("job_active", jobid)
+        ngx.timer.at(0, watch_job, req.F, jobid)
         return { jobid = jobid }
     end)
 end

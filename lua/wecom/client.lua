@@ -18,6 +18,7 @@
 
 local error = error
 local getmetatable = getmetatable
+local io_open = io.open
 local ipairs = ipairs
 local math_floor = math.floor
 local math_min = math.min
@@ -189,6 +190,9 @@ local function query_value(k, v)
     if tv == "string" then
         return v
     elseif tv == "number" then
+        if v ~= v or v == 1 / 0 or v == -1 / 0 then
+            error("wecom: query." .. tostring(k) .. " must be a finite number (got " .. tostring(v) .. ")", 4)
+        end
         if (math_type and math_type(v) == "integer")
             or (v == math_floor(v) and v > -2^53 and v < 2^53) then
             return str_format("%d", v)
@@ -401,45 +405,68 @@ local function fail(where, msg)
     error(where .. ": " .. msg, 4)
 end
 
+local MAX_RETRIES = 10        -- with the 8 s backoff cap, about a minute of retrying
+local MAX_SECONDS = 86400     -- libcurl's timeouts are kept below this
+local MAX_BACKOFF_BASE = 60
+
+local function is_integer(v, min, max)
+    return type(v) == "number" and v == math_floor(v) and v >= min and v <= max
+end
+
+local function in_range(v, min_exclusive, min, max)
+    return type(v) == "number" and v == v and v <= max
+        and (min_exclusive and v > min or not min_exclusive and v >= min)
+end
+
+-- option kinds: what the message says, and the test
+local OPTION_KINDS = {
+    string = { "a non-empty string", function(v) return type(v) == "string" and v ~= "" end },
+    id = { "an integer >= 0", function(v) return is_integer(v, 0, 2^53 - 1) end },
+    retries = { "an integer from 0 to " .. MAX_RETRIES, function(v) return is_integer(v, 0, MAX_RETRIES) end },
+    seconds = { "a number of seconds in (0, " .. MAX_SECONDS .. "]",
+        function(v) return in_range(v, true, 0, MAX_SECONDS) end },
+    backoff = { "a number of seconds from 0 to " .. MAX_BACKOFF_BASE,
+        function(v) return in_range(v, false, 0, MAX_BACKOFF_BASE) end },
+    store = { "a store (an object with get, set, delete, lock and unlock methods)", function(v)
+        if type(v) ~= "table" and type(v) ~= "userdata" then
+            return false
+        end
+        for _, m in ipairs({ "get", "set", "delete", "lock", "unlock" }) do
+            if type(v[m]) ~= "function" then
+                return false
+            end
+        end
+        return true
+    end },
+}
+
+local function describe_value(v)
+    if type(v) == "string" then
+        return v == "" and "empty string" or "string"
+    elseif type(v) == "number" then
+        return "number " .. tostring(v)
+    end
+    return type(v)
+end
+
 local function check_option(where, opts, name, want, required)
     local v = opts[name]
+    local kind = OPTION_KINDS[want]
     if v == nil then
         if required then
-            fail(where, "option '" .. name .. "' is required (" .. want .. ")")
+            fail(where, "option '" .. name .. "' is required (" .. kind[1] .. ")")
         end
         return
     end
-    local ok
-    if want == "string" then
-        ok = type(v) == "string" and v ~= ""
-    elseif want == "integer" then
-        ok = type(v) == "number" and v == math_floor(v) and v >= 0
-    elseif want == "positive number" then
-        ok = type(v) == "number" and v > 0 and v == v and v ~= 1 / 0
-    elseif want == "non-negative number" then
-        ok = type(v) == "number" and v >= 0 and v == v and v ~= 1 / 0
-    elseif want == "store" then
-        ok = type(v) == "table" or type(v) == "userdata"
-        if ok then
-            for _, m in ipairs({ "get", "set", "delete", "lock", "unlock" }) do
-                if type(v[m]) ~= "function" then
-                    fail(where, "option 'store' must have a " .. m .. " method")
-                end
-            end
-        end
-    end
-    if not ok then
-        local got = type(v) == "string" and v == "" and "empty string" or type(v)
-        local what = want == "string" and "non-empty string" or want
-        fail(where, "option '" .. name .. "' must be " .. (what:find("^[aeiou]") and "an " or "a ") .. what
-            .. " (got " .. got .. ")")
+    if not kind[2](v) then
+        fail(where, "option '" .. name .. "' must be " .. kind[1] .. " (got " .. describe_value(v) .. ")")
     end
 end
 
 local APP_OPTIONS = {
-    corpid = "string", secret = "string", agentid = "integer", base_url = "string",
-    ca_file = "string", timeout = "positive number", connect_timeout = "positive number",
-    retries = "integer", backoff = "non-negative number", store = "store",
+    corpid = "string", secret = "string", agentid = "id", base_url = "string",
+    ca_file = "string", timeout = "seconds", connect_timeout = "seconds",
+    retries = "retries", backoff = "backoff", store = "store",
     proxy = "string", noproxy = "string", user_agent = "string",
 }
 
@@ -605,6 +632,11 @@ local function check_path(where, path)
         error(where .. ": path must be a string starting with '/' (got "
             .. (type(path) == "string" and "'" .. errors.bare_path(path) .. "'" or type(path)) .. ")", 3)
     end
+    -- blanks and control characters would break the request line or smuggle
+    -- headers; a fragment would cut off the access_token
+    if str_find(path, "[%s%c#]") then
+        error(where .. ": path must not contain blanks, control characters or '#'", 3)
+    end
 end
 
 local function check_query(where, query)
@@ -619,6 +651,7 @@ local function check_query(where, query)
 end
 
 local REQUEST_OPTIONS = { idempotent = "boolean", timeout = "number" }
+local SECONDS = OPTION_KINDS.seconds
 
 local function check_request_opts(where, opts)
     if opts == nil then
@@ -634,6 +667,9 @@ local function check_request_opts(where, opts)
         end
         if type(v) ~= want then
             error(where .. ": option '" .. k .. "' must be a " .. want .. " (got " .. type(v) .. ")", 3)
+        end
+        if k == "timeout" and not SECONDS[2](v) then
+            error(where .. ": option 'timeout' must be " .. SECONDS[1] .. " (got " .. describe_value(v) .. ")", 3)
         end
     end
 end
@@ -798,10 +834,21 @@ function _M.new(opts)
         end
     end
     local base_url = opts.base_url or DEFAULT_BASE_URL
-    if not str_find(base_url, "^https://[^/?#]") then
-        error(where .. ": option 'base_url' must be an https:// URL", 2)
+    -- scheme, host[:port], an optional path; no query, fragment, userinfo
+    -- (a password there would end up in logs) or blanks
+    if not str_find(base_url, "^https://[^/?#@%s%c]") or str_find(base_url, "[?#@%s%c]") then
+        error(where .. ": option 'base_url' must be an https:// URL without query, fragment,"
+            .. " user info or blanks", 2)
     end
     base_url = str_gsub(base_url, "/+$", "")
+    if opts.ca_file ~= nil then
+        -- a wrong path would otherwise surface as a "tls" error on the first call
+        local f, ferr = io_open(opts.ca_file, "rb")
+        if not f then
+            error(where .. ": option 'ca_file' cannot be read: " .. tostring(ferr), 2)
+        end
+        f:close()
+    end
 
     local store = opts.store
     if store == nil then
@@ -835,7 +882,7 @@ function _M.new(opts)
     return self
 end
 
-local DOWNSTREAM_OPTIONS = { corpid = "string", agentid = "integer", business_type = "integer" }
+local DOWNSTREAM_OPTIONS = { corpid = "string", agentid = "id", business_type = "id" }
 
 -- app:downstream{ corpid, agentid [, business_type = 0] } -> downstream client
 function app_methods.downstream(self, opts)
@@ -849,8 +896,8 @@ function app_methods.downstream(self, opts)
         end
     end
     check_option(where, opts, "corpid", "string", true)
-    check_option(where, opts, "agentid", "integer", true)
-    check_option(where, opts, "business_type", "integer", false)
+    check_option(where, opts, "agentid", "id", true)
+    check_option(where, opts, "business_type", "id", false)
     local business_type = opts.business_type or 0
     if business_type ~= 0 and business_type ~= 1 then
         error(where .. ": option 'business_type' must be 0 or 1 (got " .. tostring(business_type) .. ")", 2)
@@ -904,6 +951,8 @@ function app_methods.each_shared_corp(self, fn, opts)
             filter[k] = v
         end
     end
+    -- a bad concurrency should raise now, not after the whole share list was read
+    parallel.check_concurrency(concurrency, "wecom:each_shared_corp", 2)
     local business_type = filter.business_type or 0
     local tasks = {}
     for corp in self:shared_corps(filter) do

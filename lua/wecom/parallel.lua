@@ -291,6 +291,14 @@ function _M.sleep(seconds)
     end
 end
 
+-- check_concurrency(n, where, level): raises unless n is nil or an integer >= 1;
+-- level as error() counts it from the function calling this one
+function _M.check_concurrency(n, where, level)
+    if n ~= nil and (type(n) ~= "number" or n < 1 or n ~= math_floor(n)) then
+        error(where .. ": concurrency must be a positive integer (got " .. tostring(n) .. ")", level + 1)
+    end
+end
+
 -- parallel(tasks [, { concurrency = 16 }]) -> results
 function _M.run(tasks, opts)
     if type(tasks) ~= "table" then
@@ -319,10 +327,7 @@ function _M.run(tasks, opts)
         end
         if opts.concurrency ~= nil then
             concurrency = opts.concurrency
-            if type(concurrency) ~= "number" or concurrency < 1 or concurrency ~= math_floor(concurrency) then
-                error("wecom.parallel: concurrency must be a positive integer (got "
-                    .. tostring(concurrency) .. ")", 2)
-            end
+            _M.check_concurrency(concurrency, "wecom.parallel", 2)
         end
     end
 

@@ -44,6 +44,45 @@ describe("wecom.new", function()
         raises_naming(base { proxy = 1 }, "proxy")
     end)
 
+    it("rejects numbers out of range, infinities and NaN", function()
+        local nan = 0 / 0
+        for _, case in ipairs {
+            { "retries", math.huge }, { "retries", 11 }, { "retries", nan }, { "retries", 1.5 },
+            { "agentid", math.huge }, { "agentid", -1 }, { "agentid", 2^53 }, { "agentid", nan },
+            { "timeout", math.huge }, { "timeout", 86401 }, { "timeout", -1 }, { "timeout", nan },
+            { "connect_timeout", 0 }, { "connect_timeout", 86401 },
+            { "backoff", -0.1 }, { "backoff", math.huge }, { "backoff", nan }, { "backoff", 61 },
+        } do
+            raises_naming(base { [case[1]] = case[2] }, case[1])
+        end
+        -- the edges themselves are fine
+        local app = wecom.new(base { retries = 10, timeout = 86400, backoff = 0, connect_timeout = 0.5 })
+        assert.equal(10, app.retries)
+        assert.equal(0, wecom.new(base { retries = 0 }).retries)
+    end)
+
+    it("rejects a base_url with a query, a fragment, credentials or blanks", function()
+        for _, url in ipairs {
+            "https://", "https:///x", "https://host/?a=b", "https://host#frag", "https://user:pw@host",
+            "https://host /x", "https://host\n", "ftp://host", "https:host",
+        } do
+            raises_naming(base { base_url = url }, "base_url")
+        end
+        assert.equal("https://host:8443/prefix", wecom.new(base { base_url = "https://host:8443/prefix/" }).base_url)
+    end)
+
+    it("raises when ca_file cannot be read, naming it", function()
+        local missing = os.tmpname()
+        os.remove(missing)
+        local ok, err = pcall(wecom.new, base { ca_file = missing })
+        assert.is_false(ok)
+        assert.matches("'ca_file'", err, 1, true)
+        assert.matches(missing, err, 1, true)
+        local present = os.tmpname()
+        assert.is_table(wecom.new(base { ca_file = present }))
+        os.remove(present)
+    end)
+
     it("rejects unknown options (typos)", function()
         raises_naming(base { secert = "x" }, "secert")
         raises_naming(base { time_out = 5 }, "time_out")
@@ -148,6 +187,43 @@ describe("request arguments", function()
         assert.has_error(function() app:post("/x", {}, nil, { idempotent = "yes" }) end)
         assert.has_error(function() app:post("/x", {}, nil, { retry = true }) end)
         assert.has_error(function() app:ticket("nope") end)
+    end)
+
+    local function raises_with(pattern, fn)
+        local ok, err = pcall(fn)
+        assert.is_false(ok)
+        assert.matches(pattern, err, 1, true)
+    end
+
+    it("reject a per-call timeout that is not a positive number of seconds", function()
+        for _, t in ipairs { 0, -1, 0 / 0, math.huge, 86401 } do
+            raises_with("'timeout'", function() app:get("/x", nil, { timeout = t }) end)
+            raises_with("'timeout'", function() app:post("/x", {}, nil, { timeout = t }) end)
+        end
+    end)
+
+    it("reject paths with blanks, control characters or a fragment", function()
+        for _, p in ipairs { "/cgi-bin/x y", "/cgi-bin/x\r\nHost: evil", "/cgi-bin/x#frag", "/x\0" } do
+            raises_with("path", function() app:get(p) end)
+            raises_with("path", function() app:post(p, {}) end)
+        end
+    end)
+
+    it("reject query numbers that have no decimal form", function()
+        raises_with("query.n", function() app:get("/x", { n = math.huge }) end)
+        raises_with("query.n", function() app:get("/x", { n = 0 / 0 }) end)
+    end)
+
+    it("each_shared_corp checks its options before any request", function()
+        local offline = wecom.new(base { base_url = "https://127.0.0.1:1", retries = 0 })
+        raises_with("concurrency", function() offline:each_shared_corp(function() end, { concurrency = 0 }) end)
+        raises_with("fn", function() offline:each_shared_corp(nil) end)
+    end)
+
+    it("token rejects options it does not know", function()
+        raises_with("forse", function() app:token { forse = true } end)
+        raises_with("force", function() app:token { force = 1 } end)
+        raises_with("opts", function() app:token "force" end)
     end)
 end)
 

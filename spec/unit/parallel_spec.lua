@@ -98,5 +98,40 @@ describe("wecom.parallel", function()
         assert.has_error(function() wecom.parallel({}, { concurrency = 0 }) end)
         assert.has_error(function() wecom.parallel({}, { concurrency = 1.5 }) end)
         assert.has_error(function() wecom.parallel({}, { concurency = 2 }) end)
+        assert.has_error(function() wecom.parallel({}, { concurrency = -3 }) end)
+        assert.has_error(function() wecom.parallel({}, { concurrency = 0 / 0 }) end)
+        assert.has_error(function() wecom.parallel({}, { concurrency = "4" }) end)
+        assert.has_error(function() wecom.parallel({}, 4) end)
+        -- callable tables are not functions: the loop calls tasks with pcall only
+        local callable = setmetatable({}, { __call = function() return 1 end })
+        assert.has_error(function() wecom.parallel { callable } end)
+        assert.has_error(function() wecom.parallel { function() end, nil, function() end } end)
+    end)
+
+    it("points argument errors at the caller", function()
+        for _, call in ipairs {
+            function() local r = wecom.parallel({}, { concurrency = 0 }); return r end,
+            function() local r = wecom.parallel { 42 }; return r end,
+        } do
+            local ok, err = pcall(call)
+            assert.is_false(ok)
+            assert.matches("parallel_spec.lua", err, 1, true)
+        end
+    end)
+
+    it("keeps whatever a task raised, even nil or a table, and runs the rest", function()
+        local raised = setmetatable({ what = "custom" }, { __tostring = function() return "custom error" end })
+        local results = wecom.parallel {
+            function() error(raised) end,
+            function() error() end,
+            function() error(42, 0) end,
+            function() return false, "not an error: ok is true" end,
+        }
+        assert.is_false(results[1].ok)
+        assert.equal(raised, results[1].err)
+        assert.is_false(results[2].ok)
+        assert.is_nil(results[2].err)
+        assert.same({ ok = false, err = 42 }, results[3])
+        assert.same({ ok = true, value = false, n = 2, false, "not an error: ok is true" }, results[4])
     end)
 end)

@@ -841,8 +841,10 @@ function _M.new(opts)
             .. " user info or blanks", 2)
     end
     base_url = str_gsub(base_url, "/+$", "")
-    if opts.ca_file ~= nil then
-        -- a wrong path would otherwise surface as a "tls" error on the first call
+    transport_module = transport_module or require "wecom.transport"
+    if opts.ca_file ~= nil and transport_module.name == "curl" then
+        -- a wrong path would otherwise surface as a "tls" error on the first
+        -- call (inside nginx ca_file is ignored: lua_ssl_trusted_certificate)
         local f, ferr = io_open(opts.ca_file, "rb")
         if not f then
             error(where .. ": option 'ca_file' cannot be read: " .. tostring(ferr), 2)

@@ -131,6 +131,21 @@ function peer.garbage()
     return raw("NOT HTTP AT ALL\r\n\r\n", true)
 end
 
+-- the connection drops in the middle of the body
+function peer.cut()
+    return raw("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial", true)
+end
+
+-- closed without a byte of response
+function peer.nothing()
+    return ngx.exit(444)
+end
+
+-- the server name the client sent in its TLS hello (SNI)
+function peer.sni()
+    ngx.print(ngx.var.ssl_server_name or "(none)")
+end
+
 function _M.peer()
     local name = ngx.var.uri:match("^/([%w_]+)")
     local fn = name and peer[name]
@@ -233,6 +248,21 @@ function cases.garbage()
     return response(transport():request { method = "GET", url = peer_url("/garbage") })
 end
 
+function cases.sni()
+    return response(transport():request { method = "GET", url = peer_url("/sni") })
+end
+
+function cases.cut()
+    return response(transport():request { method = "GET", url = peer_url("/cut?access_token=SECRET-TOKEN") })
+end
+
+function cases.nothing()
+    -- a transport of its own, but the worker's pool is shared: whether the
+    -- first try reuses a pooled connection or not, the answer is the same
+    return response(transport():request { method = "POST", url = peer_url("/nothing?access_token=SECRET-TOKEN"),
+        body = "{}" })
+end
+
 function cases.options()
     local wecom = require "wecom"
     local ok, err = pcall(wecom.new, { corpid = "wwX", secret = "s", proxy = "http://proxy:3128" })
@@ -258,6 +288,19 @@ function cases.keep_on_failure()
     local tok = app:token()
     store:delete(app.token_key)
     return { token = tok }
+end
+
+-- a token close to expiry is replaced ahead of time, in the shared dict too
+function cases.refresh_ahead()
+    local app = new_app()
+    local store = app.store
+    -- an early refresh is tried at most once a minute per key and worker,
+    -- and keep_on_failure has just tried one: start afresh
+    require("wecom.token").invalidate(store, app.token_key, "NEAR-EXPIRY")
+    store:set(app.token_key, "NEAR-EXPIRY", ngx.now() + 100)   -- inside the refresh margin
+    local tok, expires_at = app:token()
+    local stored = store:get(app.token_key)
+    return { token = tok, stored = stored, expires_in = expires_at and expires_at - ngx.now() }
 end
 
 function cases.api_error()

@@ -196,6 +196,28 @@ describe("inside nginx", function()
             assert.is_nil(err.message:find("SECRET", 1, true))
         end)
 
+        it("sends the host name as SNI", function()
+            local res = run("sni")
+            assert.equal(200, res.status)
+            assert.equal("localhost", res.body)
+        end)
+
+        it("reports a connection dropped mid-body as a transport error, without the query", function()
+            local err = run("cut").err
+            assert.equal("transport", err.kind)
+            assert.equal(56, err.curl_code)
+            assert.truthy(err.message:find("localhost:", 1, true))
+            assert.is_nil(err.message:find("SECRET", 1, true))
+            assert.is_nil(err.message:find("/cut", 1, true))
+        end)
+
+        it("reports a connection closed without a response as a transport error (curl code 52)", function()
+            local err = run("nothing").err
+            assert.equal("transport", err.kind)
+            assert.equal(52, err.curl_code)
+            assert.is_nil(err.message:find("SECRET", 1, true))
+        end)
+
         it("rejects a reply that is not HTTP", function()
             local err = run("garbage").err
             assert.equal("transport", err.kind)
@@ -229,6 +251,16 @@ describe("inside nginx", function()
             local res = run("keep_on_failure")
             assert.equal("OLD-BUT-VALID", res.token)
             -- the refresh was tried (and failed)
+            assert.equal(before + 1, calls("/cgi-bin/gettoken"))
+        end)
+
+        it("refreshes a token close to expiry ahead of time and stores the new one", function()
+            local before = calls("/cgi-bin/gettoken")
+            local res = run("refresh_ahead")
+            assert.is_string(res.token)
+            assert.are_not.equal("NEAR-EXPIRY", res.token)
+            assert.equal(res.token, res.stored)
+            assert.is_true(res.expires_in > 7000)
             assert.equal(before + 1, calls("/cgi-bin/gettoken"))
         end)
 

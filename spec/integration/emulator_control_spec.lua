@@ -105,6 +105,18 @@ describe("emulator control API", function()
             assert.equal(200, ok.status)
         end)
 
+        it("goes to requests in arrival order, and latency delays faulted answers too", function()
+            emu.latency(5000)
+            emu.fault { path = "/cgi-bin/gettoken", errcode = -1 }
+            -- this request takes the fault on arrival, then waits out the latency
+            local res = emu.raw_request("GET", "/cgi-bin/gettoken",
+                { query = { corpid = fx.upstream.corpid, corpsecret = system.secret }, timeout = 0.5 })
+            assert.is_nil(res)
+            emu.latency(0)
+            -- while that one still sleeps, the next request finds no fault left
+            assert.equal(0, select(2, gettoken()).errcode)
+        end)
+
         it("counts faulted calls in stats", function()
             emu.fault { path = "/cgi-bin/gettoken", errcode = -1 }
             gettoken()
@@ -163,6 +175,67 @@ describe("emulator control API", function()
                 { query = { corpid = fx.upstream.corpid, corpsecret = system.secret }, timeout = 2 })
             assert.equal(200, ok.status)
             assert.equal(400, (emu.request("POST", "/__emulator/latency", { body = { ms = -1 } })))
+        end)
+    end)
+
+    describe("reset", function()
+        it("restores everything: tokens, codes, tickets, jobs, rules, removed corps, faults, latency, options, "
+            .. "clock, stats", function()
+            local P = "/cgi-bin/corpgroup/"
+            emu.options { token_ttl = 60, job_seconds = 100000 }
+            local token = emu.app_token()
+            local corp = fx.downstream[1]
+            local down = emu.down_token(token, corp.corpid, corp.agents[1].agentid, corp.agents[1].business_type)
+            local _, ticket = emu.api("GET", "/cgi-bin/get_jsapi_ticket", down)
+            local code = emu.oauth_code { userid = fx.upstream.users[1].userid }
+            local _, removed = emu.api("POST", P .. "corp/remove_corp", token,
+                { chain_id = "ChDISTRIB01", corpid = "wwDOWNCORP01" })
+            assert.equal(0, removed.errcode)
+            local rule_info = { owner_corp_range = { userids = { "zhangwei" } },
+                member_corp_range = { groupids = { 2 } } }
+            local _, added = emu.api("POST", P .. "rule/add_rule", token,
+                { chain_id = "ChDISTRIB01", rule_info = rule_info })
+            assert.equal(0, added.errcode)
+            local contact_list = { { corp_name = "重置测试公司",
+                contact_info_list = { { name = "孙九", identity_type = 1, mobile = "13912340001" } } } }
+            local _, job = emu.api("POST", P .. "import_chain_contact", token,
+                { chain_id = "ChDISTRIB01", contact_list = contact_list })
+            assert.equal(0, job.errcode)
+            emu.fault { path = "/cgi-bin/corpgroup/rule/list_ids", count = 9, errcode = -1 }
+            emu.advance(30)
+            emu.latency(5000)
+
+            emu.reset()
+
+            local _, clock = emu.request("GET", "/__emulator/clock")
+            assert.equal(0, clock.offset)
+            assert.same({}, emu.stats())
+            -- latency gone: answers within a short timeout
+            local res = emu.raw_request("GET", "/cgi-bin/gettoken",
+                { query = { corpid = fx.upstream.corpid, corpsecret = system.secret }, timeout = 2 })
+            assert.equal(200, res.status)
+            local _, fresh = gettoken()
+            assert.is_true(fresh.expires_in > 7000)             -- token_ttl back to the default (7200)
+            assert.not_equal(token, fresh.access_token)          -- old tokens forgotten
+            assert.equal(40014, select(2, emu.api("GET", "/cgi-bin/agent/get", token,
+                { agentid = system.agentid })).errcode)
+            token = fresh.access_token
+            local _, info = emu.api("GET", "/cgi-bin/auth/getuserinfo", token, { code = code })
+            assert.equal(40029, info.errcode)                    -- codes forgotten
+            down = emu.down_token(token, corp.corpid, corp.agents[1].agentid, corp.agents[1].business_type)
+            local _, ticket2 = emu.api("GET", "/cgi-bin/get_jsapi_ticket", down)
+            assert.not_equal(ticket.ticket, ticket2.ticket)      -- tickets forgotten
+            local _, back = emu.api("POST", P .. "corp/get_chain_corpinfo", token,
+                { chain_id = "ChDISTRIB01", corpid = "wwDOWNCORP01" })
+            assert.equal(0, back.errcode)                        -- removed corp back
+            local _, ids = emu.api("POST", P .. "rule/list_ids", token, { chain_id = "ChDISTRIB01" })
+            assert.equal(0, ids.errcode)                         -- fault gone
+            assert.same({ 1, 2 }, ids.rule_ids)                  -- added rule gone
+            local _, old_job = emu.api("GET", P .. "getresult", token, { jobid = job.jobid })
+            assert.equal(40058, old_job.errcode)                 -- job forgotten
+            local _, again = emu.api("POST", P .. "import_chain_contact", token,
+                { chain_id = "ChDISTRIB01", contact_list = contact_list })
+            assert.equal(0, again.errcode)                       -- and its slot free
         end)
     end)
 
@@ -237,6 +310,67 @@ describe("emulator launcher", function()
         assert.not_matches("EXIT=0", out, 1, true)
         os.execute("rm -rf " .. dir)
         os.remove(path)
+    end)
+
+    it("runs from its #! line with only luajit or only lua5.4 on PATH (no `lua`)", function()
+        local bin = os.tmpname()
+        os.remove(bin)
+        os.execute("mkdir -p " .. bin)
+        -- the interpreter running this spec, and the tools the launcher uses
+        local interp = sh("command -v " .. INTERP):gsub("%s+$", "")
+        os.execute("ln -s " .. interp .. " " .. bin .. "/" .. INTERP)
+        for _, tool in ipairs { "nginx", "openssl", "curl", "sleep", "mkdir", "id", "readlink", "pwd",
+            "chmod", "kill", "rm" } do
+            local path = sh("PATH=$PATH:/usr/sbin:/sbin command -v " .. tool):gsub("%s+$", "")
+            if path ~= "" then
+                os.execute("ln -s " .. path .. " " .. bin .. "/" .. tool)
+            end
+        end
+        assert.equal("", sh("PATH=" .. bin .. " command -v lua"))
+        local dir = "/tmp/wecom-emu-spec-path-" .. os.time()
+        local port = 20000 + math.random(25000)
+        local out = sh("cd bin && PATH=" .. bin .. " ./wecom-emulator start --port " .. port .. " --dir " .. dir
+            .. " 2>&1; echo EXIT=$?")
+        local stopped = sh("PATH=" .. bin .. " bin/wecom-emulator stop --dir " .. dir .. " 2>&1; echo EXIT=$?")
+        os.execute("rm -rf " .. dir .. " " .. bin)
+        assert.matches("WECOM_BASE_URL=https://127.0.0.1:" .. port, out, 1, true)
+        assert.matches("EXIT=0", out, 1, true)
+        assert.matches("EXIT=0", stopped, 1, true)
+    end)
+
+    describe("the nginx.conf it writes", function()
+        -- a stand-in nginx: `-V` says what it is, starting fails (the conf stays behind)
+        local function conf_for(version_text)
+            local fake = os.tmpname()
+            write(fake, "#!/bin/sh\nif [ \"$1\" = -V ]; then printf '%s\\n' " .. ("%q"):format(version_text)
+                .. " >&2; exit 0; fi\nexit 1\n")
+            os.execute("chmod +x " .. fake)
+            local dir = "/tmp/wecom-emu-spec-conf-" .. os.time() .. "-" .. math.random(1e6)
+            local out = sh(INTERP .. " bin/wecom-emulator start --port 29998 --dir " .. dir .. " --nginx " .. fake
+                .. " 2>&1; echo EXIT=$?")
+            local f = io.open(dir .. "/nginx.conf", "rb")
+            local conf = f and f:read("*a")
+            if f then f:close() end
+            os.execute("rm -rf " .. dir)
+            os.remove(fake)
+            assert.matches("nginx failed to start", out, 1, true)
+            return assert(conf, "no nginx.conf written")
+        end
+
+        it("has no load_module lines and no Debian Lua paths for OpenResty (lua built in)", function()
+            local conf = conf_for("nginx version: openresty/1.25.3.1\n"
+                .. "configure arguments: --prefix=/usr/local/openresty/nginx --add-module=../ngx_lua-0.10.26")
+            assert.not_matches("load_module", conf, 1, true)
+            assert.not_matches("/usr/share/lua/5.1", conf, 1, true)
+            assert.matches("lua_package_path '/[^']+/%?%.lua;", conf)
+            assert.matches("init_by_lua_block", conf, 1, true)
+        end)
+
+        it("loads lua-nginx-module for an nginx without it (Debian)", function()
+            local conf = conf_for("nginx version: nginx/1.22.1\nconfigure arguments: --with-http_ssl_module")
+            assert.matches("load_module [^;]*ngx_http_lua_module%.so;", conf)
+            assert.matches("/usr/share/lua/5.1/?.lua", conf, 1, true)
+        end)
     end)
 
     it("runs several emulators at once, each with its own state", function()

@@ -2,7 +2,7 @@
 --   init_by_lua:        require("wecom.emulator").init{ fixture = path, corps = n }
 --   init_worker_by_lua: require("wecom.emulator").init_worker()
 --   content_by_lua:     require("wecom.emulator").handle()
--- Every API call goes: count -> latency -> injected fault -> route ->
+-- Every API call goes: count -> take a fault -> latency -> the fault | route ->
 -- method -> token -> body -> handler.
 
 local fixture = require "wecom.emulator.fixture"
@@ -103,11 +103,13 @@ end
 
 local function api(path)
     store.count_call(path)
+    -- Faults go to requests in the order they arrive; latency then delays
+    -- every answer, faulted ones included.
+    local fault = faults.take(path)
     local ms = store.get("latency_ms")
     if ms and ms > 0 then
         ngx.sleep(ms / 1000)
     end
-    local fault = faults.take(path)
     if fault then
         if fault.delay_ms then
             ngx.sleep(fault.delay_ms / 1000)

@@ -147,3 +147,8 @@ say("HTML page          -> 400, %s", tostring(html))
 local replayed_body, replayed_q = cb:encrypt_event(events[1], { timestamp = now - 3600 })
 local _, replayed = cb:decrypt(replayed_q, replayed_body)
 say("replayed (1 h old) -> 403, %s", tostring(replayed))
+
+-- encrypted for another corp: the signature holds (same Token), the receive id does not
+local foreign_body, foreign_q = cb:encrypt_event(events[1], { receive_id = "wwSOMEONEELSE" })
+local _, foreign = cb:decrypt(foreign_q, foreign_body)
+say("other receive id   -> 403, %s", tostring(foreign))

@@ -3,6 +3,7 @@
 -- emulators at once, start/stop errors.
 
 local emu = require "helpers.emulator"
+local cjson = require "cjson"
 
 local function sh(cmd)
     local p = io.popen(cmd)
@@ -417,6 +418,67 @@ describe("emulator launcher", function()
         assert.equal(3, busy)      -- the fault was consumed exactly 3 times in all
         assert.equal(1, ntokens)   -- one token, whichever worker answered
         assert.equal(16, e:stats()["/cgi-bin/gettoken"])
+        e:stop()
+    end)
+
+    it("shares every mutable thing between workers: chains, rules, jobs, codes, clock, options", function()
+        local e = emu.new { workers = 2 }
+        local fx = e:fixture()
+        local P = "/cgi-bin/corpgroup/"
+        local ordinary = emu.fixture_app(fx, false)
+        -- changes made over the instance's one connection (one worker) ...
+        local _, ord = e:request("GET", "/cgi-bin/gettoken",
+            { query = { corpid = fx.upstream.corpid, corpsecret = ordinary.secret } })
+        local token = e:app_token()
+        assert.equal(0, select(2, e:api("POST", P .. "corp/remove_corp", token,
+            { chain_id = "ChDISTRIB01", corpid = "wwDOWNCORP01" })).errcode)
+        local rule_info = { owner_corp_range = { userids = { "zhangwei" } }, member_corp_range = { groupids = { 2 } } }
+        assert.equal(3, select(2, e:api("POST", P .. "rule/add_rule", token,
+            { chain_id = "ChDISTRIB01", rule_info = rule_info })).rule_id)
+        e:options { job_seconds = 100000, expired_errcode = 40014 }
+        local contact_list = { { corp_name = "共享状态公司",
+            contact_info_list = { { name = "郑十", identity_type = 1, mobile = "13912340002" } } } }
+        local _, job = e:api("POST", P .. "import_chain_contact", token,
+            { chain_id = "ChDISTRIB01", contact_list = contact_list })
+        local used = e:oauth_code { userid = fx.upstream.users[1].userid }
+        assert.equal(0, select(2, e:api("GET", "/cgi-bin/auth/getuserinfo", token, { code = used })).errcode)
+        e:advance(7300) -- every token so far expired
+        token = e:app_token()
+        -- ... are seen by both workers, on fresh connections
+        local function url(path, query)
+            return "'" .. e.base_url .. path .. emu.query_string(query) .. "'"
+        end
+        local function post(path, body)
+            return " --next -s --cacert " .. e.ca_file .. " -H 'Content-Type: application/json' -d '"
+                .. cjson.encode(body) .. "' " .. url(path, { access_token = token })
+        end
+        local cmd = "curl -s --cacert " .. e.ca_file .. " " .. url("/__emulator/ping")
+            .. " -w '\\n' --next -s --cacert " .. e.ca_file .. " -w '\\n' "
+            .. url("/cgi-bin/agent/get", { access_token = ord.access_token, agentid = ordinary.agentid })
+            .. " --next -s --cacert " .. e.ca_file .. " -w '\\n' "
+            .. url("/cgi-bin/auth/getuserinfo", { access_token = token, code = used })
+            .. " --next -s --cacert " .. e.ca_file .. " -w '\\n' "
+            .. url(P .. "getresult", { access_token = token, jobid = job.jobid })
+            .. post(P .. "corp/get_chain_corpinfo", { chain_id = "ChDISTRIB01", corpid = "wwDOWNCORP01" })
+            .. " -w '\\n'" .. post(P .. "rule/list_ids", { chain_id = "ChDISTRIB01" })
+            .. " -w '\\n'" .. post(P .. "import_chain_contact", { chain_id = "ChDISTRIB01",
+                contact_list = contact_list })
+        local pids, npids = {}, 0
+        for _ = 1, 30 do
+            local lines = {}
+            for line in sh(cmd):gmatch("[^\n]+") do lines[#lines + 1] = cjson.decode(line) end
+            assert.equal(7, #lines)
+            assert.equal(40014, lines[2].errcode)               -- clock and expired_errcode
+            assert.equal(40029, lines[3].errcode)               -- the code was used elsewhere
+            assert.equal(1, lines[4].status)                    -- the job and job_seconds
+            assert.equal(40013, lines[5].errcode)               -- the corp is gone
+            assert.same({ 1, 2, 3 }, lines[6].rule_ids)         -- the rule is there
+            assert.equal(45033, lines[7].errcode)               -- the job slot is taken
+            local pid = tostring(lines[1].pid)
+            if not pids[pid] then pids[pid], npids = true, npids + 1 end
+            if npids == 2 then break end
+        end
+        assert.equal(2, npids)
         e:stop()
     end)
 end)

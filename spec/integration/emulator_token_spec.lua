@@ -197,6 +197,90 @@ describe("emulator tokens", function()
             assert.equal(48001, d.errcode)
         end)
 
+        -- every endpoint of reference §1-§6: its method, and one required
+        -- field (with a valid request around it) that must be named when
+        -- missing and when wrongly typed
+        local C = "/cgi-bin/corpgroup/"
+        local ENDPOINTS = {
+            { "GET", "/cgi-bin/gettoken" },
+            { "POST", C .. "corp/list_app_share_info", "agentid", {}, 41011 },
+            { "POST", C .. "corp/gettoken", "corpid", { agentid = 1000011, business_type = 1 } },
+            { "POST", "/cgi-bin/miniprogram/transfer_session", "session_key", { userid = "x" }, nil, "down" },
+            { "GET", C .. "corp/get_chain_list" },
+            { "POST", C .. "corp/get_chain_group", "chain_id", {} },
+            { "POST", C .. "corp/get_chain_corpinfo_list", "chain_id", {} },
+            { "POST", C .. "corp/get_chain_corpinfo", "chain_id", { corpid = "wwDOWNCORP01" } },
+            { "POST", C .. "corp/remove_corp", "chain_id", { corpid = "wwDOWNCORP01" } },
+            { "POST", C .. "corp/get_chain_user_custom_id", "corpid", { chain_id = "ChDISTRIB01", userid = "wuting" } },
+            { "POST", C .. "get_corp_shared_chain_list", "corpid", {} },
+            { "POST", C .. "import_chain_contact", "chain_id", { contact_list = {} } },
+            { "GET", C .. "getresult", "jobid", {} },
+            { "POST", C .. "rule/list_ids", "chain_id", {} },
+            { "POST", C .. "rule/get_rule_info", "rule_id", { chain_id = "ChDISTRIB01" } },
+            { "POST", C .. "rule/add_rule", "rule_info", { chain_id = "ChDISTRIB01" } },
+            { "POST", C .. "rule/modify_rule", "rule_id", { chain_id = "ChDISTRIB01", rule_info = {} } },
+            { "POST", C .. "rule/delete_rule", "rule_id", { chain_id = "ChDISTRIB01" } },
+            { "POST", C .. "unionid_to_external_userid", "openid", { unionid = "oUnion_wx_000001" } },
+            { "POST", C .. "unionid_to_pending_id", "unionid", { openid = "oMini_000001" } },
+            { "POST", C .. "batch/external_userid_to_pending_id", "external_userid", {} },
+            { "POST", "/cgi-bin/linkedcorp/agent/get_perm_list" },
+            { "POST", "/cgi-bin/linkedcorp/user/get", "userid", {}, 41009 },
+            { "POST", "/cgi-bin/linkedcorp/user/simplelist", "department_id", {} },
+            { "POST", "/cgi-bin/linkedcorp/user/list", "department_id", {} },
+            { "POST", "/cgi-bin/linkedcorp/department/list", "department_id", {} },
+            { "POST", "/cgi-bin/linkedcorp/message/send", "msgtype", { touser = { "zhangwei" } } },
+            { "GET", "/cgi-bin/auth/getuserinfo", "code", {}, 41008 },
+            { "GET", "/cgi-bin/miniprogram/jscode2session", "grant_type", { js_code = "x" } },
+            { "GET", "/cgi-bin/get_jsapi_ticket" },
+            { "GET", "/cgi-bin/ticket/get", "type", {} },
+            { "GET", "/cgi-bin/agent/get", "agentid", {}, 41011 },
+            { "GET", "/cgi-bin/user/get", "userid", {}, 41009 },
+        }
+
+        it("serves every endpoint of §1-§6 and refuses the other HTTP method", function()
+            local token = emu.app_token()
+            for _, e in ipairs(ENDPOINTS) do
+                local method, path = e[1], e[2]
+                local other = method == "GET" and "POST" or "GET"
+                local status, d = emu.request(other, path, { query = { access_token = token },
+                    body = other == "POST" and {} or nil })
+                assert.equal(200, status, path)
+                assert.equal(method == "GET" and 43001 or 43002, d.errcode, path)
+            end
+        end)
+
+        it("names a required field when it is missing and when it has the wrong type, on every endpoint", function()
+            local up = emu.app_token()
+            local down = emu.down_token(up, "wwDOWNCORP01", 1000011, 1)
+            for _, e in ipairs(ENDPOINTS) do
+                local method, path, field, base, missing_code = e[1], e[2], e[3], e[4], e[5]
+                if field then
+                    local token = e[6] == "down" and down or up
+                    local params = {}
+                    for k, v in pairs(base) do params[k] = v end
+                    local _, d = emu.api(method, path, token, params)
+                    assert.equal(missing_code or 40058, d.errcode, path .. " without " .. field)
+                    if not missing_code then
+                        assert.matches(field, d.errmsg, 1, true)
+                    end
+                    -- a JSON object where a string, an integer or an array belongs (a string for
+                    -- an object); in a query, a repeated parameter
+                    if method == "POST" then
+                        params[field] = field == "rule_info" and "text" or { wrong = true }
+                        _, d = emu.api(method, path, token, params)
+                    else
+                        local query = { access_token = token }
+                        for k, v in pairs(params) do query[k] = v end
+                        query[field] = "1"
+                        local qs = emu.query_string(query) .. "&" .. field .. "=2"
+                        _, d = emu.request("GET", path .. qs)
+                    end
+                    assert.equal(40058, d.errcode, path .. " with a wrongly typed " .. field)
+                    assert.matches(field .. " must be", d.errmsg, 1, true)
+                end
+            end
+        end)
+
         it("names a wrongly typed field", function()
             local token = emu.app_token()
             local _, d = emu.api("POST", "/cgi-bin/corpgroup/corp/list_app_share_info", token,

@@ -177,6 +177,10 @@ describe("emulator tokens", function()
             local _, d1 = emu.request("POST", "/cgi-bin/corpgroup/corp/list_app_share_info",
                 { query = { access_token = token }, raw_body = "{agentid:", headers = {} })
             assert.equal(47001, d1.errcode)
+            assert.matches("Warning: wrong json format.", d1.errmsg, 1, true)
+            local _, d3 = emu.request("POST", "/cgi-bin/corpgroup/corp/list_app_share_info",
+                { query = { access_token = token }, raw_body = "[1, 2]" })
+            assert.equal(47001, d3.errcode)
             local _, d2 = emu.request("POST", "/cgi-bin/corpgroup/corp/list_app_share_info",
                 { query = { access_token = token }, raw_body = "" })
             assert.equal(44002, d2.errcode)

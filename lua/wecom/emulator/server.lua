@@ -221,6 +221,10 @@ function _M.parse_json_body(raw)
         return nil, 44002
     end
     local value = json.decode(raw)
+    if value == nil then
+        -- the live server's note on a malformed body (reference §0)
+        return nil, 47001, "Warning: wrong json format."
+    end
     if type(value) ~= "table" or value[1] ~= nil then
         return nil, 47001, "body is not a JSON object"
     end

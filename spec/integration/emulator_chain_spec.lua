@@ -421,6 +421,13 @@ describe("emulator corpgroup", function()
             local r = call(sys_token, "batch/external_userid_to_pending_id",
                 { external_userid = { "wmDOWN02ext000002", "wmDOWN01ext000001", "unknown" } })
             assert.same({ { external_userid = "wmDOWN02ext000002", pending_id = a.pending_id } }, r.result)
+            -- a pending_id lives 90 days on the emulator clock
+            emu.advance(90 * 86400 + 1)
+            sys_token = emu.app_token(system.agentid)
+            local expired = call(sys_token, "batch/external_userid_to_pending_id",
+                { external_userid = { "wmDOWN02ext000002" } })
+            assert.equal(0, expired.errcode)
+            assert.same({}, expired.result)
             local too_many = {}
             for i = 1, 101 do too_many[i] = "x" .. i end
             assert.equal(40058, call(sys_token, "batch/external_userid_to_pending_id",

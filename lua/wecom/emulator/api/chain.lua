@@ -748,7 +748,9 @@ local function unionid_to_pending_id(req)
     local _, unionid = customer_for(req)
     local agentid = req.token.agentid
     local pending_id = "p" .. ngx.md5(agentid .. "/" .. unionid):sub(1, 24)
-    store.set("pendingof:" .. agentid .. ":" .. unionid, pending_id, PENDING_TTL)
+    -- valid 90 days on the emulator clock
+    store.set_json("pendingof:" .. agentid .. ":" .. unionid,
+        { pending_id = pending_id, expires_at = store.now() + PENDING_TTL })
     return { pending_id = pending_id }
 end
 
@@ -764,9 +766,9 @@ local function external_userid_to_pending_id(req)
             fail(40058, "external_userid must hold strings")
         end
         local customer = req.F.external[ext]
-        local pending = customer and store.get("pendingof:" .. req.token.agentid .. ":" .. customer.unionid)
-        if pending then
-            result[#result + 1] = { external_userid = ext, pending_id = pending }
+        local pending = customer and store.get_json("pendingof:" .. req.token.agentid .. ":" .. customer.unionid)
+        if pending and pending.expires_at > store.now() then
+            result[#result + 1] = { external_userid = ext, pending_id = pending.pending_id }
         end
     end
     return { result = result }

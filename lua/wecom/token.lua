@@ -133,6 +133,23 @@ local function store_error(what, err)
     return errors.new("store", "store " .. what .. " failed: " .. tostring(err))
 end
 
+-- keys whose last fetched value the store refused to keep (per Lua state)
+local unstored = {}
+
+-- The token this process fetched but the store refused to keep: still good,
+-- not due, and not the one being replaced.
+local function kept_in_process(key, old_value, old_expires_at)
+    if not unstored[key] or not fallback_store then
+        return nil
+    end
+    local value, expires_at = fallback_store:get(key)
+    if value == nil or _M.refresh_due(expires_at, core.now(), lifetimes[key])
+        or (old_value ~= nil and value == old_value and expires_at <= old_expires_at) then
+        return nil
+    end
+    return value, expires_at
+end
+
 -- Runs fetch while holding the lock; releases it whatever happens.
 local function refresh_locked(store, key, fetch, old_value, old_expires_at)
     -- someone may have refreshed between our read and our lock
@@ -140,6 +157,16 @@ local function refresh_locked(store, key, fetch, old_value, old_expires_at)
     local newer = value ~= nil and type(expires_at) == "number"
         and (old_value == nil or value ~= old_value or expires_at > old_expires_at)
     if newer then
+        store:unlock(key)
+        return value, expires_at
+    end
+    -- the store refused our last value: use it again (and offer it again)
+    value, expires_at = kept_in_process(key, old_value, old_expires_at)
+    if value ~= nil then
+        local ok, stored = pcall(store.set, store, key, value, expires_at)
+        if ok and stored then
+            unstored[key] = nil
+        end
         store:unlock(key)
         return value, expires_at
     end
@@ -162,8 +189,18 @@ local function refresh_locked(store, key, fetch, old_value, old_expires_at)
     failures[key] = nil
 
     lifetimes[key] = new_expires_at - core.now()
-    -- a failing set still leaves us a good token for this call
-    pcall(store.set, store, key, new_value, new_expires_at)
+    local set_ok, stored, serr = pcall(store.set, store, key, new_value, new_expires_at)
+    if not (set_ok and stored) then
+        -- keep it in the process, or every call would fetch again (and
+        -- soon hit 45009): a store that reads but refuses writes (Redis at
+        -- maxmemory, a full disk) must not turn into a gettoken storm
+        pcall(fallback().set, fallback(), key, new_value, new_expires_at)
+        unstored[key] = true
+        report_store_failure(store_error("set", set_ok and (serr or "not applied") or stored))
+    end
+    if set_ok and stored then
+        unstored[key] = nil
+    end
     store:unlock(key)
     return new_value, new_expires_at
 end

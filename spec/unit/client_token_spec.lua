@@ -156,6 +156,79 @@ describe("token.get", function()
         assert.equal("T2", (token.get(store, key, fetch)))
     end)
 
+    it("keeps one fetch per key while the store is down, across concurrent callers", function()
+        local store, key, calls = table_store(), unique("k"), 0
+        function store.get() return nil, "connection refused" end
+        function store.lock() return nil, "connection refused" end
+        local function fetch()
+            calls = calls + 1
+            parallel.sleep(0.03)
+            return "T" .. calls, core.now() + 7200
+        end
+        local tasks = {}
+        for i = 1, 6 do tasks[i] = function() return token.get(store, key, fetch) end end
+        local results = parallel.run(tasks)
+        assert.equal(1, calls)
+        for i = 1, 6 do assert.equal("T1", results[i].value) end
+    end)
+
+    it("goes back to the store once it recovers", function()
+        local store, key, calls = table_store(), unique("k"), 0
+        local down = true
+        local real_get = store.get
+        store.get = function(self, k)
+            if down then return nil, "connection refused" end
+            return real_get(self, k)
+        end
+        local function fetch() calls = calls + 1; return "T" .. calls, core.now() + 7200 end
+        assert.equal("T1", (token.get(store, key, fetch)))
+        assert.equal("T1", (token.get(store, key, fetch)))
+        assert.equal(1, calls)
+        down = false
+        -- the store is empty again: one fetch, stored there, then served from it
+        assert.equal("T2", (token.get(store, key, fetch)))
+        assert.equal("T2", (store:get(key)))
+        assert.equal("T2", (token.get(store, key, fetch)))
+        assert.equal(2, calls)
+        -- the store is what counts now: a token another process wrote wins
+        store:set(key, "FROM-STORE", core.now() + 7200)
+        assert.equal("FROM-STORE", (token.get(store, key, fetch)))
+        assert.equal(2, calls)
+    end)
+
+    it("does not fetch per call when the store reads but cannot write", function()
+        local store, key, calls = table_store(), unique("k"), 0
+        local full = true
+        local real_set = store.set
+        store.set = function(self, ...)
+            if full then return nil, "OOM command not allowed when used memory > 'maxmemory'" end
+            return real_set(self, ...)
+        end
+        local function fetch() calls = calls + 1; return "T" .. calls, core.now() + 7200 end
+        for _ = 1, 5 do
+            assert.equal("T1", (token.get(store, key, fetch)))
+        end
+        assert.equal(1, calls)
+        -- a rejected token still goes
+        token.invalidate(store, key, "T1")
+        assert.equal("T2", (token.get(store, key, fetch)))
+        -- once the store takes writes again, the kept token lands there
+        full = false
+        assert.equal("T2", (token.get(store, key, fetch)))
+        assert.equal("T2", (store:get(key)))
+        assert.equal(2, calls)
+    end)
+
+    it("does not fetch per call when the store's set raises", function()
+        local store, key, calls = table_store(), unique("k"), 0
+        function store.set() error("disk full") end
+        local function fetch() calls = calls + 1; return "T" .. calls, core.now() + 7200 end
+        for _ = 1, 3 do
+            assert.equal("T1", (token.get(store, key, fetch)))
+        end
+        assert.equal(1, calls)
+    end)
+
     it("passes the fetch failure on when the store fails too", function()
         local store = table_store()
         function store.lock() return nil, "connection refused" end

@@ -26,13 +26,12 @@ function _M.get(_, key)
     return core.token_get(key)
 end
 
--- set(key, value, expires_at) -> true
+-- set(key, value, expires_at) -> true | nil, "token cache full"
 function _M.set(_, key, value, expires_at)
     check_key("set", key)
     check.value(value)
     check.expires_at(expires_at)
-    core.token_set(key, value, expires_at)
-    return true
+    return core.token_set(key, value, expires_at)
 end
 
 -- delete(key [, only_if_value]) -> boolean (whether an entry was removed)

@@ -97,6 +97,13 @@ describe("emulator linkedcorp, identity and tickets", function()
             assert.same({ "wwLINKEDA01/ghost" }, d.invaliduser)
             assert.same({ "LK9F8E7D6C/4" }, d.invalidparty)
             assert.same({ "5" }, d.invalidtag)
+            -- nothing invalid: empty arrays, not objects
+            local _, ok, res = emu.api("POST", L .. "message/send", sys_token, { touser = { "zhangwei" },
+                msgtype = "text", agentid = system.agentid, text = { content = "x" } })
+            assert.equal(0, ok.errcode)
+            assert.matches('"invaliduser":[]', res.body, 1, true)
+            assert.matches('"invalidparty":[]', res.body, 1, true)
+            assert.matches('"invalidtag":[]', res.body, 1, true)
         end)
 
         it("message/send validates its fields", function()

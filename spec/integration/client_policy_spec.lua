@@ -306,7 +306,7 @@ describe("client policy against the emulator", function()
             emu.fault { path = READ_PATH, errcode = 60011, errmsg = "tokens " .. down_tok .. " " .. up_tok }
             local _, err = down:get(READ_PATH, { agentid = corp.agentid })
             assert.equal(60011, err.errcode)
-            assert_clean(err, down_tok)
+            assert_clean(err, down_tok, up_tok)
             emu.fault { path = DOWN_GETTOKEN, errcode = 60011, errmsg = "upstream " .. up_tok }
             down.store:delete(down.token_key)
             _, err = down:token()

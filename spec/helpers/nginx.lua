@@ -63,6 +63,22 @@ local function random_int(lo, hi)
     return lo + n % (hi - lo + 1)
 end
 
+-- Listening ports come from below the kernel's ephemeral range: a port in
+-- it may be taken at any moment by an outgoing connection (of the emulator,
+-- Redis, curl), and nginx would then log bind() failures at [emerg].
+local function port_range()
+    local low = 32768
+    local f = io.open("/proc/sys/net/ipv4/ip_local_port_range", "r")
+    if f then
+        low = tonumber((f:read("*l") or ""):match("^%s*(%d+)")) or low
+        f:close()
+    end
+    if low > 12000 then
+        return 10000, low - 2
+    end
+    return 20000, 45000
+end
+
 local function sleep(seconds)
     run("sleep " .. seconds)
 end
@@ -253,7 +269,7 @@ function _M.start(opts)
     for _ = 1, 8 do
         local prefix = "/tmp/wecom-nginx-spec-" .. random_int(100000, 999999999)
         assert(run("mkdir -p " .. quote(prefix .. "/logs") .. " " .. quote(prefix .. "/tmp")))
-        local port = random_int(20000, 45000)
+        local port = random_int(port_range())
         local vars = {
             port = port, port2 = port + 1, prefix = prefix, lua_path = paths.lua_path, lua_cpath = paths.lua_cpath,
             modules = _M.module_lines(), user = capture("id -u"):match("^0%s*$") and "user root;" or "",
@@ -281,7 +297,12 @@ function _M.start(opts)
         if started then
             for _ = 1, 100 do
                 if answers(port) then
-                    return site
+                    -- nginx retries a busy port and may then start anyway,
+                    -- with [emerg] lines in error.log: take another port
+                    if not site:log():find("in use", 1, true) then
+                        return site
+                    end
+                    break
                 end
                 sleep(0.05)
             end

@@ -110,19 +110,19 @@ describe("emulator tokens", function()
             assert.equal(40014, d.errcode)
         end)
 
-        it("refuses an upstream app token on downstream-only endpoints (48002)", function()
+        it("refuses an upstream app token on downstream-only endpoints (40014)", function()
             local token = emu.app_token()
             local _, d = emu.api("POST", "/cgi-bin/miniprogram/transfer_session", token,
                 { userid = "x", session_key = "y" })
-            assert.equal(48002, d.errcode)
+            assert.equal(40014, d.errcode)
         end)
 
-        it("refuses a downstream token on corpgroup endpoints (48002)", function()
+        it("refuses a downstream token on corpgroup endpoints (40014)", function()
             local up = emu.app_token()
             local corp = fx.downstream[1]
             local down = emu.down_token(up, corp.corpid, corp.agents[1].agentid, 1)
             local _, d = emu.api("GET", "/cgi-bin/corpgroup/corp/get_chain_list", down)
-            assert.equal(48002, d.errcode)
+            assert.equal(40014, d.errcode)
         end)
     end)
 

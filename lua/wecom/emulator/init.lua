@@ -64,14 +64,15 @@ local function check_token(req, route, args)
     if expired then
         server.fail(store.option("expired_errcode", 42001))
     end
+    -- a token of the wrong type is an invalid token to WeCom (reference §10)
     local need = route.token
     if need == "upstream" then
         if info.kind ~= "app" or info.corpid ~= req.F.upstream.corpid then
-            server.fail(48002, "needs an upstream app access_token")
+            server.fail(40014, "invalid access_token: needs an upstream app access_token")
         end
     elseif need == "downstream" then
         if info.kind ~= "down" then
-            server.fail(48002, "needs a downstream corp access_token (corpgroup/corp/gettoken)")
+            server.fail(40014, "invalid access_token: needs a downstream corp access_token (corpgroup/corp/gettoken)")
         end
     end
     return info

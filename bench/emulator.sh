@@ -13,7 +13,8 @@ emulator_start() {
     core_opt=""
     [ -f "$BUILD/luajit/wecom/core.so" ] && core_opt="--core-cpath $BUILD/luajit"
     for try in 1 2 3 4 5; do
-        port=$(( 20000 + ($$ * 7 + try * 1031) % 25000 ))
+        # below the ephemeral port range (32768-60999 on Linux)
+        port=$(( 20000 + ($$ * 7 + try * 1031) % 12000 ))
         # shellcheck disable=SC2086
         if out=$(lua5.4 bin/wecom-emulator start --dir "$EMULATOR_DIR" --port "$port" \
                 $core_opt ${EMULATOR_ARGS:-} 2>&1); then

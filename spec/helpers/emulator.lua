@@ -14,6 +14,7 @@
 -- http_session when it is available, otherwise the curl CLI.
 
 local cjson = require "cjson"
+local ports = require "helpers.ports"
 
 local _M = {}
 
@@ -40,17 +41,6 @@ local function read_file(path)
     local s = f:read("*a")
     f:close()
     return s
-end
-
-local function random_int(lo, hi)
-    local f = io.open("/dev/urandom", "rb")
-    local b = f:read(4)
-    f:close()
-    local n = 0
-    for i = 1, 4 do
-        n = n * 256 + b:byte(i)
-    end
-    return lo + n % (hi - lo + 1)
 end
 
 local function urlencode(s)
@@ -283,7 +273,7 @@ end
 -- new{ corps =, fixture =, workers =, port = } -> started instance
 function _M.new(opts)
     opts = opts or {}
-    local dir = "/tmp/wecom-emu-spec-" .. random_int(100000, 999999999)
+    local dir = "/tmp/wecom-emu-spec-" .. ports.random_int(100000, 999999999)
     local args = { "--dir", quote(dir) }
     if opts.corps then
         args[#args + 1] = "--corps " .. opts.corps
@@ -300,7 +290,7 @@ function _M.new(opts)
     end
     local last
     for _ = 1, 8 do
-        local port = opts.port or random_int(20000, 45000)
+        local port = opts.port or ports.pick()
         local ok, out = launcher("start --port " .. port .. " " .. table.concat(args, " "))
         if ok then
             local self = setmetatable({

@@ -52,32 +52,8 @@ local function write_file(path, data)
     f:close()
 end
 
-local function random_int(lo, hi)
-    local f = assert(io.open("/dev/urandom", "rb"))
-    local b = f:read(4)
-    f:close()
-    local n = 0
-    for i = 1, 4 do
-        n = n * 256 + b:byte(i)
-    end
-    return lo + n % (hi - lo + 1)
-end
-
--- Listening ports come from below the kernel's ephemeral range: a port in
--- it may be taken at any moment by an outgoing connection (of the emulator,
--- Redis, curl), and nginx would then log bind() failures at [emerg].
-local function port_range()
-    local low = 32768
-    local f = io.open("/proc/sys/net/ipv4/ip_local_port_range", "r")
-    if f then
-        low = tonumber((f:read("*l") or ""):match("^%s*(%d+)")) or low
-        f:close()
-    end
-    if low > 12000 then
-        return 10000, low - 2
-    end
-    return 20000, 45000
-end
+local ports = require "helpers.ports"
+local random_int = ports.random_int
 
 local function sleep(seconds)
     run("sleep " .. seconds)
@@ -269,7 +245,7 @@ function _M.start(opts)
     for _ = 1, 8 do
         local prefix = "/tmp/wecom-nginx-spec-" .. random_int(100000, 999999999)
         assert(run("mkdir -p " .. quote(prefix .. "/logs") .. " " .. quote(prefix .. "/tmp")))
-        local port = random_int(port_range())
+        local port = ports.pick()
         local vars = {
             port = port, port2 = port + 1, prefix = prefix, lua_path = paths.lua_path, lua_cpath = paths.lua_cpath,
             modules = _M.module_lines(), user = capture("id -u"):match("^0%s*$") and "user root;" or "",

@@ -28,11 +28,6 @@ local function sleep(seconds)
     end
 end
 
-local function random_port()
-    local b = core.random_bytes(2)
-    return 20000 + (b:byte(1) * 256 + b:byte(2)) % 40000
-end
-
 local function read_file(path)
     local f = io.open(path, "rb")
     if not f then return nil end
@@ -127,7 +122,7 @@ function _M.start(opts)
     local dir = sh("mktemp -d /tmp/wecom-redis.XXXXXX"):gsub("%s+$", "")
     local srv = setmetatable({ host = "127.0.0.1", dir = dir, password = opts.password }, Server)
     for _ = 1, 10 do
-        srv.port = random_port()
+        srv.port = require("helpers.ports").pick()
         if srv:launch() then
             return srv
         end

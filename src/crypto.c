@@ -274,7 +274,8 @@ static int l_jsapi_signature(lua_State *L)
     if (lua_type(L, 3) == LUA_TNUMBER) {
         /* Render numbers as integers: 5.4 would print 1414587457.0. */
         lua_Number n = lua_tonumber(L, 3);
-        luaL_argcheck(L, n == (lua_Number)(long long)n && n >= 0, 3,
+        /* range first: converting a double beyond long long (or NaN) is UB */
+        luaL_argcheck(L, n >= 0 && n < 9.2e18 && n == (lua_Number)(long long)n, 3,
                       "timestamp must be a non-negative integer");
         len[5] = (size_t)snprintf(tsbuf, sizeof tsbuf, "%lld", (long long)n);
         piece[5] = tsbuf;

@@ -634,6 +634,17 @@ describe("wecom.core crypto", function()
       assert.has_error(function() core.jsapi_signature(ticket, "n", -1, "u") end)
       assert.has_error(function() core.jsapi_signature(ticket, "n", "1") end)
     end)
+
+    -- fuzzing (clang UBSan): these were converted to long long before the
+    -- range check, which is undefined behaviour
+    it("raises for numeric timestamps out of range or not a number", function()
+      for _, ts in ipairs { 1e300, -1e300, math.huge, -math.huge, 0 / 0, 2 ^ 63 } do
+        local ok, err = pcall(core.jsapi_signature, ticket, "n", ts, "u")
+        assert.is_false(ok)
+        assert.matches("timestamp must be a non%-negative integer", err)
+      end
+      assert.equal(40, #core.jsapi_signature(ticket, "n", 2 ^ 53, "u"))
+    end)
   end)
 
 

@@ -95,5 +95,6 @@ write("fuzz_redis_reader", "simple", "\0+OK\r\n:42\r\n$5\r\nhello\r\n$0\r\n\r\n$
 write("fuzz_redis_reader", "nested", "\2*3\r\n*2\r\n$1\r\na\r\n$-1\r\n-WRONGTYPE x\r\n*1\r\n*1\r\n:7\r\n")
 write("fuzz_redis_reader", "exec", "\4*2\r\n+OK\r\n:1\r\n+QUEUED\r\n")
 write("fuzz_redis_reader", "bad_type", "\6+OK\r\n?what\r\n")
-write("fuzz_redis_reader", "format", "\1SET" .. SEP .. "wecom:token:ww" .. SEP .. "tok\0en" .. SEP .. "EX" .. SEP .. "7200")
-write("fuzz_redis_reader", "format_eval", "\3EVAL" .. SEP .. "return redis.call('get', KEYS[1])" .. SEP .. "1" .. SEP .. "k")
+write("fuzz_redis_reader", "format", "\1" .. table.concat({ "SET", "wecom:token:ww", "tok\0en", "EX", "7200" }, SEP))
+write("fuzz_redis_reader", "format_eval",
+  "\3" .. table.concat({ "EVAL", "return redis.call('get', KEYS[1])", "1", "k" }, SEP))

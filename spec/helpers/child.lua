@@ -6,11 +6,11 @@
 --   local p = child.spawn_script(path, args [, env])
 --   local out = child.run(code, args [, env])   -- runs to the end, returns its output
 
+local sh = require "helpers.sh"
+
 local _M = {}
 
-local function quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local quote = sh.quote
 _M.quote = quote
 
 -- make check-asan runs the specs in a sanitized interpreter; children must use
@@ -66,9 +66,7 @@ end
 -- spawn(code, args, env) -> child running code from a temporary file
 function _M.spawn(code, args, env)
     local script = os.tmpname()
-    local f = assert(io.open(script, "w"))
-    f:write(code)
-    f:close()
+    sh.write_file(script, code)
     local c = _M.spawn_script(script, args, env)
     c.script = script
     return c

@@ -15,33 +15,14 @@
 
 local cjson = require "cjson"
 local ports = require "helpers.ports"
+local sh = require "helpers.sh"
 
 local _M = {}
 
 local LAUNCHER = "bin/wecom-emulator"
 local INTERPRETER = rawget(_G, "jit") and "luajit" or "lua5.4"
 
-local function quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function run(cmd)
-    local a, _, c = os.execute(cmd)
-    if type(a) == "number" then
-        return a == 0
-    end
-    return a == true and (c == nil or c == 0)
-end
-
-local function read_file(path)
-    local f = io.open(path, "rb")
-    if not f then
-        return nil
-    end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
+local quote, run, read_file = sh.quote, sh.run, sh.read_file
 
 local function urlencode(s)
     if type(s) == "number" and s == math.floor(s) then
@@ -112,15 +93,11 @@ local function curl_request(ca_file, method, url, headers, body, timeout)
         cmd[#cmd + 1] = "-H " .. quote(k .. ": " .. v)
     end
     if body then
-        local f = io.open(tmp, "wb")
-        f:write(body)
-        f:close()
+        sh.write_file(tmp, body)
         cmd[#cmd + 1] = "--data-binary @" .. quote(tmp)
     end
     cmd[#cmd + 1] = quote(url)
-    local p = io.popen(table.concat(cmd, " ") .. " 2>" .. quote(tmp .. ".err"))
-    local code = p:read("*a")
-    p:close()
+    local code = sh.capture(table.concat(cmd, " ") .. " 2>" .. quote(tmp .. ".err"))
     local res_body = read_file(tmp .. ".body") or ""
     local err = read_file(tmp .. ".err") or ""
     os.remove(tmp)

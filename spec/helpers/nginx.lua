@@ -13,44 +13,13 @@
 -- (port, workers, trusted CA, paths to this checkout; warmup = false drops
 -- its init_worker token warm-up).
 
+local sh = require "helpers.sh"
+
 local _M = {}
 
-local function quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local quote, run, capture, read_file, write_file = sh.quote, sh.run, sh.capture, sh.read_file, sh.write_file
 _M.quote = quote
-
-local function run(cmd)
-    local a, _, c = os.execute(cmd)
-    if type(a) == "number" then
-        return a == 0
-    end
-    return a == true and (c == nil or c == 0)
-end
-
-local function capture(cmd)
-    local p = assert(io.popen(cmd, "r"))
-    local out = p:read("*a")
-    p:close()
-    return out
-end
-
-local function read_file(path)
-    local f = io.open(path, "rb")
-    if not f then
-        return nil
-    end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
 _M.read_file = read_file
-
-local function write_file(path, data)
-    local f = assert(io.open(path, "wb"))
-    f:write(data)
-    f:close()
-end
 
 local ports = require "helpers.ports"
 local random_int = ports.random_int

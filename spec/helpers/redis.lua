@@ -7,18 +7,13 @@
 --   srv:connect{ db = 1 }                             -- a core.redis_connect conn
 
 local core = require "wecom.core"
+local sh = require "helpers.sh"
 
 local _M = {}
 
 local Server = {}
 Server.__index = Server
 
-local function sh(cmd)
-    local p = assert(io.popen(cmd .. " 2>&1"))
-    local out = p:read("*a")
-    p:close()
-    return out
-end
 
 local function sleep(seconds)
     if core.sleep then
@@ -28,13 +23,7 @@ local function sleep(seconds)
     end
 end
 
-local function read_file(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
+local read_file = sh.read_file
 
 -- A daemonized server is reaped by init, perhaps late: a zombie counts as gone.
 local function alive(pid)
@@ -63,7 +52,7 @@ function Server:launch()
     -- a log or pid file of an earlier attempt must not be mistaken for this one's
     os.remove(self.dir .. "/redis.pid")
     os.remove(self.dir .. "/redis.log")
-    sh(table.concat(args, " "))
+    sh.capture(table.concat(args, " ") .. " 2>&1")
     for _ = 1, 200 do
         local pid = tonumber(read_file(self.dir .. "/redis.pid") or "")
         if pid then
@@ -112,14 +101,14 @@ end
 function Server:destroy()
     self:stop()
     if self.dir and self.dir:match("^/tmp/wecom%-redis%.") then
-        os.execute("rm -rf '" .. self.dir .. "'")
+        os.execute("rm -rf " .. sh.quote(self.dir))
     end
 end
 
 -- start{ password = } -> server
 function _M.start(opts)
     opts = opts or {}
-    local dir = sh("mktemp -d /tmp/wecom-redis.XXXXXX"):gsub("%s+$", "")
+    local dir = sh.tmpdir("wecom-redis")
     local srv = setmetatable({ host = "127.0.0.1", dir = dir, password = opts.password }, Server)
     for _ = 1, 10 do
         srv.port = require("helpers.ports").pick()

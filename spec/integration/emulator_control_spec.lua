@@ -5,18 +5,8 @@
 local emu = require "helpers.emulator"
 local cjson = require "cjson"
 
-local function sh(cmd)
-    local p = io.popen(cmd)
-    local out = p:read("*a")
-    p:close()
-    return out
-end
-
-local function write(path, data)
-    local f = assert(io.open(path, "wb"))
-    f:write(data)
-    f:close()
-end
+local shell = require "helpers.sh"
+local sh, write = shell.capture, shell.write_file
 
 local INTERP = rawget(_G, "jit") and "luajit" or "lua5.4"
 
@@ -349,9 +339,7 @@ describe("emulator launcher", function()
             local dir = "/tmp/wecom-emu-spec-conf-" .. os.time() .. "-" .. math.random(1e6)
             local out = sh(INTERP .. " bin/wecom-emulator start --port 29998 --dir " .. dir .. " --nginx " .. fake
                 .. " 2>&1; echo EXIT=$?")
-            local f = io.open(dir .. "/nginx.conf", "rb")
-            local conf = f and f:read("*a")
-            if f then f:close() end
+            local conf = shell.read_file(dir .. "/nginx.conf")
             os.execute("rm -rf " .. dir)
             os.remove(fake)
             assert.matches("nginx failed to start", out, 1, true)

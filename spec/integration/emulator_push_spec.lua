@@ -6,35 +6,8 @@
 local emu = require "helpers.emulator"
 local cjson = require "cjson"
 
-local function sh(cmd)
-    local p = io.popen(cmd)
-    local out = p:read("*a")
-    p:close()
-    return out
-end
-
--- os.execute's result differs between LuaJIT/5.1 and 5.2+.
-local function succeeds(cmd)
-    local a, _, c = os.execute(cmd)
-    if type(a) == "number" then
-        return a == 0
-    end
-    return a == true and (c == nil or c == 0)
-end
-
-local function write(path, data)
-    local f = assert(io.open(path, "wb"))
-    f:write(data)
-    f:close()
-end
-
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
+local shell = require "helpers.sh"
+local sh, succeeds, write, read = shell.capture, shell.run, shell.write_file, shell.read_file
 
 -- A plain-HTTP receiver in its own nginx.
 local Receiver = {}
@@ -295,10 +268,7 @@ describe("emulator push", function()
 
         -- what the receiver's /record got so far
         local function recorded()
-            local p = io.popen("curl -s " .. receiver.url .. "/recorded")
-            local out = p:read("*a")
-            p:close()
-            return cjson.decode(out)
+            return cjson.decode(sh("curl -s " .. receiver.url .. "/recorded"))
         end
 
         -- waits (polling) until the receiver holds n deliveries

@@ -5,26 +5,13 @@ local core = require "wecom.core"
 local errors = require "wecom.errors"
 local file_store = require "wecom.store.file"
 local child = require "helpers.child"
-
-local function tmpdir()
-    local p = assert(io.popen("mktemp -d /tmp/wecom-fstore.XXXXXX"))
-    local dir = p:read("*l")
-    p:close()
-    return dir
-end
-
-local function sh(cmd)
-    local p = assert(io.popen(cmd))
-    local out = p:read("*a")
-    p:close()
-    return (out:gsub("%s+$", ""))
-end
+local sh = require "helpers.sh"
 
 describe("wecom.store.file", function()
     local root, dir
 
     before_each(function()
-        root = tmpdir()
+        root = sh.tmpdir("wecom-fstore")
         dir = root .. "/tokens"
     end)
     after_each(function() os.execute("rm -rf " .. child.quote(root)) end)
@@ -40,7 +27,7 @@ describe("wecom.store.file", function()
 
         it("creates the directory 0700 and accepts a trailing slash", function()
             file_store.new(dir .. "/")
-            assert.equal("700", sh("stat -c %a " .. child.quote(dir)))
+            assert.equal("700", sh.mode(dir))
         end)
 
         it("raises naming the path when it cannot be used", function()
@@ -102,7 +89,7 @@ describe("wecom.store.file", function()
             local store = file_store.new(dir)
             assert.is_true(store:set("wecom:token:wwCORP:1000002", "v", core.now() + 60))
             local path = dir .. "/wecom%3Atoken%3AwwCORP%3A1000002.tok"
-            assert.equal("600", sh("stat -c %a " .. child.quote(path)))
+            assert.equal("600", sh.mode(path))
         end)
 
         it("shares entries between store objects and survives a restart (new process)", function()

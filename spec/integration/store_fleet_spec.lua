@@ -6,17 +6,11 @@
 local emu = require "helpers.emulator"
 local redis_server = require "helpers.redis"
 local child = require "helpers.child"
+local sh = require "helpers.sh"
 
 local PROCESSES, CALLS = 8, 200
 local WORKER = "spec/helpers/fleet_worker.lua"
 local REDIS_PASSWORD = "fleet-pass"
-
-local function tmpdir()
-    local p = assert(io.popen("mktemp -d /tmp/wecom-fleet.XXXXXX"))
-    local dir = p:read("*l")
-    p:close()
-    return dir
-end
 
 describe("a fleet of processes on a shared store", function()
     local env, app_def, corpid, root
@@ -32,7 +26,7 @@ describe("a fleet of processes on a shared store", function()
 
     before_each(function()
         emu.reset()
-        root = tmpdir()
+        root = sh.tmpdir("wecom-fleet")
     end)
 
     after_each(function() os.execute("rm -rf " .. child.quote(root)) end)

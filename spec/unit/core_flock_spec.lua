@@ -3,20 +3,12 @@
 
 local core = require "wecom.core"
 local child = require "helpers.child"
+local sh = require "helpers.sh"
+
+local read_file = sh.read_file
 
 local function tmpdir()
-    local p = assert(io.popen("mktemp -d /tmp/wecom-flock.XXXXXX"))
-    local dir = p:read("*l")
-    p:close()
-    return dir
-end
-
-local function read_file(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("*a")
-    f:close()
-    return s
+    return sh.tmpdir("wecom-flock")
 end
 
 local function ls(dir)
@@ -57,9 +49,7 @@ describe("core.flock_open", function()
     it("creates the lock file readable by its owner only", function()
         local path = dir .. "/x.lock"
         local lk = assert(core.flock_open(path))
-        local p = assert(io.popen("stat -c %a " .. child.quote(path)))
-        assert.equal("600", p:read("*l"))
-        p:close()
+        assert.equal("600", sh.mode(path))
         lk:close()
     end)
 
@@ -185,9 +175,7 @@ describe("core.write_atomic", function()
         assert.is_true(core.write_atomic(path, ""))
         assert.equal("", read_file(path))
         assert.same({ "data.json" }, ls(dir))
-        local p = assert(io.popen("stat -c %a " .. child.quote(path)))
-        assert.equal("600", p:read("*l"))
-        p:close()
+        assert.equal("600", sh.mode(path))
     end)
 
     it("returns nil, err when the directory is missing", function()
@@ -251,9 +239,7 @@ describe("core.mkdir and core.getpid", function()
     it("creates a directory 0700, and accepts an existing one", function()
         local path = dir .. "/sub"
         assert.is_true(core.mkdir(path))
-        local p = assert(io.popen("stat -c %a " .. child.quote(path)))
-        assert.equal("700", p:read("*l"))
-        p:close()
+        assert.equal("700", sh.mode(path))
         assert.is_true(core.mkdir(path))
     end)
 

@@ -189,16 +189,11 @@ end)
 
 -- Two lua_States in two threads of one process: a small C program.
 describe("the token cache across lua_States", function()
-    local function run(cmd)
-        local ok = os.execute(cmd)
-        return ok == true or ok == 0
-    end
+    local sh = require "helpers.sh"
+    local run = sh.run
 
     local function slurp(path)
-        local f = assert(io.open(path, "rb"))
-        local s = f:read("*a")
-        f:close()
-        return s
+        return assert(sh.read_file(path))
     end
 
     it("is shared by two states in two threads, and so is the lock", function()

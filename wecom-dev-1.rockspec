@@ -61,6 +61,7 @@ build = {
       ["wecom.ngx.parallel"] = "lua/wecom/ngx/parallel.lua",
       ["wecom.pager"] = "lua/wecom/pager.lua",
       ["wecom.parallel"] = "lua/wecom/parallel.lua",
+      ["wecom.response"] = "lua/wecom/response.lua",
       ["wecom.store.common"] = "lua/wecom/store/common.lua",
       ["wecom.store.file"] = "lua/wecom/store/file.lua",
       ["wecom.store.memory"] = "lua/wecom/store/memory.lua",

@@ -19,6 +19,7 @@ local errors = require "wecom.errors"
 local require = require
 local core = require "wecom.core"
 local argcheck = require "wecom.argcheck"
+local response = require "wecom.response"
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -75,26 +76,7 @@ local function normalise_corp(corp)
     return corp
 end
 
--- field(data, name, kind) -> data[name] when present with the right type.
-local function field(data, name, kind, path)
-    local v = data[name]
-    if type(v) ~= kind then
-        return nil, errors.new("decode", "response has no " .. kind .. " field '" .. name .. "'",
-            { path = path })
-    end
-    return v
-end
-
-local function list_field(data, name, path)
-    local v = data[name]
-    if v == nil then
-        return {} -- WeCom omits empty arrays
-    end
-    if type(v) ~= "table" then
-        return nil, errors.new("decode", "response field '" .. name .. "' is not a list", { path = path })
-    end
-    return v
-end
+local field, list_field = response.field, response.list
 
 function _M.new(client)
     if type(client) ~= "table" then
@@ -372,10 +354,11 @@ function _M:job_result(jobid)
     if not data then
         return nil, err
     end
-    if type(data.status) ~= "number" then
-        return nil, errors.new("decode", "response has no number field 'status'", { path = PATH.job_result })
+    local status, serr = field(data, "status", "number", PATH.job_result)
+    if not status then
+        return nil, serr
     end
-    return { status = data.status, result = data.result }
+    return { status = status, result = data.result }
 end
 
 local function sleeper()

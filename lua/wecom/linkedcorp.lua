@@ -11,8 +11,8 @@ local ipairs = ipairs
 local tostring = tostring
 local setmetatable = setmetatable
 local floor = math.floor
-local errors = require "wecom.errors"
 local argcheck = require "wecom.argcheck"
+local response = require "wecom.response"
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -35,16 +35,7 @@ _M.PATH = PATH
 local check = argcheck.new("wecom.linkedcorp:")
 local fail, need_string = check.fail, check.need_string
 
-local function list_field(data, name, path)
-    local v = data[name]
-    if v == nil then
-        return {}
-    end
-    if type(v) ~= "table" then
-        return nil, errors.new("decode", "response field '" .. name .. "' is not a list", { path = path })
-    end
-    return v
-end
+local list_field = response.list
 
 function _M.new(client)
     if type(client) ~= "table" then
@@ -77,11 +68,7 @@ function _M:user(userid)
     if not data then
         return nil, err
     end
-    local info = data.user_info
-    if type(info) ~= "table" then
-        return nil, errors.new("decode", "response has no table field 'user_info'", { path = PATH.user })
-    end
-    return info
+    return response.field(data, "user_info", "table", PATH.user)
 end
 
 -- `department_id` alone or { department_id =, fetch_child = bool }
@@ -128,17 +115,21 @@ function _M:departments(department_id)
     return list_field(data, "department_list", PATH.departments)
 end
 
+-- "a|b|c", the ordinary message API's form of an id list -> { "a", "b", "c" }
+local function split_ids(s)
+    local list = {}
+    for id in s:gmatch("[^|]+") do
+        list[#list + 1] = id
+    end
+    return list
+end
+
 local function id_list(name, v)
     if v == nil then
         return nil
     end
     if type(v) == "string" then
-        -- accept the ordinary message API's "a|b|c" form as a convenience
-        local list = {}
-        for id in v:gmatch("[^|]+") do
-            list[#list + 1] = id
-        end
-        v = list
+        v = split_ids(v) -- accepted as a convenience
     end
     if type(v) ~= "table" then
         fail("send", "message." .. name, "a list of ids", v, 1)
@@ -196,12 +187,7 @@ function _M:send(message)
     for _, name in ipairs({ "invaliduser", "invalidparty", "invalidtag" }) do
         local v = data[name]
         if type(v) == "string" then
-            -- some answers join the ids with '|' like the ordinary message API
-            local list = {}
-            for id in v:gmatch("[^|]+") do
-                list[#list + 1] = id
-            end
-            v = list
+            v = split_ids(v) -- some answers join the ids with '|'
         end
         result[name] = type(v) == "table" and v or {}
     end

@@ -11,6 +11,7 @@ local error = error
 local type = type
 local tostring = tostring
 local errors = require "wecom.errors"
+local response = require "wecom.response"
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -159,11 +160,9 @@ function _M.shared_corps(app, opts)
         if not data then
             return nil, err
         end
-        local list = data.corp_list
-        if list == nil then
-            list = {}
-        elseif type(list) ~= "table" then
-            return nil, errors.new("decode", "response field 'corp_list' is not a list", { path = SHARE_PATH })
+        local list, lerr = response.list(data, "corp_list", SHARE_PATH)
+        if not list then
+            return nil, lerr
         end
         if data.ending == 1 or data.ending == true then
             return list, nil

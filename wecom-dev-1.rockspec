@@ -56,6 +56,7 @@ build = {
       ["wecom.identity"] = "lua/wecom/identity.lua",
       ["wecom"] = "lua/wecom/init.lua",
       ["wecom.jsapi"] = "lua/wecom/jsapi.lua",
+      ["wecom.json"] = "lua/wecom/json.lua",
       ["wecom.linkedcorp"] = "lua/wecom/linkedcorp.lua",
       ["wecom.ngx"] = "lua/wecom/ngx.lua",
       ["wecom.ngx.parallel"] = "lua/wecom/ngx/parallel.lua",

@@ -15,6 +15,7 @@
 
 local core = require "wecom.core"
 local errors = require "wecom.errors"
+local json_string = require("wecom.json").string
 
 local xml_decode = core.xml_decode
 local callback_open = core.callback_open
@@ -146,19 +147,6 @@ end
 -- A CDATA section cannot contain "]]>"; split it across two sections.
 local function cdata(s)
     return "<![CDATA[" .. gsub(s, "%]%]>", "]]]]><![CDATA[>") .. "]]>"
-end
-
-local JSON_ESCAPES = {
-    ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
-    ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
-}
-
-local function json_escape_one(c)
-    return JSON_ESCAPES[c] or format("\\u%04x", byte(c))
-end
-
-local function json_string(s)
-    return '"' .. gsub(s, '[%c"\\]', json_escape_one) .. '"'
 end
 
 ---------------------------------------------------------------------------

@@ -13,8 +13,6 @@ local getmetatable = getmetatable
 local concat = table.concat
 local sort = table.sort
 local format = string.format
-local gsub = string.gsub
-local byte = string.byte
 local floor = math.floor
 local huge = math.huge
 
@@ -58,18 +56,7 @@ function _M.decode(s)
     return mark_arrays(value)
 end
 
-local escapes = {
-    ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
-    ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
-}
-
-local function escape_char(c)
-    return escapes[c] or format("\\u%04x", byte(c))
-end
-
-local function encode_string(s)
-    return '"' .. gsub(s, '[%c"\\]', escape_char) .. '"'
-end
+local encode_string = require("wecom.json").string
 
 local function is_array(t)
     local mt = getmetatable(t)

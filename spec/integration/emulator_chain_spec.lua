@@ -9,18 +9,9 @@ local P = "/cgi-bin/corpgroup/"
 describe("emulator corpgroup", function()
     local fx, system, ordinary, sys_token, ord_token
 
-    setup(function()
-        emu.start()
-        fx = emu.fixture()
-        system, ordinary = emu.fixture_app(fx, true), emu.fixture_app(fx, false)
-    end)
-
-    teardown(function()
-        emu.stop()
-    end)
+    emu.hooks(function(f, s, o) fx, system, ordinary = f, s, o end)
 
     before_each(function()
-        emu.reset()
         sys_token = emu.app_token(system.agentid)
         ord_token = emu.app_token(ordinary.agentid)
     end)

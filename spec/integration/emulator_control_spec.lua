@@ -13,19 +13,7 @@ local INTERP = rawget(_G, "jit") and "luajit" or "lua5.4"
 describe("emulator control API", function()
     local fx, system
 
-    setup(function()
-        emu.start()
-        fx = emu.fixture()
-        system = emu.fixture_app(fx, true)
-    end)
-
-    teardown(function()
-        emu.stop()
-    end)
-
-    before_each(function()
-        emu.reset()
-    end)
+    emu.hooks(function(f, s) fx, system = f, s end)
 
     local function gettoken()
         return emu.request("GET", "/cgi-bin/gettoken",

@@ -8,18 +8,9 @@ local L = "/cgi-bin/linkedcorp/"
 describe("emulator linkedcorp, identity and tickets", function()
     local fx, system, ordinary, sys_token, ord_token
 
-    setup(function()
-        emu.start()
-        fx = emu.fixture()
-        system, ordinary = emu.fixture_app(fx, true), emu.fixture_app(fx, false)
-    end)
-
-    teardown(function()
-        emu.stop()
-    end)
+    emu.hooks(function(f, s, o) fx, system, ordinary = f, s, o end)
 
     before_each(function()
-        emu.reset()
         sys_token = emu.app_token(system.agentid)
         ord_token = emu.app_token(ordinary.agentid)
     end)

@@ -6,19 +6,7 @@ local emu = require "helpers.emulator"
 describe("emulator tokens", function()
     local fx, system, ordinary
 
-    setup(function()
-        emu.start()
-        fx = emu.fixture()
-        system, ordinary = emu.fixture_app(fx, true), emu.fixture_app(fx, false)
-    end)
-
-    teardown(function()
-        emu.stop()
-    end)
-
-    before_each(function()
-        emu.reset()
-    end)
+    emu.hooks(function(f, s, o) fx, system, ordinary = f, s, o end)
 
     local function gettoken(query)
         return emu.request("GET", "/cgi-bin/gettoken", { query = query })

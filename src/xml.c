@@ -431,33 +431,39 @@ static bytes skip_plain(bytes p, bytes end, char a, char b, char c)
 }
 #endif
 
-/* Character data from p: the '<' that ends it, end, or NULL to give up. */
-static bytes scan_text(bytes p, bytes end)
+/* Past the character at p, which is not a markup byte: a plain byte (tab,
+ * newline, or one near the end that skip_plain left) or a valid UTF-8
+ * sequence; NULL for a control character or a stray byte. */
+static bytes next_char(bytes p, bytes end)
 {
     size_t n;
 
+    switch (byte_class[*p]) {
+    case B_PLAIN:
+        return p + 1;
+    case B_UTF8:
+        n = utf8_char(p, end);
+        return n ? p + n : NULL;
+    default:
+        return NULL;
+    }
+}
+
+/* Character data from p: the '<' that ends it, end, or NULL to give up. */
+static bytes scan_text(bytes p, bytes end)
+{
     while (p < end) {
         p = skip_plain(p, end, '<', '&', '>');
         if (p == end)
             break;
-        switch (byte_class[*p]) {
-        case B_PLAIN:           /* tab, newline, or a byte near the end */
-            p++;
-            break;
-        case B_MARKUP:
+        if (byte_class[*p] == B_MARKUP) {
             if (*p == '<')
                 return p;
             if (*p != ']')
                 return NULL;    /* '&', '>' */
             p++;
-            break;
-        case B_UTF8:
-            if ((n = utf8_char(p, end)) == 0)
-                return NULL;
-            p += n;
-            break;
-        default:
-            return NULL;        /* a control character, a stray byte */
+        } else if ((p = next_char(p, end)) == NULL) {
+            return NULL;
         }
     }
     return p;
@@ -466,27 +472,15 @@ static bytes scan_text(bytes p, bytes end)
 /* A CDATA section's content from p: its "]]>", or NULL. */
 static bytes scan_cdata(bytes p, bytes end)
 {
-    size_t n;
-
     while (p < end) {
         p = skip_plain(p, end, ']', ']', ']');
         if (p == end)
             break;
-        switch (byte_class[*p]) {
-        case B_PLAIN:
-            p++;
-            break;
-        case B_MARKUP:
+        if (byte_class[*p] == B_MARKUP) {
             if (*p == ']' && end - p >= 3 && p[1] == ']' && p[2] == '>')
                 return p;
             p++;
-            break;
-        case B_UTF8:
-            if ((n = utf8_char(p, end)) == 0)
-                return NULL;
-            p += n;
-            break;
-        default:
+        } else if ((p = next_char(p, end)) == NULL) {
             return NULL;
         }
     }

@@ -6,7 +6,7 @@
 --   emu.reset(); emu.stats(); emu.fault{ path = ..., errcode = -1 }
 --   emu.advance(7200); emu.latency(20); emu.fixture(); emu.stop()
 --   emu.fixture_app(fx, true); wecom.new(emu.app_options(info, fx, app, { retries = 0 }))
---   emu.hooks(function(fx, system, ordinary) ... end)   -- a describe's setup/teardown/before_each
+--   emu.hooks(function(fx, system, ordinary, info) ... end)  -- a describe's setup/teardown/before_each
 --
 -- Each start gets a free port and its own --dir under /tmp, so parallel spec
 -- runs do not collide. emu.new{...} gives an independent instance (several
@@ -214,14 +214,14 @@ function _M.fixture_app(fx, system)
 end
 
 -- hooks(on_start), inside a describe: the emulator started in its setup (then
--- on_start(fixture, the system app, the ordinary app)), stopped in its
--- teardown and reset before each of its tests.
+-- on_start(fixture, the system app, the ordinary app, what start returned)),
+-- stopped in its teardown and reset before each of its tests.
 function _M.hooks(on_start)
     local busted = require "busted"
     busted.setup(function()
-        _M.start()
+        local info = _M.start()
         local fx = _M.fixture()
-        on_start(fx, _M.fixture_app(fx, true), _M.fixture_app(fx, false))
+        on_start(fx, _M.fixture_app(fx, true), _M.fixture_app(fx, false), info)
     end)
     busted.teardown(function()
         _M.stop()

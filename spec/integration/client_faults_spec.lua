@@ -28,13 +28,9 @@ describe("retry policy against the emulator", function()
         return app:post(POST_PATH, { agentid = app.agentid, business_type = 1 }, nil, opts)
     end
 
-    setup(function()
-        env = emu.start()
-        fixture = emu.fixture()
-        app_def = fixture.upstream.apps[1]
+    emu.hooks(function(fx, _, _, info)
+        env, fixture, app_def = info, fx, fx.upstream.apps[1]
     end)
-    teardown(function() emu.stop() end)
-    before_each(function() emu.reset() end)
 
     describe("token errors on an API call", function()
         for _, code in ipairs { 40014, 42001, 40001 } do

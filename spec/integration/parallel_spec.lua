@@ -18,13 +18,9 @@ describe("wecom.parallel against the emulator", function()
         return app
     end
 
-    setup(function()
-        env = emu.start()
-        fixture = emu.fixture()
-        app_def = fixture.upstream.apps[1]
+    emu.hooks(function(fx, _, _, info)
+        env, fixture, app_def = info, fx, fx.upstream.apps[1]
     end)
-    teardown(function() emu.stop() end)
-    before_each(function() emu.reset() end)
     after_each(function() emu.latency(0) end)
 
     it("keeps at most `concurrency` requests in flight, and uses them all", function()

@@ -4,8 +4,6 @@
 --   local app = wecom.new{ corpid = "ww...", secret = "...", agentid = 1000002 }
 --   local data, err = app:get("/cgi-bin/corpgroup/corp/get_chain_list")
 
-local error = error
-local package = package
 local require = require
 local rawset = rawset
 local setmetatable = setmetatable
@@ -36,19 +34,15 @@ _M.store = setmetatable({}, {
         end
         local module_name = "wecom.store." .. name
         local constructor = function(...)
-            if not package.searchpath(module_name, package.path) then
-                error("wecom.store." .. name .. " is not available yet", 2)
-            end
-            local module = require(module_name)
-            return module.new(...)
+            return require(module_name).new(...)
         end
         rawset(t, name, constructor)
         return constructor
     end,
 })
 
--- wecom.callback is its own module (callback engineer), loaded on first use
--- so that clients work without it.
+-- wecom.callback and wecom.ngx are loaded on first use: a script that only
+-- calls APIs never loads them.
 setmetatable(_M, {
     __index = function(t, k)
         if k == "callback" or k == "ngx" then

@@ -14,7 +14,7 @@ local error = error
 local type = type
 local floor = math.floor
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local function is_int(v)
     return type(v) == "number" and v == floor(v)

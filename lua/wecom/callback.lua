@@ -45,7 +45,7 @@ if not ok_cjson then
     cjson = nil
 end
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local MAX_BODY = 1024 * 1024
 

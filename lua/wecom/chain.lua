@@ -21,7 +21,7 @@ local core = require "wecom.core"
 local argcheck = require "wecom.argcheck"
 local response = require "wecom.response"
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local mt = { __index = _M }
 

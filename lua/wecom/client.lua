@@ -47,7 +47,7 @@ local errors = require "wecom.errors"
 local parallel = require "wecom.parallel"
 local token = require "wecom.token"
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
 local DEFAULT_TIMEOUT = 5
@@ -810,7 +810,7 @@ local function new_transport(opts)
     return transport_module.new {
         ca_file = opts.ca_file, timeout = opts.timeout or DEFAULT_TIMEOUT,
         connect_timeout = opts.connect_timeout, proxy = opts.proxy, noproxy = opts.noproxy,
-        user_agent = opts.user_agent or ("wecom-lua/" .. _M._VERSION),
+        user_agent = opts.user_agent or ("wecom-lua/" .. require("wecom.version")),
     }
 end
 

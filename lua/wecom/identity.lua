@@ -15,7 +15,7 @@ local floor = math.floor
 local errors = require "wecom.errors"
 local argcheck = require "wecom.argcheck"
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local AUTHORIZE_URL = "https://open.weixin.qq.com/connect/oauth2/authorize"
 local PATH = {

@@ -13,7 +13,7 @@ local client = require "wecom.client"
 local errors = require "wecom.errors"
 local parallel = require "wecom.parallel"
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = require "wecom.version" }
 
 _M.new = client.new
 _M.errors = errors

@@ -14,7 +14,7 @@ local os_time = os.time
 local core = require "wecom.core"
 local argcheck = require "wecom.argcheck"
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local NONCE_LENGTH = 16
 

@@ -1,12 +1,65 @@
--- wecom.json: a Lua string as a JSON string literal, for the JSON the SDK
--- (callback envelopes) and the emulator build by hand.  Control characters,
--- '"' and '\' are escaped; other bytes (UTF-8 included) pass unchanged.
+-- wecom.json: the one JSON module of the SDK and the emulator.
+--
+--   encode(value)  -> string; keys sorted (stable output), integers exact,
+--                     tables marked with array() encode as [] even when empty
+--   decode(s)      -> value | nil, err; integral numbers come back as Lua
+--                     integers on 5.3+ (Debian's cjson decodes every number as
+--                     a float, so ids would print as "1000002.0"), arrays come
+--                     back marked, so decode -> encode keeps "[]"
+--   string(s)      -> s as a JSON string literal
+--   array(t), object(t), null, copy(v)
+--
+-- Debian's lua-cjson (mpx 2.1.0) has no array_mt and cannot tell an empty
+-- array from an empty object, hence the encoder here; decoding is cjson's.
 
 local byte = string.byte
+local concat = table.concat
+local error = error
 local format = string.format
+local getmetatable = getmetatable
 local gsub = string.gsub
+local huge = math.huge
+local ipairs = ipairs
+local math_type = math.type          -- nil on LuaJIT
+local next = next
+local pairs = pairs
+local pcall = pcall
+local find = string.find
+local setmetatable = setmetatable
+local sort = table.sort
+local tointeger = math.tointeger     -- nil on LuaJIT, where nothing is needed
+local tostring = tostring
+local type = type
 
-local _M = { _VERSION = "0.1.0" }
+local cjson = require("cjson.safe").new()   -- private config: never touch the user's
+
+local _M = {}
+
+local MAX_DEPTH = 64
+
+local ARRAY = { __name = "wecom.json.array" }
+local OBJECT = { __name = "wecom.json.object" }
+
+_M.null = cjson.null
+
+-- array([t]) -> t marked as a JSON array (an empty one encodes as [])
+function _M.array(t)
+    if t == nil then
+        t = {}
+    elseif type(t) ~= "table" then
+        error("wecom.json_array: argument must be a table (got " .. type(t) .. ")", 2)
+    end
+    return setmetatable(t, ARRAY)
+end
+
+-- object([t]) -> t marked as a JSON object (a sequence still encodes as {})
+function _M.object(t)
+    return setmetatable(t or {}, OBJECT)
+end
+
+function _M.is_array(t)
+    return getmetatable(t) == ARRAY
+end
 
 local ESCAPES = {
     ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
@@ -17,9 +70,184 @@ local function escape_one(c)
     return ESCAPES[c] or format("\\u%04x", byte(c))
 end
 
--- string(s) -> "\"...\"" with s escaped
-function _M.string(s)
+-- string(s) -> "\"...\"": control characters, '"' and '\' escaped; other
+-- bytes (UTF-8 included) pass unchanged
+local function encode_string(s)
     return '"' .. gsub(s, '[%c"\\]', escape_one) .. '"'
 end
+_M.string = encode_string
+
+local function is_sequence(t)
+    local mt = getmetatable(t)
+    if mt == ARRAY then
+        return true
+    elseif mt == OBJECT then
+        return false
+    end
+    local n = #t
+    if n == 0 then
+        return false
+    end
+    local count = 0
+    for _ in pairs(t) do
+        count = count + 1
+    end
+    return count == n
+end
+
+local encode_value
+
+local function encode_table(t, out, depth)
+    if depth > MAX_DEPTH then
+        error("nesting deeper than " .. MAX_DEPTH, 0)
+    end
+    if is_sequence(t) then
+        out[#out + 1] = "["
+        for i, v in ipairs(t) do
+            if i > 1 then
+                out[#out + 1] = ","
+            end
+            encode_value(v, out, depth + 1)
+        end
+        out[#out + 1] = "]"
+        return
+    end
+    local keys, values = {}, {}
+    for k, v in pairs(t) do
+        local tk = type(k)
+        if tk ~= "string" and tk ~= "number" then
+            error("cannot encode a " .. tk .. " key", 0)
+        end
+        local name = tk == "number" and encode_value(k, {}, depth) or k
+        keys[#keys + 1] = name
+        values[name] = v
+    end
+    sort(keys)
+    out[#out + 1] = "{"
+    for i, k in ipairs(keys) do
+        if i > 1 then
+            out[#out + 1] = ","
+        end
+        out[#out + 1] = encode_string(k)
+        out[#out + 1] = ":"
+        encode_value(values[k], out, depth + 1)
+    end
+    out[#out + 1] = "}"
+end
+
+local function encode_number(v)
+    if math_type and math_type(v) == "integer" then
+        return format("%d", v)
+    end
+    if v ~= v or v == huge or v == -huge then
+        error("cannot encode " .. tostring(v), 0)
+    end
+    if v == (v - v % 1) and v > -2^53 and v < 2^53 then
+        return format("%.0f", v)
+    end
+    return format("%.17g", v)
+end
+
+encode_value = function(v, out, depth)
+    local tv = type(v)
+    local s
+    if tv == "string" then
+        s = encode_string(v)
+    elseif tv == "number" then
+        s = encode_number(v)
+    elseif tv == "boolean" then
+        s = v and "true" or "false"
+    elseif v == nil or v == cjson.null then
+        s = "null"
+    elseif tv == "table" then
+        encode_table(v, out, depth)
+        return
+    else
+        error("cannot encode a " .. tv, 0)
+    end
+    out[#out + 1] = s
+    return s
+end
+
+-- encode(value) -> string | nil, err (a function, a cycle, NaN...)
+function _M.encode(value)
+    local out = {}
+    local ok, err = pcall(encode_value, value, out, 0)
+    if not ok then
+        return nil, "cannot encode as JSON: " .. tostring(err)
+    end
+    return concat(out)
+end
+
+local function fix_up(v, depth)
+    if depth > MAX_DEPTH then
+        return
+    end
+    for k, child in pairs(v) do
+        local tc = type(child)
+        if tc == "number" then
+            if tointeger then
+                local i = tointeger(child)
+                if i then
+                    v[k] = i
+                end
+            end
+        elseif tc == "table" then
+            fix_up(child, depth + 1)
+        end
+    end
+    if v[1] ~= nil then
+        setmetatable(v, ARRAY)
+    end
+end
+
+-- decode(s) -> value | nil, err
+function _M.decode(s)
+    if type(s) ~= "string" then
+        return nil, "cannot decode a " .. type(s)
+    end
+    -- cjson stops at a NUL byte and ignores what follows; JSON text never
+    -- holds one (inside strings control characters are escaped)
+    if find(s, "\0", 1, true) then
+        return nil, "NUL byte in JSON text"
+    end
+    local value, err = cjson.decode(s)
+    if value == nil then
+        return nil, err
+    end
+    if type(value) == "table" then
+        fix_up(value, 0)
+    elseif tointeger and type(value) == "number" then
+        value = tointeger(value) or value
+    end
+    return value
+end
+
+-- decode_object(s) -> table | nil, err: exactly one JSON object ("[]", a
+-- number or a string are not what any WeCom endpoint answers)
+function _M.decode_object(s)
+    local value, err = _M.decode(s)
+    if value == nil then
+        return nil, err
+    end
+    if type(value) ~= "table" or getmetatable(value) == ARRAY
+        or (next(value) == nil and not s:find("^%s*{")) then
+        return nil, "not a JSON object"
+    end
+    return value
+end
+
+-- copy(v) -> a deep copy that keeps the array/object marks
+local function copy(v)
+    if type(v) ~= "table" then
+        return v
+    end
+    local t = {}
+    for k, child in pairs(v) do
+        t[k] = copy(child)
+    end
+    return setmetatable(t, getmetatable(v))
+end
+_M.copy = copy
 
 return _M

@@ -14,7 +14,7 @@ local floor = math.floor
 local argcheck = require "wecom.argcheck"
 local response = require "wecom.response"
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local mt = { __index = _M }
 

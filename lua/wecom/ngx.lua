@@ -38,7 +38,7 @@ local type = type
 -- luacheck: globals ngx
 local ngx = ngx
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local MAX_BODY = 1024 * 1024
 

@@ -13,7 +13,7 @@ local tostring = tostring
 local errors = require "wecom.errors"
 local response = require "wecom.response"
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 -- A server that keeps answering with the same cursor (or with empty pages
 -- that claim more data) would otherwise make the loop spin forever.

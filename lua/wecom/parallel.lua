@@ -39,7 +39,7 @@ local core = require "wecom.core"
 -- (wecom.ngx.parallel); this loop is for everywhere else.
 local ngx_parallel = ngx ~= nil and ngx.thread ~= nil and require("wecom.ngx.parallel") or nil
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 -- coroutine -> scheduler, for the coroutines that are tasks of a running
 -- loop.  Weak keys: a finished task must not be kept alive by this table.

@@ -6,7 +6,7 @@ local type = type
 
 local errors = require "wecom.errors"
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 -- field(data, name, kind, path) -> data[name] when it is of type kind
 function _M.field(data, name, kind, path)

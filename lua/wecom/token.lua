@@ -19,7 +19,7 @@ local errors = require "wecom.errors"
 local parallel = require "wecom.parallel"
 local ngx = ngx  -- luacheck: ignore 113
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local DEFAULT_LIFETIME = 7200   -- what WeCom issues
 local AHEAD_MIN = 300           -- refresh when 5 minutes ...

@@ -14,7 +14,7 @@ local pcall = pcall
 local error = error
 local setmetatable = setmetatable
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local BAD = {}
 

@@ -7,7 +7,7 @@ local type = type
 local remove = table.remove
 local floor = math.floor
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local function normalize_path(path)
     if path:sub(1, 1) ~= "/" then

@@ -11,7 +11,7 @@ local error = error
 local tostring = tostring
 local format = string.format
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local loaded      -- indexed fixture
 local loaded_text -- the JSON as loaded, served by GET /__emulator/fixture

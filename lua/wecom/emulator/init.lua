@@ -17,7 +17,7 @@ local pairs = pairs
 local pcall = pcall
 local tostring = tostring
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local routes = {}
 

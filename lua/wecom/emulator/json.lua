@@ -16,7 +16,7 @@ local format = string.format
 local floor = math.floor
 local huge = math.huge
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local ARRAY = { __name = "json.array" }
 local OBJECT = { __name = "json.object" }

@@ -26,7 +26,7 @@ local concat = table.concat
 local sort = table.sort
 local floor = math.floor
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local MAX_RESPONSE = 1024 * 1024
 

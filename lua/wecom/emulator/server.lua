@@ -11,7 +11,7 @@ local setmetatable = setmetatable
 local floor = math.floor
 local format = string.format
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 -- The text WeCom puts in front of ", hint: [...]" for each code.
 local MESSAGES = {

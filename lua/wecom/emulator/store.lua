@@ -17,7 +17,7 @@ local random = math.random
 local floor = math.floor
 local concat = table.concat
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local dict, stats, meta
 

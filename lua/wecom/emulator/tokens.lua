@@ -7,7 +7,7 @@ local store = require "wecom.emulator.store"
 
 local floor = math.floor
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 

@@ -14,7 +14,7 @@ local tostring = tostring
 
 local ngx = ngx
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 -- Phases where ngx.thread.spawn works (lua-nginx-module docs).
 local THREAD_PHASES = {

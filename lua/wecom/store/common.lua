@@ -8,7 +8,7 @@ local type = type
 
 local argcheck = require "wecom.argcheck"
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 -- checks(name) -> argument checks raising "wecom.store.<name>:<method>: ...",
 -- pointed at the caller of the store method.  Each is called directly by

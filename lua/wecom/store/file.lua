@@ -32,7 +32,7 @@ local core = require "wecom.core"
 local errors = require "wecom.errors"
 local common = require "wecom.store.common"
 
-local _M = { _VERSION = "0.1.0", name = "file" }
+local _M = { name = "file" }
 
 local mt = { __index = _M }
 

@@ -9,7 +9,7 @@ local setmetatable = setmetatable
 local core = require "wecom.core"
 local common = require "wecom.store.common"
 
-local _M = { _VERSION = "0.1.0", name = "memory" }
+local _M = { name = "memory" }
 
 local mt = { __index = _M }
 

@@ -33,7 +33,7 @@ local core = require "wecom.core"
 local errors = require "wecom.errors"
 local common = require "wecom.store.common"
 
-local _M = { _VERSION = "0.1.0", name = "redis" }
+local _M = { name = "redis" }
 
 local mt = { __index = _M }
 

@@ -31,7 +31,7 @@ local type = type
 local ngx = ngx
 local common = require "wecom.store.common"
 
-local _M = { _VERSION = "0.1.0", name = "shdict" }
+local _M = { name = "shdict" }
 
 local mt = { __index = _M }
 

@@ -11,7 +11,7 @@ local type = type
 local core = require "wecom.core"
 local parallel = require "wecom.parallel"
 
-local _M = { _VERSION = "0.1.0", name = "curl" }
+local _M = { name = "curl" }
 
 local mt = { __index = _M }
 

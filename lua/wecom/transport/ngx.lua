@@ -37,7 +37,7 @@ local type = type
 
 local ngx = ngx
 
-local _M = { _VERSION = "0.1.0", name = "ngx" }
+local _M = { name = "ngx" }
 
 local mt = { __index = _M }
 

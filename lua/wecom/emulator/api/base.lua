@@ -11,7 +11,7 @@ local pairs = pairs
 local ipairs = ipairs
 local fail = server.fail
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local CODE_TTL = 300      -- OAuth and js codes: 5 minutes, single use
 local SESSION_TTL = 7200

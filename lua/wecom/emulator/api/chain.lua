@@ -18,7 +18,7 @@ local min = math.min
 local fail = server.fail
 local is_integer = server.is_integer
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local PENDING_TTL = 90 * 86400
 

@@ -10,7 +10,7 @@ local ipairs = ipairs
 local tostring = tostring
 local fail = server.fail
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local MSGTYPES = {
     text = true, image = true, voice = true, video = true, file = true, textcard = true,

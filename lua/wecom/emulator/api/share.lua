@@ -8,7 +8,7 @@ local ngx = ngx
 local tonumber = tonumber
 local fail = server.fail
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 local MAX_LIMIT = 100
 

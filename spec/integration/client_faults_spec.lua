@@ -46,6 +46,28 @@ describe("retry policy against the emulator", function()
             end)
         end
 
+        it("41001 (no token) on a call that carried ours: drops it, fetches once, resends", function()
+            local app = fresh_app()
+            assert(app:token())
+            emu.fault { path = READ_PATH, errcode = 41001 }
+            local data, err = read(app)
+            assert.is_nil(err)
+            assert.equal(app.agentid, data.agentid)
+            assert.equal(2, calls("/cgi-bin/gettoken"))
+            assert.equal(2, calls(READ_PATH))
+        end)
+
+        it("41001 twice gives up after one refresh, kind token", function()
+            local app = fresh_app { retries = 3 }
+            emu.fault { path = READ_PATH, errcode = 41001, count = 5 }
+            local data, err = read(app)
+            assert.is_nil(data)
+            assert.equal("token", err.kind)
+            assert.equal(41001, err.errcode)
+            assert.equal(2, calls(READ_PATH))
+            assert.equal(2, calls("/cgi-bin/gettoken"))
+        end)
+
         it("gives up after one refresh and says kind token", function()
             local app = fresh_app { retries = 3 }
             emu.fault { path = READ_PATH, errcode = 40014, count = 5 }
@@ -266,6 +288,10 @@ describe("retry policy against the emulator", function()
             { "an HTML page", "<html><head><title>502</title></head><body>Bad Gateway</body></html>" },
             { "truncated JSON", '{"errcode":0,"errmsg":"ok","agentid":10' },
             { "an empty body", "" },
+            { "an empty JSON array", "[]" },
+            { "a JSON array of objects", '[{"errcode":0}]' },
+            { "an object followed by NUL and garbage", '{"errcode":0,"errmsg":"ok"}\0garbage' },
+            { "two objects", '{"errcode":0}{"errcode":0}' },
         }
         for _, case in ipairs(bodies) do
             it(case[1] .. " is a decode error with the HTTP status, not retried", function()

@@ -308,6 +308,29 @@ describe("retry policy against the emulator", function()
         end
     end)
 
+    describe("responses over max_body", function()
+        local big = '{"errcode":0,"errmsg":"ok","pad":"' .. string.rep("x", 8192) .. '"}'
+
+        it("end in a transport error that is not retried, even for a read", function()
+            local app = fresh_app { max_body = 4096, retries = 2 }
+            assert(app:token())
+            emu.fault { path = READ_PATH, body = big, count = 3 }
+            local data, err = read(app)
+            assert.is_nil(data)
+            assert.equal("transport", err.kind)
+            assert.is_false(err.retryable)
+            assert.matches("max_body", err.errmsg, 1, true)
+            assert.equal(1, calls(READ_PATH))
+        end)
+
+        it("are fine under the limit", function()
+            local app = fresh_app { max_body = 16384 }
+            emu.fault { path = READ_PATH, body = big }
+            local data = assert(read(app))
+            assert.equal(8192, #data.pad)
+        end)
+    end)
+
     it("a connection refused is a retryable transport error", function()
         local app = fresh_app { base_url = "https://127.0.0.1:1", retries = 1 }
         local data, err = read(app)

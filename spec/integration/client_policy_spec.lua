@@ -264,7 +264,7 @@ describe("client policy against the emulator", function()
                 local secret = select(i, ...)
                 assert.not_matches(secret, line, 1, true)
                 assert.not_matches(secret, err.errmsg, 1, true)
-                assert.not_matches(require("wecom.client").url_escape(secret), line, 1, true)
+                assert.not_matches(require("wecom.url").escape(secret), line, 1, true)
             end
         end
 

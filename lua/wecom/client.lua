@@ -226,23 +226,19 @@ local BODY = errors.kind("a table or a JSON string", function(v)
     return type(v) == "table" or type(v) == "string"
 end)
 
--- the checks of get and post, level 2 from their caller's view
-local function check_request(where, path, query, opts)
-    errors.need(where, "path", path, PATH, 3)
-    errors.opt(where, "query", query, errors.table, 3)
-    if query ~= nil and query.access_token ~= nil then
-        errors.usage(where, "query.access_token is set by the client", 3)
-    end
-    options.request(where, opts, 3)
-end
-
--- Splits "path?a=b" so both forms work; the query table wins on conflicts.
+-- Splits "path?a=b" so both forms work; the query table wins on conflicts
+-- (and the last of a repeated key in the path).
 local function split_path(path, query)
     local q = str_find(path, "?", 1, true)
     if not q then
         return path, query
     end
     local merged = url.parse_query(str_sub(path, q + 1))
+    for k, v in pairs(merged) do
+        if type(v) == "table" then
+            merged[k] = v[#v]
+        end
+    end
     if query then
         for k, v in pairs(query) do
             merged[k] = v
@@ -251,12 +247,24 @@ local function split_path(path, query)
     return str_sub(path, 1, q - 1), merged
 end
 
+-- The arguments of get and post checked (raising at their caller's line)
+-- -> the bare path, the query string without the token
+local function request_target(where, path, query, opts)
+    errors.need(where, "path", path, PATH, 3)
+    errors.opt(where, "query", query, errors.table, 3)
+    options.request(where, opts, 3)
+    path, query = split_path(path, query)
+    if query ~= nil and query.access_token ~= nil then
+        errors.usage(where, "query.access_token is set by the client", 3)
+    end
+    -- raises for a value that cannot go into a URL, before any I/O
+    return path, url.encode_query(query, where, 3)
+end
+
 -- client:get(path [, query [, opts]]) -> data | nil, err
 function common.get(self, path, query, opts)
-    check_request("wecom:get", path, query, opts)
-    path, query = split_path(path, query)
-    -- raises for a query value that cannot go into a URL, before any I/O
-    local query_string = url.encode_query(query, "wecom:get")
+    local query_string
+    path, query_string = request_target("wecom:get", path, query, opts)
     local data, err = call(self, "GET", path, query_string, nil, opts, true)
     if data == nil then
         return nil, err
@@ -267,7 +275,8 @@ end
 -- client:post(path, body [, query [, opts]]) -> data | nil, err
 -- opts.idempotent = true marks a read, which may be retried after a timeout.
 function common.post(self, path, body, query, opts)
-    check_request("wecom:post", path, query, opts)
+    local query_string
+    path, query_string = request_target("wecom:post", path, query, opts)
     errors.opt("wecom:post", "body", body, BODY)
     local payload = body
     if type(body) == "table" then
@@ -277,8 +286,6 @@ function common.post(self, path, body, query, opts)
             errors.usage("wecom:post", "body cannot be sent as JSON (" .. jerr .. ")")
         end
     end
-    path, query = split_path(path, query)
-    local query_string = url.encode_query(query, "wecom:post")
     local data, err = call(self, "POST", path, query_string, payload, opts, true)
     if data == nil then
         return nil, err

@@ -226,6 +226,9 @@ describe("request arguments", function()
         raises_with("wecom:post: body cannot be sent as JSON", function() app:post("/x", { f = print }) end)
         raises_with("wecom:get: query.access_token is set by the client",
             function() app:get("/x", { access_token = "t" }) end)
+        raises_with("wecom:post: query.access_token is set by the client",
+            function() app:post("/x?access_token=t", {}) end)
+        raises_with("wecom:get: query.n must be a finite number", function() app:get("/x", { n = 0 / 0 }) end)
         raises_with("wecom:get: unknown option 'retry'", function() app:get("/x", nil, { retry = true }) end)
         raises_with("wecom:ticket: kind must be 'jsapi' or 'agent_config' (got string)",
             function() app:ticket("nope") end)

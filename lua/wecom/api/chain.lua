@@ -1,4 +1,4 @@
--- 上下游 (upstream/downstream chain) endpoints: `app.chain`.
+-- 上下游 (upstream/downstream chain) endpoints: `app.chain` (wecom.api.chain).
 --
 -- Every method uses the upstream app's token.  Read-only POSTs are marked
 -- idempotent so the client may retry them after a timeout; writes (remove,

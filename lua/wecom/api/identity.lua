@@ -1,4 +1,4 @@
--- Identity (reference §5, §2.3): OAuth2 web login URLs, code -> user,
+-- wecom.api.identity (reference §5, §2.3): OAuth2 web login URLs, code -> user,
 -- mini-program sessions and their transfer to a downstream corp, and the
 -- `CorpId/userid` ids that 上下游/企业互联 logins produce.
 --

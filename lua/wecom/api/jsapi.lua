@@ -1,4 +1,4 @@
--- JS-SDK signing (reference §6): `wx.config` and `wx.agentConfig` parameters
+-- wecom.api.jsapi: JS-SDK signing (reference §6): `wx.config` and `wx.agentConfig` parameters
 -- for a page, signed with a downstream corp's tickets.
 --
 -- For apps shared through 上下游/企业互联 both tickets are fetched with the

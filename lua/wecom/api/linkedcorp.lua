@@ -1,4 +1,4 @@
--- 企业互联 linked-corp endpoints: `app.linkedcorp` (reference §4).
+-- 企业互联 linked-corp endpoints: `app.linkedcorp` (wecom.api.linkedcorp, reference §4).
 --
 -- All are POSTs with the app's own token.  Linked users are `CORPID/USERID`,
 -- linked departments `LINKEDID/DEPARTMENTID`.  Reads are marked idempotent so

@@ -27,6 +27,7 @@ function _M.new(opts)
         proxy = opts.proxy,
         noproxy = opts.noproxy,
         user_agent = opts.user_agent,
+        max_body = opts.max_body,
     }
     return setmetatable({ session = session }, mt)
 end

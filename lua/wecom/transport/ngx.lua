@@ -101,6 +101,7 @@ function _M.new(opts)
         timeout = timeout,
         connect_timeout = connect_timeout,
         user_agent = opts.user_agent or "wecom-lua",
+        max_body = opts.max_body,
     }, mt)
 end
 

@@ -1,7 +1,7 @@
 -- Request plumbing shared by the emulated APIs: WeCom-shaped errors, JSON
 -- responses, field validation and the per-request context.
 
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
 local store = require "wecom.emulator.store"
 
 local ngx = ngx
@@ -90,7 +90,7 @@ function _M.send(status, body, content_type)
 end
 
 function _M.send_json(status, value)
-    return _M.send(status, json.encode(value))
+    return _M.send(status, assert(json.encode(value)))
 end
 
 function _M.send_error(code, detail, http_status)

@@ -1183,7 +1183,6 @@ return [==[
             {
               "type": 0,
               "name": "工号",
-              "value": "A0001",
               "text": {
                 "value": "A0001"
               }

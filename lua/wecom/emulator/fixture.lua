@@ -79,7 +79,7 @@ function _M.generate(n)
               creator_corpid = "wwUPSTREAMCORP", groups = json.array(), corps = members },
         },
         -- the bundled suites, installable by every generated corp
-        provider = require("wecom.emulator.provider").generated(corpids),
+        provider = require("wecom.emulator.provider").generated("wwUPSTREAMCORP", corpids),
     }
 end
 

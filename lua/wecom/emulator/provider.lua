@@ -162,13 +162,14 @@ function _M.index(section, F)
     return P
 end
 
--- generated(corpids) -> the provider section of a `--corps N` fixture: the
--- bundled suites, and those corps as the ones that can install them.
-function _M.generated(corpids)
+-- generated(upstream, corpids) -> the provider section of a `--corps N`
+-- fixture: the bundled suites; the upstream corp (it can share a suite to
+-- the others) and those corps can install them.
+function _M.generated(upstream, corpids)
     local section = json.decode(require "wecom.emulator.default_fixture").provider
-    local corps = json.array()
-    for i, corpid in ipairs(corpids) do
-        corps[i] = { corpid = corpid }
+    local corps = json.array { { corpid = upstream } }
+    for _, corpid in ipairs(corpids) do
+        corps[#corps + 1] = { corpid = corpid }
     end
     section.corps = corps
     return section

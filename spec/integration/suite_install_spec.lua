@@ -33,11 +33,11 @@ local function corpids(suite)
 end
 
 describe("wecom.suite", function()
-    local info, fx, third, dk
+    local info, fx, third
 
     emu.hooks(function(f, _, _, i)
         fx, info = f, i
-        third, dk = pv.suite(fx, false), pv.suite(fx, true)
+        third = pv.suite(fx, false)
     end)
     after_each(sh.cleanup)
 

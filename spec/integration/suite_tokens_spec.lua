@@ -195,7 +195,8 @@ describe("wecom.suite tokens", function()
             assert.is_string(tok)
             assert.is_true(expires_at > core.now())
             local dk = pv.suite(fx, true)
-            local link, until_at = assert(provider:customized_auth_url { templateid_list = { dk.suite_id }, state = "s1" })
+            local link, until_at = assert(provider:customized_auth_url {
+                templateid_list = { dk.suite_id }, state = "s1" })
             assert.matches("^https://", link)
             assert.is_true(until_at > core.now() + 86400)
 

@@ -336,13 +336,17 @@ function mt.set_permanent_code(self, corpid, code, agentid)
     errors.need(where, "corpid", corpid, errors.string)
     errors.need(where, "permanent_code", code, errors.string)
     errors.opt(where, "agentid", agentid, errors.id)
-    local old = records.corp(self.store, self._ns, corpid)
-    if old and old.permanent_code ~= code then
+    local old, err = records.corp(self.store, self._ns, corpid)
+    if err then
+        return nil, err
+    end
+    local same = old ~= nil and old.permanent_code == code
+    if old and not same then
         drop_corp_tokens(self, corpid)
     end
     local rec = old or { corpid = corpid, installed_at = core.now() }
     rec.permanent_code = code
-    rec.agentid = agentid or (old and old.permanent_code == code and old.agentid) or nil
+    rec.agentid = agentid or (same and old.agentid) or nil
     return keep(self, rec)
 end
 

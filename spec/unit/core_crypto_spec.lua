@@ -4,76 +4,10 @@ local core = require "wecom.core"
 
 local byte, char, rep, sub = string.byte, string.char, string.rep, string.sub
 
--- Reference §7.7 V1 (Tencent's sample) and V3 (wechatpy, deterministic).
-local V1 = {
-  token = "QDG6eK",
-  aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
-  receive_id = "wx5823bf96d3bd56c7",
-  url = {
-    signature = "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3",
-    timestamp = "1409659589",
-    nonce = "263014780",
-    echostr = "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZXvnaqQ==",
-    plain = "1616140317555161061",
-  },
-  post = {
-    signature = "477715d11cdb4164915debcba66cb864d751f3e6",
-    timestamp = "1409659813",
-    nonce = "1372623149",
-    encrypt = "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3Qcz"
-      .. "cdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4X"
-      .. "gpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCK"
-      .. "Iw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0M"
-      .. "BH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS"
-      .. "8R07+qN+E7Q==",
-    plain = "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName>\n"
-      .. "<FromUserName><![CDATA[mycreate]]></FromUserName>\n<CreateTime>1409659813</CreateTime>\n"
-      .. "<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[hello]]></Content>\n"
-      .. "<MsgId>4561255354251345929</MsgId>\n<AgentID>218</AgentID>\n</xml>",
-  },
-}
-
-local V3 = {
-  token = "123456",
-  aes_key = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR",
-  receive_id = "wx49f0ab532d5d035a",
-  url = {
-    signature = "dd6b9c95b495b3f7e2901bfbc76c664930ffdb96",
-    timestamp = "1411443780",
-    nonce = "437374425",
-    echostr = "4ByGGj+sVCYcvGeQYhaKIk1o0pQRNbRjxybjTGblXrBaXlTXeOo1+bXFXDQQb1o6co6Yh9Bv41n7hOchLF6p+Q==",
-    plain = "5927782489442352469",
-  },
-  post = {
-    signature = "74d92dfeb87ba7c714f89d98870ae5eb62dff26d",
-    timestamp = "1411525903",
-    nonce = "461056294",
-    encrypt = "RgqEoJj5A4EMYlLvWO1F86ioRjZfaex/gePD0gOXTxpsq5Yj4GNglrBb8I2BAJVODGajiFnXBu7mCPatfjsu6IHCr"
-      .. "sTyeDXzF6Bv283dGymzxh6ydJRvZsryDyZbLTE7rhnus50qGPMfp2wASFlzEgMW9z1ef/RD8XzaFYgm7iTdaXpXaG4+B"
-      .. "iYyolBug/gYNx410cvkKR2/nPwBiT+P4hIiOAQqGp/TywZBtDh1yCF2KOd0gpiMZ5jSw3e29mTvmUHzkVQiMS6td7vXUa"
-      .. "WOMZnYZlF3So2SjHnwh4jYFxdgpkHHqIrH/54SNdshoQgWYEvccTKe7FS709/5t6NMxuGhcUGAPOQipvWTT4dShyqio7m"
-      .. "lsl5noTrb++x6En749zCpQVhDpbV6GDnTbcX2e8K9QaNWHp91eBdCRxthuL0=",
-    plain = "<xml><ToUserName><![CDATA[wx49f0ab532d5d035a]]></ToUserName>\n"
-      .. "<FromUserName><![CDATA[messense]]></FromUserName>\n<CreateTime>1411525903</CreateTime>\n"
-      .. "<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[test]]></Content>\n"
-      .. "<MsgId>4363689963896700987</MsgId>\n<AgentID>1</AgentID>\n</xml>",
-  },
-  reply = {
-    random16 = "1234567890123456",
-    timestamp = "1411525903",
-    nonce = "461056294",
-    plain = "<xml>\n<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[test]]></Content>\n"
-      .. "<FromUserName><![CDATA[wx49f0ab532d5d035a]]></FromUserName>\n"
-      .. "<ToUserName><![CDATA[messense]]></ToUserName>\n<AgentID>1</AgentID>\n"
-      .. "<CreateTime>1411525903</CreateTime>\n</xml>",
-    encrypt = "9s4gMv99m88kKTh/H8IdkOiMg6bisoy3ypwy9H4hvSPe9nsGaqyw5hhSjdYbcrKk+j3nba4HMOTzHrluLBYqxgNcBqG"
-      .. "sL8GqxlhZgURnAtObvesEl5nZ+uBE8bviY0LWke8Zy9V/QYKxNV2FqllNXcfmstttyIkMKCCmVbCFM2JTF5wY0nFhHZSj"
-      .. "PUL2Q1qvSUCUld+/WIXrx0oyKQmpB6o8NRrrNrsDf03oxI1p9FxUgMnwKKZeOA/uu+2IEvEBtb7muXsVbwbgX05UPPJvF"
-      .. "urDXafG0RQyPR+mf1nDnAtQmmNOuiR5MIkdQ39xn1vWwi1O5oazPoQJz0nTYjxxEE8kv3kFxtAGVRe3ypD3WeK2XeFYFM"
-      .. "NMpatF9XiKzHo3",
-    signature = "407518b7649e86ef23978113f92d27afa9296533",
-  },
-}
+-- Reference §7.7 V1 (Tencent's sample) and V3 (wechatpy, deterministic);
+-- §6 for jsapi_signature.
+local vectors = require "helpers.vectors"
+local V1, V3, JSAPI = vectors.V1, vectors.V3, vectors.JSAPI
 
 local function crypter_for(v)
   return assert(core.crypter(v.token, v.aes_key))
@@ -150,8 +84,8 @@ describe("wecom.core crypto", function()
     it("computes the V1 and V3 signatures", function()
       for _, v in ipairs({ V1, V3 }) do
         local c = crypter_for(v)
-        assert.equal(v.url.signature, c:signature(v.url.timestamp, v.url.nonce, v.url.echostr))
-        assert.equal(v.post.signature, c:signature(v.post.timestamp, v.post.nonce, v.post.encrypt))
+        assert.equal(v.verify.msg_signature, c:signature(v.verify.timestamp, v.verify.nonce, v.verify.echostr))
+        assert.equal(v.post.msg_signature, c:signature(v.post.timestamp, v.post.nonce, v.encrypt))
         c:close()
       end
     end)
@@ -165,29 +99,29 @@ describe("wecom.core crypto", function()
 
     it("verifies a correct signature", function()
       local c = crypter_for(V1)
-      local u = V1.url
-      assert.is_true(c:verify(u.signature, u.timestamp, u.nonce, u.echostr))
+      local u = V1.verify
+      assert.is_true(c:verify(u.msg_signature, u.timestamp, u.nonce, u.echostr))
       c:close()
     end)
 
     it("rejects a wrong nonce, timestamp, payload or signature", function()
       local c = crypter_for(V3)
-      local u = V3.url
-      assert.is_false(c:verify(u.signature, u.timestamp, "437374424", u.echostr))
-      assert.is_false(c:verify(u.signature, "1411443781", u.nonce, u.echostr))
-      assert.is_false(c:verify(u.signature, u.timestamp, u.nonce, "A" .. sub(u.echostr, 2)))
-      assert.is_false(c:verify(sub(u.signature, 1, 39) .. "0", u.timestamp, u.nonce, u.echostr))
-      assert.is_false(c:verify(sub(u.signature, 1, 39), u.timestamp, u.nonce, u.echostr))
-      assert.is_false(c:verify(u.signature .. "0", u.timestamp, u.nonce, u.echostr))
+      local u = V3.verify
+      assert.is_false(c:verify(u.msg_signature, u.timestamp, "437374424", u.echostr))
+      assert.is_false(c:verify(u.msg_signature, "1411443781", u.nonce, u.echostr))
+      assert.is_false(c:verify(u.msg_signature, u.timestamp, u.nonce, "A" .. sub(u.echostr, 2)))
+      assert.is_false(c:verify(sub(u.msg_signature, 1, 39) .. "0", u.timestamp, u.nonce, u.echostr))
+      assert.is_false(c:verify(sub(u.msg_signature, 1, 39), u.timestamp, u.nonce, u.echostr))
+      assert.is_false(c:verify(u.msg_signature .. "0", u.timestamp, u.nonce, u.echostr))
       assert.is_false(c:verify("", u.timestamp, u.nonce, u.echostr))
-      assert.is_false(c:verify(u.signature:upper(), u.timestamp, u.nonce, u.echostr))
+      assert.is_false(c:verify(u.msg_signature:upper(), u.timestamp, u.nonce, u.echostr))
       c:close()
     end)
 
     it("depends on the token", function()
       local c = assert(core.crypter("other", V3.aes_key))
-      local u = V3.url
-      assert.is_false(c:verify(u.signature, u.timestamp, u.nonce, u.echostr))
+      local u = V3.verify
+      assert.is_false(c:verify(u.msg_signature, u.timestamp, u.nonce, u.echostr))
       c:close()
     end)
 
@@ -205,11 +139,11 @@ describe("wecom.core crypto", function()
     it("decrypts the V1 and V3 vectors to msg and receive_id", function()
       for _, v in ipairs({ V1, V3 }) do
         local c = crypter_for(v)
-        local msg, rid = c:decrypt(v.url.echostr)
-        assert.equal(v.url.plain, msg)
+        local msg, rid = c:decrypt(v.verify.echostr)
+        assert.equal(v.echo, msg)
         assert.equal(v.receive_id, rid)
-        msg, rid = c:decrypt(v.post.encrypt)
-        assert.equal(v.post.plain, msg)
+        msg, rid = c:decrypt(v.encrypt)
+        assert.equal(v.plaintext, msg)
         assert.equal(v.receive_id, rid)
         c:close()
       end
@@ -226,8 +160,8 @@ describe("wecom.core crypto", function()
 
     it("returns -40010 for bad base64", function()
       local c = crypter_for(V1)
-      for _, b64 in ipairs({ "abc", "ab!d", "====", "A===", "AB=C", sub(V1.post.encrypt, 2),
-                             V1.post.encrypt .. "\n", " " .. sub(V1.post.encrypt, 2) }) do
+      for _, b64 in ipairs({ "abc", "ab!d", "====", "A===", "AB=C", sub(V1.encrypt, 2),
+                             V1.encrypt .. "\n", " " .. sub(V1.encrypt, 2) }) do
         local msg, code, message = c:decrypt(b64)
         assert.is_nil(msg)
         assert.equal(-40010, code)
@@ -238,7 +172,7 @@ describe("wecom.core crypto", function()
 
     it("returns -40007 for an empty ciphertext or one that is not whole AES blocks", function()
       local c = crypter_for(V1)
-      local raw = assert(core.base64_decode(V1.post.encrypt))
+      local raw = assert(core.base64_decode(V1.encrypt))
       for _, b64 in ipairs({ "", core.base64_encode(sub(raw, 1, #raw - 3)), core.base64_encode(sub(raw, 1, 15)),
                              core.base64_encode(raw .. "x") }) do
         local msg, code = c:decrypt(b64)
@@ -311,21 +245,21 @@ describe("wecom.core crypto", function()
 
     it("never returns the original for a tampered ciphertext, and never raises", function()
       local c = crypter_for(V1)
-      local raw = assert(core.base64_decode(V1.post.encrypt))
+      local raw = assert(core.base64_decode(V1.encrypt))
       for i = 1, #raw, 3 do
         local tampered = sub(raw, 1, i - 1) .. char((byte(raw, i) + 1) % 256) .. sub(raw, i + 1)
         local ok, msg, rid = pcall(c.decrypt, c, core.base64_encode(tampered))
         assert.is_true(ok)
         -- CBC garbles the changed block: the damage lands in msg or receive_id
-        assert.is_false(msg == V1.post.plain and rid == V1.receive_id, "byte " .. i)
+        assert.is_false(msg == V1.plaintext and rid == V1.receive_id, "byte " .. i)
       end
       c:close()
     end)
 
     it("decrypts with the key only: another key gets garbage or an error", function()
       local c = assert(core.crypter(V1.token, V3.aes_key))
-      local msg = c:decrypt(V1.post.encrypt)
-      assert.are_not.equal(V1.post.plain, msg)
+      local msg = c:decrypt(V1.encrypt)
+      assert.are_not.equal(V1.plaintext, msg)
       c:close()
     end)
 
@@ -343,8 +277,8 @@ describe("wecom.core crypto", function()
       for _, v in ipairs({ V1, V3 }) do
         local c = crypter_for(v)
         local p = v.post
-        local msg, rid = c:open(p.signature, p.timestamp, p.nonce, p.encrypt)
-        assert.equal(p.plain, msg)
+        local msg, rid = c:open(p.msg_signature, p.timestamp, p.nonce, v.encrypt)
+        assert.equal(v.plaintext, msg)
         assert.equal(v.receive_id, rid)
         c:close()
       end
@@ -352,8 +286,8 @@ describe("wecom.core crypto", function()
 
     it("returns -40001 on a signature mismatch without decrypting", function()
       local c = crypter_for(V3)
-      local u = V3.url
-      local msg, code, message = c:open(u.signature, u.timestamp, "437374424", u.echostr)
+      local u = V3.verify
+      local msg, code, message = c:open(u.msg_signature, u.timestamp, "437374424", u.echostr)
       assert.is_nil(msg)
       assert.equal(-40001, code)
       assert.matches("signature", message)
@@ -368,8 +302,8 @@ describe("wecom.core crypto", function()
     it("returns -40001 for a tampered ciphertext", function()
       local c = crypter_for(V1)
       local p = V1.post
-      local tampered = sub(p.encrypt, 1, 10) .. (sub(p.encrypt, 11, 11) == "A" and "B" or "A") .. sub(p.encrypt, 12)
-      local msg, code = c:open(p.signature, p.timestamp, p.nonce, tampered)
+      local tampered = sub(V1.encrypt, 1, 10) .. (sub(V1.encrypt, 11, 11) == "A" and "B" or "A") .. sub(V1.encrypt, 12)
+      local msg, code = c:open(p.msg_signature, p.timestamp, p.nonce, tampered)
       assert.is_nil(msg)
       assert.equal(-40001, code)
       c:close()
@@ -377,7 +311,7 @@ describe("wecom.core crypto", function()
 
     it("raises when an argument is missing", function()
       local c = crypter_for(V1)
-      assert.has_error(function() c:open(V1.post.signature, V1.post.timestamp, V1.post.nonce) end)
+      assert.has_error(function() c:open(V1.post.msg_signature, V1.post.timestamp, V1.post.nonce) end)
       c:close()
     end)
   end)
@@ -387,9 +321,9 @@ describe("wecom.core crypto", function()
     it("reproduces the V3 reply byte for byte with random16 fixed", function()
       local c = crypter_for(V3)
       local r = V3.reply
-      local enc = c:encrypt(r.plain, V3.receive_id, r.random16)
+      local enc = c:encrypt(r.plaintext, V3.receive_id, r.random16)
       assert.equal(r.encrypt, enc)
-      assert.equal(r.signature, c:signature(r.timestamp, r.nonce, enc))
+      assert.equal(r.msg_signature, c:signature(r.timestamp, r.nonce, enc))
       c:close()
     end)
 
@@ -470,7 +404,7 @@ describe("wecom.core crypto", function()
       local c = crypter_for(V1)
       c:close()
       c:close()
-      assert.has_error(function() c:decrypt(V1.post.encrypt) end, "attempt to use a closed crypter")
+      assert.has_error(function() c:decrypt(V1.encrypt) end, "attempt to use a closed crypter")
       assert.has_error(function() c:signature("a", "b", "c") end)
       assert.has_error(function() c:encrypt("a", "b") end)
     end)
@@ -487,7 +421,7 @@ describe("wecom.core crypto", function()
 
     it("methods raise when called on something else", function()
       local c = crypter_for(V1)
-      assert.has_error(function() c.decrypt({}, V1.post.encrypt) end)
+      assert.has_error(function() c.decrypt({}, V1.encrypt) end)
       assert.has_error(function() c.close("x") end)
       c:close()
     end)
@@ -499,7 +433,7 @@ describe("wecom.core crypto", function()
       collectgarbage()
       collectgarbage()
       local c = crypter_for(V1)
-      assert.equal(V1.url.plain, (c:decrypt(V1.url.echostr)))
+      assert.equal(V1.echo, (c:decrypt(V1.verify.echostr)))
       c:close()
     end)
 
@@ -607,25 +541,19 @@ describe("wecom.core crypto", function()
 
 
   describe("jsapi_signature", function()
-    local ticket = "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg"
+    local ticket, nonce, stamp = JSAPI.ticket, JSAPI.noncestr, tostring(JSAPI.timestamp)
 
     it("matches both reference §6 vectors", function()
-      assert.equal("0f9de62fce790f9a083d5c99e95740ceb90c27ed",
-                   core.jsapi_signature(ticket, "Wm3WZYTPz0wzccnW", "1414587457",
-                                        "http://mp.weixin.qq.com?params=value"))
-      assert.equal("f4d90daf4b3bca3078ab155816175ba34c443a7b",
-                   core.jsapi_signature(ticket, "Wm3WZYTPz0wzccnW", "1414587457", "http://mp.weixin.qq.com"))
+      assert.equal(JSAPI.signature, core.jsapi_signature(ticket, nonce, stamp, JSAPI.url))
+      assert.equal(JSAPI.bare_signature, core.jsapi_signature(ticket, nonce, stamp, JSAPI.bare_url))
     end)
 
     it("cuts the url at '#'", function()
-      assert.equal("0f9de62fce790f9a083d5c99e95740ceb90c27ed",
-                   core.jsapi_signature(ticket, "Wm3WZYTPz0wzccnW", "1414587457",
-                                        "http://mp.weixin.qq.com?params=value#/route?x=1"))
+      assert.equal(JSAPI.signature, core.jsapi_signature(ticket, nonce, stamp, JSAPI.url .. "#/route?x=1"))
     end)
 
     it("accepts an integer timestamp", function()
-      assert.equal("f4d90daf4b3bca3078ab155816175ba34c443a7b",
-                   core.jsapi_signature(ticket, "Wm3WZYTPz0wzccnW", 1414587457, "http://mp.weixin.qq.com"))
+      assert.equal(JSAPI.bare_signature, core.jsapi_signature(ticket, nonce, JSAPI.timestamp, JSAPI.bare_url))
     end)
 
     it("raises on bad arguments", function()

@@ -4,10 +4,25 @@ local core = require "wecom.core"
 
 local byte, char, rep, sub = string.byte, string.char, string.rep, string.sub
 
--- Reference §7.7 V1 (Tencent's sample) and V3 (wechatpy, deterministic);
--- §6 for jsapi_signature.
+-- Reference §7.7 V1 (Tencent's sample) and V3 (wechatpy, deterministic),
+-- from spec/helpers/vectors.lua, as this file reads them: url (the GET
+-- check), post and reply, each with its signature, payload and plaintext.
 local vectors = require "helpers.vectors"
-local V1, V3, JSAPI = vectors.V1, vectors.V3, vectors.JSAPI
+
+local function records(v)
+  local r = v.reply
+  return {
+    token = v.token, aes_key = v.aes_key, receive_id = v.receive_id,
+    url = { signature = v.verify.msg_signature, timestamp = v.verify.timestamp, nonce = v.verify.nonce,
+            echostr = v.verify.echostr, plain = v.echo },
+    post = { signature = v.post.msg_signature, timestamp = v.post.timestamp, nonce = v.post.nonce,
+             encrypt = v.encrypt, plain = v.plaintext },
+    reply = r and { random16 = r.random16, timestamp = r.timestamp, nonce = r.nonce, plain = r.plaintext,
+                    encrypt = r.encrypt, signature = r.msg_signature },
+  }
+end
+
+local V1, V3 = records(vectors.V1), records(vectors.V3)
 
 local function crypter_for(v)
   return assert(core.crypter(v.token, v.aes_key))
@@ -84,8 +99,8 @@ describe("wecom.core crypto", function()
     it("computes the V1 and V3 signatures", function()
       for _, v in ipairs({ V1, V3 }) do
         local c = crypter_for(v)
-        assert.equal(v.verify.msg_signature, c:signature(v.verify.timestamp, v.verify.nonce, v.verify.echostr))
-        assert.equal(v.post.msg_signature, c:signature(v.post.timestamp, v.post.nonce, v.encrypt))
+        assert.equal(v.url.signature, c:signature(v.url.timestamp, v.url.nonce, v.url.echostr))
+        assert.equal(v.post.signature, c:signature(v.post.timestamp, v.post.nonce, v.post.encrypt))
         c:close()
       end
     end)
@@ -99,29 +114,29 @@ describe("wecom.core crypto", function()
 
     it("verifies a correct signature", function()
       local c = crypter_for(V1)
-      local u = V1.verify
-      assert.is_true(c:verify(u.msg_signature, u.timestamp, u.nonce, u.echostr))
+      local u = V1.url
+      assert.is_true(c:verify(u.signature, u.timestamp, u.nonce, u.echostr))
       c:close()
     end)
 
     it("rejects a wrong nonce, timestamp, payload or signature", function()
       local c = crypter_for(V3)
-      local u = V3.verify
-      assert.is_false(c:verify(u.msg_signature, u.timestamp, "437374424", u.echostr))
-      assert.is_false(c:verify(u.msg_signature, "1411443781", u.nonce, u.echostr))
-      assert.is_false(c:verify(u.msg_signature, u.timestamp, u.nonce, "A" .. sub(u.echostr, 2)))
-      assert.is_false(c:verify(sub(u.msg_signature, 1, 39) .. "0", u.timestamp, u.nonce, u.echostr))
-      assert.is_false(c:verify(sub(u.msg_signature, 1, 39), u.timestamp, u.nonce, u.echostr))
-      assert.is_false(c:verify(u.msg_signature .. "0", u.timestamp, u.nonce, u.echostr))
+      local u = V3.url
+      assert.is_false(c:verify(u.signature, u.timestamp, "437374424", u.echostr))
+      assert.is_false(c:verify(u.signature, "1411443781", u.nonce, u.echostr))
+      assert.is_false(c:verify(u.signature, u.timestamp, u.nonce, "A" .. sub(u.echostr, 2)))
+      assert.is_false(c:verify(sub(u.signature, 1, 39) .. "0", u.timestamp, u.nonce, u.echostr))
+      assert.is_false(c:verify(sub(u.signature, 1, 39), u.timestamp, u.nonce, u.echostr))
+      assert.is_false(c:verify(u.signature .. "0", u.timestamp, u.nonce, u.echostr))
       assert.is_false(c:verify("", u.timestamp, u.nonce, u.echostr))
-      assert.is_false(c:verify(u.msg_signature:upper(), u.timestamp, u.nonce, u.echostr))
+      assert.is_false(c:verify(u.signature:upper(), u.timestamp, u.nonce, u.echostr))
       c:close()
     end)
 
     it("depends on the token", function()
       local c = assert(core.crypter("other", V3.aes_key))
-      local u = V3.verify
-      assert.is_false(c:verify(u.msg_signature, u.timestamp, u.nonce, u.echostr))
+      local u = V3.url
+      assert.is_false(c:verify(u.signature, u.timestamp, u.nonce, u.echostr))
       c:close()
     end)
 
@@ -139,11 +154,11 @@ describe("wecom.core crypto", function()
     it("decrypts the V1 and V3 vectors to msg and receive_id", function()
       for _, v in ipairs({ V1, V3 }) do
         local c = crypter_for(v)
-        local msg, rid = c:decrypt(v.verify.echostr)
-        assert.equal(v.echo, msg)
+        local msg, rid = c:decrypt(v.url.echostr)
+        assert.equal(v.url.plain, msg)
         assert.equal(v.receive_id, rid)
-        msg, rid = c:decrypt(v.encrypt)
-        assert.equal(v.plaintext, msg)
+        msg, rid = c:decrypt(v.post.encrypt)
+        assert.equal(v.post.plain, msg)
         assert.equal(v.receive_id, rid)
         c:close()
       end
@@ -160,8 +175,8 @@ describe("wecom.core crypto", function()
 
     it("returns -40010 for bad base64", function()
       local c = crypter_for(V1)
-      for _, b64 in ipairs({ "abc", "ab!d", "====", "A===", "AB=C", sub(V1.encrypt, 2),
-                             V1.encrypt .. "\n", " " .. sub(V1.encrypt, 2) }) do
+      for _, b64 in ipairs({ "abc", "ab!d", "====", "A===", "AB=C", sub(V1.post.encrypt, 2),
+                             V1.post.encrypt .. "\n", " " .. sub(V1.post.encrypt, 2) }) do
         local msg, code, message = c:decrypt(b64)
         assert.is_nil(msg)
         assert.equal(-40010, code)
@@ -172,7 +187,7 @@ describe("wecom.core crypto", function()
 
     it("returns -40007 for an empty ciphertext or one that is not whole AES blocks", function()
       local c = crypter_for(V1)
-      local raw = assert(core.base64_decode(V1.encrypt))
+      local raw = assert(core.base64_decode(V1.post.encrypt))
       for _, b64 in ipairs({ "", core.base64_encode(sub(raw, 1, #raw - 3)), core.base64_encode(sub(raw, 1, 15)),
                              core.base64_encode(raw .. "x") }) do
         local msg, code = c:decrypt(b64)
@@ -245,21 +260,21 @@ describe("wecom.core crypto", function()
 
     it("never returns the original for a tampered ciphertext, and never raises", function()
       local c = crypter_for(V1)
-      local raw = assert(core.base64_decode(V1.encrypt))
+      local raw = assert(core.base64_decode(V1.post.encrypt))
       for i = 1, #raw, 3 do
         local tampered = sub(raw, 1, i - 1) .. char((byte(raw, i) + 1) % 256) .. sub(raw, i + 1)
         local ok, msg, rid = pcall(c.decrypt, c, core.base64_encode(tampered))
         assert.is_true(ok)
         -- CBC garbles the changed block: the damage lands in msg or receive_id
-        assert.is_false(msg == V1.plaintext and rid == V1.receive_id, "byte " .. i)
+        assert.is_false(msg == V1.post.plain and rid == V1.receive_id, "byte " .. i)
       end
       c:close()
     end)
 
     it("decrypts with the key only: another key gets garbage or an error", function()
       local c = assert(core.crypter(V1.token, V3.aes_key))
-      local msg = c:decrypt(V1.encrypt)
-      assert.are_not.equal(V1.plaintext, msg)
+      local msg = c:decrypt(V1.post.encrypt)
+      assert.are_not.equal(V1.post.plain, msg)
       c:close()
     end)
 
@@ -277,8 +292,8 @@ describe("wecom.core crypto", function()
       for _, v in ipairs({ V1, V3 }) do
         local c = crypter_for(v)
         local p = v.post
-        local msg, rid = c:open(p.msg_signature, p.timestamp, p.nonce, v.encrypt)
-        assert.equal(v.plaintext, msg)
+        local msg, rid = c:open(p.signature, p.timestamp, p.nonce, p.encrypt)
+        assert.equal(p.plain, msg)
         assert.equal(v.receive_id, rid)
         c:close()
       end
@@ -286,8 +301,8 @@ describe("wecom.core crypto", function()
 
     it("returns -40001 on a signature mismatch without decrypting", function()
       local c = crypter_for(V3)
-      local u = V3.verify
-      local msg, code, message = c:open(u.msg_signature, u.timestamp, "437374424", u.echostr)
+      local u = V3.url
+      local msg, code, message = c:open(u.signature, u.timestamp, "437374424", u.echostr)
       assert.is_nil(msg)
       assert.equal(-40001, code)
       assert.matches("signature", message)
@@ -302,8 +317,8 @@ describe("wecom.core crypto", function()
     it("returns -40001 for a tampered ciphertext", function()
       local c = crypter_for(V1)
       local p = V1.post
-      local tampered = sub(V1.encrypt, 1, 10) .. (sub(V1.encrypt, 11, 11) == "A" and "B" or "A") .. sub(V1.encrypt, 12)
-      local msg, code = c:open(p.msg_signature, p.timestamp, p.nonce, tampered)
+      local tampered = sub(p.encrypt, 1, 10) .. (sub(p.encrypt, 11, 11) == "A" and "B" or "A") .. sub(p.encrypt, 12)
+      local msg, code = c:open(p.signature, p.timestamp, p.nonce, tampered)
       assert.is_nil(msg)
       assert.equal(-40001, code)
       c:close()
@@ -311,7 +326,7 @@ describe("wecom.core crypto", function()
 
     it("raises when an argument is missing", function()
       local c = crypter_for(V1)
-      assert.has_error(function() c:open(V1.post.msg_signature, V1.post.timestamp, V1.post.nonce) end)
+      assert.has_error(function() c:open(V1.post.signature, V1.post.timestamp, V1.post.nonce) end)
       c:close()
     end)
   end)
@@ -321,9 +336,9 @@ describe("wecom.core crypto", function()
     it("reproduces the V3 reply byte for byte with random16 fixed", function()
       local c = crypter_for(V3)
       local r = V3.reply
-      local enc = c:encrypt(r.plaintext, V3.receive_id, r.random16)
+      local enc = c:encrypt(r.plain, V3.receive_id, r.random16)
       assert.equal(r.encrypt, enc)
-      assert.equal(r.msg_signature, c:signature(r.timestamp, r.nonce, enc))
+      assert.equal(r.signature, c:signature(r.timestamp, r.nonce, enc))
       c:close()
     end)
 
@@ -404,7 +419,7 @@ describe("wecom.core crypto", function()
       local c = crypter_for(V1)
       c:close()
       c:close()
-      assert.has_error(function() c:decrypt(V1.encrypt) end, "attempt to use a closed crypter")
+      assert.has_error(function() c:decrypt(V1.post.encrypt) end, "attempt to use a closed crypter")
       assert.has_error(function() c:signature("a", "b", "c") end)
       assert.has_error(function() c:encrypt("a", "b") end)
     end)
@@ -421,7 +436,7 @@ describe("wecom.core crypto", function()
 
     it("methods raise when called on something else", function()
       local c = crypter_for(V1)
-      assert.has_error(function() c.decrypt({}, V1.encrypt) end)
+      assert.has_error(function() c.decrypt({}, V1.post.encrypt) end)
       assert.has_error(function() c.close("x") end)
       c:close()
     end)
@@ -433,7 +448,7 @@ describe("wecom.core crypto", function()
       collectgarbage()
       collectgarbage()
       local c = crypter_for(V1)
-      assert.equal(V1.echo, (c:decrypt(V1.verify.echostr)))
+      assert.equal(V1.url.plain, (c:decrypt(V1.url.echostr)))
       c:close()
     end)
 
@@ -541,19 +556,25 @@ describe("wecom.core crypto", function()
 
 
   describe("jsapi_signature", function()
-    local ticket, nonce, stamp = JSAPI.ticket, JSAPI.noncestr, tostring(JSAPI.timestamp)
+    local ticket = vectors.JSAPI.ticket
 
     it("matches both reference §6 vectors", function()
-      assert.equal(JSAPI.signature, core.jsapi_signature(ticket, nonce, stamp, JSAPI.url))
-      assert.equal(JSAPI.bare_signature, core.jsapi_signature(ticket, nonce, stamp, JSAPI.bare_url))
+      assert.equal("0f9de62fce790f9a083d5c99e95740ceb90c27ed",
+                   core.jsapi_signature(ticket, "Wm3WZYTPz0wzccnW", "1414587457",
+                                        "http://mp.weixin.qq.com?params=value"))
+      assert.equal("f4d90daf4b3bca3078ab155816175ba34c443a7b",
+                   core.jsapi_signature(ticket, "Wm3WZYTPz0wzccnW", "1414587457", "http://mp.weixin.qq.com"))
     end)
 
     it("cuts the url at '#'", function()
-      assert.equal(JSAPI.signature, core.jsapi_signature(ticket, nonce, stamp, JSAPI.url .. "#/route?x=1"))
+      assert.equal("0f9de62fce790f9a083d5c99e95740ceb90c27ed",
+                   core.jsapi_signature(ticket, "Wm3WZYTPz0wzccnW", "1414587457",
+                                        "http://mp.weixin.qq.com?params=value#/route?x=1"))
     end)
 
     it("accepts an integer timestamp", function()
-      assert.equal(JSAPI.bare_signature, core.jsapi_signature(ticket, nonce, JSAPI.timestamp, JSAPI.bare_url))
+      assert.equal("f4d90daf4b3bca3078ab155816175ba34c443a7b",
+                   core.jsapi_signature(ticket, "Wm3WZYTPz0wzccnW", 1414587457, "http://mp.weixin.qq.com"))
     end)
 
     it("raises on bad arguments", function()

@@ -211,12 +211,12 @@ local function render(text, vars)
     end))
 end
 
--- conf{ workers =, env = { names }, main =, dicts = { name = size },
---       trusted =, http = text, servers = { { listen =, ssl = { cert =, key = },
---       text = } } } -> nginx.conf text for start: wecom.emulator.conf's
--- skeleton with this nginx's module lines, pid, logs and temporary files
--- in the prefix, and Lua paths to this checkout and spec/openresty; a
--- server without listen gets 127.0.0.1:${port}.
+-- conf{ workers =, env = { names }, main =, log_level =, dicts = { name = size },
+--       trusted =, lua_path =, http = text, servers = { { listen =, ssl = { cert =,
+--       key = }, text = } } } -> nginx.conf text for start: wecom.emulator.conf's
+-- skeleton with this nginx's module lines, pid, logs and temporary files in
+-- the prefix, and Lua paths to this checkout and spec/openresty (lua_path
+-- replaces them); a server without listen gets 127.0.0.1:${port}.
 function _M.conf(parts)
     for _, server in ipairs(parts.servers or {}) do
         server.listen = server.listen or "127.0.0.1:${port}"
@@ -229,8 +229,9 @@ function _M.conf(parts)
         main = parts.main,
         pid = "logs/nginx.pid",
         error_log = "logs/error.log",
+        log_level = parts.log_level,
         temp = "tmp",
-        lua_path = "${root}/spec/openresty/?.lua;${lua_path}",
+        lua_path = parts.lua_path or "${root}/spec/openresty/?.lua;${lua_path}",
         lua_cpath = "${lua_cpath}",
         dicts = parts.dicts,
         trusted = parts.trusted,

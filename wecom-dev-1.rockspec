@@ -50,7 +50,6 @@ build = {
       ["wecom.emulator.faults"] = "lua/wecom/emulator/faults.lua",
       ["wecom.emulator.fixture"] = "lua/wecom/emulator/fixture.lua",
       ["wecom.emulator"] = "lua/wecom/emulator/init.lua",
-      ["wecom.emulator.json"] = "lua/wecom/emulator/json.lua",
       ["wecom.emulator.push"] = "lua/wecom/emulator/push.lua",
       ["wecom.emulator.server"] = "lua/wecom/emulator/server.lua",
       ["wecom.emulator.store"] = "lua/wecom/emulator/store.lua",

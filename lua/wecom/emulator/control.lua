@@ -1,7 +1,7 @@
 -- The control API under /__emulator/ (no token; plain JSON in and out).
 -- Errors: HTTP 400 {"error": "..."}; unknown path 404; wrong method 405.
 
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
 local store = require "wecom.emulator.store"
 local server = require "wecom.emulator.server"
 local fixture = require "wecom.emulator.fixture"

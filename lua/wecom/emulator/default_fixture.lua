@@ -1,4 +1,4 @@
--- The bundled default fixture (JSON; see notes/readme-emulator.md for the schema).
+-- The bundled default fixture (JSON; the schema is in docs/emulator.md, "Fixture").
 -- Kept as a Lua module so that it installs with the rock like any other module.
 return [==[
 {

@@ -3,7 +3,7 @@
 -- handlers. Mutable parts (chain membership, rules, jobs) start from here and
 -- live in the shared dict afterwards (see store.lua).
 
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
 
 local type = type
 local ipairs = ipairs
@@ -212,7 +212,7 @@ end
 function _M.load(opts)
     local text
     if opts.corps and opts.corps > 0 then
-        text = json.encode(_M.generate(opts.corps))
+        text = assert(json.encode(_M.generate(opts.corps)))
     elseif opts.fixture and opts.fixture ~= "" then
         text = read_file(opts.fixture)
     else

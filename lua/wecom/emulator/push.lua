@@ -12,7 +12,8 @@
 -- callback.url, or what POST /__emulator/callback_url set. Each delivery is
 -- logged for GET /__emulator/pushes.
 
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
+local escape = require("wecom.url").escape
 local store = require "wecom.emulator.store"
 local fixture = require "wecom.emulator.fixture"
 
@@ -41,12 +42,6 @@ end
 
 local function cdata(s)
     return "<![CDATA[" .. tostring(s):gsub("]]>", "]]]]><![CDATA[>") .. "]]>"
-end
-
-local function url_escape(s)
-    return (s:gsub("[^%w%-%._~]", function(c)
-        return ("%%%02X"):format(c:byte())
-    end))
 end
 
 -- The plaintext event WeCom would send (reference §9).
@@ -226,7 +221,7 @@ local function deliver(F, app, target, plaintext, o)
         local query = "msg_signature=" .. signature .. "&timestamp=" .. timestamp .. "&nonce=" .. nonce
         local status, rbody
         if o.verify then
-            status, rbody = http("GET", target, target.path .. sep .. query .. "&echostr=" .. url_escape(encrypted),
+            status, rbody = http("GET", target, target.path .. sep .. query .. "&echostr=" .. escape(encrypted),
                 nil, o.timeout_ms or 5000)
         else
             local envelope = "<xml><ToUserName>" .. cdata(F.upstream.corpid) .. "</ToUserName><Encrypt>"

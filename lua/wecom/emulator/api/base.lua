@@ -1,7 +1,7 @@
 -- §1 gettoken, the corp's own /cgi-bin/agent/get and /cgi-bin/user/get, §5
 -- identity (OAuth codes, jscode2session), §6 JSAPI tickets.
 
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
 local store = require "wecom.emulator.store"
 local tokens = require "wecom.emulator.tokens"
 local server = require "wecom.emulator.server"

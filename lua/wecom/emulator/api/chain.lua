@@ -5,7 +5,7 @@
 -- and "rules:<id>" = { next_id, rules = [...] }; import jobs live in
 -- job:<jobid> with the running one in job_active.
 
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
 local store = require "wecom.emulator.store"
 local server = require "wecom.emulator.server"
 local share = require "wecom.emulator.api.share"

@@ -2,7 +2,7 @@
 
 local tokens = require "wecom.emulator.tokens"
 local server = require "wecom.emulator.server"
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
 
 local ngx = ngx
 local tonumber = tonumber

@@ -8,11 +8,14 @@
 --   h.ca_file                               -- the certificate to trust
 --   h:sent("endless_header")                -- bytes that answer got out
 --   h:reset(); h:stop()
+--   hostile.peak_rss()                      -- this process's peak RSS, bytes
 
 local nginx = require "helpers.nginx"
 local sh = require "helpers.sh"
 
 local _M = {}
+
+_M.peak_rss = require("helpers.hostile_peer").peak_rss
 
 local CONF = [[
 ${modules}

@@ -16,12 +16,21 @@
 --
 -- Each answer records in the shared dict `hostile` how many bytes it managed
 -- to send (the client hanging up stops it), read back at /sent/<name> on the
--- plain-HTTP port.
+-- plain-HTTP port.  peak_rss() is the calling process's peak resident
+-- memory, for the specs on either side.
 
 -- luacheck: globals ngx
 local ngx = ngx
 
 local _M = {}
+
+-- the calling process's peak resident memory, in bytes (Linux)
+function _M.peak_rss()
+    local f = assert(io.open("/proc/self/status", "r"))
+    local s = f:read("*a")
+    f:close()
+    return tonumber(s:match("VmHWM:%s*(%d+) kB")) * 1024
+end
 
 local function record(name, sent, done)
     ngx.shared.hostile:set(name, sent)

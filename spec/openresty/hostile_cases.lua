@@ -5,17 +5,11 @@
 
 -- luacheck: globals ngx
 local ngx = ngx
-local cjson = require "cjson.safe"
-
-local _M = {}
 
 -- the worker's peak resident memory, in bytes
-local function peak_rss()
-    local f = assert(io.open("/proc/self/status", "r"))
-    local s = f:read("*a")
-    f:close()
-    return tonumber(s:match("VmHWM:%s*(%d+) kB")) * 1024
-end
+local peak_rss = require("helpers.hostile_peer").peak_rss
+
+local _M = {}
 
 local function url(path)
     return os.getenv("SPEC_HOSTILE") .. path
@@ -74,19 +68,7 @@ function cases.pid()
 end
 
 function _M.run()
-    local name = ngx.var.uri:match("^/run/([%w_]+)$")
-    local fn = name and cases[name]
-    if not fn then
-        return ngx.exit(404)
-    end
-    local ok, result = pcall(fn)
-    ngx.header["Content-Type"] = "application/json"
-    if not ok then
-        ngx.status = 500
-        ngx.say(cjson.encode { raised = tostring(result) })
-        return
-    end
-    ngx.say(cjson.encode(result))
+    return require("ngx_cases").serve(cases)
 end
 
 return _M

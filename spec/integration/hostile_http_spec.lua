@@ -88,6 +88,21 @@ describe("against a hostile server", function()
             assert.is_true(elapsed < 1 + 1, "took " .. elapsed .. " s")
         end)
 
+        it("ends a TLS handshake nobody answers within timeout", function()
+            -- a listening socket that never accepts: the kernel completes
+            -- the TCP handshake, then nothing comes back
+            local silent = assert(require("socket").bind("127.0.0.1", 0))
+            local _, port = silent:getsockname()
+            local t0 = core.monotonic()
+            local res, err = transport:request { method = "GET", url = "https://localhost:" .. port .. "/x",
+                timeout = 1 }
+            local elapsed = core.monotonic() - t0
+            silent:close()
+            assert.is_nil(res)
+            assert.equal("timeout", err.kind, err.message)
+            assert.is_true(elapsed < 1 + 1, "took " .. elapsed .. " s")
+        end)
+
         it("refuses a body over max_body with a transport error", function()
             local small = require("wecom.transport.curl").new { ca_file = h.ca_file, timeout = 2, max_body = 10 }
             local res, err = small:request { method = "GET", url = h.url("/drip_body?n=40&every=0.01") }

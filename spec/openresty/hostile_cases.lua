@@ -12,6 +12,9 @@ local peak_rss = require("helpers.hostile_peer").peak_rss
 local _M = {}
 
 local function url(path)
+    if path:find("^https://") then
+        return path
+    end
     return os.getenv("SPEC_HOSTILE") .. path
 end
 

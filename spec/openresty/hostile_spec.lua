@@ -137,6 +137,18 @@ describe("the cosocket transport against a hostile server", function()
         assert.is_true(res.elapsed < 1 + 1, "took " .. res.elapsed .. " s")
     end)
 
+    it("ends a TLS handshake nobody answers within timeout", function()
+        -- a listening socket that never accepts: the kernel completes the
+        -- TCP handshake, then nothing comes back
+        local silent = assert(require("socket").bind("127.0.0.1", 0))
+        local _, port = silent:getsockname()
+        local res = get("https://localhost:" .. port .. "/x", "&timeout=1")
+        silent:close()
+        assert.equal("timeout", res.err.kind, res.err.message)
+        assert.equal(28, res.err.curl_code)
+        assert.is_true(res.elapsed < 1 + 1, "took " .. res.elapsed .. " s")
+    end)
+
     it("refuses a body over max_body (a transport option now)", function()
         local res = get("/drip_body?n=40&every=0.01", "&max_body=10")
         assert.equal("transport", res.err.kind)

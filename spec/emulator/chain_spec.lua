@@ -138,12 +138,19 @@ describe("emulator corpgroup", function()
             assert.same({ "ChDISTRIB01", "ChSUPPLIER02" }, ids)
         end)
 
-        it("lists groups, all or the children of one", function()
+        it("lists groups, all or every group below one (doc 96876's example)", function()
             local all = call(sys_token, "corp/get_chain_group", { chain_id = "ChDISTRIB01" })
             assert.equal(6, #all.groups)
-            local kids = call(sys_token, "corp/get_chain_group", { chain_id = "ChDISTRIB01", groupid = 2 })
-            assert.equal(1, #kids.groups)
-            assert.same({ groupid = 3, group_name = "北京市", parentid = 2, order = 200 }, kids.groups[1])
+            local root = call(sys_token, "corp/get_chain_group", { chain_id = "ChDISTRIB01", groupid = 1 })
+            assert.same(all.groups, root.groups)
+            -- 华北区 (2) -> 北京市 (3) -> 海淀区 (4): the child and the grandchild
+            local below = call(sys_token, "corp/get_chain_group", { chain_id = "ChDISTRIB01", groupid = 2 })
+            assert.same({
+                { groupid = 3, group_name = "北京市", parentid = 2, order = 200 },
+                { groupid = 4, group_name = "海淀区", parentid = 3, order = 100 },
+            }, below.groups)
+            local leaf = call(sys_token, "corp/get_chain_group", { chain_id = "ChDISTRIB01", groupid = 4 })
+            assert.same({}, leaf.groups)
         end)
 
         it("limits an ordinary app to its groups", function()
@@ -236,7 +243,8 @@ describe("emulator corpgroup", function()
             local p = call(sys_token, "corp/get_chain_corpinfo",
                 { chain_id = "ChDISTRIB01", pending_corpid = "pdbj0001hd" })
             assert.is_false(p.is_joined)
-            assert.is_nil(p.qualification_status)
+            -- the doc's example is a corp that has not joined, and it has one
+            assert.equal(1, p.qualification_status)
             assert.equal(40058, call(sys_token, "corp/get_chain_corpinfo", { chain_id = "ChDISTRIB01" }).errcode)
             assert.equal(40013, call(sys_token, "corp/get_chain_corpinfo",
                 { chain_id = "ChDISTRIB01", corpid = "wwNOPE" }).errcode)

@@ -109,13 +109,24 @@ describe("app.chain (emulator)", function()
       assert.same(want, got)
     end)
 
-    it("lists the direct subgroups of one group", function()
+    it("lists every group below one group (children and their children)", function()
       local parent = chain.groups[1].groupid
       local groups = assert(sys.chain:groups(chain.chain_id, parent))
-      local want = 0
-      for _, g in ipairs(chain.groups) do if g.parentid == parent then want = want + 1 end end
-      assert.equal(want, #groups)
-      for _, g in ipairs(groups) do assert.equal(parent, g.parentid) end
+      local below, changed = { [parent] = true }, true
+      while changed do
+        changed = false
+        for _, g in ipairs(chain.groups) do
+          if below[g.parentid] and not below[g.groupid] then below[g.groupid], changed = true, true end
+        end
+      end
+      below[parent] = nil
+      local want, got = {}, {}
+      for id in pairs(below) do want[#want + 1] = id end
+      for _, g in ipairs(groups) do got[#got + 1] = g.groupid end
+      table.sort(want)
+      table.sort(got)
+      assert.is_true(#want >= 2, "the fixture's first group has a grandchild")
+      assert.same(want, got)
     end)
 
     it("raises for a missing chain_id, naming it", function()

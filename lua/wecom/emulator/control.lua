@@ -182,6 +182,9 @@ handlers["GET /__emulator/pushes"] = function()
     return { pushes = require("wecom.emulator.push").log() }
 end
 
+-- providers: suite tickets, installs, shares, codes for third-party apps
+require("wecom.emulator.provider_control").register(handlers, { bad = bad, body = body_object, ok = ok })
+
 local allowed = {}
 for key in pairs(handlers) do
     local path = key:match(" (.*)$")

@@ -336,6 +336,10 @@ function _M.send_event(agentid, xml, event)
     return true
 end
 
+-- The pieces the provider control endpoints (provider_control.lua) seal and
+-- POST their 指令回调 envelopes with.
+_M.core, _M.cdata, _M.parse_url, _M.http = core, cdata, parse_url, http
+
 -- §9.6: what WeCom sends when an async job finished.
 function _M.batch_job_xml(corpid, jobid, job_type, now)
     return concat {

@@ -35,7 +35,7 @@ describe("wecom.transport options", function()
         assert.matches("wecom.transport.curl.new: unknown option 'retries'", raised { retries = 1 })
         assert.matches("wecom.transport.curl.new: opts.timeout must be a number of seconds"
             .. " in %(0, 86400%] %(got number %-1%)", raised { timeout = -1 })
-        assert.matches("opts.max_body must be an integer number of bytes in %[1, 1073741824%] %(got number 1.5%)",
+        assert.matches("opts.max_body must be a number of bytes from 1 to 1073741824 %(got number 1.5%)",
             raised { max_body = 1.5 })
         assert.matches("opts.user_agent must be a non%-empty string", raised { user_agent = "" })
     end)

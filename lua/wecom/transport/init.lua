@@ -51,7 +51,7 @@ _M.DEFAULTS = {
 _M.OPTIONS = {
     timeout = errors.seconds,
     connect_timeout = errors.seconds,
-    max_body = errors.kind("an integer number of bytes in [1, " .. MAX_BODY_LIMIT .. "]", function(v)
+    max_body = errors.kind("a number of bytes from 1 to " .. MAX_BODY_LIMIT, function(v)
         return errors.is_integer(v, 1, MAX_BODY_LIMIT)
     end),
     user_agent = errors.string,

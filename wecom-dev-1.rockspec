@@ -86,6 +86,7 @@ build = {
       ["wecom.transport.curl"] = "lua/wecom/transport/curl.lua",
       ["wecom.transport"] = "lua/wecom/transport/init.lua",
       ["wecom.transport.ngx"] = "lua/wecom/transport/ngx.lua",
+      ["wecom.transport.http1"] = "lua/wecom/transport/http1.lua",
    },
    install = {
       bin = { "bin/wecom-emulator" },

@@ -3,9 +3,10 @@
 -- A declaration is { name, kind [, default] [, transport = true] }: kind is
 -- a wecom.errors check, default the value when the option is not given (a
 -- function is called for a fresh one), transport = true hands the value to
--- the HTTP transport (wecom.transport.curl / .ngx) as it is.  A new
--- connection option is one line in CONNECTION: wecom.new checks it, applies
--- its default and passes it on.
+-- the HTTP transport (wecom.transport.curl / .ngx) as it is.  A transport
+-- option is one line in wecom.transport's OPTIONS (and DEFAULTS): it lands in
+-- CONNECTION from there; a client option is one line in CONNECTION.  Either
+-- way wecom.new checks it, applies its default and passes it on.
 --
 --   resolve(where, opts, own [, level]) -> settings
 --       own: the declarations of the client kind (corpid, secret...) added to
@@ -21,6 +22,8 @@ local error = error
 local io_open = io.open
 local ipairs = ipairs
 local math_floor = math.floor
+local pairs = pairs
+local sort = table.sort
 local require = require
 local setmetatable = setmetatable
 local str_find = string.find
@@ -34,7 +37,6 @@ local _M = {}
 
 local MAX_RETRIES = 10          -- with the 8 s backoff cap, about a minute of retrying
 local MAX_BACKOFF_BASE = 60
-local MAX_BODY = 1024 * 1024 * 1024   -- the core's own ceiling
 
 local function is_integer(v, min, max)
     return type(v) == "number" and v == math_floor(v) and v >= min and v <= max
@@ -55,10 +57,6 @@ local BACKOFF = errors.kind("a number of seconds from 0 to " .. MAX_BACKOFF_BASE
     return type(v) == "number" and v >= 0 and v <= MAX_BACKOFF_BASE
 end)
 
-local BYTES = errors.kind("a number of bytes from 1 to " .. MAX_BODY, function(v)
-    return is_integer(v, 1, MAX_BODY)
-end)
-
 local STORE_METHODS = { "get", "set", "delete", "lock", "unlock" }
 local STORE = errors.kind("a store (an object with get, set, delete, lock and unlock methods)", function(v)
     if type(v) ~= "table" and type(v) ~= "userdata" then
@@ -72,22 +70,29 @@ local STORE = errors.kind("a store (an object with get, set, delete, lock and un
     return true
 end)
 
-_M.BASE_URL, _M.RETRIES, _M.BACKOFF, _M.BYTES, _M.STORE = BASE_URL, RETRIES, BACKOFF, BYTES, STORE
+_M.BASE_URL, _M.RETRIES, _M.BACKOFF, _M.STORE = BASE_URL, RETRIES, BACKOFF, STORE
 
--- The connection settings every client kind shares.
+-- The connection settings every client kind shares: the client's own, then
+-- every option of wecom.transport with its check and default, declared
+-- there once and handed on as given.
 local CONNECTION = {
     { "base_url", BASE_URL, "https://qyapi.weixin.qq.com" },
-    { "ca_file", errors.string, transport = true },
-    { "timeout", errors.seconds, 5, transport = true },
-    { "connect_timeout", errors.seconds, transport = true },
     { "retries", RETRIES, 2 },
     { "backoff", BACKOFF, 0.5 },       -- seconds before the first retry, doubled each time
     { "store", STORE, function() return require("wecom.store.memory").new() end },
-    { "proxy", errors.string, transport = true },
-    { "noproxy", errors.string, transport = true },
-    { "user_agent", errors.string, "wecom-lua/" .. require("wecom.version"), transport = true },
-    { "max_body", BYTES, 8 * 1024 * 1024, transport = true },
 }
+local transport_module = require "wecom.transport"  -- picks curl or ngx
+do
+    local transport = transport_module
+    local names = {}
+    for name in pairs(transport.OPTIONS) do
+        names[#names + 1] = name
+    end
+    sort(names)
+    for _, name in ipairs(names) do
+        CONNECTION[#CONNECTION + 1] = { name, transport.OPTIONS[name], transport.DEFAULTS[name], transport = true }
+    end
+end
 _M.CONNECTION = CONNECTION
 
 -- own -> { spec = { name = kind }, required = { names }, list = own .. CONNECTION }
@@ -116,7 +121,6 @@ local function compile(own)
     return c
 end
 
-local transport_module  -- wecom.transport picks curl or ngx, on first use
 
 function _M.resolve(where, opts, own, level)
     level = (level or 2) + 1
@@ -135,7 +139,6 @@ function _M.resolve(where, opts, own, level)
     end
     settings.base_url = str_gsub(settings.base_url, "/+$", "")
     if opts.ca_file ~= nil then
-        transport_module = transport_module or require "wecom.transport"
         if transport_module.name == "curl" then
             -- a wrong path would otherwise surface as a "tls" error on the
             -- first call (inside nginx ca_file is ignored:
@@ -162,7 +165,6 @@ end
 
 -- new_transport(settings) -> the transport of a client
 function _M.new_transport(settings)
-    transport_module = transport_module or require "wecom.transport"
     return transport_module.new(_M.transport(settings))
 end
 

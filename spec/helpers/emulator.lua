@@ -1,4 +1,4 @@
--- Specs' handle on the WeCom emulator (see notes/CONTRACTS.md "Emulator").
+-- Specs' handle on the WeCom emulator (docs/emulator.md, "In busted specs").
 --
 --   local emu = require "helpers.emulator"
 --   local info = emu.start{ corps = 50 }      -- {base_url, ca_file, dir, port}

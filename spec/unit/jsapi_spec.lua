@@ -6,9 +6,8 @@
 local jsapi = require "wecom.api.jsapi"
 local errors = require "wecom.errors"
 
-local TICKET = "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg"
-local NONCE = "Wm3WZYTPz0wzccnW"
-local TIMESTAMP = 1414587457
+local JSAPI = require("helpers.vectors").JSAPI
+local TICKET, NONCE, TIMESTAMP = JSAPI.ticket, JSAPI.noncestr, JSAPI.timestamp
 
 -- a downstream client stand-in: records which ticket kinds were asked for
 local function fake_down(tickets)

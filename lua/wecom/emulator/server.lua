@@ -145,27 +145,31 @@ function Request:raw(field)
     return self.args[field]
 end
 
--- A required/optional string field. `code` replaces 40058 for "missing".
-function Request:str(field, required, code)
-    local v = self:raw(field)
-    if v == nil or v == "" then
+-- The field's value, nil when it is absent (or equal to `empty`); a
+-- missing required field fails with 40058 "missing <field>", or with `code`.
+local function given(req, field, required, code, empty)
+    local v = req:raw(field)
+    if v == nil or v == empty then
         if required then
             _M.fail(code or 40058, not code and "missing " .. field or nil)
         end
         return nil
     end
-    if type(v) ~= "string" then
+    return v
+end
+
+-- A required/optional string field ("" counts as missing).
+function Request:str(field, required, code)
+    local v = given(self, field, required, code, "")
+    if v ~= nil and type(v) ~= "string" then
         _M.fail(40058, field .. " must be a string")
     end
     return v
 end
 
 function Request:int(field, required, code)
-    local v = self:raw(field)
+    local v = given(self, field, required, code)
     if v == nil then
-        if required then
-            _M.fail(code or 40058, not code and "missing " .. field or nil)
-        end
         return nil
     end
     if not self.body and type(v) == "string" and v:match("^%-?%d+$") then
@@ -192,28 +196,16 @@ function Request:bool(field)
 end
 
 function Request:array(field, required)
-    local v = self:raw(field)
-    if v == nil then
-        if required then
-            _M.fail(40058, "missing " .. field)
-        end
-        return nil
-    end
-    if type(v) ~= "table" or (next(v) ~= nil and v[1] == nil) then
+    local v = given(self, field, required)
+    if v ~= nil and (type(v) ~= "table" or (next(v) ~= nil and v[1] == nil)) then
         _M.fail(40058, field .. " must be an array")
     end
     return v
 end
 
 function Request:object(field, required)
-    local v = self:raw(field)
-    if v == nil then
-        if required then
-            _M.fail(40058, "missing " .. field)
-        end
-        return nil
-    end
-    if type(v) ~= "table" or v[1] ~= nil then
+    local v = given(self, field, required)
+    if v ~= nil and (type(v) ~= "table" or v[1] ~= nil) then
         _M.fail(40058, field .. " must be an object")
     end
     return v

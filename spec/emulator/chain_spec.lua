@@ -21,6 +21,14 @@ describe("emulator corpgroup", function()
         return data
     end
 
+    -- the sorted values of one field over a list of records
+    local function sorted(list, field)
+        local values = {}
+        for i, item in ipairs(list) do values[i] = item[field] end
+        table.sort(values)
+        return values
+    end
+
     -- expected shares of an app from the fixture itself
     local function fixture_shares(agentid, bt)
         local list = {}
@@ -126,9 +134,7 @@ describe("emulator corpgroup", function()
             local _, all = emu.api("GET", P .. "corp/get_chain_list", sys_token)
             assert.equal(#fx.chains, #all.chains)
             local _, some = emu.api("GET", P .. "corp/get_chain_list", ord_token)
-            local ids = {}
-            for _, c in ipairs(some.chains) do ids[#ids + 1] = c.chain_id end
-            table.sort(ids)
+            local ids = sorted(some.chains, "chain_id")
             assert.same({ "ChDISTRIB01", "ChSUPPLIER02" }, ids)
         end)
 
@@ -149,9 +155,7 @@ describe("emulator corpgroup", function()
 
         it("limits an ordinary app to its groups", function()
             local d = call(ord_token, "corp/get_chain_group", { chain_id = "ChDISTRIB01" })
-            local ids = {}
-            for _, g in ipairs(d.groups) do ids[#ids + 1] = g.groupid end
-            table.sort(ids)
+            local ids = sorted(d.groups, "groupid")
             assert.same({ 2, 3, 4 }, ids)
             assert.equal(60011, call(ord_token, "corp/get_chain_group",
                 { chain_id = "ChSERVICE03" }).errcode)
@@ -274,9 +278,7 @@ describe("emulator corpgroup", function()
 
         it("get_corp_shared_chain_list", function()
             local d = call(sys_token, "get_corp_shared_chain_list", { corpid = "wwDOWNCORP08" })
-            local ids = {}
-            for _, c in ipairs(d.chains) do ids[#ids + 1] = c.chain_id end
-            table.sort(ids)
+            local ids = sorted(d.chains, "chain_id")
             assert.same({ "ChDISTRIB01", "ChSERVICE03", "ChSUPPLIER02" }, ids)
             local o = call(ord_token, "get_corp_shared_chain_list", { corpid = "wwDOWNCORP08" })
             assert.equal(1, #o.chains)

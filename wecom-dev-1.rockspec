@@ -67,6 +67,7 @@ build = {
       ["wecom.version"] = "lua/wecom/version.lua",
       ["wecom.ngx"] = "lua/wecom/ngx.lua",
       ["wecom.ngx.parallel"] = "lua/wecom/ngx/parallel.lua",
+      ["wecom.ngx.suite"] = "lua/wecom/ngx/suite.lua",
       ["wecom.options"] = "lua/wecom/options.lua",
       ["wecom.pager"] = "lua/wecom/pager.lua",
       ["wecom.provider"] = "lua/wecom/provider.lua",

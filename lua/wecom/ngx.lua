@@ -120,7 +120,11 @@ local function check_options(opts)
 end
 
 -- callback_handler{ callback = cb [, router = router] } -> function for content_by_lua*
+-- callback_handler{ suite = suite [, router = router] }: a suite's URL (wecom.ngx.suite)
 function _M.callback_handler(opts)
+    if type(opts) == "table" and opts.suite ~= nil then
+        return require("wecom.ngx.suite").handler(opts, _M.callback_handler)
+    end
     local cb, router = check_options(opts)
     local parse_query = require("wecom.callback").parse_query
 

@@ -516,11 +516,29 @@ function mt.verify_url(self, query)
     return cb:verify_url(query)
 end
 
+-- suite:decrypt(query, body) -> event | nil, err
+-- Verifies and decrypts a POST to either URL (receive ids: the suite_id,
+-- an authorized corp's corpid), without the bookkeeping: receive's first
+-- half, for a server that answers first and keeps the event after
+-- (wecom.ngx.callback_handler{ suite = }).
+function mt.decrypt(self, query, body)
+    local cb = callbacks(self, "wecom.suite:decrypt")
+    return cb:decrypt(query, body)
+end
+
+-- suite:handle(event) -> true | nil, err
+-- receive's second half: the bookkeeping of a decrypted event
+-- (wecom.suite.events); other events pass.
+function mt.handle(self, event)
+    errors.need("wecom.suite:handle", "event", event, errors.table)
+    return events.bookkeeping(self, event)
+end
+
 -- suite:receive(query, body) -> event, reply | nil, err
 -- A POST to the 指令回调 or 数据回调 URL: verified, decrypted, and the
--- bookkeeping of its InfoType done (wecom.suite.events).  reply is the body
--- to answer with ("success").  A failed bookkeeping step returns nil, err
--- with err.event set, so the answer can make WeCom send it again.
+-- bookkeeping of its InfoType done.  reply is the body to answer with
+-- ("success").  A failed bookkeeping step returns nil, err with err.event
+-- set, so the answer can make WeCom send it again.
 function mt.receive(self, query, body)
     local cb = callbacks(self, "wecom.suite:receive")
     local event, err = cb:decrypt(query, body)

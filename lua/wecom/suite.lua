@@ -65,6 +65,7 @@ local REJECTED_FOR = 60
 local rejected = {}    -- ns -> { sha = SHA-1 of the ticket, at = monotonic time }
 
 local GETTOKEN = service.PATH.gettoken
+local CORPID = records.CORPID
 
 local function not_authorized(self, corpid)
     return errors.new("token", "corp " .. corpid .. " has not authorized suite " .. self.suite_id
@@ -260,10 +261,11 @@ local function drop_corp_tokens(self, corpid)
     return records.delete(self.store, key)
 end
 
--- keep(self, record) -> true | nil, err: the authorization into the store
-local function keep(self, rec)
+-- keep(self, record [, listed]) -> true | nil, err: the authorization
+-- into the store (listed: the corp is in the index already)
+local function keep(self, rec, listed)
     rec.updated_at = core.now()
-    return records.put_corp(self.store, self._ns, rec)
+    return records.put_corp(self.store, self._ns, rec, listed)
 end
 
 -- details(self, rec) -> get_auth_info's answer | nil, err; the record
@@ -276,7 +278,7 @@ local function details(self, rec)
     end
     rec.agentid = service.agentid(info) or rec.agentid
     rec.corp_name = service.corp_name(info) or rec.corp_name
-    local ok, serr = keep(self, rec)
+    local ok, serr = keep(self, rec, true)
     if not ok then
         return nil, serr
     end
@@ -333,7 +335,7 @@ end
 -- A permanent code kept elsewhere (the memory store loses it at exit).
 function mt.set_permanent_code(self, corpid, code, agentid)
     local where = "wecom.suite:set_permanent_code"
-    errors.need(where, "corpid", corpid, errors.string)
+    errors.need(where, "corpid", corpid, CORPID)
     errors.need(where, "permanent_code", code, errors.string)
     errors.opt(where, "agentid", agentid, errors.id)
     local old, err = records.corp(self.store, self._ns, corpid)
@@ -353,7 +355,7 @@ end
 -- suite:auth_info(corpid) -> get_auth_info's answer | nil, err
 -- (the stored agentid and corp name follow it)
 function mt.auth_info(self, corpid)
-    errors.need("wecom.suite:auth_info", "corpid", corpid, errors.string)
+    errors.need("wecom.suite:auth_info", "corpid", corpid, CORPID)
     local rec, err = records.corp(self.store, self._ns, corpid)
     if not rec then
         return nil, err or not_authorized(self, corpid)
@@ -364,7 +366,7 @@ end
 -- suite:forget(corpid) -> true | nil, err
 -- What cancel_auth does: the corp's authorization and tokens leave the store.
 function mt.forget(self, corpid)
-    errors.need("wecom.suite:forget", "corpid", corpid, errors.string)
+    errors.need("wecom.suite:forget", "corpid", corpid, CORPID)
     local key = records.corp_token_key(self._ns, corpid)
     return records.forget_corp(self.store, self._ns, corpid,
         { token.ticket_key(key, "jsapi"), token.ticket_key(key, "agent_config") })
@@ -375,7 +377,7 @@ end
 ---------------------------------------------------------------------------
 
 local DOWNSTREAM_OPTIONS = {
-    corpid = errors.string,
+    corpid = CORPID,
     agentid = errors.id,
     business_type = errors.kind("0 (企业互联) or 1 (上下游)", function(v) return v == 0 or v == 1 end),
 }
@@ -443,7 +445,7 @@ end
 -- jsapi_config/agent_config; its token from get_corp_token (third-party)
 -- or gettoken with the permanent code as secret (代开发).
 function mt.corp(self, corpid)
-    errors.need("wecom.suite:corp", "corpid", corpid, errors.string)
+    errors.need("wecom.suite:corp", "corpid", corpid, CORPID)
     local rec, err = records.corp(self.store, self._ns, corpid)
     if not rec then
         return nil, err or not_authorized(self, corpid)
@@ -483,17 +485,25 @@ end
 local EACH_OPTIONS = { concurrency = errors.positive }
 
 -- suite:each_corp(fn [, { concurrency = 16 }]) -> results (as wecom.parallel)
--- Calls fn(client, corp) for every authorized corp, concurrently.
+-- Calls fn(client, corp) for every authorized corp, concurrently (corp: as
+-- suite:corps() yields it).  A store failure listing the corps raises.
 function mt.each_corp(self, fn, opts)
     local where = "wecom.suite:each_corp"
     errors.need(where, "fn", fn, errors.func)
     if opts ~= nil then
         errors.options(where, opts, EACH_OPTIONS)
     end
+    -- each task reads its corp's record itself: the reads overlap the
+    -- requests instead of all coming first
+    local store, ns = self.store, self._ns
     local tasks = {}
-    for corp in self:corps() do
+    for corpid in records.corpids(store, ns) do
         tasks[#tasks + 1] = function()
-            return fn(corp_client(self, corp), corp)
+            local rec, err = records.corp(store, ns, corpid)
+            if not rec then
+                return nil, err or not_authorized(self, corpid)   -- forgotten meanwhile
+            end
+            return fn(corp_client(self, rec), records.public(rec))
         end
     end
     return parallel.run(tasks, { concurrency = opts and opts.concurrency })

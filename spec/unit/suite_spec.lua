@@ -116,11 +116,16 @@ describe("wecom.suite", function()
             raises("wecom.suite:set_ticket: issued_at must be a Unix time", suite.set_ticket, suite, "t", "now")
             raises("wecom.suite:authorize: auth_code must be a non%-empty string", suite.authorize, suite, nil)
             raises("wecom.suite:authorize: auth_code must be a non%-empty string", suite.authorize, suite, 12)
-            raises("wecom.suite:corp: corpid must be a non%-empty string %(got nil%)", suite.corp, suite)
-            raises("wecom.suite:corp: corpid must be a non%-empty string %(got empty string%)", suite.corp, suite, "")
+            raises("wecom.suite:corp: corpid must be a corpid %(a non%-empty string without control characters,"
+                .. " at most 128 bytes%) %(got nil%)", suite.corp, suite)
+            raises("wecom.suite:corp: corpid must be a corpid .* %(got empty string%)", suite.corp, suite, "")
+            raises("wecom.suite:corp: corpid must be a corpid", suite.corp, suite, "ww\nX")
+            raises("wecom.suite:corp: corpid must be a corpid", suite.corp, suite, ("w"):rep(129))
             raises("wecom.suite:auth_info: corpid must be", suite.auth_info, suite, {})
             raises("wecom.suite:forget: corpid must be", suite.forget, suite, false)
             raises("wecom.suite:set_permanent_code: permanent_code must be", suite.set_permanent_code, suite, "wwC")
+            raises("wecom.suite:set_permanent_code: corpid must be a corpid", suite.set_permanent_code, suite,
+                "ww\0C", "code")
             raises("wecom.suite:set_permanent_code: agentid must be an integer >= 0",
                 suite.set_permanent_code, suite, "wwC", "code", -1)
             raises("wecom.suite:set_session_info: pre_auth_code must be", suite.set_session_info, suite, nil)

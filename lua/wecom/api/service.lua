@@ -133,8 +133,8 @@ function _M.permanent_code(api, auth_code)
         return nil, cerr
     end
     local corpid, ierr = text_field(data.auth_corp_info, "corpid", MAX_ID, path)
-    if not corpid then
-        return nil, ierr
+    if not corpid or corpid:find("%c") then
+        return nil, ierr or errors.new("decode", "response has no usable 'corpid'", { path = path })
     end
     data.permanent_code = nil     -- the caller keeps it; the answer goes on without it
     return { permanent_code = code, corpid = corpid, answer = data }

@@ -11,8 +11,8 @@
 --                          corp name, agentid; durable (until cancel_auth)
 --     :corp:<corpid>:token the corp's access_token (wecom.token); its JSAPI
 --                          tickets under it (wecom.token.ticket_key)
---     :corps:<n>           the corp index, bucket n of BUCKETS: a JSON list
---                          of corpids; durable
+--     :corps:<n>           the corp index, bucket n of BUCKETS: its corpids,
+--                          one a line; durable
 --     :done:<sha1>         an AuthCode already exchanged (WeCom may post an
 --                          event again), for the code's 10 minutes
 --
@@ -31,7 +31,8 @@ local tonumber = tonumber
 local tostring = tostring
 local type = type
 local error = error
-local remove = table.remove
+local str_find = string.find
+local str_sub = string.sub
 
 local core = require "wecom.core"
 local errors = require "wecom.errors"
@@ -55,6 +56,14 @@ _M.BUCKETS = BUCKETS
 
 local LOCK_LEASE = 10     -- seconds an index update may hold its bucket
 local LOCK_WAIT = 5       -- seconds to wait for a bucket before giving up
+
+-- what a corpid may be: WeCom's are letters and digits (an encrypted one
+-- may hold '_' or '-'); no control character, at most MAX_CORPID bytes
+local MAX_CORPID = 128
+_M.CORPID = errors.kind("a corpid (a non-empty string without control characters, at most "
+    .. MAX_CORPID .. " bytes)", function(v)
+    return type(v) == "string" and v ~= "" and #v <= MAX_CORPID and not str_find(v, "%c")
+end)
 
 local function part(v)
     return url.escape(tostring(v))
@@ -228,53 +237,50 @@ function _M.corp(store, ns, corpid)
     return decode_record(corpid, value)
 end
 
+-- A bucket is its corpids, each followed by "\n" (a corpid holds no control
+-- character: _M.CORPID): an add or a remove is a plain search in one
+-- string, so a big index costs no table per update.
 local function index_update(store, ns, corpid, add)
     local key = bucket_key(ns, corpid)
+    local line = corpid .. "\n"
     return with_lock(store, key, function()
         local value, err = get(store, key)
         if value == nil and err ~= nil then
             return nil, err
         end
-        local list = value and json.decode(value)
-        if type(list) ~= "table" then
-            list = {}
-        end
-        local at
-        for i, id in ipairs(list) do
-            if id == corpid then
-                at = i
-                break
-            end
-        end
+        value = type(value) == "string" and value or ""
+        -- where the line starts in value ("\n" before value stands for the
+        -- line before the first)
+        local at = str_find("\n" .. value, "\n" .. line, 1, true)
         if add then
             if at then
                 return true
             end
-            list[#list + 1] = corpid
+            value = value .. line
         else
             if not at then
                 return true
             end
-            remove(list, at)
+            value = str_sub(value, 1, at - 1) .. str_sub(value, at + #line)
         end
-        if #list == 0 then
+        if value == "" then
             return delete(store, key)
         end
-        local text = json.encode(json.array(list))
-        return set(store, key, text, core.now() + DURABLE)
+        return set(store, key, value, core.now() + DURABLE)
     end)
 end
 
--- put_corp(store, ns, record) -> true | nil, err
--- Stores the authorization (durable), then lists the corp in the index.
-function _M.put_corp(store, ns, record)
+-- put_corp(store, ns, record [, listed]) -> true | nil, err
+-- Stores the authorization (durable), then lists the corp in the index
+-- (listed: it is there already, this is an update).
+function _M.put_corp(store, ns, record, listed)
     local text, jerr = json.encode(record)
     if not text then
         return nil, errors.new("store", "cannot encode an authorization (" .. tostring(jerr) .. ")")
     end
     local ok, err = set(store, _M.corp_key(ns, record.corpid), text, core.now() + DURABLE)
-    if not ok then
-        return nil, err
+    if not ok or listed then
+        return ok, err
     end
     return index_update(store, ns, record.corpid, true)
 end
@@ -301,28 +307,32 @@ end
 -- when reached); a store failure raises the error object, as every
 -- iterator of the SDK does
 function _M.corpids(store, ns)
-    local bucket, list, i = -1, nil, 0
+    local bucket, value, pos = -1, nil, 1
     return function()
         while true do
-            if list and i < #list then
-                i = i + 1
-                local id = list[i]
-                if type(id) == "string" and id ~= "" then
-                    return id
+            if value then
+                local nl = str_find(value, "\n", pos, true)
+                if nl then
+                    local id = str_sub(value, pos, nl - 1)
+                    pos = nl + 1
+                    if id ~= "" then
+                        return id
+                    end
+                else
+                    value = nil
                 end
             else
                 bucket = bucket + 1
                 if bucket >= BUCKETS then
                     return nil
                 end
-                local value, err = get(store, ns .. ":corps:" .. bucket)
+                local err
+                value, err = get(store, ns .. ":corps:" .. bucket)
                 if value == nil and err ~= nil then
                     error(err, 0)
                 end
-                list, i = value and json.decode(value), 0
-                if type(list) ~= "table" then
-                    list = nil
-                end
+                value = type(value) == "string" and value or nil
+                pos = 1
             end
         end
     end

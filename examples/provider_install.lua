@@ -136,7 +136,7 @@ local qr = assert(provider:customized_auth_url { templateid_list = { template.su
 say("QR code link for customers: %s...", qr:sub(1, 60))
 local dk = new_suite(template)
 push(dk, "suite_ticket", {})
-event = push(dk, "authorize", { corpid = "wwRETAILCORP02", action = "create" })
+push(dk, "authorize", { corpid = "wwRETAILCORP02", action = "create", state = "dk1" })
 local dk_corp = assert(dk:corp("wwRETAILCORP02"))
 assert(dk_corp:get("/cgi-bin/agent/get", { agentid = dk_corp.agentid }))
 say("%s: its token from gettoken with the permanent code as secret", tostring(dk_corp))

@@ -258,6 +258,48 @@ describe("wecom.suite", function()
         assert.is_nil(emu.stats()["/cgi-bin/corpgroup/corp/gettoken"])
     end)
 
+    it("a corp client signs JSAPI pages with its corp's tickets", function()
+        local suite = sh.ready(sh.new(info, fx, false))
+        local auth = sh.install(suite, "wwRETAILCORP01").auth
+        local corp = assert(suite:corp("wwRETAILCORP01"))
+        local page = "https://" .. third.redirect_domain .. "/shop?x=1"
+        local config = assert(corp:jsapi_config(page))
+        assert.equal("wwRETAILCORP01", config.appId)
+        local agent = assert(corp:agent_config(page))
+        assert.equal("wwRETAILCORP01", agent.corpid)
+        assert.equal(auth.agentid, agent.agentid)
+        -- the signature is over the corp's ticket, as WeCom's JS-SDK computes it
+        local corp_token = assert(corp:token())
+        local _, ticket = emu.request("GET", "/cgi-bin/get_jsapi_ticket", { query = { access_token = corp_token } })
+        local plain = "jsapi_ticket=" .. ticket.ticket .. "&noncestr=" .. config.nonceStr .. "&timestamp="
+            .. config.timestamp .. "&url=" .. page
+        assert.equal(require("wecom.core").sha1_hex(plain), config.signature)
+        assert.equal(2, emu.stats()["/cgi-bin/get_jsapi_ticket"])   -- ours, and the one just above
+    end)
+
+    it("a 代开发 app in the upstream corp calls the 上下游 APIs", function()
+        local suite = sh.ready(sh.new(info, fx, true))
+        sh.install(suite, "wwUPSTREAMCORP")
+        local corp = assert(suite:corp("wwUPSTREAMCORP"))
+        local chains = assert(corp.chain:list())
+        assert.is_table(chains)
+        assert.same({}, collect(corp:shared_corps { business_type = 1 }))
+    end)
+
+    it("examples/provider_install.lua runs against the emulator", function()
+        local cmd = ("WECOM_BASE_URL=%s WECOM_CA_FILE=%s LUA_PATH=%q LUA_CPATH=%q %s %s 2>&1")
+            :format(info.base_url, info.ca_file, package.path, package.cpath,
+                rawget(_G, "jit") and "luajit" or "lua5.4", "examples/provider_install.lua")
+        local p = assert(io.popen(cmd))
+        local out = p:read("*a")
+        local ok = p:close()
+        assert.is_true(ok, out)
+        assert.matches("redirected back with auth_code", out)
+        assert.matches("each_corp: 2 corps answered", out)
+        assert.matches("reset_permanent_code: a new secret", out)
+        assert.matches('suite:corp%("wwRETAILCORP02"%) %-> nil, wecom token error', out)
+    end)
+
     it("each_corp walks every authorized corp with its client", function()
         local suite = sh.ready(sh.new(info, fx, false))
         for _, corpid in ipairs { "wwRETAILCORP01", "wwRETAILCORP02", "wwDOWNCORP01" } do

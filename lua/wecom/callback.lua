@@ -15,7 +15,15 @@
 
 local core = require "wecom.core"
 local errors = require "wecom.errors"
-local json_string = require("wecom.json").string
+local json = require "wecom.json"
+local url = require "wecom.url"
+
+local json_string = json.string
+local json_decode_object = json.decode_object
+local parse_query = url.parse_query
+local encode_query = url.encode_query
+local usage = errors.usage
+local describe = errors.describe
 
 local xml_decode = core.xml_decode
 local callback_open = core.callback_open
@@ -25,7 +33,6 @@ local tostring = tostring
 local tonumber = tonumber
 local setmetatable = setmetatable
 local error = error
-local pairs = pairs
 local select = select
 local ipairs = ipairs
 local getmetatable = getmetatable
@@ -33,17 +40,11 @@ local floor = math.floor
 local abs = math.abs
 local os_time = os.time
 local byte = string.byte
-local char = string.char
 local find = string.find
 local format = string.format
 local gsub = string.gsub
 local sub = string.sub
-local concat = table.concat
 
-local ok_cjson, cjson = pcall(require, "cjson.safe")
-if not ok_cjson then
-    cjson = nil
-end
 
 local _M = {}
 
@@ -73,71 +74,23 @@ end
 -- query strings
 ---------------------------------------------------------------------------
 
-local function unescape_one(hex)
-    return char(tonumber(hex, 16))
-end
-
--- Percent-decodes exactly once.  '+' stays '+': echostr and Encrypt are
--- base64, and turning '+' into a space would break the signature check.
-local function unescape(s)
-    return (gsub(s, "%%(%x%x)", unescape_one))
-end
-
--- parse_query("a=1&b=%2B") -> { a = "1", b = "+" }.  A repeated key keeps
--- its values in a list, which the checks below then reject.
+-- parse_query("a=1&b=%2B") -> { a = "1", b = "+" }: wecom.url's, kept here
+-- under its documented name.  '+' stays '+' (echostr and Encrypt are base64);
+-- a repeated key keeps its values in a list, which the checks below reject.
 function _M.parse_query(s)
     if type(s) ~= "string" then
-        error("parse_query: expected a string, got " .. type(s), 2)
+        usage("wecom.callback.parse_query", "query must be a string (got " .. describe(s) .. ")")
     end
-    local query = {}
-    local qpos = find(s, "?", 1, true)
-    if qpos then
-        s = sub(s, qpos + 1)
-    end
-    for pair in s:gmatch("[^&]+") do
-        local eq = find(pair, "=", 1, true)
-        local key, value
-        if eq then
-            key, value = unescape(sub(pair, 1, eq - 1)), unescape(sub(pair, eq + 1))
-        else
-            key, value = unescape(pair), ""
-        end
-        local prev = query[key]
-        if prev == nil then
-            query[key] = value
-        elseif type(prev) == "table" then
-            prev[#prev + 1] = value
-        else
-            query[key] = { prev, value }
-        end
-    end
-    return query
+    return parse_query(s)
 end
 
-local function escape_one(c)
-    return format("%%%02X", byte(c))
-end
-
-local function escape(s)
-    return (gsub(s, "[^%w%-%._~]", escape_one))
-end
-
--- build_query{ b = "x+y", a = 1 } -> "a=1&b=x%2By" (keys sorted, so the
--- output is stable).
+-- build_query{ b = "x+y", a = 1 } -> "a=1&b=x%2By" (wecom.url.encode_query:
+-- keys sorted, so the output is stable)
 function _M.build_query(query)
     if type(query) ~= "table" then
-        error("build_query: expected a table, got " .. type(query), 2)
+        usage("wecom.callback.build_query", "query must be a table (got " .. describe(query) .. ")")
     end
-    local keys = {}
-    for k in pairs(query) do
-        keys[#keys + 1] = tostring(k)
-    end
-    table.sort(keys)
-    local parts = {}
-    for i, k in ipairs(keys) do
-        parts[i] = escape(k) .. "=" .. escape(tostring(query[k]))
-    end
-    return concat(parts, "&")
+    return encode_query(query, "wecom.callback.build_query")
 end
 
 ---------------------------------------------------------------------------
@@ -239,7 +192,7 @@ end
 
 local function query_table(query, method)
     if type(query) == "string" then
-        return _M.parse_query(query)
+        return parse_query(query)
     end
     if type(query) ~= "table" then
         error("wecom.callback:" .. method .. ": query must be a table or a query string, got "
@@ -378,12 +331,9 @@ local function xml_envelope(body)
 end
 
 local function json_envelope(body)
-    if not cjson then
-        return nil, "JSON envelope needs lua-cjson"
-    end
-    local tbl = cjson.decode(body)
-    if type(tbl) ~= "table" then
-        return nil, "envelope is not valid JSON"
+    local tbl = json_decode_object(body)
+    if not tbl then
+        return nil, "envelope is not one JSON object"
     end
     local encrypt = tbl.encrypt
     if type(encrypt) ~= "string" or encrypt == "" then
@@ -444,10 +394,12 @@ local function parse_plaintext(msg)
         event.xml = msg
         return normalize(event)
     end
-    if c == "{" and cjson then
-        local event = cjson.decode(msg)
-        if type(event) ~= "table" then
-            return fail(CODES.PARSE_XML, "decrypted message is not valid JSON")
+    if c == "{" then
+        -- wecom.json: integers stay integers, so agentid is 1000002 here as
+        -- in the XML form, not 1000002.0
+        local event = json_decode_object(msg)
+        if not event then
+            return fail(CODES.PARSE_XML, "decrypted message is not one JSON object")
         end
         event.json = msg
         return normalize(event)

@@ -1,0 +1,168 @@
+-- Callback endpoint benchmark (DESIGN.md): requests per second that one
+-- nginx worker serves on keep-alive connections (wrk) for
+--   /cb    wecom.ngx.callback_handler: verify, decrypt, parse, route, 200
+--   /noop  a no-op content_by_lua handler that reads the body (the bar: >= 0.8x)
+--   node   a Node.js http server doing @wecom/crypto verify + decrypt on the
+--          same requests (the bar: /cb >= 3x)
+-- All three get the same signed messages (callback_bench.lua gen) in turn;
+-- each contestant runs PASSES times, interleaved, and its best pass counts.
+--
+--   LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='build/lua5.4/?.so;;' \
+--     lua5.4 bench/callback_endpoint.lua MESSAGES_FILE
+-- Environment: PASSES (3), DURATION seconds per run (5), CONNECTIONS (16).
+-- Exits 1 when a bar is missed, 2 when wrk or node is missing.
+
+local nginx = require "helpers.nginx"
+local ports = require "helpers.ports"
+local sh = require "helpers.sh"
+
+local quote, run, capture = sh.quote, sh.run, sh.capture
+
+local messages = assert(arg[1], "usage: callback_endpoint.lua MESSAGES_FILE")
+local PASSES = tonumber(os.getenv("PASSES") or "") or 3
+local DURATION = tonumber(os.getenv("DURATION") or "") or 5
+local CONNECTIONS = tonumber(os.getenv("CONNECTIONS") or "") or 16
+
+for _, tool in ipairs { "wrk", "node" } do
+    if not run("command -v " .. tool .. " >/dev/null 2>&1") then
+        io.write("callback endpoint: SKIPPED, " .. tool .. " is not installed"
+            .. (tool == "wrk" and " (apt-get install wrk)" or "") .. "\n")
+        os.exit(2)
+    end
+end
+
+local f = assert(io.open(messages, "rb"))
+local token, aes_key, receive_id = f:read("*l"):match("^(%S+) (%S+) (%S+)$")
+f:close()
+
+local CONF = [[
+${modules}
+${user}
+worker_processes 1;
+pid logs/nginx.pid;
+error_log logs/error.log warn;
+
+env BENCH_CB_TOKEN;
+env BENCH_CB_AES_KEY;
+env BENCH_CB_RECEIVE_ID;
+
+events {
+    worker_connections 1024;
+}
+
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path tmp/client_body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+
+    lua_package_path '${root}/bench/?.lua;${lua_path}';
+    lua_package_cpath '${lua_cpath}';
+
+    init_by_lua_block { require("callback_endpoint_site").init() }
+
+    server {
+        listen 127.0.0.1:${port};
+        location = /cb {
+            content_by_lua_block { require("callback_endpoint_site").callback() }
+        }
+        location = /noop {
+            content_by_lua_block { require("callback_endpoint_site").noop() }
+        }
+    }
+}
+]]
+
+local site = nginx.start {
+    conf = CONF,
+    env = { BENCH_CB_TOKEN = token, BENCH_CB_AES_KEY = aes_key, BENCH_CB_RECEIVE_ID = receive_id },
+}
+
+-- the node server, in the background
+local node_port, node_pid
+for _ = 1, 8 do
+    node_port = ports.pick()
+    local log = site.prefix .. "/node.log"
+    node_pid = tonumber(capture("node bench/callback_endpoint_node.js " .. quote(messages) .. " " .. node_port
+        .. " >" .. quote(log) .. " 2>&1 & echo $!"):match("%d+"))
+    for _ = 1, 100 do
+        if (sh.read_file(log) or ""):find("listening", 1, true) then
+            break
+        end
+        run("sleep 0.05")
+    end
+    if (sh.read_file(log) or ""):find("listening", 1, true) then
+        break
+    end
+    run("kill " .. node_pid .. " 2>/dev/null")
+    node_pid = nil
+end
+if not node_pid then
+    site:stop()
+    error("callback endpoint: the node server did not start")
+end
+
+local function stop_all()
+    run("kill " .. node_pid .. " 2>/dev/null")
+    site:stop()
+end
+
+-- wrk(url) -> requests per second; raises when a reply was not a 200
+local function wrk(url)
+    local out = capture("wrk -t 1 -c " .. CONNECTIONS .. " -d " .. DURATION .. "s -s bench/callback_endpoint_wrk.lua "
+        .. quote(url) .. " -- " .. quote(messages) .. " 2>&1")
+    local rate, bad, socket_errors = out:match("RESULT (%S+) (%d+) (%d+)")
+    if not rate or tonumber(bad) > 0 or tonumber(socket_errors) > 0 then
+        stop_all()
+        error("callback endpoint: wrk against " .. url .. " failed:\n" .. out)
+    end
+    return tonumber(rate)
+end
+
+local contestants = {
+    { name = "cb", url = site:url("/cb") },
+    { name = "noop", url = site:url("/noop") },
+    { name = "node", url = "http://127.0.0.1:" .. node_port .. "/cb" },
+}
+local best = {}
+-- a short warm-up of each (LuaJIT's traces, V8's JIT)
+for _, c in ipairs(contestants) do
+    capture("wrk -t 1 -c " .. CONNECTIONS .. " -d 1s -s bench/callback_endpoint_wrk.lua " .. quote(c.url)
+        .. " -- " .. quote(messages) .. " 2>&1")
+end
+for _ = 1, PASSES do
+    for _, c in ipairs(contestants) do
+        local rate = wrk(c.url)
+        if not best[c.name] or rate > best[c.name] then
+            best[c.name] = rate
+        end
+    end
+end
+local errors_logged = #site:error_lines()
+stop_all()
+
+local to_noop, to_node = best.cb / best.noop, best.cb / best.node
+io.write(("callback endpoint, 1 nginx worker, wrk %d connections keep-alive, %d s x %d passes (requests/s, best pass)\n")
+    :format(CONNECTIONS, DURATION, PASSES))
+io.write(("  %-52s %9.0f\n"):format("wecom.ngx.callback_handler (verify, decrypt, route)", best.cb))
+io.write(("  %-52s %9.0f\n"):format("no-op content_by_lua reading the body", best.noop))
+io.write(("  %-52s %9.0f\n"):format("node http + @wecom/crypto verify + decrypt", best.node))
+io.write(("ratios (bars: / no-op >= 0.8, / node >= 3.0)\n  handler / no-op %.2f   / node %.2f\n")
+    :format(to_noop, to_node))
+local status = 0
+if to_noop < 0.8 then
+    io.write("MISSED: callback endpoint < 0.8x the no-op handler\n")
+    status = 1
+end
+if to_node < 3.0 then
+    io.write("MISSED: callback endpoint < 3x node\n")
+    status = 1
+end
+if errors_logged > 0 then
+    io.write("MISSED: nginx logged " .. errors_logged .. " error lines\n")
+    status = 1
+end
+os.exit(status)

@@ -145,8 +145,8 @@ local errors_logged = #site:error_lines()
 stop_all()
 
 local to_noop, to_node = best.cb / best.noop, best.cb / best.node
-io.write(("callback endpoint, 1 nginx worker, wrk %d connections keep-alive, %d s x %d passes (requests/s, best pass)\n")
-    :format(CONNECTIONS, DURATION, PASSES))
+io.write(("callback endpoint, 1 nginx worker, wrk %d connections keep-alive, %d s x %d passes"
+    .. " (requests/s, best pass)\n"):format(CONNECTIONS, DURATION, PASSES))
 io.write(("  %-52s %9.0f\n"):format("wecom.ngx.callback_handler (verify, decrypt, route)", best.cb))
 io.write(("  %-52s %9.0f\n"):format("no-op content_by_lua reading the body", best.noop))
 io.write(("  %-52s %9.0f\n"):format("node http + @wecom/crypto verify + decrypt", best.node))

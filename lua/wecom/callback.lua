@@ -24,6 +24,7 @@ local parse_query = url.parse_query
 local encode_query = url.encode_query
 local usage = errors.usage
 local describe = errors.describe
+local opt_arg = errors.opt
 
 local xml_decode = core.xml_decode
 local callback_open = core.callback_open
@@ -131,6 +132,17 @@ local function check_receive_id(value)
           .. type(value), 3)
 end
 
+-- What opts.dedupe must be: any of the SDK's stores (or one with the same
+-- methods), which all give lock(key, ttl) "add if absent" semantics.
+local STORE = errors.kind("a wecom store (wecom.store.memory(), .shdict(name), .redis{...})", function(v)
+    return type(v) == "table" and type(v.lock) == "function" and type(v.unlock) == "function"
+        and type(v.get) == "function" and type(v.set) == "function"
+end)
+
+-- WeCom resends an event it saw no 200 for within 5 s, up to 3 times: five
+-- minutes covers every resend with room for clocks and queues.
+local DEDUPE_TTL = 300
+
 local mt = {}
 mt.__index = mt
 
@@ -162,6 +174,9 @@ function _M.new(opts)
         error("wecom.callback.new: max_skew must be a non-negative number of seconds", 2)
     end
 
+    local dedupe = opt_arg("wecom.callback.new", "opts.dedupe", opts.dedupe, STORE)
+    local dedupe_ttl = opt_arg("wecom.callback.new", "opts.dedupe_ttl", opts.dedupe_ttl, errors.seconds)
+
     local crypter, code = core.crypter(opts.token, opts.aes_key)
     if not crypter then
         error("wecom.callback.new: aes_key is not a valid EncodingAESKey (code "
@@ -171,6 +186,8 @@ function _M.new(opts)
     local self = {
         crypter = crypter,
         max_skew = max_skew,
+        dedupe = dedupe,
+        dedupe_ttl = dedupe and (dedupe_ttl or DEDUPE_TTL) or nil,
         receive_mode = receive_id == false and "off"
                        or type(receive_id) == "string" and "one" or "list",
     }
@@ -245,11 +262,13 @@ local function signed_params(self, query)
     return sig, ts, nonce
 end
 
+-- A decrypted receive id for an error message: at most 64 bytes, quoted,
+-- control characters escaped (JSON style), so the message stays one line.
 local function short_id(id)
     if #id > 64 then
-        id = sub(id, 1, 64) .. "..."
+        return json_string(sub(id, 1, 64)) .. "..."
     end
-    return format("%q", id)
+    return json_string(id)
 end
 
 -- The error for a decrypted receive id that is not ours, or nil.
@@ -603,6 +622,113 @@ end
 
 function mt.close(self)
     self.crypter:close()
+end
+
+---------------------------------------------------------------------------
+-- dedupe (opt-in: callback.new{ dedupe = store [, dedupe_ttl = seconds] })
+---------------------------------------------------------------------------
+
+-- An event's key in the dedupe store: a SHA-1 over the decrypted message
+-- keyed with the callback token (crypter:signature of it), so a resend is
+-- recognised however WeCom re-encrypts or re-signs it, two apps never share
+-- keys, and the store learns nothing about the message.
+local DEDUPE_PREFIX = "wecom:callback:"
+
+-- The decrypted message of an event from cb:decrypt, or a raised error.
+local function event_text(event, method)
+    if type(event) ~= "table" then
+        usage("wecom.callback:" .. method, "event must be a table from cb:decrypt (got "
+            .. describe(event) .. ")", 3)
+    end
+    local text = event.xml
+    if type(text) ~= "string" then
+        text = event.json
+        if type(text) ~= "string" then
+            usage("wecom.callback:" .. method, "event must come from cb:decrypt (it has neither"
+                .. " xml nor json)", 3)
+        end
+    end
+    return text
+end
+
+local function dedupe_key(self, text)
+    local fp, code = self.crypter:signature("", "", text)
+    if not fp then
+        return nil, code
+    end
+    return DEDUPE_PREFIX .. fp
+end
+
+local function store_error(what, err)
+    if errors.is_error(err) then
+        return err
+    end
+    return errors.new("store", "callback dedupe: " .. what .. " failed: " .. tostring(err))
+end
+
+-- claim(event) -> true: the first delivery of this message within
+-- dedupe_ttl, handle it | false, reply: a resend (reply: what settle
+-- recorded for it, or nil) | nil, err: the store failed (handling the
+-- event anyway is the safe choice).  Without dedupe: always true.
+function mt.claim(self, event)
+    local text = event_text(event, "claim")
+    local store = self.dedupe
+    if not store then
+        return true
+    end
+    local key, kerr = dedupe_key(self, text)
+    if not key then
+        return nil, store_error("fingerprint", kerr)
+    end
+    local ok, err = store:lock(key, self.dedupe_ttl)
+    if ok then
+        return true
+    elseif ok == nil then
+        return nil, store_error("lock", err)
+    end
+    local reply = store:get(key .. ":reply")
+    return false, type(reply) == "string" and reply ~= "" and reply or nil
+end
+
+-- settle(event, reply) -> true | nil, err: records the (sealed) reply sent
+-- for a claimed event, so a resend gets the same one.
+function mt.settle(self, event, reply)
+    local text = event_text(event, "settle")
+    if reply ~= nil and type(reply) ~= "string" then
+        usage("wecom.callback:settle", "reply must be a string (got " .. describe(reply) .. ")")
+    end
+    local store = self.dedupe
+    if not store or reply == nil or reply == "" then
+        return true
+    end
+    local key, kerr = dedupe_key(self, text)
+    if not key then
+        return nil, store_error("fingerprint", kerr)
+    end
+    local ok, err = store:set(key .. ":reply", reply, core.now() + self.dedupe_ttl)
+    if not ok then
+        return nil, store_error("set", err)
+    end
+    return true
+end
+
+-- release(event) -> true | nil, err: forgets a claimed event whose handling
+-- failed, so WeCom's next resend is handled again.
+function mt.release(self, event)
+    local text = event_text(event, "release")
+    local store = self.dedupe
+    if not store then
+        return true
+    end
+    local key, kerr = dedupe_key(self, text)
+    if not key then
+        return nil, store_error("fingerprint", kerr)
+    end
+    local ok, err = store:unlock(key)
+    if not ok then
+        return nil, store_error("unlock", err)
+    end
+    return true
 end
 
 ---------------------------------------------------------------------------

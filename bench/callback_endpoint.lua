@@ -81,12 +81,27 @@ local site = nginx.start {
     env = { BENCH_CB_TOKEN = token, BENCH_CB_AES_KEY = aes_key, BENCH_CB_RECEIVE_ID = receive_id },
 }
 
+-- With 2+ CPUs and taskset, each server gets CPU 0 to itself and wrk the
+-- others: the servers compare on one core each, whatever helper threads
+-- node starts, and wrk never takes the servers' core.
+local PIN = os.getenv("PIN") ~= "0" and run("command -v taskset >/dev/null 2>&1")
+    and tonumber(capture("nproc")) >= 2
+local SERVER_CPU, CLIENT_CPUS = "0", "1-" .. (tonumber(capture("nproc")) - 1)
+if PIN then
+    for pid in capture("pgrep -P " .. site:pid()):gmatch("%d+") do
+        run("taskset -a -p -c " .. SERVER_CPU .. " " .. pid .. " >/dev/null")
+    end
+    run("taskset -a -p -c " .. SERVER_CPU .. " " .. site:pid() .. " >/dev/null")
+end
+local pin_server = PIN and ("taskset -c " .. SERVER_CPU .. " ") or ""
+local pin_client = PIN and ("taskset -c " .. CLIENT_CPUS .. " ") or ""
+
 -- the node server, in the background
 local node_port, node_pid
 for _ = 1, 8 do
     node_port = ports.pick()
     local log = site.prefix .. "/node.log"
-    node_pid = tonumber(capture("node bench/callback_endpoint_node.js " .. quote(messages) .. " " .. node_port
+    node_pid = tonumber(capture(pin_server .. "node bench/callback_endpoint_node.js " .. quote(messages) .. " " .. node_port
         .. " >" .. quote(log) .. " 2>&1 & echo $!"):match("%d+"))
     for _ = 1, 100 do
         if (sh.read_file(log) or ""):find("listening", 1, true) then
@@ -112,7 +127,7 @@ end
 
 -- wrk(url) -> requests per second; raises when a reply was not a 200
 local function wrk(url)
-    local out = capture("wrk -t 1 -c " .. CONNECTIONS .. " -d " .. DURATION .. "s -s bench/callback_endpoint_wrk.lua "
+    local out = capture(pin_client .. "wrk -t 1 -c " .. CONNECTIONS .. " -d " .. DURATION .. "s -s bench/callback_endpoint_wrk.lua "
         .. quote(url) .. " -- " .. quote(messages) .. " 2>&1")
     local rate, bad, socket_errors = out:match("RESULT (%S+) (%d+) (%d+)")
     if not rate or tonumber(bad) > 0 or tonumber(socket_errors) > 0 then
@@ -130,7 +145,7 @@ local contestants = {
 local best = {}
 -- a short warm-up of each (LuaJIT's traces, V8's JIT)
 for _, c in ipairs(contestants) do
-    capture("wrk -t 1 -c " .. CONNECTIONS .. " -d 1s -s bench/callback_endpoint_wrk.lua " .. quote(c.url)
+    capture(pin_client .. "wrk -t 1 -c " .. CONNECTIONS .. " -d 1s -s bench/callback_endpoint_wrk.lua " .. quote(c.url)
         .. " -- " .. quote(messages) .. " 2>&1")
 end
 for _ = 1, PASSES do
@@ -146,7 +161,8 @@ stop_all()
 
 local to_noop, to_node = best.cb / best.noop, best.cb / best.node
 io.write(("callback endpoint, 1 nginx worker, wrk %d connections keep-alive, %d s x %d passes"
-    .. " (requests/s, best pass)\n"):format(CONNECTIONS, DURATION, PASSES))
+    .. " (requests/s, best pass)%s\n"):format(CONNECTIONS, DURATION, PASSES,
+    PIN and "; servers on CPU " .. SERVER_CPU .. ", wrk on " .. CLIENT_CPUS or ""))
 io.write(("  %-52s %9.0f\n"):format("wecom.ngx.callback_handler (verify, decrypt, route)", best.cb))
 io.write(("  %-52s %9.0f\n"):format("no-op content_by_lua reading the body", best.noop))
 io.write(("  %-52s %9.0f\n"):format("node http + @wecom/crypto verify + decrypt", best.node))

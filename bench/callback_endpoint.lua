@@ -101,8 +101,8 @@ local node_port, node_pid
 for _ = 1, 8 do
     node_port = ports.pick()
     local log = site.prefix .. "/node.log"
-    node_pid = tonumber(capture(pin_server .. "node bench/callback_endpoint_node.js " .. quote(messages) .. " " .. node_port
-        .. " >" .. quote(log) .. " 2>&1 & echo $!"):match("%d+"))
+    node_pid = tonumber(capture(pin_server .. "node bench/callback_endpoint_node.js " .. quote(messages)
+        .. " " .. node_port .. " >" .. quote(log) .. " 2>&1 & echo $!"):match("%d+"))
     for _ = 1, 100 do
         if (sh.read_file(log) or ""):find("listening", 1, true) then
             break
@@ -125,10 +125,14 @@ local function stop_all()
     site:stop()
 end
 
+local function wrk_output(url, seconds)
+    return capture(pin_client .. "wrk -t 1 -c " .. CONNECTIONS .. " -d " .. seconds .. "s"
+        .. " -s bench/callback_endpoint_wrk.lua " .. quote(url) .. " -- " .. quote(messages) .. " 2>&1")
+end
+
 -- wrk(url) -> requests per second; raises when a reply was not a 200
 local function wrk(url)
-    local out = capture(pin_client .. "wrk -t 1 -c " .. CONNECTIONS .. " -d " .. DURATION .. "s -s bench/callback_endpoint_wrk.lua "
-        .. quote(url) .. " -- " .. quote(messages) .. " 2>&1")
+    local out = wrk_output(url, DURATION)
     local rate, bad, socket_errors = out:match("RESULT (%S+) (%d+) (%d+)")
     if not rate or tonumber(bad) > 0 or tonumber(socket_errors) > 0 then
         stop_all()
@@ -145,8 +149,7 @@ local contestants = {
 local best = {}
 -- a short warm-up of each (LuaJIT's traces, V8's JIT)
 for _, c in ipairs(contestants) do
-    capture(pin_client .. "wrk -t 1 -c " .. CONNECTIONS .. " -d 1s -s bench/callback_endpoint_wrk.lua " .. quote(c.url)
-        .. " -- " .. quote(messages) .. " 2>&1")
+    wrk_output(c.url, 1)
 end
 for _ = 1, PASSES do
     for _, c in ipairs(contestants) do

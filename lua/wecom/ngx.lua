@@ -183,9 +183,6 @@ function _M.callback_handler(opts)
     local dispatch = router and router.dispatch
     local dedupe = cb.dedupe ~= nil and cb.claim ~= nil
     local var, get_method = ngx.var, ngx.req.get_method
-    -- the signed parameters of a POST; filled and read without a yield in
-    -- between, so one table serves every request of the worker
-    local query = {}
 
     -- 200 with the reply already sealed, or the plain acknowledgement
     local function acknowledge(event, body, sealed)
@@ -231,10 +228,11 @@ function _M.callback_handler(opts)
         local body = read_body(ngx)
         -- the raw $arg_ values: ngx.req.get_uri_args() would turn the "+"
         -- of a base64 value into a space
-        query.msg_signature = signed_arg(var.arg_msg_signature)
-        query.timestamp = signed_arg(var.arg_timestamp)
-        query.nonce = signed_arg(var.arg_nonce)
-        local event, err = decrypt(cb, query, body)
+        local event, err = decrypt(cb, {
+            msg_signature = signed_arg(var.arg_msg_signature),
+            timestamp = signed_arg(var.arg_timestamp),
+            nonce = signed_arg(var.arg_nonce),
+        }, body)
         if not event then
             return reject(ngx, "POST", err)
         end

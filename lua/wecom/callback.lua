@@ -7,6 +7,8 @@
 --   cb:reply_json(msg [, opts]) --> encrypted reply JSON | nil, err
 --   cb:encrypt_event(msg [, opts]) --> body, query | nil, err   (what WeCom would POST)
 --   cb:encrypt_echostr([echo [, opts]]) --> query, echo | nil, err (what WeCom would GET)
+--   cb:claim(event)             --> true | false, reply | nil, err (dedupe of resends)
+--   cb:settle(event, reply), cb:release(event) --> true | nil, err
 --
 -- Errors are wecom.errors objects of kind "callback" whose `code` is the
 -- WXBizMsgCrypt code (-40001 ... -40011).  The crypter keeps the token and

@@ -9,7 +9,9 @@
 --
 --   LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='build/lua5.4/?.so;;' \
 --     lua5.4 bench/callback_endpoint.lua MESSAGES_FILE
--- Environment: PASSES (3), DURATION seconds per run (5), CONNECTIONS (16).
+-- Environment: PASSES (5), DURATION seconds per run (3), CONNECTIONS (16),
+-- PIN=1: the servers on CPU 0 and wrk on the others (default: the scheduler
+-- places them; node may then run its helper threads on a second core).
 -- Exits 1 when a bar is missed, 2 when wrk or node is missing.
 
 local nginx = require "helpers.nginx"
@@ -19,8 +21,8 @@ local sh = require "helpers.sh"
 local quote, run, capture = sh.quote, sh.run, sh.capture
 
 local messages = assert(arg[1], "usage: callback_endpoint.lua MESSAGES_FILE")
-local PASSES = tonumber(os.getenv("PASSES") or "") or 3
-local DURATION = tonumber(os.getenv("DURATION") or "") or 5
+local PASSES = tonumber(os.getenv("PASSES") or "") or 5
+local DURATION = tonumber(os.getenv("DURATION") or "") or 3
 local CONNECTIONS = tonumber(os.getenv("CONNECTIONS") or "") or 16
 
 for _, tool in ipairs { "wrk", "node" } do
@@ -81,10 +83,9 @@ local site = nginx.start {
     env = { BENCH_CB_TOKEN = token, BENCH_CB_AES_KEY = aes_key, BENCH_CB_RECEIVE_ID = receive_id },
 }
 
--- With 2+ CPUs and taskset, each server gets CPU 0 to itself and wrk the
--- others: the servers compare on one core each, whatever helper threads
--- node starts, and wrk never takes the servers' core.
-local PIN = os.getenv("PIN") ~= "0" and run("command -v taskset >/dev/null 2>&1")
+-- PIN=1 (2+ CPUs): each server gets CPU 0 and wrk the others, so the
+-- servers compare on one core each, node's helper threads included.
+local PIN = os.getenv("PIN") == "1" and run("command -v taskset >/dev/null 2>&1")
     and tonumber(capture("nproc")) >= 2
 local SERVER_CPU, CLIENT_CPUS = "0", "1-" .. (tonumber(capture("nproc")) - 1)
 if PIN then
@@ -146,18 +147,27 @@ local contestants = {
     { name = "noop", url = site:url("/noop") },
     { name = "node", url = "http://127.0.0.1:" .. node_port .. "/cb" },
 }
-local best = {}
+local best, pass_ratios = {}, { noop = {}, node = {} }
 -- a short warm-up of each (LuaJIT's traces, V8's JIT)
 for _, c in ipairs(contestants) do
     wrk_output(c.url, 1)
 end
 for _ = 1, PASSES do
+    local rates = {}
     for _, c in ipairs(contestants) do
         local rate = wrk(c.url)
+        rates[c.name] = rate
         if not best[c.name] or rate > best[c.name] then
             best[c.name] = rate
         end
     end
+    table.insert(pass_ratios.noop, rates.cb / rates.noop)
+    table.insert(pass_ratios.node, rates.cb / rates.node)
+end
+local function median(list)
+    table.sort(list)
+    local n = #list
+    return n % 2 == 1 and list[(n + 1) / 2] or (list[n / 2] + list[n / 2 + 1]) / 2
 end
 local errors_logged = #site:error_lines()
 stop_all()
@@ -169,8 +179,10 @@ io.write(("callback endpoint, 1 nginx worker, wrk %d connections keep-alive, %d 
 io.write(("  %-52s %9.0f\n"):format("wecom.ngx.callback_handler (verify, decrypt, route)", best.cb))
 io.write(("  %-52s %9.0f\n"):format("no-op content_by_lua reading the body", best.noop))
 io.write(("  %-52s %9.0f\n"):format("node http + @wecom/crypto verify + decrypt", best.node))
-io.write(("ratios (bars: / no-op >= 0.8, / node >= 3.0)\n  handler / no-op %.2f   / node %.2f\n")
+io.write(("ratios of the best passes (bars: / no-op >= 0.8, / node >= 3.0)\n  handler / no-op %.2f   / node %.2f\n")
     :format(to_noop, to_node))
+io.write(("  (median of the per-pass ratios: / no-op %.2f   / node %.2f)\n")
+    :format(median(pass_ratios.noop), median(pass_ratios.node)))
 local status = 0
 if to_noop < 0.8 then
     io.write("MISSED: callback endpoint < 0.8x the no-op handler\n")

@@ -89,7 +89,7 @@ spec-compat: $(CORE_52) $(CORE_53) node-deps
 
 spec: spec-lua54 spec-luajit spec-compat
 
-# Sanitizers: the unit and integration specs on lua5.4 with the ASan/UBSan
+# Sanitizers: the unit, integration and emulator specs on lua5.4 with the ASan/UBSan
 # core, then the unit specs under valgrind with the normal core.
 check: check-asan check-valgrind
 

@@ -37,46 +37,22 @@ local f = assert(io.open(messages, "rb"))
 local token, aes_key, receive_id = f:read("*l"):match("^(%S+) (%S+) (%S+)$")
 f:close()
 
-local CONF = [[
-${modules}
-${user}
-worker_processes 1;
-pid logs/nginx.pid;
-error_log logs/error.log warn;
-
-env BENCH_CB_TOKEN;
-env BENCH_CB_AES_KEY;
-env BENCH_CB_RECEIVE_ID;
-
-events {
-    worker_connections 1024;
-}
-
-http {
-    access_log off;
+local CONF = nginx.conf {
+    env = { "BENCH_CB_TOKEN", "BENCH_CB_AES_KEY", "BENCH_CB_RECEIVE_ID" },
+    lua_path = "${root}/bench/?.lua;${lua_path}",
+    http = [[
     keepalive_requests 1000000;
-    client_body_temp_path tmp/client_body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-
-    lua_package_path '${root}/bench/?.lua;${lua_path}';
-    lua_package_cpath '${lua_cpath}';
-
     init_by_lua_block { require("callback_endpoint_site").init() }
-
-    server {
-        listen 127.0.0.1:${port};
+]],
+    servers = { { text = [[
         location = /cb {
             content_by_lua_block { require("callback_endpoint_site").callback() }
         }
         location = /noop {
             content_by_lua_block { require("callback_endpoint_site").noop() }
         }
-    }
+]] } },
 }
-]]
 
 local site = nginx.start {
     conf = CONF,

@@ -35,11 +35,7 @@
 local getmetatable = getmetatable
 local io_open = io.open
 local pcall = pcall
-local str_byte = string.byte
 local str_find = string.find
-local str_format = string.format
-local str_gsub = string.gsub
-local str_sub = string.sub
 local tostring = tostring
 local type = type
 
@@ -47,6 +43,7 @@ local env = require "wecom.env"
 local errors = require "wecom.errors"
 local url = require "wecom.url"
 
+local line = errors.line
 local parse_query = url.parse_query
 local unescape = url.unescape
 local log = env.log
@@ -55,34 +52,15 @@ local _M = {}
 
 local MAX_BODY = 1024 * 1024
 
--- What a log line takes from a peer or a handler, at most.
-local MAX_LOG_TEXT = 512
-
 local FORBIDDEN_CODES = { [-40001] = true, [-40005] = true }
 
 local XML_TYPE = "application/xml; charset=utf-8"
 local JSON_TYPE = "application/json; charset=utf-8"
 
-local CONTROL_NAMES = { ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-
-local function escape_control(c)
-    return CONTROL_NAMES[c] or str_format("\\x%02x", str_byte(c))
-end
-
--- text(v) -> tostring(v) as one bounded piece of a log line: control
--- characters escaped (\n, \r, \t, \xHH), cut at MAX_LOG_TEXT bytes with a
--- marker saying how much was cut.
+-- text(v) -> tostring(v) as one bounded piece of a log line (errors.line:
+-- control characters escaped, cut at 512 bytes with a marker)
 local function text(v)
-    local s = tostring(v)
-    local cut = #s - MAX_LOG_TEXT
-    if cut > 0 then
-        s = str_sub(s, 1, MAX_LOG_TEXT)
-    end
-    s = str_gsub(s, "%c", escape_control)
-    if cut > 0 then
-        s = s .. " [... " .. cut .. " bytes cut]"
-    end
-    return s
+    return line(tostring(v))
 end
 
 -- The answer for a request, once its status and body are known.  An empty

@@ -12,39 +12,16 @@ local TOKEN = "DedupeHandlerTokenW3"
 local AES_KEY = "RGVkdXBlSGFuZGxlclNwZWNLZXlPbmx5MTIzNDU2Nzg"
 local CORPID = "wwDEDUPESPEC"
 
-local CONF = [[
-${modules}
-${user}
-worker_processes 2;
-pid logs/nginx.pid;
-error_log logs/error.log info;
-
-env SPEC_CB_TOKEN;
-env SPEC_CB_AES_KEY;
-env SPEC_CB_RECEIVE_ID;
-
-events {
-    worker_connections 64;
-}
-
-http {
-    access_log off;
-    client_body_temp_path tmp/client_body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-
-    lua_package_path '${root}/spec/openresty/?.lua;${lua_path}';
-    lua_package_cpath '${lua_cpath}';
-    lua_shared_dict dedupe 1m;
-    lua_shared_dict results 1m;
-
+local CONF = nginx.conf {
+    workers = 2,
+    env = { "SPEC_CB_TOKEN", "SPEC_CB_AES_KEY", "SPEC_CB_RECEIVE_ID" },
+    log_level = "info",
+    dicts = { dedupe = "1m", results = "1m" },
+    http = [[
     # every request on a connection of its own: the kernel spreads them
     keepalive_timeout 0;
-
-    server {
-        listen 127.0.0.1:${port};
+]],
+    servers = { { text = [[
         header_filter_by_lua_block { require("callback_dedupe_site").tag() }
         location = /cb {
             content_by_lua_block { require("callback_dedupe_site").handle() }
@@ -52,9 +29,8 @@ http {
         location = /results {
             content_by_lua_block { require("callback_dedupe_site").results() }
         }
-    }
+]] } },
 }
-]]
 
 local seq = 0
 local function event_xml(event_type, extra)

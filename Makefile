@@ -26,7 +26,7 @@ SANITIZE   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-
 DEB_PACKAGES := lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson \
 	libcurl4-openssl-dev libssl-dev libexpat1-dev lua-busted lua-check \
 	nginx libnginx-mod-http-lua redis-server libhiredis-dev lua-socket curl \
-	openssl ca-certificates valgrind luarocks make gcc \
+	openssl ca-certificates valgrind luarocks make gcc wrk \
 	lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev
 
 NODE_DIR  := build/node

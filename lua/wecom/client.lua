@@ -81,6 +81,14 @@ local LAZY_METHODS = {
         agent_config = { "wecom.api.jsapi", "agent_config" },
     },
 }
+-- the account-ID upgrade's conversions and the mass-call ticket: on every
+-- corp client (an app, a 代开发 app, a downstream corp's, a suite's corp)
+for _, name in ipairs { "userid_to_openuserid", "openuserid_to_userid", "to_service_external_userid",
+    "from_service_external_userid", "get_new_external_userid", "unionid_to_external_userid",
+    "external_userid_to_pending_id", "mass_call_ticket", "each_unionid", "convert_unionids" } do
+    LAZY_METHODS.app[name] = { "wecom.api.idconvert", name }
+    LAZY_METHODS.downstream[name] = { "wecom.api.idconvert", name }
+end
 
 local function make_index(methods, namespaces, lazy)
     return function(self, k)

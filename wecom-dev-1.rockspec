@@ -44,6 +44,7 @@ build = {
       ["wecom.client"] = "lua/wecom/client.lua",
       ["wecom.emulator.api.base"] = "lua/wecom/emulator/api/base.lua",
       ["wecom.emulator.api.chain"] = "lua/wecom/emulator/api/chain.lua",
+      ["wecom.emulator.api.idconvert"] = "lua/wecom/emulator/api/idconvert.lua",
       ["wecom.emulator.api.linkedcorp"] = "lua/wecom/emulator/api/linkedcorp.lua",
       ["wecom.emulator.api.service"] = "lua/wecom/emulator/api/service.lua",
       ["wecom.emulator.api.share"] = "lua/wecom/emulator/api/share.lua",

@@ -750,7 +750,11 @@ end
 local function unionid_to_external_userid(req)
     local customer = customer_for(req)
     local corpid = req:str("corpid")
-    req:str("mass_call_ticket")
+    -- the upstream corp's quota, lifted by its mass_call_ticket (api/idconvert.lua)
+    local idconvert = require "wecom.emulator.api.idconvert"
+    if not idconvert.mass_call_ticket(req) then
+        idconvert.take_quota("corpgroup:" .. req.token.corpid)
+    end
     local shared = shared_corps(req)
     local list = json.array()
     for _, ext in ipairs(customer and customer.external_userids or {}) do

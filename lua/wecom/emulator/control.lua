@@ -187,6 +187,8 @@ end
 
 -- providers: suite tickets, installs, shares, codes for third-party apps
 require("wecom.emulator.provider_control").register(handlers, { bad = bad, body = body_object, ok = ok })
+-- customers who join (idconvert's pending ids)
+require("wecom.emulator.api.idconvert").register(handlers, { bad = bad, body = body_object, ok = ok })
 
 local allowed = {}
 for key in pairs(handlers) do

@@ -16,6 +16,8 @@
 --   quota:<scope>:h:<hour>, quota:<scope>:d:<day>   call counts
 --   pending3:<provider>:<corpid>:<unionid>          {pending_id, expires_at}
 --   migrated:<corpid>             finish_external_userid_migration was called
+--   newcustomers                  [{unionid, openid, corpid, external_userid}]: WeChat
+--                                 users who became customers (POST /__emulator/customer)
 
 local json = require "wecom.json"
 local store = require "wecom.emulator.store"
@@ -79,17 +81,50 @@ end
 
 -- Ids -----------------------------------------------------------------------------
 
--- The customers of corpid: { { unionid, openid, external_userid (the corp's own) } }
-local function customers_of(F, corpid)
+-- The fixture's customers and those added since: -> a list of
+-- { unionid, openid, corpid, external_userid (the corp's own) }
+local function all_customers(F)
     local out = {}
     for unionid, customer in pairs(F.customers) do
         for _, ext in ipairs(customer.external_userids or {}) do
-            if ext.corpid == corpid then
-                out[#out + 1] = { unionid = unionid, openid = customer.openid, external_userid = ext.external_userid }
-            end
+            out[#out + 1] = { unionid = unionid, openid = customer.openid, corpid = ext.corpid,
+                              external_userid = ext.external_userid }
+        end
+    end
+    for _, c in ipairs(store.get_json("newcustomers") or {}) do
+        out[#out + 1] = c
+    end
+    return out
+end
+
+local function customers_of(F, corpid)
+    local out = {}
+    for _, c in ipairs(all_customers(F)) do
+        if c.corpid == corpid then
+            out[#out + 1] = c
         end
     end
     return out
+end
+
+-- The WeChat user's openid, if the emulator knows the unionid (nil: unknown)
+local function openid_of(F, unionid)
+    local customer = F.customers[unionid]
+    if customer then
+        return customer.openid
+    end
+    for _, c in ipairs(store.get_json("newcustomers") or {}) do
+        if c.unionid == unionid then
+            return c.openid
+        end
+    end
+end
+
+local function check_openid(F, unionid, openid)
+    local known = openid_of(F, unionid)
+    if known and known ~= openid then
+        fail(40058, "openid does not belong to this unionid")
+    end
 end
 
 -- The customer of corpid an external_userid names, in the corp's own form
@@ -255,14 +290,16 @@ end
 
 -- take_quota(scope): counts a call against the documented quota (100,000
 -- an hour, 480,000 a day; /__emulator/options idconvert_hour_limit,
--- idconvert_day_limit change them); 45009 once one is spent.
+-- idconvert_day_limit change them); 45009, not counted, once one is spent.
 function _M.take_quota(scope)
     local now = store.now()
-    local hour = floor(now / 3600)
-    local day = floor((now + CHINA_OFFSET) / 86400)
-    local h = store.incr("quota:" .. scope .. ":h:" .. hour, 1, 0)
-    local d = store.incr("quota:" .. scope .. ":d:" .. day, 1, 0)
+    local hour_key = "quota:" .. scope .. ":h:" .. floor(now / 3600)
+    local day_key = "quota:" .. scope .. ":d:" .. floor((now + CHINA_OFFSET) / 86400)
+    local h = store.incr(hour_key, 1, 0)
+    local d = store.incr(day_key, 1, 0)
     if h > store.option("idconvert_hour_limit", 100000) or d > store.option("idconvert_day_limit", 480000) then
+        store.incr(hour_key, -1, 0)
+        store.incr(day_key, -1, 0)
         fail(45009, "unionid_to_external_userid quota of " .. scope .. " spent")
     end
 end
@@ -288,20 +325,18 @@ local function unionid_to_external_userid(req)
     if subject_type ~= 0 and subject_type ~= 1 then
         fail(40058, "subject_type must be 0 or 1")
     end
-    local customer = req.F.customers[unionid]
-    if customer and customer.openid ~= openid then
-        fail(40058, "openid does not belong to this unionid")
-    end
+    check_openid(req.F, unionid, openid)
     if not _M.mass_call_ticket(req) then
         -- subject_type 0: the corp's quota (shared by every provider); 1: the provider's
         _M.take_quota(subject_type == 0 and "idconvert:corp:" .. req.token.corpid or "idconvert:provider:" .. P.corpid)
     end
     local corpid = req.token.corpid
-    for _, ext in ipairs(customer and customer.external_userids or {}) do
-        if ext.corpid == corpid then
-            return { external_userid = provider.open_external_userid(P, corpid, ext.external_userid) }
+    for _, c in ipairs(customers_of(req.F, corpid)) do
+        if c.unionid == unionid then
+            return { external_userid = provider.open_external_userid(P, corpid, c.external_userid) }
         end
     end
+    -- not (yet) a customer: a pending_id, the same for 90 days
     return { pending_id = pending_for(P, corpid, unionid) }
 end
 
@@ -329,16 +364,17 @@ local function unionid_to_external_userid_3rd(req, suite)
     local unionid = req:str("unionid", true)
     local openid = req:str("openid", true)
     local only = req:str("corpid")
-    local customer = req.F.customers[unionid]
-    if customer and customer.openid ~= openid then
-        fail(40058, "openid does not belong to this unionid")
+    if suite.customized then
+        fail(48002, "not for a 代开发 template")
     end
+    check_openid(req.F, unionid, openid)
     local P = req.F.provider
     local list = json.array()
-    for _, ext in ipairs(customer and customer.external_userids or {}) do
-        if (only == nil or only == ext.corpid) and provider.active_auth(suite.suite_id, ext.corpid) then
-            list[#list + 1] = { corpid = ext.corpid,
-                                external_userid = provider.open_external_userid(P, ext.corpid, ext.external_userid) }
+    for _, c in ipairs(all_customers(req.F)) do
+        if c.unionid == unionid and (only == nil or only == c.corpid)
+            and provider.active_auth(suite.suite_id, c.corpid) then
+            list[#list + 1] = { corpid = c.corpid,
+                                external_userid = provider.open_external_userid(P, c.corpid, c.external_userid) }
         end
     end
     return { external_userid_info = list }
@@ -351,6 +387,56 @@ local function finish_external_userid_migration(req, P)
     end
     store.set("migrated:" .. corpid, true)
     return {}
+end
+
+-- Control ---------------------------------------------------------------------------------------
+
+-- POST /__emulator/customer {"unionid", "openid", "corpid"[, "external_userid"]}: the
+-- WeChat user becomes a customer of corpid (adds a member of it on WeChat).
+-- Answer: the customer's external_userid in the corp's own form and, when
+-- the fixture has a provider, in the provider's.
+local function add_customer(t)
+    local bad, body = t.bad, t.body()
+    local F = require("wecom.emulator.fixture").get()
+    for _, field in ipairs { "unionid", "openid", "corpid" } do
+        if type(body[field]) ~= "string" or body[field] == "" then
+            bad(field .. " must be a non-empty string")
+        end
+    end
+    if not F.corps[body.corpid] then
+        bad("corpid must be a corp of the fixture")
+    end
+    local known = openid_of(F, body.unionid)
+    if known and known ~= body.openid then
+        bad("openid does not belong to this unionid")
+    end
+    local ext = body.external_userid
+    if ext == nil then
+        ext = "wm" .. ngx.md5("customer/" .. body.corpid .. "/" .. body.unionid):sub(1, 24)
+    elseif type(ext) ~= "string" or ext == "" then
+        bad("external_userid must be a non-empty string")
+    end
+    local added = store.with_lock("newcustomers", function()
+        local list = store.get_json("newcustomers") or {}
+        for _, c in ipairs(all_customers(F)) do
+            if c.corpid == body.corpid and (c.unionid == body.unionid or c.external_userid == ext) then
+                return false
+            end
+        end
+        list[#list + 1] = { unionid = body.unionid, openid = body.openid, corpid = body.corpid, external_userid = ext }
+        store.set_json("newcustomers", list)
+        return true
+    end)
+    if not added then
+        bad("that customer (or external_userid) exists in the corp already")
+    end
+    local P = F.provider
+    return t.ok { external_userid = ext,
+                  open_external_userid = P and provider.open_external_userid(P, body.corpid, ext) }
+end
+
+function _M.register(handlers, t)
+    handlers["POST /__emulator/customer"] = function() return add_customer(t) end
 end
 
 -- Routes ----------------------------------------------------------------------------------------

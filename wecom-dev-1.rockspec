@@ -36,6 +36,7 @@ build = {
       ["wecom.api.chain"] = "lua/wecom/api/chain.lua",
       ["wecom.api.identity"] = "lua/wecom/api/identity.lua",
       ["wecom.api.idconvert"] = "lua/wecom/api/idconvert.lua",
+      ["wecom.api.identity3rd"] = "lua/wecom/api/identity3rd.lua",
       ["wecom.api.jsapi"] = "lua/wecom/api/jsapi.lua",
       ["wecom.api.linkedcorp"] = "lua/wecom/api/linkedcorp.lua",
       ["wecom.api.share"] = "lua/wecom/api/share.lua",

@@ -74,6 +74,9 @@ local LAZY_METHODS = {
         oauth_url = { "wecom.api.identity", "oauth_url" },
         user_by_code = { "wecom.api.identity", "user_by_code" },
         jscode2session = { "wecom.api.identity", "jscode2session" },
+        -- a self-built or 代开发 app in its own corp (the corp's tickets)
+        jsapi_config = { "wecom.api.jsapi", "config" },
+        agent_config = { "wecom.api.jsapi", "agent_config" },
     },
     downstream = {
         transfer_session = { "wecom.api.identity", "transfer_session" },

@@ -63,6 +63,7 @@ build = {
       ["wecom.emulator.tokens"] = "lua/wecom/emulator/tokens.lua",
       ["wecom.emulator.web"] = "lua/wecom/emulator/web.lua",
       ["wecom.errors"] = "lua/wecom/errors.lua",
+      ["wecom.events"] = "lua/wecom/events.lua",
       ["wecom"] = "lua/wecom/init.lua",
       ["wecom.json"] = "lua/wecom/json.lua",
       ["wecom.url"] = "lua/wecom/url.lua",

@@ -15,6 +15,7 @@
 
 local core = require "wecom.core"
 local errors = require "wecom.errors"
+local decorate = require("wecom.events").decorate
 local json_string = require("wecom.json").string
 
 local xml_decode = core.xml_decode
@@ -716,6 +717,7 @@ function router_mt.dispatch(self, event, ...)
     if type(event) ~= "table" then
         error("wecom.callback router:dispatch: event must be a table, got " .. type(event), 2)
     end
+    decorate(event)   -- typed fields of contact/customer events (wecom.events)
     local fn = self:handler(event)
     if fn then
         return fn(event, ...)

@@ -285,6 +285,10 @@ describe("emulator account-ID conversions", function()
             assert.equal(0, post(G, up, body).errcode)
             body.mass_call_ticket = "not-a-ticket"
             assert.equal(40058, post(G, up, body).errcode)
+            -- unionid_to_pending_id has a quota of its own, no ticket
+            local pending = { unionid = "oUnion_wx_000003", openid = "oMini_000003" }
+            assert.equal(0, post("/cgi-bin/corpgroup/unionid_to_pending_id", up, pending).errcode)
+            assert.equal(45009, post("/cgi-bin/corpgroup/unionid_to_pending_id", up, pending).errcode)
         end)
     end)
 

@@ -767,6 +767,8 @@ end
 
 local function unionid_to_pending_id(req)
     local _, unionid = customer_for(req)
+    -- its own quota of the upstream corp, the same numbers (reference §3.12)
+    require("wecom.emulator.api.idconvert").take_quota("corpgroup_pending:" .. req.token.corpid)
     local agentid = req.token.agentid
     local pending_id = "p" .. ngx.md5(agentid .. "/" .. unionid):sub(1, 24)
     -- valid 90 days on the emulator clock

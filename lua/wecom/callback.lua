@@ -15,7 +15,6 @@
 
 local core = require "wecom.core"
 local errors = require "wecom.errors"
-local decorate = require("wecom.events").decorate
 local json_string = require("wecom.json").string
 
 local xml_decode = core.xml_decode
@@ -657,6 +656,8 @@ end
 ---------------------------------------------------------------------------
 -- router
 ---------------------------------------------------------------------------
+
+local decorate = require("wecom.events").decorate   -- typed contact/customer events
 
 local router_mt = {}
 router_mt.__index = router_mt

@@ -737,6 +737,8 @@ end
 -- router
 ---------------------------------------------------------------------------
 
+local decorate = require("wecom.events").decorate   -- typed contact/customer events
+
 local router_mt = {}
 router_mt.__index = router_mt
 
@@ -796,6 +798,7 @@ function router_mt.dispatch(self, event, ...)
     if type(event) ~= "table" then
         error("wecom.callback router:dispatch: event must be a table, got " .. type(event), 2)
     end
+    decorate(event)   -- typed fields of contact/customer events (wecom.events)
     local fn = self:handler(event)
     if fn then
         return fn(event, ...)

@@ -361,9 +361,10 @@ describe("wecom.core crypto", function()
       assert.matches("signature", message)
       -- a signed but undecodable payload passes the check and fails in decrypt
       local sig = c:signature("1", "2", "abc")
-      msg, _, code = c:open(sig, "1", "2", "abc")
+      msg, message, code = c:open(sig, "1", "2", "abc")
       assert.is_nil(msg)
       assert.equal(-40010, code)
+      assert.equal("ciphertext is not valid base64", message)
       c:close()
     end)
 
@@ -647,7 +648,8 @@ describe("wecom.core crypto", function()
       for _, ts in ipairs { 1e300, -1e300, math.huge, -math.huge, 0 / 0, 2 ^ 63 } do
         local ok, err = pcall(core.jsapi_signature, ticket, "n", ts, "u")
         assert.is_false(ok)
-        assert.matches("wecom.core.jsapi_signature: timestamp must be an integer in [0, 9007199254740992]", err, 1, true)
+        assert.matches("wecom.core.jsapi_signature: timestamp must be an integer in [0, 9007199254740992]",
+                       err, 1, true)
       end
       assert.equal(40, #core.jsapi_signature(ticket, "n", 2 ^ 53, "u"))
     end)

@@ -70,17 +70,20 @@ describe("core.http_session options", function()
 
     it("raises on options of the wrong type or range", function()
         assert.has_error(function() core.http_session("fast") end)
-        assert.has_error(function() core.http_session{ timeout = "5" } end, "wecom.core.http_session: opts.timeout must be a number of seconds in (0, 86400] (got string)")
+        assert.has_error(function() core.http_session{ timeout = "5" } end,
+            "wecom.core.http_session: opts.timeout must be a number of seconds in (0, 86400] (got string)")
         assert.has_error(function() core.http_session{ timeout = 0 } end)
         assert.has_error(function() core.http_session{ timeout = -1 } end)
         assert.has_error(function() core.http_session{ connect_timeout = 0 / 0 } end)
-        assert.has_error(function() core.http_session{ ca_file = 1 } end, "wecom.core.http_session: opts.ca_file must be a string (got number 1)")
+        assert.has_error(function() core.http_session{ ca_file = 1 } end,
+            "wecom.core.http_session: opts.ca_file must be a string (got number 1)")
         assert.has_error(function() core.http_session{ proxy = true } end)
         assert.has_error(function() core.http_session{ max_body = 0 } end)
         assert.has_error(function() core.http_session{ max_body = 1.5 } end,
             "wecom.core.http_session: opts.max_body must be an integer in [1, 1073741824] (got number 1.5)")
         assert.has_error(function() core.http_session{ max_connections = 0 } end)
-        assert.has_error(function() core.http_session{ reuse = "no" } end, "wecom.core.http_session: opts.reuse must be a boolean (got string)")
+        assert.has_error(function() core.http_session{ reuse = "no" } end,
+            "wecom.core.http_session: opts.reuse must be a boolean (got string)")
         assert.has_error(function() core.http_session{ ca_file = "a\0b" } end,
             "wecom.core.http_session: opts.ca_file must be a string without NUL bytes (got string)")
     end)
@@ -102,7 +105,8 @@ describe("core.http_session requests", function()
         assert.has_error(function() s:request{ url = url, method = "" } end)
         assert.has_error(function() s:request{ url = url, method = 1 } end)
         assert.has_error(function() s:request{ url = url, body = {} } end)
-        assert.has_error(function() s:request{ url = url, body = "x" } end, "wecom.core.http_session:request: a GET request cannot have a body")
+        assert.has_error(function() s:request{ url = url, body = "x" } end,
+            "wecom.core.http_session:request: a GET request cannot have a body")
         assert.has_error(function() s:request{ url = url, headers = "X-A: 1" } end)
         assert.has_error(function() s:request{ url = url, headers = { "X-A: 1" } } end)
         assert.has_error(function() s:request{ url = url, headers = { ["X-A"] = 1 } } end)
@@ -111,7 +115,8 @@ describe("core.http_session requests", function()
             "wecom.core.http_session:request: req.headers: header 'X-A' has a CR, LF or NUL in its value")
         assert.has_error(function() s:request{ url = url, timeout = 0 } end)
         assert.has_error(function() s:request{ url = url, max_body = -1 } end)
-        assert.has_error(function() s:request{ url = url, retries = 3 } end, "wecom.core.http_session:request: unknown option 'retries' in req")
+        assert.has_error(function() s:request{ url = url, retries = 3 } end,
+            "wecom.core.http_session:request: unknown option 'retries' in req")
         assert.has_error(function() s:submit{ url = url, method = "get" } end,
             "wecom.core.http_session:submit: req.method must be 1..16 upper-case letters (got 'get')")
         assert.has_error(function() s.request({}, { url = url }) end,

@@ -84,8 +84,9 @@ static void push_described(lua_State *L, int idx)
 int wecom_bad_arg(lua_State *L, int idx, const char *where, const char *name, const char *what)
 {
     idx = lua_absindex(L, idx);
+    push_described(L, idx);         /* first: idx may be past the top */
     lua_pushfstring(L, "%s: %s must be %s (got ", where, name, what);
-    push_described(L, idx);
+    lua_insert(L, -2);
     lua_pushliteral(L, ")");
     lua_concat(L, 3);
     return raise_top(L);
@@ -313,8 +314,10 @@ void *wecom_check_object(lua_State *L, int idx, const wecom_class *c, const char
 {
     void *p = luaL_testudata(L, idx, c->name);
     if (p == NULL) {
-        lua_pushfstring(L, "%s: expected a %s (got ", where, c->name);
+        idx = lua_absindex(L, idx);
         push_described(L, idx);
+        lua_pushfstring(L, "%s: expected a %s (got ", where, c->name);
+        lua_insert(L, -2);
         lua_pushliteral(L, ")");
         lua_concat(L, 3);
         raise_top(L);

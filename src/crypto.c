@@ -28,7 +28,6 @@
 #include "xml.h"
 
 #define CRYPTER_MT      "wecom.core.crypter"
-#define CORE_FN(name)   "wecom.core." name          /* the call as Lua code writes it */
 #define METHOD(name)    CRYPTER_MT ":" name
 #define AES_KEY_LEN     32
 #define AES_IV_LEN      16
@@ -241,11 +240,11 @@ static int sha1_hex_pieces(const char *const *piece, const size_t *len, int coun
 static int l_sha1_hex(lua_State *L)
 {
     size_t len;
-    const char *s = wecom_check_string(L, 1, CORE_FN("sha1_hex"), "s", &len);
+    const char *s = wecom_check_string(L, 1, WECOM_FN("sha1_hex"), "s", &len);
     char hex[SHA1_HEX_LEN];
 
     if (!sha1_hex_pieces(&s, &len, 1, hex))
-        return luaL_error(L, CORE_FN("sha1_hex") ": OpenSSL digest failed");
+        return luaL_error(L, WECOM_FN("sha1_hex") ": OpenSSL digest failed");
     lua_pushlstring(L, hex, SHA1_HEX_LEN);
     return 1;
 }
@@ -262,7 +261,7 @@ static int l_jsapi_signature(lua_State *L)
     char hex[SHA1_HEX_LEN];
     const char *hash;
 
-#define WHERE CORE_FN("jsapi_signature")
+#define WHERE WECOM_FN("jsapi_signature")
     piece[0] = "jsapi_ticket=";
     len[0] = 13;
     piece[1] = wecom_check_string(L, 1, WHERE, "ticket", &len[1]);
@@ -299,7 +298,7 @@ static int l_base64_encode(lua_State *L)
 {
     unsigned char stack_buf[STACK_SCRATCH];
     size_t n, out_len;
-    const char *s = wecom_check_string(L, 1, CORE_FN("base64_encode"), "s", &n);
+    const char *s = wecom_check_string(L, 1, WECOM_FN("base64_encode"), "s", &n);
     char *out;
 
     out_len = b64_encoded_len(n);
@@ -313,7 +312,7 @@ static int l_base64_decode(lua_State *L)
 {
     unsigned char stack_buf[STACK_SCRATCH];
     size_t n, out_len;
-    const char *s = wecom_check_string(L, 1, CORE_FN("base64_decode"), "s", &n);
+    const char *s = wecom_check_string(L, 1, WECOM_FN("base64_decode"), "s", &n);
     unsigned char *out = scratch(L, stack_buf, sizeof stack_buf, b64_decoded_max(n));
 
     out_len = b64_decode(s, n, out);
@@ -326,7 +325,7 @@ static int l_base64_decode(lua_State *L)
 static int l_random_bytes(lua_State *L)
 {
     unsigned char stack_buf[256];
-    lua_Integer n = wecom_check_integer(L, 1, CORE_FN("random_bytes"), "n", 0, MAX_RANDOM);
+    lua_Integer n = wecom_check_integer(L, 1, WECOM_FN("random_bytes"), "n", 0, MAX_RANDOM);
     unsigned char *out = scratch(L, stack_buf, sizeof stack_buf, (size_t)n);
 
     if (n > 0 && RAND_bytes(out, (int)n) != 1)
@@ -361,7 +360,7 @@ static int l_nonce(lua_State *L)
 {
     char out[MAX_NONCE];
     lua_Integer n = lua_isnoneornil(L, 1) ? 16
-                    : wecom_check_integer(L, 1, CORE_FN("nonce"), "n", 1, MAX_NONCE);
+                    : wecom_check_integer(L, 1, WECOM_FN("nonce"), "n", 1, MAX_NONCE);
 
     if (!random_alnum(out, (size_t)n))
         return wecom_fail(L, "nonce: the OpenSSL CSPRNG failed", NULL);
@@ -372,8 +371,8 @@ static int l_nonce(lua_State *L)
 static int l_const_eq(lua_State *L)
 {
     size_t alen, blen;
-    const char *a = wecom_check_string(L, 1, CORE_FN("const_eq"), "a", &alen);
-    const char *b = wecom_check_string(L, 2, CORE_FN("const_eq"), "b", &blen);
+    const char *a = wecom_check_string(L, 1, WECOM_FN("const_eq"), "a", &alen);
+    const char *b = wecom_check_string(L, 2, WECOM_FN("const_eq"), "b", &blen);
 
     lua_pushboolean(L, const_equal(a, alen, b, blen));
     return 1;
@@ -479,15 +478,15 @@ fail:
 static int l_crypter(lua_State *L)
 {
     size_t token_len, key_len;
-    const char *token = wecom_check_string(L, 1, CORE_FN("crypter"), "token", &token_len);
-    const char *aes_key = wecom_check_string(L, 2, CORE_FN("crypter"), "aes_key", &key_len);
+    const char *token = wecom_check_string(L, 1, WECOM_FN("crypter"), "token", &token_len);
+    const char *aes_key = wecom_check_string(L, 2, WECOM_FN("crypter"), "aes_key", &key_len);
     char padded[44];
     unsigned char key[33];
     crypter **box;
     int valid;
 
     if (key_len != 43)
-        return wecom_usage(L, CORE_FN("crypter"),
+        return wecom_usage(L, WECOM_FN("crypter"),
                            "aes_key must be 43 characters of base64 (got %d bytes)",
                            (int)(key_len > 1000000 ? 1000000 : key_len));
     memcpy(padded, aes_key, 43);
@@ -496,7 +495,7 @@ static int l_crypter(lua_State *L)
     OPENSSL_cleanse(padded, sizeof padded);
     if (!valid) {
         OPENSSL_cleanse(key, sizeof key);
-        return wecom_usage(L, CORE_FN("crypter"),
+        return wecom_usage(L, WECOM_FN("crypter"),
                            "aes_key must be 43 characters of base64 (got a character outside it)");
     }
 
@@ -508,7 +507,7 @@ static int l_crypter(lua_State *L)
     *box = crypter_new(token, token_len, key);
     OPENSSL_cleanse(key, sizeof key);
     if (*box == NULL)
-        return luaL_error(L, CORE_FN("crypter") ": out of memory in OpenSSL");
+        return luaL_error(L, WECOM_FN("crypter") ": out of memory in OpenSSL");
     return 1;
 }
 
@@ -761,7 +760,7 @@ static int l_crypter_encrypt(lua_State *L)
  */
 static int l_callback_open(lua_State *L)
 {
-    crypter *c = crypter_check(L, 1, CORE_FN("callback_open"));
+    crypter *c = crypter_check(L, 1, WECOM_FN("callback_open"));
     size_t sig_len, ts_len, nonce_len, body_len, msg_len;
     const char *sig, *ts, *nonce, *body, *msg;
     const xml_node *enc;

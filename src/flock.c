@@ -28,7 +28,6 @@
 #include "wecom.h"
 
 #define FLOCK_MT        "wecom.core.flock"
-#define CORE_FN(name)   "wecom.core." name          /* the call as Lua code writes it */
 #define MAX_PATH_LEN    4000
 #define ERR_LEN         (MAX_PATH_LEN + 128)
 #define FIRST_SLEEP_NS  (200 * 1000)           /* 0.2 ms */
@@ -55,13 +54,6 @@ static const char *check_path(lua_State *L, int i, const char *where)
     if (len == 0 || len > MAX_PATH_LEN || strlen(path) != len)
         wecom_bad_arg(L, i, where, "path", "1..4000 bytes without NUL");
     return path;
-}
-
-static double monotonic_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ===== lock userdata ==================================================== */
@@ -103,7 +95,7 @@ static int lock_tostring(lua_State *L)
 /* core.flock_open(path) -> lock | nil, err; creates the file (0600). */
 static int l_flock_open(lua_State *L)
 {
-    const char *path = check_path(L, 1, CORE_FN("flock_open"));
+    const char *path = check_path(L, 1, WECOM_FN("flock_open"));
     file_lock *lk = (file_lock *)lua_newuserdata(L, sizeof *lk);
     int fd;
 
@@ -150,7 +142,7 @@ static int l_lock_lock(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    deadline = monotonic_now() + timeout;
+    deadline = wecom_clock(CLOCK_MONOTONIC) + timeout;
     for (;;) {
         struct timespec ts;
         double left;
@@ -162,7 +154,7 @@ static int l_lock_lock(lua_State *L)
         }
         if (errno != EWOULDBLOCK && errno != EINTR)
             return push_errno(L, "cannot lock", "file", errno);
-        left = deadline - monotonic_now();
+        left = deadline - wecom_clock(CLOCK_MONOTONIC);
         if (left <= 0) {
             lua_pushboolean(L, 0);
             return 1;
@@ -230,9 +222,9 @@ static int sync_parent_dir(const char *path, char *tmp, size_t tmp_size)
 /* core.write_atomic(path, data [, fsync = false]) -> true | nil, err */
 static int l_write_atomic(lua_State *L)
 {
-    const char *path = check_path(L, 1, CORE_FN("write_atomic"));
+    const char *path = check_path(L, 1, WECOM_FN("write_atomic"));
     size_t len;
-    const char *data = wecom_check_string(L, 2, CORE_FN("write_atomic"), "data", &len);
+    const char *data = wecom_check_string(L, 2, WECOM_FN("write_atomic"), "data", &len);
     int do_sync = lua_toboolean(L, 3);
     char tmp[MAX_PATH_LEN + 16];
     int fd, err;
@@ -272,9 +264,9 @@ static int l_write_atomic(lua_State *L)
  */
 static int l_mkdir(lua_State *L)
 {
-    const char *path = check_path(L, 1, CORE_FN("mkdir"));
+    const char *path = check_path(L, 1, WECOM_FN("mkdir"));
     lua_Integer mode = lua_isnoneornil(L, 2) ? 0700
-                       : wecom_check_integer(L, 2, CORE_FN("mkdir"), "mode", 0, 07777);
+                       : wecom_check_integer(L, 2, WECOM_FN("mkdir"), "mode", 0, 07777);
     struct stat st;
 
     if (mkdir(path, (mode_t)mode) != 0) {

@@ -932,11 +932,9 @@ static int l_poll(lua_State *L)
             wait_ms = left * 1000 < 1000 ? (int)ceil(left * 1000) : 1000;
         }
         {
-            struct timespec a, b;
-            clock_gettime(CLOCK_MONOTONIC, &a);
+            double started = wecom_clock(CLOCK_MONOTONIC);
             mc = drive(s, wait_ms);
-            clock_gettime(CLOCK_MONOTONIC, &b);
-            waited += (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+            waited += wecom_clock(CLOCK_MONOTONIC) - started;
         }
     }
     if (mc != CURLM_OK)

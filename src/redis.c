@@ -40,7 +40,6 @@
 
 #define CONN_MT     "wecom.core.redis_conn"
 #define READER_MT   "wecom.core.redis_reader"
-#define CORE_FN(name)   "wecom.core." name          /* the call as Lua code writes it */
 #define MAX_ARGS    1024
 #define ERR_LEN     512
 
@@ -293,7 +292,7 @@ static int l_redis_connect(lua_State *L)
     pipe_guard g;
     wecom_opts o;
 
-    wecom_opts_init(&o, L, 1, CORE_FN("redis_connect"), "opts", connect_keys);
+    wecom_opts_init(&o, L, 1, WECOM_FN("redis_connect"), "opts", connect_keys);
     host = wecom_opt_field_string(&o, "host", &host_len);
     path = wecom_opt_field_string(&o, "path", &path_len);
     /* the password may hold any byte: read as is, never shown */
@@ -396,12 +395,12 @@ static int l_redis_format(lua_State *L)
     char *cmd = NULL;
     int argc, len, status;
 
-    argc = collect_args(L, 1, CORE_FN("redis_format"), &argv, &argvlen);
+    argc = collect_args(L, 1, WECOM_FN("redis_format"), &argv, &argvlen);
     luaL_checkstack(L, 4, NULL);
     lua_pushcfunction(L, bytes_to_lua);
     len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
     if (len < 0 || cmd == NULL)
-        return luaL_error(L, CORE_FN("redis_format") ": out of memory");
+        return luaL_error(L, WECOM_FN("redis_format") ": out of memory");
     lua_pushlightuserdata(L, cmd);
     lua_pushnumber(L, (lua_Number)len);
     status = lua_pcall(L, 2, 1, 0);
@@ -452,7 +451,7 @@ static int l_redis_reader(lua_State *L)
     lua_setmetatable(L, -2);
     r->reader = redisReaderCreate();
     if (r->reader == NULL)
-        return luaL_error(L, CORE_FN("redis_reader") ": out of memory");
+        return luaL_error(L, WECOM_FN("redis_reader") ": out of memory");
     return 1;
 }
 

@@ -23,35 +23,27 @@
 #define TOKEN_MAX_KEY      1024
 #define TOKEN_MAX_VALUE    8192      /* tokens are <= 512 bytes; tickets similar */
 #define TOKEN_MAX_ENTRIES  100000
-#define CORE_FN(name)      "wecom.core." name       /* the call as Lua code writes it */
 
 /* ===== clocks ===== */
-
-static double clock_seconds(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* core.now() -> wall-clock seconds since the epoch (float) */
 static int l_now(lua_State *L)
 {
-    lua_pushnumber(L, clock_seconds(CLOCK_REALTIME));
+    lua_pushnumber(L, wecom_clock(CLOCK_REALTIME));
     return 1;
 }
 
 /* core.monotonic() -> seconds on a clock that never jumps (float) */
 static int l_monotonic(lua_State *L)
 {
-    lua_pushnumber(L, clock_seconds(CLOCK_MONOTONIC));
+    lua_pushnumber(L, wecom_clock(CLOCK_MONOTONIC));
     return 1;
 }
 
 /* core.sleep(seconds): blocks the calling thread (not for use inside nginx) */
 static int l_sleep(lua_State *L)
 {
-    double s = wecom_check_seconds(L, 1, CORE_FN("sleep"), "seconds", 0);
+    double s = wecom_check_seconds(L, 1, WECOM_FN("sleep"), "seconds", 0);
     struct timespec ts;
 
     ts.tv_sec = (time_t)s;
@@ -224,8 +216,8 @@ static void lookup_init(lua_State *L, lookup *q, const char *where)
 {
     q->key = check_key(L, 1, where, &q->len);
     q->hash = hash_key(q->key, q->len);
-    q->wall = clock_seconds(CLOCK_REALTIME);
-    q->mono = clock_seconds(CLOCK_MONOTONIC);
+    q->wall = wecom_clock(CLOCK_REALTIME);
+    q->mono = wecom_clock(CLOCK_MONOTONIC);
 }
 
 /* With the mutex held: the slot of q's entry after dropping what has
@@ -270,9 +262,9 @@ static int l_token_get(lua_State *L)
     int found = 0;
     entry **slot, *e;
 
-    lookup_init(L, &q, CORE_FN("token_get"));
+    lookup_init(L, &q, WECOM_FN("token_get"));
     if (!cache_lock())
-        return luaL_error(L, CORE_FN("token_get") ": out of memory");
+        return luaL_error(L, WECOM_FN("token_get") ": out of memory");
     slot = cache_find(&q);
     e = slot != NULL ? *slot : NULL;
     if (e != NULL && e->value != NULL) {
@@ -303,21 +295,21 @@ static int l_token_set(lua_State *L)
     char *copy;
     entry *e;
 
-    lookup_init(L, &q, CORE_FN("token_set"));
-    value = wecom_check_string(L, 2, CORE_FN("token_set"), "value", &vlen);
+    lookup_init(L, &q, WECOM_FN("token_set"));
+    value = wecom_check_string(L, 2, WECOM_FN("token_set"), "value", &vlen);
     if (vlen > TOKEN_MAX_VALUE)
-        wecom_bad_arg(L, 2, CORE_FN("token_set"), "value", "a string of at most 8192 bytes");
+        wecom_bad_arg(L, 2, WECOM_FN("token_set"), "value", "a string of at most 8192 bytes");
     expires_at = lua_type(L, 3) == LUA_TNUMBER ? (double)lua_tonumber(L, 3) : NAN;
     if (!isfinite(expires_at))
-        wecom_bad_arg(L, 3, CORE_FN("token_set"), "expires_at", "a finite number (seconds since the epoch)");
+        wecom_bad_arg(L, 3, WECOM_FN("token_set"), "expires_at", "a finite number (seconds since the epoch)");
     copy = malloc(vlen ? vlen : 1);
     if (copy == NULL)
-        return luaL_error(L, CORE_FN("token_set") ": out of memory");
+        return luaL_error(L, WECOM_FN("token_set") ": out of memory");
     memcpy(copy, value, vlen);
 
     if (!cache_lock()) {
         free(copy);
-        return luaL_error(L, CORE_FN("token_set") ": out of memory");
+        return luaL_error(L, WECOM_FN("token_set") ": out of memory");
     }
     e = cache_obtain(q.key, q.len, q.hash, q.wall, q.mono);
     if (e == NULL) {
@@ -334,7 +326,7 @@ static int l_token_set(lua_State *L)
 
     free(copy);
     if (failed)
-        return obtain_failed(L, full, CORE_FN("token_set"));
+        return obtain_failed(L, full, WECOM_FN("token_set"));
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -348,10 +340,10 @@ static int l_token_delete(lua_State *L)
     int deleted = 0;
     entry **slot, *e;
 
-    lookup_init(L, &q, CORE_FN("token_delete"));
-    only_if = wecom_opt_string(L, 2, CORE_FN("token_delete"), "only_if_value", &olen);
+    lookup_init(L, &q, WECOM_FN("token_delete"));
+    only_if = wecom_opt_string(L, 2, WECOM_FN("token_delete"), "only_if_value", &olen);
     if (!cache_lock())
-        return luaL_error(L, CORE_FN("token_delete") ": out of memory");
+        return luaL_error(L, WECOM_FN("token_delete") ": out of memory");
     slot = cache_find(&q);
     e = slot != NULL ? *slot : NULL;
     if (e != NULL && e->value != NULL
@@ -376,10 +368,10 @@ static int l_token_lock(lua_State *L)
     int acquired = 0, failed = 0, full = 0;
     entry *e;
 
-    lookup_init(L, &q, CORE_FN("token_lock"));
-    lease = wecom_check_seconds(L, 2, CORE_FN("token_lock"), "lease_seconds", 1);
+    lookup_init(L, &q, WECOM_FN("token_lock"));
+    lease = wecom_check_seconds(L, 2, WECOM_FN("token_lock"), "lease_seconds", 1);
     if (!cache_lock())
-        return luaL_error(L, CORE_FN("token_lock") ": out of memory");
+        return luaL_error(L, WECOM_FN("token_lock") ": out of memory");
     e = cache_obtain(q.key, q.len, q.hash, q.wall, q.mono);
     if (e == NULL) {
         failed = 1;
@@ -392,7 +384,7 @@ static int l_token_lock(lua_State *L)
     pthread_mutex_unlock(&cache_mutex);
 
     if (failed)
-        return obtain_failed(L, full, CORE_FN("token_lock"));
+        return obtain_failed(L, full, WECOM_FN("token_lock"));
     lua_pushboolean(L, acquired);
     if (!acquired)
         return 1;
@@ -411,13 +403,13 @@ static int l_token_unlock(lua_State *L)
     int released = 0;
     entry **slot, *e;
 
-    lookup_init(L, &q, CORE_FN("token_unlock"));
+    lookup_init(L, &q, WECOM_FN("token_unlock"));
     has_owner = !lua_isnoneornil(L, 2);
     if (has_owner && lua_type(L, 2) != LUA_TNUMBER)
-        wecom_bad_arg(L, 2, CORE_FN("token_unlock"), "owner", "a number (from token_lock)");
+        wecom_bad_arg(L, 2, WECOM_FN("token_unlock"), "owner", "a number (from token_lock)");
     owner = has_owner ? (double)lua_tonumber(L, 2) : 0;
     if (!cache_lock())
-        return luaL_error(L, CORE_FN("token_unlock") ": out of memory");
+        return luaL_error(L, WECOM_FN("token_unlock") ": out of memory");
     slot = cache_find(&q);
     e = slot != NULL ? *slot : NULL;
     if (e != NULL && e->lock_until > q.mono && (!has_owner || e->lock_owner == owner)) {

@@ -282,6 +282,15 @@ int wecom_opt_field_choice(const wecom_opts *o, const char *name, const char *co
     return bad_field(o, name, what);
 }
 
+/* ===== clocks ========================================================== */
+
+double wecom_clock(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* ===== classes ========================================================= */
 
 void wecom_class_register(lua_State *L, const wecom_class *c)

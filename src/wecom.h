@@ -36,6 +36,7 @@
 #define WECOM_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include "compat.h"
 
@@ -69,6 +70,9 @@ enum {
 };
 
 /* ===== util.c: failing, checking arguments, objects ===== */
+
+/* A function's name as Lua code writes it, for messages: WECOM_FN("nonce"). */
+#define WECOM_FN(name) "wecom.core." name
 
 /* Runtime failures: push nil, message (and code) and return the number of
  * values, for `return wecom_fail(L, ...)`.  code may be NULL. */
@@ -115,6 +119,9 @@ int wecom_opt_field_seconds(const wecom_opts *o, const char *name, double *out);
 /* The index in names (NULL-terminated) of the string set, or dflt. */
 int wecom_opt_field_choice(const wecom_opts *o, const char *name, const char *const names[],
                            int dflt);
+
+/* Seconds on clock id (CLOCK_REALTIME, CLOCK_MONOTONIC), as a double. */
+double wecom_clock(clockid_t id);
 
 /* Classes: a metatable named name (also its __name, e.g.
  * "wecom.core.crypter") with the methods as __index, `close`, __gc and

@@ -385,8 +385,6 @@ const xml_node *wecom_xml_only_leaf(const xml_doc *d, const char *name)
 
 /* ===== core.xml_decode ================================================= */
 
-#define XML_DECODE "wecom.core.xml_decode"
-
 static const char *const decode_keys[] = { "max_size", "max_depth", "parser", NULL };
 static const char *const parser_names[] = { "auto", "expat", "fast", NULL };
 
@@ -395,7 +393,7 @@ static const char *const parser_names[] = { "auto", "expat", "fast", NULL };
 static int l_xml_decode(lua_State *L)
 {
     size_t len;
-    const char *s = wecom_check_string(L, 1, XML_DECODE, "s", &len);
+    const char *s = wecom_check_string(L, 1, WECOM_FN("xml_decode"), "s", &len);
     lua_Integer max_size = WECOM_MAX_BODY, max_depth = WECOM_MAX_DEPTH;
     int parser = XML_PARSER_AUTO;
     char errbuf[XML_ERRBUF];
@@ -404,7 +402,7 @@ static int l_xml_decode(lua_State *L)
 
     if (!lua_isnoneornil(L, 2)) {
         wecom_opts o;
-        wecom_opts_init(&o, L, 2, XML_DECODE, "opts", decode_keys);
+        wecom_opts_init(&o, L, 2, WECOM_FN("xml_decode"), "opts", decode_keys);
         max_size = wecom_opt_field_integer(&o, "max_size", max_size, 0, INT_MAX);
         max_depth = wecom_opt_field_integer(&o, "max_depth", max_depth, 1, 10000);
         parser = wecom_opt_field_choice(&o, "parser", parser_names, XML_PARSER_AUTO);

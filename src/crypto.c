@@ -17,6 +17,7 @@
  *   into verify + decrypt without becoming a Lua string, plaintext tree,
  *   event table.
  */
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -488,7 +489,7 @@ static int l_crypter(lua_State *L)
     if (key_len != 43)
         return wecom_usage(L, WECOM_FN("crypter"),
                            "aes_key must be 43 characters of base64 (got %d bytes)",
-                           (int)(key_len > 1000000 ? 1000000 : key_len));
+                           (int)(key_len > INT_MAX ? INT_MAX : key_len));
     memcpy(padded, aes_key, 43);
     padded[43] = '=';
     valid = b64_decode(padded, sizeof padded, key) == AES_KEY_LEN;
@@ -496,7 +497,8 @@ static int l_crypter(lua_State *L)
     if (!valid) {
         OPENSSL_cleanse(key, sizeof key);
         return wecom_usage(L, WECOM_FN("crypter"),
-                           "aes_key must be 43 characters of base64 (got a character outside it)");
+                           "aes_key must be 43 characters of base64 "
+                           "(got a character outside the base64 alphabet)");
     }
 
     /* Metatable first, so __gc is armed before the C state exists. */

@@ -112,7 +112,8 @@ const char *wecom_opt_string(lua_State *L, int idx, const char *where, const cha
 }
 
 /* Whether v is an integer in [lo, hi], checked as a double first so a
- * huge or NaN value is never converted (undefined behaviour). */
+ * huge or NaN value is never converted (undefined behaviour); the bounds
+ * the core uses are all within +-2^53, where doubles are exact. */
 static int integer_in(lua_State *L, int idx, lua_Integer lo, lua_Integer hi, lua_Integer *out)
 {
     lua_Number n;

@@ -126,7 +126,8 @@ describe("wecom.core crypto", function()
                     sub(V1.aes_key, 1, 20) .. " " .. sub(V1.aes_key, 22) }
       for _, key in ipairs(bad) do
         assert.has_error(function() core.crypter("token", key) end,
-                         "wecom.core.crypter: aes_key must be 43 characters of base64 (got a character outside it)")
+                         "wecom.core.crypter: aes_key must be 43 characters of base64 "
+                         .. "(got a character outside the base64 alphabet)")
       end
     end)
 

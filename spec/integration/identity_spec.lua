@@ -91,7 +91,7 @@ describe("identity (emulator)", function()
 
     it("raises for a missing code", function()
       assert.has_error(function() app:user_by_code() end,
-        "wecom.user_by_code: code must be a non-empty string (got nil)")
+        "wecom:user_by_code: code must be a non-empty string (got nil)")
     end)
   end)
 

@@ -4,76 +4,25 @@ local core = require "wecom.core"
 
 local byte, char, rep, sub = string.byte, string.char, string.rep, string.sub
 
--- Reference §7.7 V1 (Tencent's sample) and V3 (wechatpy, deterministic).
-local V1 = {
-  token = "QDG6eK",
-  aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
-  receive_id = "wx5823bf96d3bd56c7",
-  url = {
-    signature = "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3",
-    timestamp = "1409659589",
-    nonce = "263014780",
-    echostr = "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZXvnaqQ==",
-    plain = "1616140317555161061",
-  },
-  post = {
-    signature = "477715d11cdb4164915debcba66cb864d751f3e6",
-    timestamp = "1409659813",
-    nonce = "1372623149",
-    encrypt = "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3Qcz"
-      .. "cdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4X"
-      .. "gpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCK"
-      .. "Iw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0M"
-      .. "BH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS"
-      .. "8R07+qN+E7Q==",
-    plain = "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName>\n"
-      .. "<FromUserName><![CDATA[mycreate]]></FromUserName>\n<CreateTime>1409659813</CreateTime>\n"
-      .. "<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[hello]]></Content>\n"
-      .. "<MsgId>4561255354251345929</MsgId>\n<AgentID>218</AgentID>\n</xml>",
-  },
-}
+-- Reference §7.7 V1 (Tencent's sample) and V3 (wechatpy, deterministic),
+-- from spec/helpers/vectors.lua, as this file reads them: url (the GET
+-- check), post and reply, each with its signature, payload and plaintext.
+local vectors = require "helpers.vectors"
 
-local V3 = {
-  token = "123456",
-  aes_key = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR",
-  receive_id = "wx49f0ab532d5d035a",
-  url = {
-    signature = "dd6b9c95b495b3f7e2901bfbc76c664930ffdb96",
-    timestamp = "1411443780",
-    nonce = "437374425",
-    echostr = "4ByGGj+sVCYcvGeQYhaKIk1o0pQRNbRjxybjTGblXrBaXlTXeOo1+bXFXDQQb1o6co6Yh9Bv41n7hOchLF6p+Q==",
-    plain = "5927782489442352469",
-  },
-  post = {
-    signature = "74d92dfeb87ba7c714f89d98870ae5eb62dff26d",
-    timestamp = "1411525903",
-    nonce = "461056294",
-    encrypt = "RgqEoJj5A4EMYlLvWO1F86ioRjZfaex/gePD0gOXTxpsq5Yj4GNglrBb8I2BAJVODGajiFnXBu7mCPatfjsu6IHCr"
-      .. "sTyeDXzF6Bv283dGymzxh6ydJRvZsryDyZbLTE7rhnus50qGPMfp2wASFlzEgMW9z1ef/RD8XzaFYgm7iTdaXpXaG4+B"
-      .. "iYyolBug/gYNx410cvkKR2/nPwBiT+P4hIiOAQqGp/TywZBtDh1yCF2KOd0gpiMZ5jSw3e29mTvmUHzkVQiMS6td7vXUa"
-      .. "WOMZnYZlF3So2SjHnwh4jYFxdgpkHHqIrH/54SNdshoQgWYEvccTKe7FS709/5t6NMxuGhcUGAPOQipvWTT4dShyqio7m"
-      .. "lsl5noTrb++x6En749zCpQVhDpbV6GDnTbcX2e8K9QaNWHp91eBdCRxthuL0=",
-    plain = "<xml><ToUserName><![CDATA[wx49f0ab532d5d035a]]></ToUserName>\n"
-      .. "<FromUserName><![CDATA[messense]]></FromUserName>\n<CreateTime>1411525903</CreateTime>\n"
-      .. "<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[test]]></Content>\n"
-      .. "<MsgId>4363689963896700987</MsgId>\n<AgentID>1</AgentID>\n</xml>",
-  },
-  reply = {
-    random16 = "1234567890123456",
-    timestamp = "1411525903",
-    nonce = "461056294",
-    plain = "<xml>\n<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[test]]></Content>\n"
-      .. "<FromUserName><![CDATA[wx49f0ab532d5d035a]]></FromUserName>\n"
-      .. "<ToUserName><![CDATA[messense]]></ToUserName>\n<AgentID>1</AgentID>\n"
-      .. "<CreateTime>1411525903</CreateTime>\n</xml>",
-    encrypt = "9s4gMv99m88kKTh/H8IdkOiMg6bisoy3ypwy9H4hvSPe9nsGaqyw5hhSjdYbcrKk+j3nba4HMOTzHrluLBYqxgNcBqG"
-      .. "sL8GqxlhZgURnAtObvesEl5nZ+uBE8bviY0LWke8Zy9V/QYKxNV2FqllNXcfmstttyIkMKCCmVbCFM2JTF5wY0nFhHZSj"
-      .. "PUL2Q1qvSUCUld+/WIXrx0oyKQmpB6o8NRrrNrsDf03oxI1p9FxUgMnwKKZeOA/uu+2IEvEBtb7muXsVbwbgX05UPPJvF"
-      .. "urDXafG0RQyPR+mf1nDnAtQmmNOuiR5MIkdQ39xn1vWwi1O5oazPoQJz0nTYjxxEE8kv3kFxtAGVRe3ypD3WeK2XeFYFM"
-      .. "NMpatF9XiKzHo3",
-    signature = "407518b7649e86ef23978113f92d27afa9296533",
-  },
-}
+local function records(v)
+  local r = v.reply
+  return {
+    token = v.token, aes_key = v.aes_key, receive_id = v.receive_id,
+    url = { signature = v.verify.msg_signature, timestamp = v.verify.timestamp, nonce = v.verify.nonce,
+            echostr = v.verify.echostr, plain = v.echo },
+    post = { signature = v.post.msg_signature, timestamp = v.post.timestamp, nonce = v.post.nonce,
+             encrypt = v.encrypt, plain = v.plaintext },
+    reply = r and { random16 = r.random16, timestamp = r.timestamp, nonce = r.nonce, plain = r.plaintext,
+                    encrypt = r.encrypt, signature = r.msg_signature },
+  }
+end
+
+local V1, V3 = records(vectors.V1), records(vectors.V3)
 
 local function crypter_for(v)
   return assert(core.crypter(v.token, v.aes_key))
@@ -615,7 +564,7 @@ describe("wecom.core crypto", function()
 
 
   describe("jsapi_signature", function()
-    local ticket = "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg"
+    local ticket = vectors.JSAPI.ticket
 
     it("matches both reference §6 vectors", function()
       assert.equal("0f9de62fce790f9a083d5c99e95740ceb90c27ed",

@@ -1,7 +1,7 @@
 -- The control API under /__emulator/ (no token; plain JSON in and out).
 -- Errors: HTTP 400 {"error": "..."}; unknown path 404; wrong method 405.
 
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
 local store = require "wecom.emulator.store"
 local server = require "wecom.emulator.server"
 local fixture = require "wecom.emulator.fixture"
@@ -181,6 +181,9 @@ end
 handlers["GET /__emulator/pushes"] = function()
     return { pushes = require("wecom.emulator.push").log() }
 end
+
+-- providers: suite tickets, installs, shares, codes for third-party apps
+require("wecom.emulator.provider_control").register(handlers, { bad = bad, body = body_object, ok = ok })
 
 local allowed = {}
 for key in pairs(handlers) do

@@ -12,9 +12,11 @@
 -- callback.url, or what POST /__emulator/callback_url set. Each delivery is
 -- logged for GET /__emulator/pushes.
 
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
+local escape = require("wecom.url").escape
 local store = require "wecom.emulator.store"
 local fixture = require "wecom.emulator.fixture"
+local http1 = require "wecom.transport.http1"
 
 local ngx = ngx
 local type = type
@@ -41,12 +43,6 @@ end
 
 local function cdata(s)
     return "<![CDATA[" .. tostring(s):gsub("]]>", "]]]]><![CDATA[>") .. "]]>"
-end
-
-local function url_escape(s)
-    return (s:gsub("[^%w%-%._~]", function(c)
-        return ("%%%02X"):format(c:byte())
-    end))
 end
 
 -- The plaintext event WeCom would send (reference §9).
@@ -91,70 +87,13 @@ local function parse_url(url)
     return { scheme = scheme, host = host, port = port, path = path }
 end
 
--- Reads an HTTP/1.1 response: Content-Length, chunked, or until close.
-local function read_response(sock)
-    local line, err = sock:receive("*l")
-    if not line then
-        return nil, "reading status: " .. tostring(err)
-    end
-    local status = tonumber(line:match("^HTTP/%d%.%d (%d%d%d)"))
-    if not status then
-        return nil, "bad status line"
-    end
-    local headers = {}
-    while true do
-        local h, herr = sock:receive("*l")
-        if not h then
-            return nil, "reading headers: " .. tostring(herr)
-        end
-        if h == "" then
-            break
-        end
-        local k, v = h:match("^([^:]+):%s*(.-)%s*$")
-        if k then
-            headers[k:lower()] = v
-        end
-    end
-    local body
-    local length = tonumber(headers["content-length"])
-    if length then
-        if length > MAX_RESPONSE then
-            return nil, "response too large"
-        end
-        body, err = sock:receive(length)
-    elseif (headers["transfer-encoding"] or ""):lower():find("chunked", 1, true) then
-        local chunks, total = {}, 0
-        while true do
-            local size_line, serr = sock:receive("*l")
-            local size = size_line and tonumber(size_line:match("^%x+"), 16)
-            if not size then
-                return nil, "bad chunk: " .. tostring(serr)
-            end
-            if size == 0 then
-                sock:receive("*l")
-                break
-            end
-            total = total + size
-            if total > MAX_RESPONSE then
-                return nil, "response too large"
-            end
-            chunks[#chunks + 1], serr = sock:receive(size)
-            if not chunks[#chunks] then
-                return nil, "reading chunk: " .. tostring(serr)
-            end
-            sock:receive("*l")
-        end
-        body = concat(chunks)
-    else
-        body, err = sock:receive("*a")
-    end
-    if not body then
-        return nil, "reading body: " .. tostring(err)
-    end
-    return status, body
-end
-
+-- http(method, target, path, body, timeout_ms) -> status, body | nil, err:
+-- one request on a fresh connection, the whole exchange within timeout_ms;
+-- the response is read by wecom.transport.http1 (bounded in bytes and time)
 local function http(method, target, path, body, timeout_ms)
+    ngx.update_time()
+    local deadline = ngx.now() + timeout_ms / 1000
+    local where = target.host .. ":" .. target.port
     local sock = ngx.socket.tcp()
     sock:settimeout(timeout_ms)
     local ok, err = sock:connect(target.host, target.port)
@@ -162,6 +101,7 @@ local function http(method, target, path, body, timeout_ms)
         return nil, "connect: " .. tostring(err)
     end
     if target.scheme == "https" then
+        sock:settimeout(http1.ms(deadline - ngx.now()))
         ok, err = sock:sslhandshake(nil, target.host, true)
         if not ok then
             sock:close()
@@ -181,14 +121,21 @@ local function http(method, target, path, body, timeout_ms)
     end
     req[#req + 1] = "\r\n"
     req[#req + 1] = body or ""
+    sock:settimeout(http1.ms(deadline - ngx.now()))
     ok, err = sock:send(concat(req))
     if not ok then
         sock:close()
         return nil, "send: " .. tostring(err)
     end
-    local status, rbody = read_response(sock)
+    local res, rerr = http1.read_response(sock, {
+        where = where, deadline = deadline, now = ngx.now, max_body = MAX_RESPONSE,
+        head = method == "HEAD",
+    })
     sock:close()
-    return status, rbody
+    if not res then
+        return nil, rerr.kind .. ": " .. rerr.message
+    end
+    return res.status, res.body
 end
 
 local function numeric_nonce()
@@ -226,7 +173,7 @@ local function deliver(F, app, target, plaintext, o)
         local query = "msg_signature=" .. signature .. "&timestamp=" .. timestamp .. "&nonce=" .. nonce
         local status, rbody
         if o.verify then
-            status, rbody = http("GET", target, target.path .. sep .. query .. "&echostr=" .. url_escape(encrypted),
+            status, rbody = http("GET", target, target.path .. sep .. query .. "&echostr=" .. escape(encrypted),
                 nil, o.timeout_ms or 5000)
         else
             local envelope = "<xml><ToUserName>" .. cdata(F.upstream.corpid) .. "</ToUserName><Encrypt>"
@@ -388,6 +335,10 @@ function _M.send_event(agentid, xml, event)
     end
     return true
 end
+
+-- The pieces the provider control endpoints (provider_control.lua) seal and
+-- POST their 指令回调 envelopes with.
+_M.core, _M.cdata, _M.parse_url, _M.http = core, cdata, parse_url, http
 
 -- §9.6: what WeCom sends when an async job finished.
 function _M.batch_job_xml(corpid, jobid, job_type, now)

@@ -1,10 +1,11 @@
 -- §1 gettoken, the corp's own /cgi-bin/agent/get and /cgi-bin/user/get, §5
 -- identity (OAuth codes, jscode2session), §6 JSAPI tickets.
 
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
 local store = require "wecom.emulator.store"
 local tokens = require "wecom.emulator.tokens"
 local server = require "wecom.emulator.server"
+local provider = require "wecom.emulator.provider"
 
 local ngx = ngx
 local pairs = pairs
@@ -35,6 +36,11 @@ local function gettoken(req)
     if not corp then
         fail(40013)
     end
+    -- a 代开发 app: its permanent code is its secret (reference §1.5)
+    local customized = provider.customized_token(F, corpid, secret)
+    if customized then
+        return customized
+    end
     local owner, app = secret_owner(F, secret)
     if owner == nil then
         fail(40001)
@@ -49,6 +55,10 @@ end
 -- The app (upstream app or downstream agent) a token acts for.
 function _M.token_app(F, info)
     local corp = F.corps[info.corpid]
+    if info.suite_id then
+        -- installed by a provider's suite (third-party or 代开发)
+        return provider.installed_app(F, info), corp
+    end
     return corp and corp.apps_by_id[info.agentid], corp
 end
 
@@ -153,7 +163,7 @@ local function redeem(kind, code, info)
     if not rec or rec.kind ~= kind or rec.expires_at <= store.now() then
         fail(40029)
     end
-    if rec.agentid and rec.agentid ~= info.agentid then
+    if (rec.agentid and rec.agentid ~= info.agentid) or (rec.suite_id and rec.suite_id ~= info.suite_id) then
         fail(40029, "code was issued for another app")
     end
     if not store.add("codeused:" .. code, true) then
@@ -162,6 +172,7 @@ local function redeem(kind, code, info)
     store.delete("code:" .. code)
     return rec
 end
+_M.redeem = redeem
 
 local function shared_userid(F, rec)
     if rec.corpid == F.upstream.corpid then

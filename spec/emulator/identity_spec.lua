@@ -39,6 +39,9 @@ describe("emulator linkedcorp, identity and tickets", function()
             assert.equal("wwLINKEDA01", d.user_info.corpid)
             assert.same({ "LK4B0C1D2E/2" }, d.user_info.department)
             assert.equal(1, d.user_info.extattr.attrs[1].type)
+            -- a text attribute has its value under text only, as the doc's shape
+            local y = post(sys_token, L .. "user/get", { userid = "wwLINKEDA01/yangfan" })
+            assert.same({ { type = 0, name = "工号", text = { value = "A0001" } } }, y.user_info.extattr.attrs)
             -- visible through perm.userids
             assert.equal(0, post(sys_token, L .. "user/get", { userid = "wwLINKEDB02/linxiao" }).errcode)
         end)

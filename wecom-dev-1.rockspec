@@ -26,8 +26,8 @@ build = {
    type = "builtin",
    modules = {
       ["wecom.core"] = {
-         sources = { "src/core.c", "src/crypto.c", "src/xml.c", "src/http.c", "src/token.c",
-            "src/redis.c", "src/flock.c" },
+         sources = { "src/core.c", "src/util.c", "src/crypto.c", "src/xml.c", "src/xml_scan.c",
+            "src/http.c", "src/token.c", "src/redis.c", "src/flock.c" },
          libraries = { "curl", "crypto", "expat", "hiredis", "pthread" },
          incdirs = { "src", "$(EXPAT_INCDIR)", "$(HIREDIS_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)", "$(EXPAT_LIBDIR)", "$(HIREDIS_LIBDIR)" },

@@ -222,14 +222,14 @@ local function deliver(F, app, target, plaintext, o)
         return nil, "push needs wecom.core built for LuaJIT (start the emulator with --core-cpath"
             .. " or WECOM_EMULATOR_CPATH)"
     end
-    local crypter, code, msg = c.crypter(app.callback.token, app.callback.aes_key)
-    if not crypter then
-        return nil, "app " .. app.agentid .. " callback aes_key: " .. tostring(msg or code)
+    local ok, crypter = pcall(c.crypter, app.callback.token, app.callback.aes_key)
+    if not ok then
+        return nil, "app " .. app.agentid .. " callback aes_key: " .. tostring(crypter)
     end
-    local encrypted, ecode, emsg = crypter:encrypt(plaintext, o.receive_id or F.upstream.corpid)
+    local encrypted, emsg = crypter:encrypt(plaintext, o.receive_id or F.upstream.corpid)
     if not encrypted then
         crypter:close()
-        return nil, "encrypt failed: " .. tostring(emsg or ecode)
+        return nil, "encrypt failed: " .. tostring(emsg)
     end
 
     local answer = { attempts = 0 }

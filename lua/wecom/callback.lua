@@ -179,11 +179,7 @@ function _M.new(opts)
     local dedupe = opt_arg("wecom.callback.new", "opts.dedupe", opts.dedupe, STORE)
     local dedupe_ttl = opt_arg("wecom.callback.new", "opts.dedupe_ttl", opts.dedupe_ttl, errors.seconds)
 
-    local crypter, code = core.crypter(opts.token, opts.aes_key)
-    if not crypter then
-        error("wecom.callback.new: aes_key is not a valid EncodingAESKey (code "
-              .. tostring(code) .. ")", 2)
-    end
+    local crypter = core.crypter(opts.token, opts.aes_key)
 
     local self = {
         crypter = crypter,
@@ -296,10 +292,9 @@ end
 
 -- Verifies, decrypts and checks the receive id.
 local function open(self, sig, ts, nonce, encrypt)
-    local msg, rid, message = self.crypter:open(sig, ts, nonce, encrypt)
+    local msg, rid, code = self.crypter:open(sig, ts, nonce, encrypt)
     if not msg then
-        local code = rid
-        return fail(code, message or "decryption failed")
+        return fail(code, rid)
     end
     local err = receive_id_error(self, rid)
     if err then
@@ -479,8 +474,8 @@ end
 function mt.decrypt(self, query, body)
     if type(query) == "table" and self.max_skew == nil then
         -- (callback_open answers false unless the four are strings)
-        local msg, rid, event, xml_err = callback_open(self.crypter, query.msg_signature,
-                                                       query.timestamp, query.nonce, body)
+        local msg, rid, event = callback_open(self.crypter, query.msg_signature,
+                                              query.timestamp, query.nonce, body)
         if msg then
             if rid ~= self.receive_id and self.receive_mode ~= "off" then
                 local err = receive_id_error(self, rid)
@@ -492,12 +487,9 @@ function mt.decrypt(self, query, body)
                 event.xml = msg
                 return normalize(event)
             end
-            if xml_err then
-                return fail(CODES.PARSE_XML, "decrypted message is not valid XML: " .. xml_err)
-            end
             return parse_plaintext(msg)
         elseif msg == nil then
-            return fail(rid, event or "decryption failed")
+            return fail(event, rid)
         end
     end
     return decrypt_checked(self, query, body)
@@ -554,9 +546,9 @@ local function seal(self, msg, opts, method)
         error("wecom.callback:" .. method .. ": random16 must be a 16-byte string", 3)
     end
     local crypter = self.crypter
-    local encrypt, code, message = crypter:encrypt(msg, rid, random16)
+    local encrypt, message, code = crypter:encrypt(msg, rid, random16)
     if not encrypt then
-        return fail(code or CODES.ENCRYPT_AES, message or "encryption failed")
+        return fail(code, message)
     end
     return encrypt, crypter:signature(ts, nonce, encrypt), ts, nonce, rid, opts
 end
@@ -660,9 +652,9 @@ local function event_text(event, method)
 end
 
 local function dedupe_key(self, text)
-    local fp, code = self.crypter:signature("", "", text)
+    local fp, message = self.crypter:signature("", "", text)
     if not fp then
-        return nil, code
+        return nil, message
     end
     return DEDUPE_PREFIX .. fp
 end
@@ -743,6 +735,8 @@ end
 -- router
 ---------------------------------------------------------------------------
 
+local decorate = require("wecom.events").decorate   -- typed contact/customer events
+
 local router_mt = {}
 router_mt.__index = router_mt
 
@@ -802,6 +796,7 @@ function router_mt.dispatch(self, event, ...)
     if type(event) ~= "table" then
         error("wecom.callback router:dispatch: event must be a table, got " .. type(event), 2)
     end
+    decorate(event)   -- typed fields of contact/customer events (wecom.events)
     local fn = self:handler(event)
     if fn then
         return fn(event, ...)

@@ -76,6 +76,9 @@ local LAZY_METHODS = {
         oauth_url = { "wecom.api.identity", "oauth_url" },
         user_by_code = { "wecom.api.identity", "user_by_code" },
         jscode2session = { "wecom.api.identity", "jscode2session" },
+        -- a self-built or 代开发 app in its own corp (the corp's tickets)
+        jsapi_config = { "wecom.api.jsapi", "config" },
+        agent_config = { "wecom.api.jsapi", "agent_config" },
     },
     downstream = {
         transfer_session = { "wecom.api.identity", "transfer_session" },
@@ -83,6 +86,14 @@ local LAZY_METHODS = {
         agent_config = { "wecom.api.jsapi", "agent_config" },
     },
 }
+-- the account-ID upgrade's conversions and the mass-call ticket: on every
+-- corp client (an app, a 代开发 app, a downstream corp's, a suite's corp)
+for _, name in ipairs { "userid_to_openuserid", "openuserid_to_userid", "to_service_external_userid",
+    "from_service_external_userid", "get_new_external_userid", "unionid_to_external_userid",
+    "external_userid_to_pending_id", "mass_call_ticket", "each_unionid", "convert_unionids" } do
+    LAZY_METHODS.app[name] = { "wecom.api.idconvert", name }
+    LAZY_METHODS.downstream[name] = { "wecom.api.idconvert", name }
+end
 
 local function make_index(methods, namespaces, lazy)
     return function(self, k)

@@ -220,7 +220,7 @@ function sched_mt:wait_events()
                     if item.res then
                         self:wake(co, item.res)
                     else
-                        self:wake(co, nil, item.err)
+                        self:wake(co, nil, item.err, item.code, item.curl_code)
                     end
                 end
             end

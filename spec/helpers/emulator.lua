@@ -115,8 +115,9 @@ function Emulator:raw_request(method, path, opts)
         self.session = core_session(self.ca_file) or false
     end
     if self.session then
-        return self.session:request { method = method, url = url, headers = headers, body = body,
-            timeout = opts.timeout }
+        local res, message, kind = self.session:request { method = method, url = url, headers = headers,
+            body = body, timeout = opts.timeout }
+        return res, not res and { kind = kind, message = message } or nil
     end
     return curl_request(self.ca_file, method, url, headers, body, opts.timeout)
 end

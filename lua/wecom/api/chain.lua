@@ -470,13 +470,16 @@ end
 
 -- unionid_to_external_userid{ unionid, openid, corpid?, mass_call_ticket? }
 --   -> { { corpid =, external_userid = }, ... }
-local UNIONID_OPTIONS = { unionid = STRING, openid = STRING, corpid = STRING, mass_call_ticket = STRING }
+-- The stored mass-call ticket (app:mass_call_ticket) goes along unless one
+-- is given (false: none).
+local idconvert = require "wecom.api.idconvert"
+local UNIONID_OPTIONS = { unionid = STRING, openid = STRING, corpid = STRING, mass_call_ticket = idconvert.TICKET }
 local UNIONID_REQUIRED = { "unionid", "openid" }
 
 function _M:unionid_to_external_userid(opts)
     options(W "unionid_to_external_userid", opts, UNIONID_OPTIONS, UNIONID_REQUIRED)
     local body = { unionid = opts.unionid, openid = opts.openid, corpid = opts.corpid,
-        mass_call_ticket = opts.mass_call_ticket }
+        mass_call_ticket = idconvert.ticket_for(self.client, opts.mass_call_ticket) }
     local data, err = post(self, PATH.unionid_to_external_userid, body, READ)
     if not data then
         return nil, err

@@ -35,6 +35,7 @@ function _M.init(opts)
         "wecom.emulator.api.chain",
         "wecom.emulator.api.linkedcorp",
         "wecom.emulator.api.service",
+        "wecom.emulator.api.idconvert",
     } do
         add_routes(name)
     end

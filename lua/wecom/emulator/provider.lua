@@ -492,6 +492,12 @@ function _M.open_userid(P, corpid, userid)
     return "wo" .. mixed_case(ngx.md5("user/" .. P.corpid .. "/" .. corpid .. "/" .. userid)):sub(1, 30)
 end
 
+-- A customer's external_userid in the provider's form (what its third-party
+-- and upgraded 代开发 apps see), from the corp's own one.
+function _M.open_external_userid(P, corpid, external_userid)
+    return "wm" .. mixed_case(ngx.md5("ext/" .. P.corpid .. "/" .. corpid .. "/" .. external_userid)):sub(1, 30)
+end
+
 -- Any suite of the provider active in corpid?
 function _M.authorized_anywhere(P, corpid)
     for _, suite in ipairs(P.suite_list) do

@@ -60,14 +60,14 @@ local function seal(suite, plaintext)
         return nil, "provider events need wecom.core built for LuaJIT (start the emulator with"
             .. " --core-cpath or WECOM_EMULATOR_CPATH)"
     end
-    local crypter, code, msg = core.crypter(suite.callback.token, suite.callback.aes_key)
-    if not crypter then
-        return nil, "suite " .. suite.suite_id .. " callback aes_key: " .. tostring(msg or code)
+    local ok, crypter = pcall(core.crypter, suite.callback.token, suite.callback.aes_key)
+    if not ok then
+        return nil, "suite " .. suite.suite_id .. " callback aes_key: " .. tostring(crypter)
     end
-    local encrypted, ecode, emsg = crypter:encrypt(plaintext, suite.suite_id)
+    local encrypted, emsg = crypter:encrypt(plaintext, suite.suite_id)
     if not encrypted then
         crypter:close()
-        return nil, "encrypt failed: " .. tostring(emsg or ecode)
+        return nil, "encrypt failed: " .. tostring(emsg)
     end
     local timestamp = tostring(now())
     local nonce = store.random_string(10, "0123456789")

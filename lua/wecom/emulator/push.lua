@@ -2,9 +2,18 @@
 -- token and EncodingAESKey (receiveid = the upstream corpid) and deliver it
 -- the way WeCom does, or run the GET URL check with an encrypted echostr.
 --
--- Body: { url, agentid?, event? | xml? | verify?, to_user?, from_user?,
---         fields?, echostr?, receive_id?, attempts? (1..3, default 3),
---         timeout_ms? (default 5000) }
+-- Body: { url, agentid?, event? | info_type? | xml? | verify?, to_user?,
+--         from_user?, fields?, echostr?, receive_id?, suite_id?, corpid?,
+--         attempts? (1..3, default 3), timeout_ms? (default 5000) }
+-- fields: element name -> a string or number, an object (nested elements)
+-- or a list (the element repeated).
+-- With suite_id the suite's callback settings seal it instead (reference
+-- §3.1): info_type builds the InfoType form of its 指令回调 URL (receive id
+-- and ToUserName the suite_id, AuthCorpId = corpid when given; xml is sent
+-- the same way); event the Event form of its 数据回调 URL or a 代开发 app's
+-- URL, for corpid, a corp that installed the suite (receive id and
+-- ToUserName that corpid, AgentID the app's agentid there); verify the URL
+-- check, with the provider's corpid as receive id.
 -- Answer: { status, body, attempts, timestamp, nonce, msg_signature[, echostr] }
 --
 -- Events the emulator sends on its own (batch_job_result when an import job
@@ -45,6 +54,35 @@ local function cdata(s)
     return "<![CDATA[" .. tostring(s):gsub("]]>", "]]]]><![CDATA[>") .. "]]>"
 end
 
+-- fields_xml(parts, fields): appends the elements of `fields` (sorted by
+-- name): numbers as they are, strings in CDATA, objects nested, lists as
+-- the element repeated.
+local function fields_xml(parts, fields)
+    local names = {}
+    for name in pairs(fields or {}) do
+        names[#names + 1] = name
+    end
+    sort(names)
+    local function element(name, v)
+        if type(v) == "table" and v[1] ~= nil then
+            for _, item in ipairs(v) do
+                element(name, item)
+            end
+            return
+        end
+        parts[#parts + 1] = "<" .. name .. ">"
+        if type(v) == "table" then
+            fields_xml(parts, v)
+        else
+            parts[#parts + 1] = type(v) == "number" and tostring(v) or cdata(v)
+        end
+        parts[#parts + 1] = "</" .. name .. ">"
+    end
+    for _, name in ipairs(names) do
+        element(name, fields[name])
+    end
+end
+
 -- The plaintext event WeCom would send (reference §9).
 local function event_xml(body, corpid, agentid, now)
     local parts = {
@@ -55,19 +93,50 @@ local function event_xml(body, corpid, agentid, now)
         "<Event>", cdata(body.event), "</Event>",
         "<AgentID>", tostring(agentid), "</AgentID>",
     }
-    local names = {}
-    for name in pairs(body.fields or {}) do
-        names[#names + 1] = name
-    end
-    sort(names)
-    for _, name in ipairs(names) do
-        local v = body.fields[name]
-        parts[#parts + 1] = "<" .. name .. ">"
-        parts[#parts + 1] = type(v) == "number" and tostring(v) or cdata(v)
-        parts[#parts + 1] = "</" .. name .. ">"
-    end
+    fields_xml(parts, body.fields)
     parts[#parts + 1] = "</xml>"
     return concat(parts)
+end
+
+-- The InfoType form of a suite's 指令回调 URL (reference §3.2, §3.7).
+local function info_xml(body, suite_id, now)
+    local parts = { "<xml><SuiteId>", cdata(suite_id), "</SuiteId>" }
+    if body.corpid then
+        parts[#parts + 1] = "<AuthCorpId>" .. cdata(body.corpid) .. "</AuthCorpId>"
+    end
+    parts[#parts + 1] = "<InfoType>" .. cdata(body.info_type) .. "</InfoType>"
+    parts[#parts + 1] = "<TimeStamp>" .. tostring(floor(now)) .. "</TimeStamp>"
+    fields_xml(parts, body.fields)
+    parts[#parts + 1] = "</xml>"
+    return concat(parts)
+end
+
+-- fields: names of XML elements, values a string, a number, an object or a
+-- list of them, at most 8 deep -> nil | what is wrong
+local function check_fields(v, depth)
+    if depth > 8 then
+        return "fields nest too deep"
+    end
+    for name, value in pairs(v) do
+        if type(name) ~= "string" or not name:match("^[%a_][%w_%-%.]*$") then
+            return "fields: " .. tostring(name) .. " is not an XML element name"
+        end
+        local items = type(value) == "table" and value[1] ~= nil and value or { value }
+        for _, item in ipairs(items) do
+            local t = type(item)
+            if t == "table" then
+                if item[1] ~= nil then
+                    return "fields." .. name .. ": a list inside a list"
+                end
+                local problem = check_fields(item, depth + 1)
+                if problem then
+                    return problem
+                end
+            elseif t ~= "string" and t ~= "number" then
+                return "fields." .. name .. " must be a string, a number, an object or a list"
+            end
+        end
+    end
 end
 
 local function parse_url(url)
@@ -145,21 +214,22 @@ end
 -- deliver(F, app, target, plaintext, o) -> answer | nil, err. Encrypts
 -- plaintext with the app's callback settings and sends it (o.verify: as the
 -- GET URL check's echostr), retrying up to o.attempts times on a non-200
--- answer or a transport error.
+-- answer or a transport error. o.receive_id and o.to_user_name (the
+-- envelope's) default to the upstream corpid.
 local function deliver(F, app, target, plaintext, o)
     local c = core()
     if not c then
         return nil, "push needs wecom.core built for LuaJIT (start the emulator with --core-cpath"
             .. " or WECOM_EMULATOR_CPATH)"
     end
-    local crypter, code, msg = c.crypter(app.callback.token, app.callback.aes_key)
-    if not crypter then
-        return nil, "app " .. app.agentid .. " callback aes_key: " .. tostring(msg or code)
+    local ok, crypter = pcall(c.crypter, app.callback.token, app.callback.aes_key)
+    if not ok then
+        return nil, "app " .. app.agentid .. " callback aes_key: " .. tostring(crypter)
     end
-    local encrypted, ecode, emsg = crypter:encrypt(plaintext, o.receive_id or F.upstream.corpid)
+    local encrypted, emsg = crypter:encrypt(plaintext, o.receive_id or F.upstream.corpid)
     if not encrypted then
         crypter:close()
-        return nil, "encrypt failed: " .. tostring(emsg or ecode)
+        return nil, "encrypt failed: " .. tostring(emsg)
     end
 
     local answer = { attempts = 0 }
@@ -176,8 +246,9 @@ local function deliver(F, app, target, plaintext, o)
             status, rbody = http("GET", target, target.path .. sep .. query .. "&echostr=" .. escape(encrypted),
                 nil, o.timeout_ms or 5000)
         else
-            local envelope = "<xml><ToUserName>" .. cdata(F.upstream.corpid) .. "</ToUserName><Encrypt>"
-                .. cdata(encrypted) .. "</Encrypt><AgentID>" .. cdata(app.agentid) .. "</AgentID></xml>"
+            local envelope = "<xml><ToUserName>" .. cdata(o.to_user_name or F.upstream.corpid)
+                .. "</ToUserName><Encrypt>" .. cdata(encrypted) .. "</Encrypt><AgentID>" .. cdata(app.agentid)
+                .. "</AgentID></xml>"
             status, rbody = http("POST", target, target.path .. sep .. query, envelope, o.timeout_ms or 5000)
         end
         answer.attempts = attempt
@@ -199,6 +270,36 @@ local function deliver(F, app, target, plaintext, o)
     return answer
 end
 
+-- suite_app(F, body, bad) -> the "app" deliver() seals with, the sealing
+-- ({ corpid, receive_id, to_user_name }) of a push with suite_id
+local function suite_app(F, body, bad)
+    local P = F.provider
+    local suite = P and P.suites[body.suite_id]
+    if not suite then
+        bad("suite_id must be a suite of the fixture's provider")
+    end
+    if body.agentid ~= nil then
+        bad("agentid goes without suite_id (the suite's app in the corp is the one installed)")
+    end
+    if body.verify then
+        -- the URL check of either URL: the provider's corpid inside (reference §3.1)
+        return { callback = suite.callback, agentid = "" }, { receive_id = P.corpid }
+    end
+    if body.info_type ~= nil or body.xml ~= nil then
+        -- the 指令回调 URL: ToUserName the suite_id, AgentID empty
+        return { callback = suite.callback, agentid = "" },
+            { receive_id = suite.suite_id, to_user_name = suite.suite_id }
+    end
+    local corpid = body.corpid
+    local rec = corpid and require("wecom.emulator.provider").active_auth(suite.suite_id, corpid)
+    if not rec then
+        bad("an event with suite_id needs corpid, a corp that has the suite installed")
+    end
+    -- the 数据回调 URL (third-party) or the 代开发 app's URL: the corp's id
+    return { callback = suite.callback, agentid = rec.agentid },
+        { corpid = corpid, receive_id = corpid, to_user_name = corpid }
+end
+
 -- push(body, bad) -> answer table; bad(msg) raises a 400 for the caller.
 function _M.push(body, bad)
     local F = fixture.get()
@@ -209,30 +310,46 @@ function _M.push(body, bad)
     if not target then
         bad("url must be an http:// or https:// URL")
     end
-    local agentid = body.agentid
-    local app
-    if agentid == nil then
-        app = F.system_app or F.upstream.apps[1]
-    elseif type(agentid) == "number" then
-        app = F.apps[agentid]
-    end
-    if not app then
-        bad("agentid must be an upstream app's agentid")
-    end
-    if not app.callback then
-        bad("app " .. app.agentid .. " has no callback settings in the fixture")
-    end
-    local modes = (body.event ~= nil and 1 or 0) + (body.xml ~= nil and 1 or 0) + (body.verify and 1 or 0)
-    if modes ~= 1 then
-        bad("give exactly one of event, xml or verify")
-    end
-    for _, field in ipairs { "event", "xml", "to_user", "from_user", "echostr", "receive_id" } do
+    for _, field in ipairs { "event", "info_type", "xml", "to_user", "from_user", "echostr", "receive_id",
+        "suite_id", "corpid" } do
         if body[field] ~= nil and type(body[field]) ~= "string" then
             bad(field .. " must be a string")
         end
     end
-    if body.fields ~= nil and type(body.fields) ~= "table" then
-        bad("fields must be an object")
+    local modes = (body.event ~= nil and 1 or 0) + (body.xml ~= nil and 1 or 0) + (body.verify and 1 or 0)
+        + (body.info_type ~= nil and 1 or 0)
+    if modes ~= 1 then
+        bad("give exactly one of event, info_type, xml or verify")
+    end
+    if body.fields ~= nil then
+        if type(body.fields) ~= "table" or body.fields[1] ~= nil then
+            bad("fields must be an object")
+        end
+        local problem = check_fields(body.fields, 1)
+        if problem then
+            bad(problem)
+        end
+    end
+    local app, sealing
+    if body.suite_id ~= nil then
+        app, sealing = suite_app(F, body, bad)
+    else
+        if body.info_type ~= nil then
+            bad("info_type goes with suite_id (a suite's 指令回调 URL)")
+        end
+        local agentid = body.agentid
+        if agentid == nil then
+            app = F.system_app or F.upstream.apps[1]
+        elseif type(agentid) == "number" then
+            app = F.apps[agentid]
+        end
+        if not app then
+            bad("agentid must be an upstream app's agentid")
+        end
+        if not app.callback then
+            bad("app " .. app.agentid .. " has no callback settings in the fixture")
+        end
+        sealing = { corpid = F.upstream.corpid }
     end
     local attempts = body.attempts or 3
     if type(attempts) ~= "number" or attempts < 1 or attempts > 3 then
@@ -248,11 +365,14 @@ function _M.push(body, bad)
         plaintext = body.echostr or numeric_nonce() .. numeric_nonce()
     elseif body.xml then
         plaintext = body.xml
+    elseif body.info_type then
+        plaintext = info_xml(body, body.suite_id, store.now())
     else
-        plaintext = event_xml(body, F.upstream.corpid, app.agentid, store.now())
+        plaintext = event_xml(body, sealing.corpid, app.agentid, store.now())
     end
     local answer, err = deliver(F, app, target, plaintext, { verify = body.verify, attempts = attempts,
-        timeout_ms = timeout_ms, receive_id = body.receive_id })
+        timeout_ms = timeout_ms, receive_id = body.receive_id or sealing.receive_id,
+        to_user_name = sealing.to_user_name })
     if not answer then
         bad(err)
     end

@@ -31,14 +31,22 @@ function _M.new(opts)
     return setmetatable({ session = session }, mt)
 end
 
+-- The core fails with nil, message, kind, curl_code; a transport with nil, err.
+local function result(res, message, kind, curl_code)
+    if res then
+        return res
+    end
+    return nil, { kind = kind, message = message, curl_code = curl_code }
+end
+
 -- request{ method =, url =, headers =, body =, timeout = }
 --   -> { status =, headers =, body = } | nil, { kind =, message =, curl_code = }
 function _M.request(self, req)
     local sched = parallel.current()
     if sched then
-        return sched:http(self.session, req)
+        return result(sched:http(self.session, req))
     end
-    return self.session:request(req)
+    return result(self.session:request(req))
 end
 
 function _M.close(self)

@@ -174,11 +174,33 @@ local function redeem(kind, code, info)
 end
 _M.redeem = redeem
 
-local function shared_userid(F, rec)
-    if rec.corpid == F.upstream.corpid then
-        return rec.userid
+-- The opaque userid an upstream app is given for a downstream user in
+-- 上下游 (the account-ID upgrade: an upstream corp sees its downstream
+-- corps' ids as a provider does; transfer_session reveals the real one).
+local function encrypted_userid(corpid, userid)
+    return "wo" .. ngx.md5(corpid .. "/" .. userid):sub(1, 26)
+end
+
+-- Is corpid one of the corps the app (upstream agentid) is shared to
+-- through 上下游 (business_type 1)?
+local function chain_corp(F, agentid, corpid)
+    local shares = F.shares[agentid]
+    for _, s in ipairs(shares and shares[1] or {}) do
+        if s.corpid == corpid then
+            return true
+        end
     end
-    return rec.corpid .. "/" .. rec.userid
+    return false
+end
+
+-- The userid an upstream app is shown for a member of corpid: its own
+-- members' as they are, 上下游 members' as ciphertext, 企业互联 members'
+-- (and any other corp's) in plain text.
+local function shown_userid(F, agentid, corpid, userid)
+    if corpid ~= F.upstream.corpid and chain_corp(F, agentid, corpid) then
+        return encrypted_userid(corpid, userid)
+    end
+    return userid
 end
 
 local function getuserinfo(req)
@@ -187,13 +209,12 @@ local function getuserinfo(req)
     if rec.openid then
         return { openid = rec.openid }
     end
-    return { userid = shared_userid(req.F, rec) }
-end
-
--- The opaque userid jscode2session gives an upstream app for a downstream
--- user (上下游 hides the real one until transfer_session).
-local function encrypted_userid(corpid, userid)
-    return "wo" .. ngx.md5(corpid .. "/" .. userid):sub(1, 26)
+    local userid = shown_userid(req.F, req.token.agentid, rec.corpid, rec.userid)
+    if rec.corpid == req.F.upstream.corpid then
+        return { userid = userid }
+    end
+    -- another corp's member: "CorpId/userid"
+    return { userid = rec.corpid .. "/" .. userid }
 end
 
 local function jscode2session(req)
@@ -204,10 +225,7 @@ local function jscode2session(req)
     end
     local rec = redeem("js", code, req.token)
     local session_key = store.random_string(24)
-    local userid = rec.userid
-    if rec.corpid ~= req.F.upstream.corpid then
-        userid = encrypted_userid(rec.corpid, rec.userid)
-    end
+    local userid = shown_userid(req.F, req.token.agentid, rec.corpid, rec.userid)
     store.set_json("session:" .. session_key, {
         corpid = rec.corpid, userid = rec.userid, shown_userid = userid,
         upstream_agentid = req.token.agentid,

@@ -750,7 +750,11 @@ end
 local function unionid_to_external_userid(req)
     local customer = customer_for(req)
     local corpid = req:str("corpid")
-    req:str("mass_call_ticket")
+    -- the upstream corp's quota, lifted by its mass_call_ticket (api/idconvert.lua)
+    local idconvert = require "wecom.emulator.api.idconvert"
+    if not idconvert.mass_call_ticket(req) then
+        idconvert.take_quota("corpgroup:" .. req.token.corpid)
+    end
     local shared = shared_corps(req)
     local list = json.array()
     for _, ext in ipairs(customer and customer.external_userids or {}) do
@@ -763,6 +767,8 @@ end
 
 local function unionid_to_pending_id(req)
     local _, unionid = customer_for(req)
+    -- its own quota of the upstream corp, the same numbers (reference §3.12)
+    require("wecom.emulator.api.idconvert").take_quota("corpgroup_pending:" .. req.token.corpid)
     local agentid = req.token.agentid
     local pending_id = "p" .. ngx.md5(agentid .. "/" .. unionid):sub(1, 24)
     -- valid 90 days on the emulator clock

@@ -446,6 +446,8 @@ end
 local function provider_route(fn)
     return { method = "POST", token = provider_token, fn = function(req) return fn(req, req.token) end }
 end
+-- for the routes of other modules (api/idconvert.lua) with these tokens
+_M.suite_route, _M.provider_route = suite_route, provider_route
 
 _M.routes = {
     -- the documented answers of these two carry no errcode on success

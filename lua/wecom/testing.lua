@@ -23,6 +23,7 @@ local ipairs = ipairs
 local os_getenv = os.getenv
 local os_remove = os.remove
 local pairs = pairs
+local pcall = pcall
 local rawget = rawget
 local setmetatable = setmetatable
 local tonumber = tonumber
@@ -153,6 +154,43 @@ local function arm(self)
     end
 end
 
+-- The token store of the clients app() makes: the process's memory cache,
+-- under keys of this emulator and of its current "epoch".  reset() starts a
+-- new epoch (and drops the old keys), so those clients forget their tokens
+-- when the emulator does; otherwise their first call after a reset would
+-- meet an unknown token and show up twice in stats().
+local function epoch_store(self)
+    local memory = require("wecom.store.memory").new()
+    local keys = {}
+    local function k(key)
+        return "wecom.testing:" .. self.dir .. ":" .. self.epoch .. ":" .. key
+    end
+    local store = {}
+    function store.get(_, key)
+        return memory:get(k(key))
+    end
+    function store.set(_, key, value, expires_at)
+        keys[k(key)] = true
+        return memory:set(k(key), value, expires_at)
+    end
+    function store.delete(_, key, only_if_value)
+        return memory:delete(k(key), only_if_value)
+    end
+    function store.lock(_, key, lease_seconds)
+        return memory:lock(k(key), lease_seconds)
+    end
+    function store.unlock(_, key)
+        return memory:unlock(k(key))
+    end
+    function store.forget()
+        for key in pairs(keys) do
+            memory:delete(key)
+        end
+        keys = {}
+    end
+    return setmetatable(store, { __tostring = function() return "wecom.testing store (" .. self.base_url .. ")" end })
+end
+
 -- start{ fixture = FILE | table, corps = N, workers = N, nginx = PATH } -> emu
 function _M.start(opts)
     opts = errors.options("wecom.testing.start", opts or {}, START_OPTIONS)
@@ -204,9 +242,16 @@ function _M.start(opts)
         dir = dir,
         port = tonumber(base_url:match(":(%d+)$")),
         launcher = launcher,
+        epoch = 1,
     }, Emulator)
     arm(self)
-    self.fixture = self:control("GET", "fixture")
+    self.store = epoch_store(self)
+    local got, loaded = pcall(self.control, self, "GET", "fixture")
+    if not got then
+        self:stop()
+        error(loaded, 2)
+    end
+    self.fixture = loaded
     return self
 end
 
@@ -264,7 +309,7 @@ end
 function Emulator:app(name, opts)
     local info = self:app_info(name, 3)
     local o = { corpid = self.fixture.upstream.corpid, secret = info.secret, agentid = info.agentid,
-                base_url = self.base_url, ca_file = self.ca_file }
+                base_url = self.base_url, ca_file = self.ca_file, store = self.store }
     for k, v in pairs(opts or {}) do
         o[k] = v
     end
@@ -298,9 +343,13 @@ function Emulator:stats()
     return self:control("GET", "stats").calls
 end
 
--- reset(): back to the fixture (tokens, faults, clock, stats, ...)
+-- reset(): back to the fixture (tokens, faults, clock, stats, ...); the
+-- clients from app() forget their tokens too
 function Emulator:reset()
-    return self:control("POST", "reset", {})
+    local answer = self:control("POST", "reset", {})
+    self.store.forget()
+    self.epoch = self.epoch + 1
+    return answer
 end
 
 -- push{ url, event | xml | verify, agentid?, ... } -> { status, body, attempts, ... }

@@ -91,7 +91,7 @@ describe("the installed rock", function()
     -- install(name, lua_version, extra) -> tree (the documented command, run in the copy)
     local function install(name, lua_version, extra, env)
         local tree = root .. "/" .. name
-        local ok, out = run((env or "") .. "cd " .. quote(src) .. " && luarocks --lua-version=" .. lua_version
+        local ok, out = run("cd " .. quote(src) .. " && " .. (env or "") .. "luarocks --lua-version=" .. lua_version
             .. " --tree=" .. quote(tree) .. " make --deps-mode=none wecom-dev-1.rockspec " .. (extra or ""))
         assert(ok, out)
         trees[name] = { tree = tree, lua_version = lua_version }

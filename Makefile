@@ -74,7 +74,7 @@ $(NODE_DIR)/node_modules/@wecom/crypto/package.json:
 	cd $(NODE_DIR) && npm install --no-audit --no-fund --silent @wecom/crypto@1.0.1
 
 lint:
-	luacheck -q lua spec bin/wecom-emulator examples bench
+	luacheck -q lua spec bin/wecom-emulator bin/wecom examples bench
 
 spec-lua54: build node-deps
 	$(LUA_ENV) LUA_CPATH='$(BUILD)/lua5.4/?.so;;' lua5.4 /usr/bin/busted --run=lua54

@@ -22,8 +22,8 @@ describe("examples", function()
     it("answer --help and -h with how to run them, without the module paths", function()
         for _, name in ipairs(SCRIPTS) do
             for _, flag in ipairs { "--help", "-h" } do
-                local status, out, err = run("env -i PATH=\"$PATH\" " .. child.interpreter .. " examples/" .. name
-                    .. ".lua " .. flag)
+                local status, out, err = run("env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 "
+                    .. child.interpreter .. " examples/" .. name .. ".lua " .. flag)
                 assert.equal(0, status, name .. ": " .. err)
                 assert.matches("^" .. name .. ": ", out)
                 assert.matches("LUA_PATH='lua/?.lua;lua/?/init.lua;;'", out, 1, true)

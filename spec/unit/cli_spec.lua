@@ -297,6 +297,11 @@ describe("wecom.cli.main", function()
         assert.equal(2, (main { "groups" }))           -- CHAIN_ID missing
         assert.equal(2, (main { "chains", "extra" }))
         assert.equal(2, (main {}))
+        -- an empty string is no chain id, no corp id
+        assert.equal(2, (main { "groups", "" }))
+        local s, _, e = main { "corps", "--chain=" }
+        assert.equal(2, s)
+        assert.matches("%-%-chain needs a value %(CHAIN_ID%), not an empty string", e)
     end)
 
     it("exits 3 when the credentials are missing, naming where they come from", function()

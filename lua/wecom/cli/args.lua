@@ -46,6 +46,9 @@ local function by_short(spec, letter)
 end
 
 local function store(opts, name, s, value)
+    if value == "" then
+        usage_error("--" .. name .. " needs a value (" .. s.value .. "), not an empty string")
+    end
     if s.check then
         local v, why = s.check(value)
         if v == nil then

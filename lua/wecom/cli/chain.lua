@@ -553,7 +553,7 @@ function unionid.run(ctx, opts, positional)
     end
 
     local out = {}
-    local failed, fatal = 0, nil
+    local failed, done, fatal = 0, 0, nil
     local bar = ctx.out:progress(#records, to == "pending_id" and "unionid -> pending_id"
         or "unionid -> external_userid")
     local function convert(r)
@@ -576,11 +576,12 @@ function unionid.run(ctx, opts, positional)
                                                           corpid = corpid }
         end
         bar:step()
+        if not res and FATAL[err.kind] then
+            fatal = fatal or err
+            return
+        end
+        done = done + 1
         if not res then
-            if FATAL[err.kind] then
-                fatal = fatal or err
-                return
-            end
             failed = failed + 1
             return { { unionid = r.unionid, openid = r.openid, error = tostring(err) } }
         end
@@ -622,7 +623,7 @@ function unionid.run(ctx, opts, positional)
         ctx.partial = true
     end
     if fatal then
-        ctx.out:note("stopped early: %d of %d users done", #out, #records)
+        ctx.out:note("stopped early: %d of %d users done", done, #records)
         ctx:fail(fatal)
     end
 end

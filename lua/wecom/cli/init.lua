@@ -323,6 +323,11 @@ local function run(argv, env, state)
         env.stdout:write(command_help(cmd))
         return EXIT.ok
     end
+    for _, a in ipairs(positional) do
+        if a == "" then
+            args.usage_error("an argument is an empty string")
+        end
+    end
     local want = cmd.args or {}
     if #positional ~= #want then
         if #positional < #want then

@@ -48,6 +48,10 @@ function linked_send.run(ctx, opts)
         usage_error("no recipients (--user, --department or --all)")
     end
     local app = ctx:app()
+    if app.agentid == nil then
+        ctx:config_error("agentid is not set (WECOM_AGENTID, --agentid, `agentid =` in the config file):"
+            .. " the message is sent as that app")
+    end
     local users, departments = {}, {}
     for _, u in ipairs(opts.user or {}) do
         users[#users + 1] = u

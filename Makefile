@@ -26,7 +26,7 @@ SANITIZE   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-
 DEB_PACKAGES := lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson \
 	libcurl4-openssl-dev libssl-dev libexpat1-dev lua-busted lua-check \
 	nginx libnginx-mod-http-lua redis-server libhiredis-dev lua-socket curl \
-	openssl ca-certificates valgrind luarocks make gcc \
+	openssl ca-certificates valgrind luarocks make gcc wrk \
 	lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev
 
 NODE_DIR  := build/node
@@ -90,7 +90,7 @@ spec-compat: $(CORE_52) $(CORE_53) node-deps
 
 spec: spec-lua54 spec-luajit spec-compat
 
-# Sanitizers: the unit and integration specs on lua5.4 with the ASan/UBSan
+# Sanitizers: the unit, integration and emulator specs on lua5.4 with the ASan/UBSan
 # core, then the unit specs under valgrind with the normal core.
 check: check-asan check-valgrind
 

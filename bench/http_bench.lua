@@ -16,7 +16,7 @@ local mode, a, b, c = ...
 local function get(session, url)
     local res, err = session:request{ url = url }
     if not res then
-        error("request failed: " .. err.message)
+        error("request failed: " .. err)
     end
     if res.status ~= 200 or #res.body == 0 then
         error("HTTP " .. res.status)

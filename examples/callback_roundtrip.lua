@@ -165,3 +165,23 @@ say("replayed (1 h old) -> 403, %s", tostring(replayed))
 local foreign_body, foreign_q = cb:encrypt_event(events[1], { receive_id = "wwSOMEONEELSE" })
 local _, foreign = cb:decrypt(foreign_q, foreign_body)
 say("other receive id   -> 403, %s", tostring(foreign))
+
+---------------------------------------------------------------------------
+-- 5. Resends: WeCom pushes an event again when it saw no 200 within 5 s
+---------------------------------------------------------------------------
+say("\n== Resends, with dedupe = a store (memory here; shdict or redis across workers and hosts)")
+local deduping = callback.new {
+  token = settings.token, aes_key = settings.aes_key, receive_id = settings.receive_id,
+  dedupe = require("wecom.store.memory").new(),     -- dedupe_ttl = 300 s by default
+}
+for attempt = 1, 3 do
+  -- each resend is encrypted and signed anew; the message inside is the same
+  local resend_body, resend_q = deduping:encrypt_event(events[1], { agentid = AGENTID })
+  local event = assert(deduping:decrypt(resend_q, resend_body))
+  local first = deduping:claim(event)
+  if first then
+    say("delivery %d         -> handled: %s", attempt, router:dispatch(event))
+  else
+    say("delivery %d         -> a resend: 200 again, the router does not run", attempt)
+  end
+end

@@ -42,7 +42,7 @@ function _M.app_options(system, die)
     local res, err = http:request{ method = "GET", url = base_url .. "/__emulator/fixture" }
     http:close()
     if not res or res.status ~= 200 then
-        die("cannot read the emulator fixture: ", res and ("HTTP " .. res.status) or tostring(err.message))
+        die("cannot read the emulator fixture: ", res and ("HTTP " .. res.status) or tostring(err))
     end
     local fixture = cjson.decode(res.body)
     if type(fixture) ~= "table" or type(fixture.upstream) ~= "table" then

@@ -12,6 +12,7 @@
 #if LUA_VERSION_NUM < 502
 
 #define lua_rawlen(L, i)        lua_objlen((L), (i))
+#define lua_absindex(L, i)      ((i) > 0 || (i) <= LUA_REGISTRYINDEX ? (i) : lua_gettop(L) + (i) + 1)
 #ifndef luaL_newlib
 #define luaL_newlibtable(L, l)  lua_createtable((L), 0, sizeof(l) / sizeof((l)[0]) - 1)
 #define luaL_newlib(L, l)       (luaL_newlibtable((L), (l)), luaL_setfuncs((L), (l), 0))

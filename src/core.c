@@ -1,11 +1,15 @@
 /*
  * core.c - luaopen_wecom_core: assembles the module from its parts.
  *
- * Parts: crypto.c (WXBizMsgCrypt, JSAPI signature, base64, CSPRNG),
- * xml.c (expat into Lua tables), http.c (libcurl sessions, easy + multi),
- * token.c (the process-wide token cache), redis.c (hiredis: a blocking
- * connection, and the RESP formatter/reader for cosockets), flock.c (file
- * locks for the file token store).
+ * Parts: crypto.c (WXBizMsgCrypt, JSAPI signature, base64, CSPRNG, and
+ * callback_open: verify + decrypt + parse in one call), xml.c (expat glue,
+ * xml_decode, the tree into Lua tables) with xml_scan.c (the fast scanner
+ * for WeCom's plain XML) and xml.h (the tree they share), http.c (libcurl
+ * sessions, easy + multi), token.c (the process-wide token cache, clocks),
+ * redis.c (hiredis: a blocking connection, and the RESP formatter/reader
+ * for cosockets), flock.c (file locks and files for the file token store),
+ * util.c (the failure convention, argument readers, class registration;
+ * see wecom.h).
  */
 #include "wecom.h"
 

@@ -12,7 +12,12 @@
  * - The crypter keeps its own copy of the token and key and wipes both with
  *   OPENSSL_cleanse when destroyed; neither ever reaches an error string or
  *   tostring().
+ * - core.callback_open (at the end) is wecom.callback's decrypt of an XML
+ *   envelope in one call: envelope tree (xml.h), the Encrypt text straight
+ *   into verify + decrypt without becoming a Lua string, plaintext tree,
+ *   event table.
  */
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -21,8 +26,10 @@
 #include <openssl/rand.h>
 
 #include "wecom.h"
+#include "xml.h"
 
 #define CRYPTER_MT      "wecom.core.crypter"
+#define METHOD(name)    CRYPTER_MT ":" name
 #define AES_KEY_LEN     32
 #define AES_IV_LEN      16
 #define AES_BLOCK       16
@@ -197,14 +204,6 @@ static int const_equal(const char *a, size_t alen, const char *b, size_t blen)
     return alen == 0 || CRYPTO_memcmp(a, b, alen) == 0;
 }
 
-static int push_fail(lua_State *L, int code, const char *message)
-{
-    lua_pushnil(L);
-    lua_pushinteger(L, code);
-    lua_pushstring(L, message);
-    return 3;
-}
-
 /* ===== SHA-1 =========================================================== */
 
 /* One-shot SHA-1 over several pieces.  Returns 1 on success. */
@@ -242,11 +241,11 @@ static int sha1_hex_pieces(const char *const *piece, const size_t *len, int coun
 static int l_sha1_hex(lua_State *L)
 {
     size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
+    const char *s = wecom_check_string(L, 1, WECOM_FN("sha1_hex"), "s", &len);
     char hex[SHA1_HEX_LEN];
 
     if (!sha1_hex_pieces(&s, &len, 1, hex))
-        return luaL_error(L, "sha1_hex: OpenSSL digest failed");
+        return luaL_error(L, WECOM_FN("sha1_hex") ": OpenSSL digest failed");
     lua_pushlstring(L, hex, SHA1_HEX_LEN);
     return 1;
 }
@@ -263,34 +262,33 @@ static int l_jsapi_signature(lua_State *L)
     char hex[SHA1_HEX_LEN];
     const char *hash;
 
+#define WHERE WECOM_FN("jsapi_signature")
     piece[0] = "jsapi_ticket=";
     len[0] = 13;
-    piece[1] = luaL_checklstring(L, 1, &len[1]);
+    piece[1] = wecom_check_string(L, 1, WHERE, "ticket", &len[1]);
     piece[2] = "&noncestr=";
     len[2] = 10;
-    piece[3] = luaL_checklstring(L, 2, &len[3]);
+    piece[3] = wecom_check_string(L, 2, WHERE, "noncestr", &len[3]);
     piece[4] = "&timestamp=";
     len[4] = 11;
     if (lua_type(L, 3) == LUA_TNUMBER) {
         /* Render numbers as integers: 5.4 would print 1414587457.0. */
-        lua_Number n = lua_tonumber(L, 3);
-        /* range first: converting a double beyond long long (or NaN) is UB */
-        luaL_argcheck(L, n >= 0 && n < 9.2e18 && n == (lua_Number)(long long)n, 3,
-                      "timestamp must be a non-negative integer");
+        lua_Integer n = wecom_check_integer(L, 3, WHERE, "timestamp", 0, (lua_Integer)1 << 53);
         len[5] = (size_t)snprintf(tsbuf, sizeof tsbuf, "%lld", (long long)n);
         piece[5] = tsbuf;
     } else {
-        piece[5] = luaL_checklstring(L, 3, &len[5]);
+        piece[5] = wecom_check_string(L, 3, WHERE, "timestamp", &len[5]);
     }
     piece[6] = "&url=";
     len[6] = 5;
-    piece[7] = luaL_checklstring(L, 4, &len[7]);
+    piece[7] = wecom_check_string(L, 4, WHERE, "url", &len[7]);
     hash = memchr(piece[7], '#', len[7]);
     if (hash != NULL)
         len[7] = (size_t)(hash - piece[7]);
 
     if (!sha1_hex_pieces(piece, len, 8, hex))
-        return luaL_error(L, "jsapi_signature: OpenSSL digest failed");
+        return luaL_error(L, WHERE ": OpenSSL digest failed");
+#undef WHERE
     lua_pushlstring(L, hex, SHA1_HEX_LEN);
     return 1;
 }
@@ -301,10 +299,9 @@ static int l_base64_encode(lua_State *L)
 {
     unsigned char stack_buf[STACK_SCRATCH];
     size_t n, out_len;
-    const char *s = luaL_checklstring(L, 1, &n);
+    const char *s = wecom_check_string(L, 1, WECOM_FN("base64_encode"), "s", &n);
     char *out;
 
-    luaL_argcheck(L, n <= (size_t)-1 / 2, 1, "string too long");
     out_len = b64_encoded_len(n);
     out = (char *)scratch(L, stack_buf, sizeof stack_buf, out_len);
     out_len = b64_encode((const unsigned char *)s, n, out);
@@ -316,15 +313,12 @@ static int l_base64_decode(lua_State *L)
 {
     unsigned char stack_buf[STACK_SCRATCH];
     size_t n, out_len;
-    const char *s = luaL_checklstring(L, 1, &n);
+    const char *s = wecom_check_string(L, 1, WECOM_FN("base64_decode"), "s", &n);
     unsigned char *out = scratch(L, stack_buf, sizeof stack_buf, b64_decoded_max(n));
 
     out_len = b64_decode(s, n, out);
-    if (out_len == (size_t)-1) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "invalid base64");
-        return 2;
-    }
+    if (out_len == (size_t)-1)
+        return wecom_fail(L, "invalid base64", NULL);
     lua_pushlstring(L, (const char *)out, out_len);
     return 1;
 }
@@ -332,16 +326,11 @@ static int l_base64_decode(lua_State *L)
 static int l_random_bytes(lua_State *L)
 {
     unsigned char stack_buf[256];
-    lua_Integer n = luaL_checkinteger(L, 1);
-    unsigned char *out;
+    lua_Integer n = wecom_check_integer(L, 1, WECOM_FN("random_bytes"), "n", 0, MAX_RANDOM);
+    unsigned char *out = scratch(L, stack_buf, sizeof stack_buf, (size_t)n);
 
-    luaL_argcheck(L, n >= 0 && n <= MAX_RANDOM, 1, "must be in 0..1048576");
-    out = scratch(L, stack_buf, sizeof stack_buf, (size_t)n);
-    if (n > 0 && RAND_bytes(out, (int)n) != 1) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "random_bytes: the OpenSSL CSPRNG failed");
-        return 2;
-    }
+    if (n > 0 && RAND_bytes(out, (int)n) != 1)
+        return wecom_fail(L, "random_bytes: the OpenSSL CSPRNG failed", NULL);
     lua_pushlstring(L, (const char *)out, (size_t)n);
     return 1;
 }
@@ -371,14 +360,11 @@ static int random_alnum(char *out, size_t n)
 static int l_nonce(lua_State *L)
 {
     char out[MAX_NONCE];
-    lua_Integer n = luaL_optinteger(L, 1, 16);
+    lua_Integer n = lua_isnoneornil(L, 1) ? 16
+                    : wecom_check_integer(L, 1, WECOM_FN("nonce"), "n", 1, MAX_NONCE);
 
-    luaL_argcheck(L, n >= 1 && n <= MAX_NONCE, 1, "must be in 1..1024");
-    if (!random_alnum(out, (size_t)n)) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "nonce: the OpenSSL CSPRNG failed");
-        return 2;
-    }
+    if (!random_alnum(out, (size_t)n))
+        return wecom_fail(L, "nonce: the OpenSSL CSPRNG failed", NULL);
     lua_pushlstring(L, out, (size_t)n);
     return 1;
 }
@@ -386,8 +372,8 @@ static int l_nonce(lua_State *L)
 static int l_const_eq(lua_State *L)
 {
     size_t alen, blen;
-    const char *a = luaL_checklstring(L, 1, &alen);
-    const char *b = luaL_checklstring(L, 2, &blen);
+    const char *a = wecom_check_string(L, 1, WECOM_FN("const_eq"), "a", &alen);
+    const char *b = wecom_check_string(L, 2, WECOM_FN("const_eq"), "b", &blen);
 
     lua_pushboolean(L, const_equal(a, alen, b, blen));
     return 1;
@@ -424,23 +410,21 @@ static void crypter_free(crypter *c)
     OPENSSL_free(c);
 }
 
-static crypter **crypter_box(lua_State *L)
-{
-    return (crypter **)luaL_checkudata(L, 1, CRYPTER_MT);
-}
+static const wecom_class crypter_class;     /* defined with the methods, below */
 
-static crypter *crypter_check(lua_State *L)
+/* The open crypter at idx, or a raised error naming where. */
+static crypter *crypter_check(lua_State *L, int idx, const char *where)
 {
-    crypter *c = *crypter_box(L);
+    crypter *c = *(crypter **)wecom_check_object(L, idx, &crypter_class, where);
     if (c == NULL)
-        luaL_error(L, "attempt to use a closed crypter");
+        wecom_closed(L, where, "crypter");
     return c;
 }
 
 /* The single destroy behind close(), __gc and __close. */
 static int crypter_destroy(lua_State *L)
 {
-    crypter **box = crypter_box(L);
+    crypter **box = wecom_check_object(L, 1, &crypter_class, METHOD("close"));
     crypter_free(*box);
     *box = NULL;
     return 0;
@@ -448,12 +432,11 @@ static int crypter_destroy(lua_State *L)
 
 static int crypter_tostring(lua_State *L)
 {
-    crypter **box = crypter_box(L);
-    if (*box == NULL)
-        lua_pushliteral(L, "wecom.core.crypter (closed)");
-    else
-        lua_pushfstring(L, "wecom.core.crypter (%p)", (void *)box);
-    return 1;
+    crypter **box = wecom_check_object(L, 1, &crypter_class, "tostring");
+    char state[32];
+
+    snprintf(state, sizeof state, "%p", (void *)box);
+    return wecom_push_tostring(L, CRYPTER_MT, *box == NULL ? "closed" : state);
 }
 
 /* Builds the C state; returns NULL on an OpenSSL allocation failure. */
@@ -490,26 +473,33 @@ fail:
     return NULL;
 }
 
-/* core.crypter(token, encoding_aes_key) */
+/* core.crypter(token, encoding_aes_key): a key that is not an
+ * EncodingAESKey is the caller's bug (configuration), so it raises; the
+ * message gives its length, never its content. */
 static int l_crypter(lua_State *L)
 {
     size_t token_len, key_len;
-    const char *token = luaL_checklstring(L, 1, &token_len);
-    const char *aes_key = luaL_checklstring(L, 2, &key_len);
+    const char *token = wecom_check_string(L, 1, WECOM_FN("crypter"), "token", &token_len);
+    const char *aes_key = wecom_check_string(L, 2, WECOM_FN("crypter"), "aes_key", &key_len);
     char padded[44];
     unsigned char key[33];
     crypter **box;
+    int valid;
 
     if (key_len != 43)
-        return push_fail(L, WECOM_ILLEGAL_AES_KEY, "EncodingAESKey must be 43 characters");
+        return wecom_usage(L, WECOM_FN("crypter"),
+                           "aes_key must be 43 characters of base64 (got %d bytes)",
+                           (int)(key_len > INT_MAX ? INT_MAX : key_len));
     memcpy(padded, aes_key, 43);
     padded[43] = '=';
-    if (b64_decode(padded, sizeof padded, key) != AES_KEY_LEN) {
-        OPENSSL_cleanse(padded, sizeof padded);
-        OPENSSL_cleanse(key, sizeof key);
-        return push_fail(L, WECOM_ILLEGAL_AES_KEY, "EncodingAESKey is not valid base64");
-    }
+    valid = b64_decode(padded, sizeof padded, key) == AES_KEY_LEN;
     OPENSSL_cleanse(padded, sizeof padded);
+    if (!valid) {
+        OPENSSL_cleanse(key, sizeof key);
+        return wecom_usage(L, WECOM_FN("crypter"),
+                           "aes_key must be 43 characters of base64 "
+                           "(got a character outside the base64 alphabet)");
+    }
 
     /* Metatable first, so __gc is armed before the C state exists. */
     box = (crypter **)lua_newuserdata(L, sizeof *box);
@@ -519,7 +509,7 @@ static int l_crypter(lua_State *L)
     *box = crypter_new(token, token_len, key);
     OPENSSL_cleanse(key, sizeof key);
     if (*box == NULL)
-        return luaL_error(L, "crypter: out of memory in OpenSSL");
+        return luaL_error(L, WECOM_FN("crypter") ": out of memory in OpenSSL");
     return 1;
 }
 
@@ -570,46 +560,47 @@ static int crypter_verify_raw(crypter *c, const char *sig, size_t sig_len, const
     return const_equal(sig, sig_len, hex, SHA1_HEX_LEN);
 }
 
-/* The same for the four strings from index sig_idx on. */
-static int crypter_verify_at(lua_State *L, crypter *c, int sig_idx)
+/* The same for the four strings msg_signature, timestamp, nonce, encrypt
+ * from index 2 on. */
+static int crypter_verify_args(lua_State *L, crypter *c, const char *where)
 {
     size_t sig_len, ts_len, nonce_len, enc_len;
-    const char *sig = luaL_checklstring(L, sig_idx, &sig_len);
-    const char *ts = luaL_checklstring(L, sig_idx + 1, &ts_len);
-    const char *nonce = luaL_checklstring(L, sig_idx + 2, &nonce_len);
-    const char *enc = luaL_checklstring(L, sig_idx + 3, &enc_len);
+    const char *sig = wecom_check_string(L, 2, where, "msg_signature", &sig_len);
+    const char *ts = wecom_check_string(L, 3, where, "timestamp", &ts_len);
+    const char *nonce = wecom_check_string(L, 4, where, "nonce", &nonce_len);
+    const char *enc = wecom_check_string(L, 5, where, "encrypt", &enc_len);
 
     return crypter_verify_raw(c, sig, sig_len, ts, ts_len, nonce, nonce_len, enc, enc_len);
 }
 
 static int l_crypter_signature(lua_State *L)
 {
-    crypter *c = crypter_check(L);
+    crypter *c = crypter_check(L, 1, METHOD("signature"));
     size_t ts_len, nonce_len, enc_len;
-    const char *ts = luaL_checklstring(L, 2, &ts_len);
-    const char *nonce = luaL_checklstring(L, 3, &nonce_len);
-    const char *enc = luaL_checklstring(L, 4, &enc_len);
+    const char *ts = wecom_check_string(L, 2, METHOD("signature"), "timestamp", &ts_len);
+    const char *nonce = wecom_check_string(L, 3, METHOD("signature"), "nonce", &nonce_len);
+    const char *enc = wecom_check_string(L, 4, METHOD("signature"), "encrypt", &enc_len);
     char hex[SHA1_HEX_LEN];
 
     if (!crypter_sign(c, ts, ts_len, nonce, nonce_len, enc, enc_len, hex))
-        return push_fail(L, WECOM_COMPUTE_SIGNATURE, "SHA-1 failed");
+        return wecom_fail_code(L, "SHA-1 failed", WECOM_COMPUTE_SIGNATURE);
     lua_pushlstring(L, hex, SHA1_HEX_LEN);
     return 1;
 }
 
 static int l_crypter_verify(lua_State *L)
 {
-    crypter *c = crypter_check(L);
-    int r = crypter_verify_at(L, c, 2);
+    crypter *c = crypter_check(L, 1, METHOD("verify"));
+    int r = crypter_verify_args(L, c, METHOD("verify"));
 
     if (r < 0)
-        return push_fail(L, WECOM_COMPUTE_SIGNATURE, "SHA-1 failed");
+        return wecom_fail_code(L, "SHA-1 failed", WECOM_COMPUTE_SIGNATURE);
     lua_pushboolean(L, r);
     return 1;
 }
 
 /*
- * Decrypts base64 text and pushes msg, receive_id, or nil, code, message.
+ * Decrypts base64 text and pushes msg, receive_id, or nil, message, code.
  * The layout after unpadding is
  * random16 || uint32 big-endian msg length || msg || receive_id.
  */
@@ -623,13 +614,13 @@ static int crypter_decrypt_raw(lua_State *L, crypter *c, const char *b64, size_t
     int out_len = 0;
 
     if (b64_len > WECOM_MAX_BODY)
-        return push_fail(L, WECOM_ILLEGAL_BUFFER, "ciphertext over 1 MiB");
+        return wecom_fail_code(L, "ciphertext over 1 MiB", WECOM_ILLEGAL_BUFFER);
     buf = scratch(L, stack_buf, sizeof stack_buf, b64_decoded_max(b64_len));
     n = b64_decode(b64, b64_len, buf);
     if (n == (size_t)-1)
-        return push_fail(L, WECOM_DECODE_BASE64, "ciphertext is not valid base64");
+        return wecom_fail_code(L, "ciphertext is not valid base64", WECOM_DECODE_BASE64);
     if (n == 0 || n % AES_BLOCK != 0)
-        return push_fail(L, WECOM_DECRYPT_AES, "ciphertext length is not a positive multiple of 16");
+        return wecom_fail_code(L, "ciphertext length is not a positive multiple of 16", WECOM_DECRYPT_AES);
 
     /* The IV only enters the first block, and the first block is random16,
      * which nobody reads: so the context keeps chaining from the previous
@@ -640,79 +631,62 @@ static int crypter_decrypt_raw(lua_State *L, crypter *c, const char *b64, size_t
      * CBC decryption in place is allowed by EVP when in == out exactly. */
     if ((n == AES_BLOCK || c->dec_reset)
         && EVP_DecryptInit_ex(c->dec, NULL, NULL, NULL, c->key) != 1)
-        return push_fail(L, WECOM_DECRYPT_AES, "AES decryption failed");
+        return wecom_fail_code(L, "AES decryption failed", WECOM_DECRYPT_AES);
     c->dec_reset = 1;
     if (EVP_DecryptUpdate(c->dec, buf, &out_len, buf, (int)n) != 1 || (size_t)out_len != n)
-        return push_fail(L, WECOM_DECRYPT_AES, "AES decryption failed");
+        return wecom_fail_code(L, "AES decryption failed", WECOM_DECRYPT_AES);
     c->dec_reset = 0;
 
     pad = buf[n - 1];
     if (pad == 0 || pad > PAD_BLOCK || pad > n)
-        return push_fail(L, WECOM_ILLEGAL_BUFFER, "invalid padding");
+        return wecom_fail_code(L, "invalid padding", WECOM_ILLEGAL_BUFFER);
     content_len = n - pad;
     if (content_len < FRAME_HEAD)
-        return push_fail(L, WECOM_ILLEGAL_BUFFER, "plaintext shorter than its header");
+        return wecom_fail_code(L, "plaintext shorter than its header", WECOM_ILLEGAL_BUFFER);
     msg_len = (uint32_t)buf[16] << 24 | (uint32_t)buf[17] << 16 | (uint32_t)buf[18] << 8 | buf[19];
     if (msg_len > content_len - FRAME_HEAD)
-        return push_fail(L, WECOM_ILLEGAL_BUFFER, "message length field past the end of the plaintext");
+        return wecom_fail_code(L, "message length field past the end of the plaintext", WECOM_ILLEGAL_BUFFER);
 
     lua_pushlstring(L, (const char *)buf + FRAME_HEAD, msg_len);
     lua_pushlstring(L, (const char *)buf + FRAME_HEAD + msg_len, content_len - FRAME_HEAD - msg_len);
     return 2;
 }
 
-static int crypter_decrypt_at(lua_State *L, crypter *c, int idx)
+static int l_crypter_decrypt(lua_State *L)
 {
+    crypter *c = crypter_check(L, 1, METHOD("decrypt"));
     size_t b64_len;
-    const char *b64 = luaL_checklstring(L, idx, &b64_len);
+    const char *b64 = wecom_check_string(L, 2, METHOD("decrypt"), "encrypt", &b64_len);
 
     return crypter_decrypt_raw(L, c, b64, b64_len);
 }
 
-static int l_crypter_decrypt(lua_State *L)
+/* Verify, then decrypt: msg, receive_id (returns 2) or nil, message, code
+ * (returns 3). */
+static int crypter_open_raw(lua_State *L, crypter *c, const char *sig, size_t sig_len,
+                            const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
+                            const char *enc, size_t enc_len)
 {
-    crypter *c = crypter_check(L);
-    return crypter_decrypt_at(L, c, 2);
+    int r = crypter_verify_raw(c, sig, sig_len, ts, ts_len, nonce, nonce_len, enc, enc_len);
+
+    if (r < 0)
+        return wecom_fail_code(L, "SHA-1 failed", WECOM_COMPUTE_SIGNATURE);
+    if (r == 0)
+        return wecom_fail_code(L, "signature mismatch", WECOM_VALIDATE_SIGNATURE);
+    return crypter_decrypt_raw(L, c, enc, enc_len);
 }
 
 /* c:open(msg_signature, timestamp, nonce, encrypt): verify, then decrypt. */
 static int l_crypter_open(lua_State *L)
 {
-    crypter *c = crypter_check(L);
-    int r = crypter_verify_at(L, c, 2);
+    crypter *c = crypter_check(L, 1, METHOD("open"));
+    size_t sig_len, ts_len, nonce_len, enc_len;
+    const char *sig = wecom_check_string(L, 2, METHOD("open"), "msg_signature", &sig_len);
+    const char *ts = wecom_check_string(L, 3, METHOD("open"), "timestamp", &ts_len);
+    const char *nonce = wecom_check_string(L, 4, METHOD("open"), "nonce", &nonce_len);
+    const char *enc = wecom_check_string(L, 5, METHOD("open"), "encrypt", &enc_len);
 
-    if (r < 0)
-        return push_fail(L, WECOM_COMPUTE_SIGNATURE, "SHA-1 failed");
-    if (r == 0)
-        return push_fail(L, WECOM_VALIDATE_SIGNATURE, "signature mismatch");
-    return crypter_decrypt_at(L, c, 5);
-}
-
-/* ===== for core.callback_open (xml.c) ================================== */
-
-/* The open crypter at index idx, or a raised error. */
-struct crypter *wecom_crypter_check(lua_State *L, int idx)
-{
-    crypter *c = *(crypter **)luaL_checkudata(L, idx, CRYPTER_MT);
-    if (c == NULL)
-        luaL_error(L, "attempt to use a closed crypter");
-    return c;
-}
-
-/* c:open on strings held in C (the Encrypt of an envelope that was never
- * a Lua string): pushes msg, receive_id (returns 2) or nil, code, message
- * (returns 3). */
-int wecom_crypter_open(lua_State *L, struct crypter *c, const char *sig, size_t sig_len,
-                       const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
-                       const char *enc, size_t enc_len)
-{
-    int r = crypter_verify_raw(c, sig, sig_len, ts, ts_len, nonce, nonce_len, enc, enc_len);
-
-    if (r < 0)
-        return push_fail(L, WECOM_COMPUTE_SIGNATURE, "SHA-1 failed");
-    if (r == 0)
-        return push_fail(L, WECOM_VALIDATE_SIGNATURE, "signature mismatch");
-    return crypter_decrypt_raw(L, c, enc, enc_len);
+    return crypter_open_raw(L, c, sig, sig_len, ts, ts_len, nonce, nonce_len, enc, enc_len);
 }
 
 /* c:encrypt(msg, receive_id [, random16]) -> base64 */
@@ -720,18 +694,19 @@ static int l_crypter_encrypt(lua_State *L)
 {
     unsigned char stack_plain[STACK_SCRATCH];
     unsigned char stack_b64[STACK_SCRATCH + STACK_SCRATCH / 2];
-    crypter *c = crypter_check(L);
+    crypter *c = crypter_check(L, 1, METHOD("encrypt"));
     size_t msg_len, rid_len, rnd_len = 0, body, total, b64_len;
-    const char *msg = luaL_checklstring(L, 2, &msg_len);
-    const char *rid = luaL_checklstring(L, 3, &rid_len);
-    const char *rnd = luaL_optlstring(L, 4, NULL, &rnd_len);
+    const char *msg = wecom_check_string(L, 2, METHOD("encrypt"), "msg", &msg_len);
+    const char *rid = wecom_check_string(L, 3, METHOD("encrypt"), "receive_id", &rid_len);
+    const char *rnd = wecom_opt_string(L, 4, METHOD("encrypt"), "random16", &rnd_len);
     unsigned char *plain, *out;
     unsigned pad;
     int out_len = 0;
 
-    luaL_argcheck(L, rnd == NULL || rnd_len == RANDOM_LEN, 4, "random16 must be 16 bytes");
+    if (rnd != NULL && rnd_len != RANDOM_LEN)
+        wecom_bad_arg(L, 4, METHOD("encrypt"), "random16", "a string of 16 bytes");
     if (msg_len > WECOM_MAX_BODY || rid_len > WECOM_MAX_BODY)
-        return push_fail(L, WECOM_ENCRYPT_AES, "message over 1 MiB");
+        return wecom_fail_code(L, "message over 1 MiB", WECOM_ENCRYPT_AES);
 
     body = FRAME_HEAD + msg_len + rid_len;
     pad = PAD_BLOCK - (unsigned)(body % PAD_BLOCK);     /* 1..32 */
@@ -742,7 +717,7 @@ static int l_crypter_encrypt(lua_State *L)
     if (rnd != NULL)
         memcpy(plain, rnd, RANDOM_LEN);
     else if (RAND_bytes(plain, RANDOM_LEN) != 1)
-        return push_fail(L, WECOM_ENCRYPT_AES, "the OpenSSL CSPRNG failed");
+        return wecom_fail_code(L, "the OpenSSL CSPRNG failed", WECOM_ENCRYPT_AES);
     plain[16] = (unsigned char)(msg_len >> 24);
     plain[17] = (unsigned char)(msg_len >> 16);
     plain[18] = (unsigned char)(msg_len >> 8);
@@ -754,11 +729,80 @@ static int l_crypter_encrypt(lua_State *L)
     if (EVP_EncryptInit_ex(c->enc, NULL, NULL, NULL, c->key) != 1
         || EVP_EncryptUpdate(c->enc, plain, &out_len, plain, (int)total) != 1
         || (size_t)out_len != total)
-        return push_fail(L, WECOM_ENCRYPT_AES, "AES encryption failed");
+        return wecom_fail_code(L, "AES encryption failed", WECOM_ENCRYPT_AES);
 
     b64_len = b64_encode(plain, total, (char *)out);
     lua_pushlstring(L, (const char *)out, b64_len);
     return 1;
+}
+
+/* ===== core.callback_open ============================================== */
+
+/* Fields wecom.callback adds to an event (xml, type, corpid, userid,
+ * agentid, time): the table is made big enough for them at once. */
+#define EVENT_EXTRA_FIELDS 6
+
+/*
+ * core.callback_open(crypter, msg_signature, timestamp, nonce, body): the
+ * work of wecom.callback's decrypt for an XML envelope in one call, with
+ * the Encrypt text going from the envelope to the cipher without becoming
+ * a Lua string or the envelope a table.
+ *   -> msg, receive_id, event    event: msg decoded as xml_decode would,
+ *                                with room for the fields callback adds
+ *   -> msg, receive_id           msg is not XML, or XML that does not parse:
+ *                                the caller's own parser reports it
+ *   -> nil, message, code        as crypter:open
+ *   -> false                     declined, not a failure: one of the last
+ *                                four is not a string, or body is not an XML
+ *                                envelope (within xml_decode's limits) whose
+ *                                root has one Encrypt leaf with text; the
+ *                                caller takes its general path, which names
+ *                                the problem
+ * The crypter is checked like any argument (a bad one raises).
+ */
+static int l_callback_open(lua_State *L)
+{
+    crypter *c = crypter_check(L, 1, WECOM_FN("callback_open"));
+    size_t sig_len, ts_len, nonce_len, body_len, msg_len;
+    const char *sig, *ts, *nonce, *body, *msg;
+    const xml_node *enc;
+    char errbuf[XML_ERRBUF];
+    xml_doc *d;
+    int n;
+
+    lua_settop(L, 5);
+    if (lua_type(L, 2) != LUA_TSTRING || lua_type(L, 3) != LUA_TSTRING
+        || lua_type(L, 4) != LUA_TSTRING || lua_type(L, 5) != LUA_TSTRING) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    sig = lua_tolstring(L, 2, &sig_len);
+    ts = lua_tolstring(L, 3, &ts_len);
+    nonce = lua_tolstring(L, 4, &nonce_len);
+    body = lua_tolstring(L, 5, &body_len);
+    if (body_len == 0 || body_len > WECOM_MAX_BODY) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    d = wecom_xml_scratch_acquire(L);                               /* 6 */
+    if (wecom_xml_parse(d, body, body_len, WECOM_MAX_DEPTH, XML_PARSER_AUTO, errbuf) != NULL
+        || (enc = wecom_xml_only_leaf(d, "Encrypt")) == NULL) {
+        wecom_xml_scratch_release(d);
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    /* The text may lie in d's buffer: d is busy and anchored until here. */
+    n = crypter_open_raw(L, c, sig, sig_len, ts, ts_len, nonce, nonce_len,
+                         xml_node_text(d, enc), enc->text_len);
+    /* msg and receive_id on top (a scratch userdata may lie below them) */
+    if (n != 2 || (msg = lua_tolstring(L, -2, &msg_len))[0] != '<' || msg_len > WECOM_MAX_BODY
+        || wecom_xml_parse(d, msg, msg_len, WECOM_MAX_DEPTH, XML_PARSER_AUTO, errbuf) != NULL) {
+        wecom_xml_scratch_release(d);
+        return n;
+    }
+    wecom_xml_push_root(L, d, EVENT_EXTRA_FIELDS);
+    wecom_xml_scratch_release(d);
+    return 3;
 }
 
 /* ===== registration ==================================================== */
@@ -769,15 +813,11 @@ static const luaL_Reg crypter_methods[] = {
     { "decrypt", l_crypter_decrypt },
     { "open", l_crypter_open },
     { "encrypt", l_crypter_encrypt },
-    { "close", crypter_destroy },
     { NULL, NULL }
 };
 
-static const luaL_Reg crypter_meta[] = {
-    { "__gc", crypter_destroy },
-    { "__close", crypter_destroy },
-    { "__tostring", crypter_tostring },
-    { NULL, NULL }
+static const wecom_class crypter_class = {
+    CRYPTER_MT, crypter_methods, crypter_destroy, crypter_tostring
 };
 
 static const luaL_Reg crypto_funcs[] = {
@@ -794,16 +834,9 @@ static const luaL_Reg crypto_funcs[] = {
 
 void wecom_crypto_open(lua_State *L)
 {
-    if (luaL_newmetatable(L, CRYPTER_MT)) {
-        luaL_setfuncs(L, crypter_meta, 0);
-        lua_newtable(L);
-        luaL_setfuncs(L, crypter_methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushliteral(L, "wecom.core.crypter");
-        lua_setfield(L, -2, "__name");
-        lua_pushboolean(L, 0);
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
+    wecom_class_register(L, &crypter_class);
     luaL_setfuncs(L, crypto_funcs, 0);
+    wecom_xml_scratch_new(L);
+    lua_pushcclosure(L, l_callback_open, 1);
+    lua_setfield(L, -2, "callback_open");
 }

@@ -11,9 +11,9 @@
  * - core.mkdir(path [, mode]) -> true: the store's directory, 0700.
  * - core.getpid(): to notice a fork.
  *
- * Runtime failures (missing directory, permissions) return nil, message;
- * the message names the path, which the caller chose and which is never a
- * secret.
+ * Runtime failures (missing directory, permissions) return nil, message
+ * (wecom.h); the message names the path, which the caller chose and which
+ * is never a secret.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,48 +43,39 @@ static int push_errno(lua_State *L, const char *what, const char *path, int err)
     char msg[ERR_LEN];
 
     snprintf(msg, sizeof msg, "%s %s: %s", what, path, strerror(err));
-    lua_pushnil(L);
-    lua_pushstring(L, msg);
-    return 2;
+    return wecom_fail(L, msg, NULL);
 }
 
-static const char *check_path(lua_State *L, int i)
+static const char *check_path(lua_State *L, int i, const char *where)
 {
     size_t len;
-    const char *path;
+    const char *path = wecom_check_string(L, i, where, "path", &len);  /* no number-to-name coercion */
 
-    luaL_checktype(L, i, LUA_TSTRING);     /* no number-to-name coercion */
-    path = lua_tolstring(L, i, &len);
-    luaL_argcheck(L, len > 0 && len <= MAX_PATH_LEN, i, "path must be 1..4000 bytes");
-    luaL_argcheck(L, strlen(path) == len, i, "path contains a NUL byte");
+    if (len == 0 || len > MAX_PATH_LEN || strlen(path) != len)
+        wecom_bad_arg(L, i, where, "path", "1..4000 bytes without NUL");
     return path;
-}
-
-static double monotonic_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ===== lock userdata ==================================================== */
 
-static file_lock *lock_check(lua_State *L)
+static const wecom_class lock_class;     /* defined with the methods, below */
+
+static file_lock *lock_check(lua_State *L, const char *where)
 {
-    return (file_lock *)luaL_checkudata(L, 1, FLOCK_MT);
+    return (file_lock *)wecom_check_object(L, 1, &lock_class, where);
 }
 
-static file_lock *lock_open_check(lua_State *L)
+static file_lock *lock_open_check(lua_State *L, const char *where)
 {
-    file_lock *lk = lock_check(L);
+    file_lock *lk = lock_check(L, where);
     if (lk->fd < 0)
-        luaL_error(L, "attempt to use a closed file lock");
+        wecom_closed(L, where, "file lock");
     return lk;
 }
 
 static int lock_destroy(lua_State *L)
 {
-    file_lock *lk = lock_check(L);
+    file_lock *lk = lock_check(L, FLOCK_MT ":close");
 
     if (lk->fd >= 0) {
         close(lk->fd);      /* also releases the flock */
@@ -96,17 +87,15 @@ static int lock_destroy(lua_State *L)
 
 static int lock_tostring(lua_State *L)
 {
-    file_lock *lk = lock_check(L);
+    file_lock *lk = lock_check(L, "tostring");
 
-    lua_pushstring(L, lk->fd < 0 ? "wecom.core.flock (closed)"
-                   : lk->held ? "wecom.core.flock (held)" : "wecom.core.flock");
-    return 1;
+    return wecom_push_tostring(L, FLOCK_MT, lk->fd < 0 ? "closed" : lk->held ? "held" : NULL);
 }
 
 /* core.flock_open(path) -> lock | nil, err; creates the file (0600). */
 static int l_flock_open(lua_State *L)
 {
-    const char *path = check_path(L, 1);
+    const char *path = check_path(L, 1, WECOM_FN("flock_open"));
     file_lock *lk = (file_lock *)lua_newuserdata(L, sizeof *lk);
     int fd;
 
@@ -130,13 +119,20 @@ static int l_flock_open(lua_State *L)
  */
 static int l_lock_lock(lua_State *L)
 {
-    file_lock *lk = lock_open_check(L);
+    file_lock *lk = lock_open_check(L, FLOCK_MT ":lock");
     int exclusive = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
-    double timeout = luaL_optnumber(L, 3, 0);
+    double timeout = 0;
     int op = exclusive ? LOCK_EX : LOCK_SH;
     double deadline;
     long sleep_ns = FIRST_SLEEP_NS;
 
+    if (!lua_isnoneornil(L, 3)) {
+        if (lua_type(L, 3) != LUA_TNUMBER || lua_tonumber(L, 3) != lua_tonumber(L, 3)
+            || lua_tonumber(L, 3) > WECOM_MAX_SECONDS)
+            wecom_bad_arg(L, 3, FLOCK_MT ":lock", "timeout",
+                          "a number of seconds up to 86400 (negative: no limit)");
+        timeout = lua_tonumber(L, 3);
+    }
     if (timeout < 0) {
         while (flock(lk->fd, op) != 0) {
             if (errno != EINTR)
@@ -146,7 +142,7 @@ static int l_lock_lock(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    deadline = monotonic_now() + timeout;
+    deadline = wecom_clock(CLOCK_MONOTONIC) + timeout;
     for (;;) {
         struct timespec ts;
         double left;
@@ -158,7 +154,7 @@ static int l_lock_lock(lua_State *L)
         }
         if (errno != EWOULDBLOCK && errno != EINTR)
             return push_errno(L, "cannot lock", "file", errno);
-        left = deadline - monotonic_now();
+        left = deadline - wecom_clock(CLOCK_MONOTONIC);
         if (left <= 0) {
             lua_pushboolean(L, 0);
             return 1;
@@ -175,7 +171,7 @@ static int l_lock_lock(lua_State *L)
 /* lock:unlock() -> true | nil, err */
 static int l_lock_unlock(lua_State *L)
 {
-    file_lock *lk = lock_open_check(L);
+    file_lock *lk = lock_open_check(L, FLOCK_MT ":unlock");
 
     while (flock(lk->fd, LOCK_UN) != 0) {
         if (errno != EINTR)
@@ -226,9 +222,9 @@ static int sync_parent_dir(const char *path, char *tmp, size_t tmp_size)
 /* core.write_atomic(path, data [, fsync = false]) -> true | nil, err */
 static int l_write_atomic(lua_State *L)
 {
-    const char *path = check_path(L, 1);
+    const char *path = check_path(L, 1, WECOM_FN("write_atomic"));
     size_t len;
-    const char *data = luaL_checklstring(L, 2, &len);
+    const char *data = wecom_check_string(L, 2, WECOM_FN("write_atomic"), "data", &len);
     int do_sync = lua_toboolean(L, 3);
     char tmp[MAX_PATH_LEN + 16];
     int fd, err;
@@ -268,11 +264,11 @@ static int l_write_atomic(lua_State *L)
  */
 static int l_mkdir(lua_State *L)
 {
-    const char *path = check_path(L, 1);
-    lua_Integer mode = luaL_optinteger(L, 2, 0700);
+    const char *path = check_path(L, 1, WECOM_FN("mkdir"));
+    lua_Integer mode = lua_isnoneornil(L, 2) ? 0700
+                       : wecom_check_integer(L, 2, WECOM_FN("mkdir"), "mode", 0, 07777);
     struct stat st;
 
-    luaL_argcheck(L, mode >= 0 && mode <= 07777, 2, "mode must be 0..07777");
     if (mkdir(path, (mode_t)mode) != 0) {
         int err = errno;
         if (err != EEXIST)
@@ -302,16 +298,10 @@ static int l_getpid(lua_State *L)
 static const luaL_Reg lock_methods[] = {
     { "lock", l_lock_lock },
     { "unlock", l_lock_unlock },
-    { "close", lock_destroy },
     { NULL, NULL }
 };
 
-static const luaL_Reg lock_meta[] = {
-    { "__gc", lock_destroy },
-    { "__close", lock_destroy },
-    { "__tostring", lock_tostring },
-    { NULL, NULL }
-};
+static const wecom_class lock_class = { FLOCK_MT, lock_methods, lock_destroy, lock_tostring };
 
 static const luaL_Reg flock_funcs[] = {
     { "flock_open", l_flock_open },
@@ -323,16 +313,6 @@ static const luaL_Reg flock_funcs[] = {
 
 void wecom_flock_open(lua_State *L)
 {
-    if (luaL_newmetatable(L, FLOCK_MT)) {
-        luaL_setfuncs(L, lock_meta, 0);
-        lua_newtable(L);
-        luaL_setfuncs(L, lock_methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushliteral(L, FLOCK_MT);
-        lua_setfield(L, -2, "__name");
-        lua_pushboolean(L, 0);
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
+    wecom_class_register(L, &lock_class);
     luaL_setfuncs(L, flock_funcs, 0);
 }

@@ -26,13 +26,15 @@
 #include "wecom.h"
 
 #define SESSION_MT               "wecom.core.http_session"
+#define METHOD(name)             SESSION_MT ":" name    /* the call as Lua code writes it */
 #define DEFAULT_TIMEOUT          5.0
 #define DEFAULT_MAX_BODY         (8 * 1024 * 1024)  /* API responses */
 #define DEFAULT_MAX_CONNECTIONS  64
 #define DEFAULT_USER_AGENT       "wecom-lua/" WECOM_CORE_VERSION
 #define MAX_IDLE_HANDLES         64
-#define MAX_HEADER_BYTES         (256 * 1024)
+#define MAX_HEADER_BYTES         (256 * 1024)       /* the response's header block */
 #define KEEP_BUFFER_BYTES        (16 * 1024)  /* larger buffers are freed on reuse */
+#define MAX_BODY_LIMIT           1073741824   /* the largest max_body: 1 GiB */
 
 /* ===== libcurl global init ===== */
 
@@ -105,7 +107,8 @@ typedef struct transfer {
     lua_Integer id;
     CURLcode result;
     int finished;
-    int body_too_large;
+    int body_too_large;             /* over max_body */
+    int head_too_large;             /* over MAX_HEADER_BYTES */
     int out_of_memory;
     char errbuf[CURL_ERROR_SIZE];
 } transfer;
@@ -165,7 +168,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     if (len >= 5 && memcmp(p, "HTTP/", 5) == 0)
         t->head.len = 0;
     if (len > MAX_HEADER_BYTES - t->head.len) {
-        t->body_too_large = 1;
+        t->head_too_large = 1;
         return 0;
     }
     if (buffer_append(&t->head, p, len) != 0) {
@@ -184,7 +187,7 @@ static void transfer_reset(transfer *t)
     buffer_clear(&t->body);
     buffer_clear(&t->head);
     t->result = CURLE_OK;
-    t->finished = t->body_too_large = t->out_of_memory = 0;
+    t->finished = t->body_too_large = t->head_too_large = t->out_of_memory = 0;
     t->errbuf[0] = '\0';
 }
 
@@ -247,97 +250,21 @@ static void session_destroy(session *s)
     free(s);
 }
 
-static session *check_session(lua_State *L, int idx)
+static const wecom_class session_class;    /* defined with the methods, below */
+
+static session *check_session(lua_State *L, const char *where)
 {
-    session **ud = luaL_checkudata(L, idx, SESSION_MT);
+    session **ud = wecom_check_object(L, 1, &session_class, where);
     if (*ud == NULL)
-        luaL_error(L, "attempt to use a closed http session");
+        wecom_closed(L, where, "http session");
     return *ud;
 }
 
 /* ===== option parsing (may raise; runs before C resources are taken) ===== */
 
-static long seconds_to_ms(lua_State *L, double seconds, const char *name)
+static long seconds_to_ms(double seconds)
 {
-    if (!(seconds > 0) || seconds > 86400.0)
-        luaL_error(L, "option '%s' must be a number of seconds in (0, 86400]", name);
     return (long)ceil(seconds * 1000.0);
-}
-
-static const char *opt_string(lua_State *L, int t, const char *name)
-{
-    const char *s = NULL;
-    lua_getfield(L, t, name);
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "option '%s' must be a string", name);
-        s = lua_tostring(L, -1);
-        if (strlen(s) != lua_rawlen(L, -1))
-            luaL_error(L, "option '%s' must not contain NUL bytes", name);
-    }
-    lua_pop(L, 1);   /* the string stays alive: the options table holds it */
-    return s;
-}
-
-static int opt_number(lua_State *L, int t, const char *name, double *out)
-{
-    int present = 0;
-    lua_getfield(L, t, name);
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TNUMBER)
-            luaL_error(L, "option '%s' must be a number", name);
-        *out = lua_tonumber(L, -1);
-        present = 1;
-    }
-    lua_pop(L, 1);
-    return present;
-}
-
-static int opt_boolean(lua_State *L, int t, const char *name, int dflt)
-{
-    int v = dflt;
-    lua_getfield(L, t, name);
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TBOOLEAN)
-            luaL_error(L, "option '%s' must be a boolean", name);
-        v = lua_toboolean(L, -1);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
-static size_t opt_size(lua_State *L, int t, const char *name, size_t dflt, double max)
-{
-    double v;
-    if (!opt_number(L, t, name, &v))
-        return dflt;
-    if (!(v >= 1) || v > max || v != floor(v))
-        luaL_error(L, "option '%s' must be an integer in [1, %.0f]", name, max);
-    return (size_t)v;
-}
-
-/* Raises on keys that are not in the list: a typo must not silently become a
- * default (e.g. "ca_flie" would fall back to the system CA bundle). */
-static void check_known_keys(lua_State *L, int t, const char *what, const char *const known[])
-{
-    lua_pushnil(L);
-    while (lua_next(L, t) != 0) {
-        int i, found = 0;
-        lua_pop(L, 1);
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            const char *k = lua_tostring(L, -1);
-            for (i = 0; known[i] != NULL; i++) {
-                if (strcmp(k, known[i]) == 0) {
-                    found = 1;
-                    break;
-                }
-            }
-            if (!found)
-                luaL_error(L, "unknown %s option '%s'", what, k);
-        } else {
-            luaL_error(L, "%s options must have string keys", what);
-        }
-    }
 }
 
 static char *dup_or_null(const char *s, int *failed)
@@ -366,29 +293,30 @@ static int l_http_session(lua_State *L)
     int reuse = 1, allow_http = 0, failed = 0;
     session **ud;
     session *s;
+    wecom_opts o;
 
     if (lua_isnoneornil(L, 1)) {
         lua_settop(L, 0);
         lua_newtable(L);
     }
-    luaL_checktype(L, 1, LUA_TTABLE);
-    check_known_keys(L, 1, "http_session", session_keys);
-    ca_file = opt_string(L, 1, "ca_file");
-    proxy = opt_string(L, 1, "proxy");
-    noproxy = opt_string(L, 1, "noproxy");
-    user_agent = opt_string(L, 1, "user_agent");
-    opt_number(L, 1, "timeout", &timeout);
-    timeout_ms = seconds_to_ms(L, timeout, "timeout");
-    if (opt_number(L, 1, "connect_timeout", &connect_timeout))
-        connect_timeout_ms = seconds_to_ms(L, connect_timeout, "connect_timeout");
-    max_body = opt_size(L, 1, "max_body", max_body, 1073741824.0);
-    max_connections = opt_size(L, 1, "max_connections", max_connections, 10000.0);
-    reuse = opt_boolean(L, 1, "reuse", reuse);
-    allow_http = opt_boolean(L, 1, "allow_http", allow_http);
+    wecom_opts_init(&o, L, 1, SESSION_MT, "opts", session_keys);
+    ca_file = wecom_opt_field_string(&o, "ca_file", NULL);
+    proxy = wecom_opt_field_string(&o, "proxy", NULL);
+    noproxy = wecom_opt_field_string(&o, "noproxy", NULL);
+    user_agent = wecom_opt_field_string(&o, "user_agent", NULL);
+    wecom_opt_field_seconds(&o, "timeout", &timeout);
+    timeout_ms = seconds_to_ms(timeout);
+    if (wecom_opt_field_seconds(&o, "connect_timeout", &connect_timeout))
+        connect_timeout_ms = seconds_to_ms(connect_timeout);
+    max_body = (size_t)wecom_opt_field_integer(&o, "max_body", (lua_Integer)max_body, 1, MAX_BODY_LIMIT);
+    max_connections = (size_t)wecom_opt_field_integer(&o, "max_connections",
+                                                       (lua_Integer)max_connections, 1, 10000);
+    reuse = wecom_opt_field_boolean(&o, "reuse", reuse);
+    allow_http = wecom_opt_field_boolean(&o, "allow_http", allow_http);
 
     pthread_once(&curl_once, curl_init_once);
     if (curl_init_result != CURLE_OK)
-        return luaL_error(L, "libcurl initialisation failed: %s",
+        return luaL_error(L, SESSION_MT ": libcurl initialisation failed: %s",
                           curl_easy_strerror(curl_init_result));
 
     /* metatable first, so __gc owns whatever gets allocated below */
@@ -399,7 +327,7 @@ static int l_http_session(lua_State *L)
 
     s = calloc(1, sizeof *s);
     if (s == NULL)
-        return luaL_error(L, "out of memory");
+        return luaL_error(L, SESSION_MT ": out of memory");
     *ud = s;
     s->next_id = 1;
     s->timeout_ms = timeout_ms;
@@ -415,13 +343,13 @@ static int l_http_session(lua_State *L)
     s->multi = curl_multi_init();
     s->share = curl_share_init();
     if (failed || s->multi == NULL || s->share == NULL)
-        return luaL_error(L, "out of memory");   /* __gc frees the partial session */
+        return luaL_error(L, SESSION_MT ": out of memory");   /* __gc frees the partial session */
 
     /* One lua_State drives a session, so the share needs no lock callbacks. */
     if (curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK
         || curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK
         || curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)
-        return luaL_error(L, "libcurl share setup failed");
+        return luaL_error(L, SESSION_MT ": libcurl share setup failed");
 
     curl_multi_setopt(s->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
     curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, s->max_connections);
@@ -457,33 +385,35 @@ static int is_token_char(int c)
 
 /* Collects the header table into one Lua string of "Name: value" lines so the
  * curl_slist can be built later without touching Lua. */
-static void read_headers(lua_State *L, int req, request_spec *spec)
+static void read_headers(const wecom_opts *o, request_spec *spec)
 {
+    lua_State *L = o->L;
     int headers, acc;
-    lua_getfield(L, req, "headers");
+
+    lua_getfield(L, o->idx, "headers");
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return;
     }
     if (!lua_istable(L, -1))
-        luaL_error(L, "request field 'headers' must be a table");
+        wecom_bad_arg(L, -1, o->where, "req.headers", "a table");
     headers = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, headers) != 0) {
         size_t nlen, vlen, i;
         const char *name, *value;
         if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "request headers must map string names to string values");
+            wecom_usage(L, o->where, "req.headers must map string names to string values");
         name = lua_tolstring(L, -2, &nlen);
         value = lua_tolstring(L, -1, &vlen);
         if (nlen == 0)
-            luaL_error(L, "request header name must not be empty");
+            wecom_usage(L, o->where, "req.headers: a header name must not be empty");
         for (i = 0; i < nlen; i++)
             if (!is_token_char((unsigned char)name[i]))
-                luaL_error(L, "request header name '%s' has an invalid character", name);
+                wecom_usage(L, o->where, "req.headers: header name '%s' has an invalid character", name);
         for (i = 0; i < vlen; i++)
             if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
-                luaL_error(L, "request header '%s' has a CR, LF or NUL in its value", name);
+                wecom_usage(L, o->where, "req.headers: header '%s' has a CR, LF or NUL in its value", name);
         lua_pop(L, 1);
     }
     lua_pushliteral(L, "");
@@ -503,59 +433,54 @@ static void read_headers(lua_State *L, int req, request_spec *spec)
     spec->header_index = lua_gettop(L);
 }
 
-static void read_request(lua_State *L, session *s, int req, request_spec *spec)
+static void read_request(lua_State *L, session *s, int req, const char *where, request_spec *spec)
 {
+    static const char *const no_body[] = { "GET", "HEAD", NULL };
     double seconds;
-    luaL_checktype(L, req, LUA_TTABLE);
-    check_known_keys(L, req, "request", request_keys);
+    size_t i;
+    wecom_opts o;
+
+    wecom_opts_init(&o, L, req, where, "req", request_keys);
     memset(spec, 0, sizeof *spec);
     spec->timeout_ms = s->timeout_ms;
     spec->connect_timeout_ms = s->connect_timeout_ms;
     spec->max_body = s->max_body;
 
-    lua_getfield(L, req, "url");
-    if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "request field 'url' must be a string");
-    spec->url = lua_tolstring(L, -1, &spec->url_len);
-    if (strlen(spec->url) != spec->url_len)
-        luaL_error(L, "request url must not contain NUL bytes");
-    lua_pop(L, 1);
-
-    lua_getfield(L, req, "method");
-    if (lua_isnil(L, -1)) {
+    spec->url = wecom_opt_field_string(&o, "url", &spec->url_len);
+    if (spec->url == NULL) {
+        lua_getfield(L, req, "url");
+        wecom_bad_arg(L, -1, where, "req.url", "a string");
+    }
+    spec->method = wecom_opt_field_string(&o, "method", &i);
+    if (spec->method == NULL) {
         spec->method = "GET";
     } else {
-        const char *m;
-        size_t i, len;
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "request field 'method' must be a string");
-        m = lua_tolstring(L, -1, &len);
-        if (len == 0 || len > 16)
-            luaL_error(L, "request method must be 1..16 characters");
-        for (i = 0; i < len; i++)
-            if (!isupper((unsigned char)m[i]))
-                luaL_error(L, "request method must be upper-case letters (got '%s')", m);
-        spec->method = m;
+        int upper = i > 0 && i <= 16;
+        while (upper && i-- > 0)
+            upper = isupper((unsigned char)spec->method[i]) != 0;
+        if (!upper)
+            wecom_usage(L, where, "req.method must be 1..16 upper-case letters (got '%s')",
+                        spec->method);
     }
-    lua_pop(L, 1);
-
     lua_getfield(L, req, "body");
     if (!lua_isnil(L, -1)) {
         if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "request field 'body' must be a string");
-        spec->body = lua_tolstring(L, -1, &spec->body_len);
+            wecom_bad_arg(L, -1, where, "req.body", "a string");
+        spec->body = lua_tolstring(L, -1, &spec->body_len);   /* NUL bytes allowed */
         spec->has_body = 1;
     }
     lua_pop(L, 1);
-    if (spec->has_body && (strcmp(spec->method, "GET") == 0 || strcmp(spec->method, "HEAD") == 0))
-        luaL_error(L, "a %s request cannot have a body", spec->method);
+    for (i = 0; spec->has_body && no_body[i] != NULL; i++)
+        if (strcmp(spec->method, no_body[i]) == 0)
+            wecom_usage(L, where, "a %s request cannot have a body", spec->method);
 
-    if (opt_number(L, req, "timeout", &seconds))
-        spec->timeout_ms = seconds_to_ms(L, seconds, "timeout");
-    if (opt_number(L, req, "connect_timeout", &seconds))
-        spec->connect_timeout_ms = seconds_to_ms(L, seconds, "connect_timeout");
-    spec->max_body = opt_size(L, req, "max_body", spec->max_body, 1073741824.0);
-    read_headers(L, req, spec);
+    if (wecom_opt_field_seconds(&o, "timeout", &seconds))
+        spec->timeout_ms = seconds_to_ms(seconds);
+    if (wecom_opt_field_seconds(&o, "connect_timeout", &seconds))
+        spec->connect_timeout_ms = seconds_to_ms(seconds);
+    spec->max_body = (size_t)wecom_opt_field_integer(&o, "max_body", (lua_Integer)spec->max_body,
+                                                     1, MAX_BODY_LIMIT);
+    read_headers(&o, spec);
 }
 
 /* ===== submitting ===== */
@@ -684,29 +609,29 @@ static int configure(session *s, transfer *t, const request_spec *spec, const ch
 
 /* Reads the request at stack index req and adds it to the multi. Returns the
  * transfer; raises on bad arguments or when resources run out. */
-static transfer *submit(lua_State *L, session *s, int req)
+static transfer *submit(lua_State *L, session *s, int req, const char *where)
 {
     request_spec spec;
     const char *header_lines = NULL;
     transfer *t;
     CURLMcode mc;
 
-    read_request(L, s, req, &spec);
+    read_request(L, s, req, where, &spec);
     if (spec.header_index)
         header_lines = lua_tostring(L, spec.header_index);
     t = take_transfer(s);
     if (t == NULL)
-        luaL_error(L, "out of memory");
+        luaL_error(L, "%s: out of memory", where);
     if (configure(s, t, &spec, header_lines) != 0) {
         transfer_reset(t);
         transfer_free(t);
-        luaL_error(L, "out of memory configuring the request");
+        luaL_error(L, "%s: out of memory configuring the request", where);
     }
     mc = curl_multi_add_handle(s->multi, t->easy);
     if (mc != CURLM_OK) {
         transfer_reset(t);
         transfer_free(t);
-        luaL_error(L, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+        luaL_error(L, "%s: curl_multi_add_handle: %s", where, curl_multi_strerror(mc));
     }
     t->id = s->next_id++;
     list_push(&s->running, t);
@@ -819,41 +744,65 @@ static void scrub(char *msg, const char *secret_part)
     }
 }
 
-static void push_error(lua_State *L, const transfer *t)
+/* The failure of a finished transfer: its message (scrubbed) into msg,
+ * its kind as the result, its CURLcode into *code.  Every size limit
+ * reports CURLE_FILESIZE_EXCEEDED (as the cosocket transport does), so a
+ * caller tells an over-size response from a broken connection by code. */
+static const char *describe_failure(const transfer *t, char *msg, size_t size, CURLcode *code)
 {
-    char msg[CURL_ERROR_SIZE + 256];
     CURLcode rc = t->result;
-    const char *kind = error_kind(rc);
     size_t len;
 
-    if (t->body_too_large) {
-        snprintf(msg, sizeof msg, "response exceeds the size limit (max_body %lu bytes)",
-                 (unsigned long)t->max_body);
-    } else if (rc == CURLE_FILESIZE_EXCEEDED) {
-        snprintf(msg, sizeof msg, "response exceeds the size limit (max_body %lu bytes)",
+    if (t->head_too_large) {
+        rc = CURLE_FILESIZE_EXCEEDED;
+        snprintf(msg, size, "response headers exceed the size limit (%d bytes)", MAX_HEADER_BYTES);
+    } else if (t->body_too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+        rc = CURLE_FILESIZE_EXCEEDED;
+        snprintf(msg, size, "response body exceeds the size limit (max_body %lu bytes)",
                  (unsigned long)t->max_body);
     } else if (t->out_of_memory) {
-        snprintf(msg, sizeof msg, "out of memory while receiving the response");
+        snprintf(msg, size, "out of memory while receiving the response");
     } else if (rc == CURLE_UNSUPPORTED_PROTOCOL) {
-        snprintf(msg, sizeof msg, "%s: the URL must be https:// (http:// only with allow_http)",
+        snprintf(msg, size, "%s: the URL must be https:// (http:// only with allow_http)",
                  curl_easy_strerror(rc));
     } else {
-        snprintf(msg, sizeof msg, "%s", curl_easy_strerror(rc));
+        snprintf(msg, size, "%s", curl_easy_strerror(rc));
         len = strlen(t->errbuf);
         while (len > 0 && (t->errbuf[len - 1] == '\n' || t->errbuf[len - 1] == '\r'))
             len--;
         if (len > 0) {
             size_t at = strlen(msg);
-            snprintf(msg + at, sizeof msg - at, ": %.*s", (int)len, t->errbuf);
+            snprintf(msg + at, size - at, ": %.*s", (int)len, t->errbuf);
         }
     }
     scrub(msg, t->secret_part);
+    *code = rc;
+    return error_kind(rc);
+}
 
-    lua_createtable(L, 0, 3);
-    lua_pushstring(L, kind);
-    lua_setfield(L, -2, "kind");
+/* request()'s failure: nil, message, kind, curl_code. */
+static int push_failure(lua_State *L, const transfer *t)
+{
+    char msg[CURL_ERROR_SIZE + 256];
+    CURLcode rc;
+    const char *kind = describe_failure(t, msg, sizeof msg, &rc);
+    int n = wecom_fail(L, msg, kind);
+
+    lua_pushinteger(L, (lua_Integer)rc);
+    return n + 1;
+}
+
+/* The same in a poll() entry: err = message, code = kind, curl_code. */
+static void set_failure_fields(lua_State *L, const transfer *t)
+{
+    char msg[CURL_ERROR_SIZE + 256];
+    CURLcode rc;
+    const char *kind = describe_failure(t, msg, sizeof msg, &rc);
+
     lua_pushstring(L, msg);
-    lua_setfield(L, -2, "message");
+    lua_setfield(L, -2, "err");
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "code");
     lua_pushinteger(L, (lua_Integer)rc);
     lua_setfield(L, -2, "curl_code");
 }
@@ -924,7 +873,7 @@ static void push_response(lua_State *L, const transfer *t)
 
 static int transfer_failed(const transfer *t)
 {
-    return t->result != CURLE_OK || t->body_too_large || t->out_of_memory;
+    return t->result != CURLE_OK || t->body_too_large || t->head_too_large || t->out_of_memory;
 }
 
 /* ===== session methods ===== */
@@ -932,50 +881,47 @@ static int transfer_failed(const transfer *t)
 /* s:submit(req) -> id */
 static int l_submit(lua_State *L)
 {
-    session *s = check_session(L, 1);
-    transfer *t = submit(L, s, 2);
+    session *s = check_session(L, METHOD("submit"));
+    transfer *t = submit(L, s, 2, METHOD("submit"));
     lua_pushinteger(L, t->id);
     return 1;
 }
 
-/* s:request(req) -> res | nil, err */
+/* s:request(req) -> res | nil, message, kind, curl_code */
 static int l_request(lua_State *L)
 {
-    session *s = check_session(L, 1);
-    transfer *t = submit(L, s, 2);
-    int failed;
+    session *s = check_session(L, METHOD("request"));
+    transfer *t = submit(L, s, 2, METHOD("request"));
+    int n;
     while (!t->finished) {
         CURLMcode mc = drive(s, 1000);
         if (mc != CURLM_OK)
-            return luaL_error(L, "libcurl multi: %s", curl_multi_strerror(mc));
+            return luaL_error(L, METHOD("request") ": libcurl multi: %s", curl_multi_strerror(mc));
     }
     /* t stays in the done list until its Lua value exists, so a memory
      * error while building it leaks nothing */
     if (transfer_failed(t)) {
-        lua_pushnil(L);
-        push_error(L, t);
+        n = push_failure(L, t);
     } else {
         push_response(L, t);
+        n = 1;
     }
-    failed = transfer_failed(t);
     list_remove(&s->done, t);
     recycle_transfer(s, t);
-    return failed ? 2 : 1;
+    return n;
 }
 
-/* s:poll([timeout_seconds]) -> { {id=, res=} | {id=, err=}, ... }
+/* s:poll([timeout_seconds]) -> { {id=, res=} | {id=, err=, code=, curl_code=}, ... }
  * Waits until something finished, the timeout passed, or nothing is in
  * flight; without a timeout it waits for the next completion. */
 static int l_poll(lua_State *L)
 {
-    session *s = check_session(L, 1);
-    double timeout = luaL_optnumber(L, 2, -1);
+    session *s = check_session(L, METHOD("poll"));
+    double timeout = lua_isnoneornil(L, 2) ? -1 : wecom_check_seconds(L, 2, METHOD("poll"), "timeout", 0);
     double waited = 0;
     int n = 0;
     CURLMcode mc;
 
-    if (!lua_isnoneornil(L, 2) && !(timeout >= 0))
-        return luaL_argerror(L, 2, "timeout must be a number of seconds >= 0");
     mc = drive(s, 0);
     while (mc == CURLM_OK && s->done.count == 0 && s->running.count > 0) {
         int wait_ms = 1000;
@@ -986,25 +932,22 @@ static int l_poll(lua_State *L)
             wait_ms = left * 1000 < 1000 ? (int)ceil(left * 1000) : 1000;
         }
         {
-            struct timespec a, b;
-            clock_gettime(CLOCK_MONOTONIC, &a);
+            double started = wecom_clock(CLOCK_MONOTONIC);
             mc = drive(s, wait_ms);
-            clock_gettime(CLOCK_MONOTONIC, &b);
-            waited += (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+            waited += wecom_clock(CLOCK_MONOTONIC) - started;
         }
     }
     if (mc != CURLM_OK)
-        return luaL_error(L, "libcurl multi: %s", curl_multi_strerror(mc));
+        return luaL_error(L, METHOD("poll") ": libcurl multi: %s", curl_multi_strerror(mc));
 
     lua_createtable(L, s->done.count, 0);
     while (s->done.head != NULL) {
         transfer *t = s->done.head;
-        lua_createtable(L, 0, 2);
+        lua_createtable(L, 0, 4);
         lua_pushinteger(L, t->id);
         lua_setfield(L, -2, "id");
         if (transfer_failed(t)) {
-            push_error(L, t);
-            lua_setfield(L, -2, "err");
+            set_failure_fields(L, t);
         } else {
             push_response(L, t);
             lua_setfield(L, -2, "res");
@@ -1019,16 +962,16 @@ static int l_poll(lua_State *L)
 /* s:pending() -> submitted requests whose result poll() has not returned */
 static int l_pending(lua_State *L)
 {
-    session **ud = luaL_checkudata(L, 1, SESSION_MT);
+    session **ud = wecom_check_object(L, 1, &session_class, METHOD("pending"));
     session *s = *ud;
     lua_pushinteger(L, s ? s->running.count + s->done.count : 0);
     return 1;
 }
 
 /* close(), __gc and __close: idempotent */
-static int l_close(lua_State *L)
+static int session_close(lua_State *L)
 {
-    session **ud = luaL_checkudata(L, 1, SESSION_MT);
+    session **ud = wecom_check_object(L, 1, &session_class, METHOD("close"));
     if (*ud != NULL) {
         session *s = *ud;
         *ud = NULL;
@@ -1037,9 +980,10 @@ static int l_close(lua_State *L)
     return 0;
 }
 
-static int l_tostring(lua_State *L)
+static int session_tostring(lua_State *L)
 {
-    session **ud = luaL_checkudata(L, 1, SESSION_MT);
+    session **ud = wecom_check_object(L, 1, &session_class, "tostring");
+
     if (*ud == NULL)
         lua_pushfstring(L, "%s (closed): %p", SESSION_MT, (void *)ud);
     else
@@ -1055,26 +999,16 @@ static const luaL_Reg session_methods[] = {
     { "submit", l_submit },
     { "poll", l_poll },
     { "pending", l_pending },
-    { "close", l_close },
     { NULL, NULL }
 };
 
-static const luaL_Reg session_meta[] = {
-    { "__gc", l_close },
-    { "__close", l_close },
-    { "__tostring", l_tostring },
-    { NULL, NULL }
+static const wecom_class session_class = {
+    SESSION_MT, session_methods, session_close, session_tostring
 };
 
 void wecom_http_open(lua_State *L)
 {
-    if (luaL_newmetatable(L, SESSION_MT)) {
-        luaL_setfuncs(L, session_meta, 0);
-        lua_newtable(L);
-        luaL_setfuncs(L, session_methods, 0);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
+    wecom_class_register(L, &session_class);
     lua_pushcfunction(L, l_http_session);
     lua_setfield(L, -2, "http_session");
 }

@@ -10,9 +10,10 @@
  *
  * Replies map to Lua as: bulk and status -> string, integer -> integer,
  * array -> table (a nil element becomes false, an error element becomes
- * { err = "..." }), nil -> nil.  A top-level error reply is returned as
- * nil, "ERR ...", "redis"; an I/O failure as nil, message, "io"; a protocol
- * failure (reader) as nil, message, "protocol".
+ * { err = "..." }), nil -> nil.  Failures follow the core's convention
+ * (wecom.h) with the code naming the kind: a top-level error reply is
+ * nil, "ERR ...", "redis"; an I/O failure nil, message, "io"; a protocol
+ * failure (reader) nil, message, "protocol".
  *
  * Caveats:
  * - No Lua API call that can raise runs while hiredis owns memory we must
@@ -132,7 +133,7 @@ static int reply_to_lua(lua_State *L)
 
     if (r->type == REDIS_REPLY_ERROR) {
         lua_pushnil(L);
-        lua_pushlstring(L, r->str, r->len);
+        lua_pushlstring(L, r->str, r->len);     /* may hold NUL bytes: not wecom_fail */
         lua_pushliteral(L, "redis");
         return 3;
     }
@@ -166,14 +167,6 @@ static int bytes_to_lua(lua_State *L)
     return 1;
 }
 
-static int push_fail(lua_State *L, const char *msg, const char *marker)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, msg);
-    lua_pushstring(L, marker);
-    return 3;
-}
-
 /* ===== command arguments ================================================ */
 
 /*
@@ -181,17 +174,23 @@ static int push_fail(lua_State *L, const char *msg, const char *marker)
  * place) into arrays owned by a userdata left on the stack, so nothing
  * leaks if anything raises.  Raises on a bad argument.
  */
-static int collect_args(lua_State *L, int first, const char ***argv, size_t **argvlen)
+static int collect_args(lua_State *L, int first, const char *where, const char ***argv,
+                        size_t **argvlen)
 {
     int top = lua_gettop(L), argc = top - first + 1, i;
     void *mem;
 
-    luaL_argcheck(L, argc >= 1, first, "command name expected");
-    luaL_argcheck(L, argc <= MAX_ARGS, first, "too many command arguments");
+    if (argc < 1)
+        wecom_usage(L, where, "a command name is required");
+    if (argc > MAX_ARGS)
+        wecom_usage(L, where, "at most %d command arguments", MAX_ARGS);
     for (i = first; i <= top; i++) {
         int t = lua_type(L, i);
-        if (t != LUA_TSTRING && t != LUA_TNUMBER)
-            luaL_argerror(L, i, "string or number expected");
+        if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+            char name[32];
+            snprintf(name, sizeof name, "argument #%d", i - first + 1);
+            wecom_bad_arg(L, i, where, name, "a string or a number");
+        }
     }
     mem = lua_newuserdata(L, (size_t)argc * (sizeof(char *) + sizeof(size_t)));
     *argvlen = (size_t *)mem;
@@ -203,14 +202,16 @@ static int collect_args(lua_State *L, int first, const char ***argv, size_t **ar
 
 /* ===== blocking connection ============================================== */
 
-static redis_conn *conn_check(lua_State *L)
+static const wecom_class conn_class, reader_class;   /* defined with the methods, below */
+
+static redis_conn *conn_check(lua_State *L, const char *where)
 {
-    return (redis_conn *)luaL_checkudata(L, 1, CONN_MT);
+    return (redis_conn *)wecom_check_object(L, 1, &conn_class, where);
 }
 
 static int conn_destroy(lua_State *L)
 {
-    redis_conn *c = conn_check(L);
+    redis_conn *c = conn_check(L, CONN_MT ":close");
 
     if (c->ctx != NULL) {
         redisFree(c->ctx);
@@ -221,13 +222,9 @@ static int conn_destroy(lua_State *L)
 
 static int conn_tostring(lua_State *L)
 {
-    redis_conn *c = conn_check(L);
+    redis_conn *c = conn_check(L, "tostring");
 
-    if (c->ctx == NULL)
-        lua_pushliteral(L, "wecom.core.redis_conn (closed)");
-    else
-        lua_pushfstring(L, "wecom.core.redis_conn (%s)", c->where);
-    return 1;
+    return wecom_push_tostring(L, CONN_MT, c->ctx == NULL ? "closed" : c->where);
 }
 
 /* Runs one command; the reply, or NULL with msg filled on an I/O error. */
@@ -277,61 +274,44 @@ static int conn_setup_command(redis_conn *c, const char *name, const char *arg,
     return ok ? 0 : -1;
 }
 
-static double opt_number(lua_State *L, int t, const char *name, double dflt)
-{
-    double v = dflt;
-
-    lua_getfield(L, t, name);
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TNUMBER)
-            luaL_error(L, "redis option '%s' must be a number", name);
-        v = lua_tonumber(L, -1);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
-static const char *opt_string(lua_State *L, int t, const char *name, const char *dflt, size_t *len)
-{
-    const char *v = dflt;
-
-    lua_getfield(L, t, name);
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "redis option '%s' must be a string", name);
-        v = lua_tolstring(L, -1, len);
-    } else if (len != NULL) {
-        *len = dflt ? strlen(dflt) : 0;
-    }
-    lua_pop(L, 1);    /* still anchored by the options table */
-    return v;
-}
+static const char *const connect_keys[] = {
+    "host", "port", "path", "timeout", "password", "db", NULL
+};
 
 /* core.redis_connect{ host =, port =, path =, timeout =, password =, db = } */
 static int l_redis_connect(lua_State *L)
 {
     const char *host, *path, *password;
     size_t host_len, path_len, password_len = 0;
-    double port, timeout, db;
+    lua_Integer port, db;
+    double timeout = 1;
     struct timeval tv;
     redis_conn *c;
     char msg[ERR_LEN];
     char dbbuf[32];
     pipe_guard g;
+    wecom_opts o;
 
-    luaL_checktype(L, 1, LUA_TTABLE);
-    host = opt_string(L, 1, "host", "127.0.0.1", &host_len);
-    path = opt_string(L, 1, "path", NULL, &path_len);
-    password = opt_string(L, 1, "password", NULL, &password_len);
-    port = opt_number(L, 1, "port", 6379);
-    timeout = opt_number(L, 1, "timeout", 1);
-    db = opt_number(L, 1, "db", 0);
-    luaL_argcheck(L, port >= 1 && port <= 65535 && port == (int)port, 1, "port must be 1..65535");
-    luaL_argcheck(L, timeout > 0 && timeout <= 86400, 1, "timeout must be > 0 seconds");
-    luaL_argcheck(L, db >= 0 && db <= 1e6 && db == (int)db, 1, "db must be a non-negative integer");
-    luaL_argcheck(L, host_len > 0 && host_len < 256 && strlen(host) == host_len, 1, "bad host");
-    luaL_argcheck(L, path == NULL || (path_len > 0 && path_len < 90 && strlen(path) == path_len),
-                  1, "bad socket path");
+    wecom_opts_init(&o, L, 1, WECOM_FN("redis_connect"), "opts", connect_keys);
+    host = wecom_opt_field_string(&o, "host", &host_len);
+    path = wecom_opt_field_string(&o, "path", &path_len);
+    /* the password may hold any byte: read as is, never shown */
+    lua_getfield(L, 1, "password");
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+        wecom_bad_arg(L, -1, o.where, "opts.password", "a string");
+    password = lua_tolstring(L, -1, &password_len);
+    lua_pop(L, 1);                  /* still anchored by the table */
+    port = wecom_opt_field_integer(&o, "port", 6379, 1, 65535);
+    wecom_opt_field_seconds(&o, "timeout", &timeout);
+    db = wecom_opt_field_integer(&o, "db", 0, 0, 1000000);
+    if (host == NULL) {
+        host = "127.0.0.1";
+        host_len = strlen(host);
+    }
+    if (host_len == 0 || host_len > 255)
+        wecom_usage(L, o.where, "opts.host must be 1..255 bytes (got %d)", (int)host_len);
+    if (path != NULL && (path_len == 0 || path_len > 89))
+        wecom_usage(L, o.where, "opts.path must be 1..89 bytes (got %d)", (int)path_len);
 
     c = (redis_conn *)lua_newuserdata(L, sizeof *c);
     c->ctx = NULL;
@@ -351,7 +331,7 @@ static int l_redis_connect(lua_State *L)
         c->ctx = redisConnectWithTimeout(host, (int)port, tv);
     pipe_guard_leave(&g);
     if (c->ctx == NULL)
-        return push_fail(L, "redis: out of memory", "io");
+        return wecom_fail(L, "redis: out of memory", "io");
     if (c->ctx->err) {
         snprintf(msg, sizeof msg, "redis %s: %s", c->where, c->ctx->errstr);
         goto fail;
@@ -373,13 +353,13 @@ static int l_redis_connect(lua_State *L)
 fail:
     redisFree(c->ctx);
     c->ctx = NULL;
-    return push_fail(L, msg, "io");
+    return wecom_fail(L, msg, "io");
 }
 
 /* conn:command(name, ...) -> reply | nil, err, "redis"|"io" */
 static int l_conn_command(lua_State *L)
 {
-    redis_conn *c = conn_check(L);
+    redis_conn *c = conn_check(L, CONN_MT ":command");
     const char **argv;
     size_t *argvlen;
     redisReply *reply;
@@ -387,20 +367,20 @@ static int l_conn_command(lua_State *L)
     int argc;
 
     if (c->ctx == NULL)
-        return luaL_error(L, "attempt to use a closed redis connection");
-    argc = collect_args(L, 2, &argv, &argvlen);
+        return wecom_closed(L, CONN_MT ":command", "redis connection");
+    argc = collect_args(L, 2, CONN_MT ":command", &argv, &argvlen);
     luaL_checkstack(L, 8, NULL);
     lua_pushcfunction(L, reply_to_lua);
     reply = conn_run(c, argc, argv, argvlen, msg, sizeof msg);
     if (reply == NULL)
-        return push_fail(L, msg, "io");
+        return wecom_fail(L, msg, "io");
     return push_reply_and_free(L, reply);
 }
 
 /* conn:connected() -> false once closed or after an I/O error */
 static int l_conn_connected(lua_State *L)
 {
-    redis_conn *c = conn_check(L);
+    redis_conn *c = conn_check(L, CONN_MT ":connected");
     lua_pushboolean(L, c->ctx != NULL && c->ctx->err == 0);
     return 1;
 }
@@ -415,12 +395,12 @@ static int l_redis_format(lua_State *L)
     char *cmd = NULL;
     int argc, len, status;
 
-    argc = collect_args(L, 1, &argv, &argvlen);
+    argc = collect_args(L, 1, WECOM_FN("redis_format"), &argv, &argvlen);
     luaL_checkstack(L, 4, NULL);
     lua_pushcfunction(L, bytes_to_lua);
     len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
     if (len < 0 || cmd == NULL)
-        return luaL_error(L, "redis_format: out of memory");
+        return luaL_error(L, WECOM_FN("redis_format") ": out of memory");
     lua_pushlightuserdata(L, cmd);
     lua_pushnumber(L, (lua_Number)len);
     status = lua_pcall(L, 2, 1, 0);
@@ -430,22 +410,22 @@ static int l_redis_format(lua_State *L)
     return 1;
 }
 
-static redis_reader *reader_check(lua_State *L)
+static redis_reader *reader_check(lua_State *L, const char *where)
 {
-    return (redis_reader *)luaL_checkudata(L, 1, READER_MT);
+    return (redis_reader *)wecom_check_object(L, 1, &reader_class, where);
 }
 
-static redis_reader *reader_open_check(lua_State *L)
+static redis_reader *reader_open_check(lua_State *L, const char *where)
 {
-    redis_reader *r = reader_check(L);
+    redis_reader *r = reader_check(L, where);
     if (r->reader == NULL)
-        luaL_error(L, "attempt to use a closed redis reader");
+        wecom_closed(L, where, "redis reader");
     return r;
 }
 
 static int reader_destroy(lua_State *L)
 {
-    redis_reader *r = reader_check(L);
+    redis_reader *r = reader_check(L, READER_MT ":close");
 
     if (r->reader != NULL) {
         redisReaderFree(r->reader);
@@ -456,10 +436,9 @@ static int reader_destroy(lua_State *L)
 
 static int reader_tostring(lua_State *L)
 {
-    redis_reader *r = reader_check(L);
-    lua_pushstring(L, r->reader == NULL ? "wecom.core.redis_reader (closed)"
-                                        : "wecom.core.redis_reader");
-    return 1;
+    redis_reader *r = reader_check(L, "tostring");
+
+    return wecom_push_tostring(L, READER_MT, r->reader == NULL ? "closed" : NULL);
 }
 
 /* core.redis_reader() -> reader */
@@ -472,21 +451,21 @@ static int l_redis_reader(lua_State *L)
     lua_setmetatable(L, -2);
     r->reader = redisReaderCreate();
     if (r->reader == NULL)
-        return luaL_error(L, "redis_reader: out of memory");
+        return luaL_error(L, WECOM_FN("redis_reader") ": out of memory");
     return 1;
 }
 
 /* reader:feed(bytes) -> true | nil, err, "protocol" */
 static int l_reader_feed(lua_State *L)
 {
-    redis_reader *r = reader_open_check(L);
+    redis_reader *r = reader_open_check(L, READER_MT ":feed");
     size_t len;
-    const char *bytes = luaL_checklstring(L, 2, &len);
+    const char *bytes = wecom_check_string(L, 2, READER_MT ":feed", "bytes", &len);
     char msg[ERR_LEN];
 
     if (redisReaderFeed(r->reader, bytes, len) != REDIS_OK) {
         snprintf(msg, sizeof msg, "redis protocol error: %s", r->reader->errstr);
-        return push_fail(L, msg, "protocol");
+        return wecom_fail(L, msg, "protocol");
     }
     lua_pushboolean(L, 1);
     return 1;
@@ -495,7 +474,7 @@ static int l_reader_feed(lua_State *L)
 /* reader:get_reply() -> reply | false (incomplete) | nil, err, "redis"|"protocol" */
 static int l_reader_get_reply(lua_State *L)
 {
-    redis_reader *r = reader_open_check(L);
+    redis_reader *r = reader_open_check(L, READER_MT ":get_reply");
     void *reply = NULL;
     char msg[ERR_LEN];
 
@@ -503,7 +482,7 @@ static int l_reader_get_reply(lua_State *L)
     lua_pushcfunction(L, reply_to_lua);
     if (redisReaderGetReply(r->reader, &reply) != REDIS_OK) {
         snprintf(msg, sizeof msg, "redis protocol error: %s", r->reader->errstr);
-        return push_fail(L, msg, "protocol");
+        return wecom_fail(L, msg, "protocol");
     }
     if (reply == NULL) {
         lua_pushboolean(L, 0);
@@ -517,30 +496,17 @@ static int l_reader_get_reply(lua_State *L)
 static const luaL_Reg conn_methods[] = {
     { "command", l_conn_command },
     { "connected", l_conn_connected },
-    { "close", conn_destroy },
-    { NULL, NULL }
-};
-
-static const luaL_Reg conn_meta[] = {
-    { "__gc", conn_destroy },
-    { "__close", conn_destroy },
-    { "__tostring", conn_tostring },
     { NULL, NULL }
 };
 
 static const luaL_Reg reader_methods[] = {
     { "feed", l_reader_feed },
     { "get_reply", l_reader_get_reply },
-    { "close", reader_destroy },
     { NULL, NULL }
 };
 
-static const luaL_Reg reader_meta[] = {
-    { "__gc", reader_destroy },
-    { "__close", reader_destroy },
-    { "__tostring", reader_tostring },
-    { NULL, NULL }
-};
+static const wecom_class conn_class = { CONN_MT, conn_methods, conn_destroy, conn_tostring };
+static const wecom_class reader_class = { READER_MT, reader_methods, reader_destroy, reader_tostring };
 
 static const luaL_Reg redis_funcs[] = {
     { "redis_connect", l_redis_connect },
@@ -549,25 +515,9 @@ static const luaL_Reg redis_funcs[] = {
     { NULL, NULL }
 };
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *meta,
-                      const luaL_Reg *methods)
-{
-    if (luaL_newmetatable(L, name)) {
-        luaL_setfuncs(L, meta, 0);
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushstring(L, name);
-        lua_setfield(L, -2, "__name");
-        lua_pushboolean(L, 0);
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
-}
-
 void wecom_redis_open(lua_State *L)
 {
-    new_class(L, CONN_MT, conn_meta, conn_methods);
-    new_class(L, READER_MT, reader_meta, reader_methods);
+    wecom_class_register(L, &conn_class);
+    wecom_class_register(L, &reader_class);
     luaL_setfuncs(L, redis_funcs, 0);
 }

@@ -23,37 +23,29 @@
 #define TOKEN_MAX_KEY      1024
 #define TOKEN_MAX_VALUE    8192      /* tokens are <= 512 bytes; tickets similar */
 #define TOKEN_MAX_ENTRIES  100000
-#define TOKEN_MAX_LEASE    86400.0
 
 /* ===== clocks ===== */
-
-static double clock_seconds(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* core.now() -> wall-clock seconds since the epoch (float) */
 static int l_now(lua_State *L)
 {
-    lua_pushnumber(L, clock_seconds(CLOCK_REALTIME));
+    lua_pushnumber(L, wecom_clock(CLOCK_REALTIME));
     return 1;
 }
 
 /* core.monotonic() -> seconds on a clock that never jumps (float) */
 static int l_monotonic(lua_State *L)
 {
-    lua_pushnumber(L, clock_seconds(CLOCK_MONOTONIC));
+    lua_pushnumber(L, wecom_clock(CLOCK_MONOTONIC));
     return 1;
 }
 
 /* core.sleep(seconds): blocks the calling thread (not for use inside nginx) */
 static int l_sleep(lua_State *L)
 {
-    double s = luaL_checknumber(L, 1);
+    double s = wecom_check_seconds(L, 1, WECOM_FN("sleep"), "seconds", 0);
     struct timespec ts;
-    luaL_argcheck(L, s >= 0 && s <= 86400.0, 1, "seconds must be in [0, 86400]");
+
     ts.tv_sec = (time_t)s;
     ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
     if (ts.tv_nsec > 999999999L)
@@ -203,11 +195,11 @@ static entry *cache_obtain(const char *key, size_t len, uint32_t h, double wall,
     return e;
 }
 
-static const char *check_key(lua_State *L, int idx, size_t *len)
+static const char *check_key(lua_State *L, int idx, const char *where, size_t *len)
 {
-    const char *k = luaL_checklstring(L, idx, len);
-    luaL_argcheck(L, *len > 0 && *len <= TOKEN_MAX_KEY, idx,
-                  "key must be 1..1024 bytes");
+    const char *k = wecom_check_string(L, idx, where, "key", len);
+    if (*len == 0 || *len > TOKEN_MAX_KEY)
+        wecom_bad_arg(L, idx, where, "key", "a string of 1..1024 bytes");
     return k;
 }
 
@@ -220,12 +212,12 @@ typedef struct {
     double wall, mono;
 } lookup;
 
-static void lookup_init(lua_State *L, lookup *q)
+static void lookup_init(lua_State *L, lookup *q, const char *where)
 {
-    q->key = check_key(L, 1, &q->len);
+    q->key = check_key(L, 1, where, &q->len);
     q->hash = hash_key(q->key, q->len);
-    q->wall = clock_seconds(CLOCK_REALTIME);
-    q->mono = clock_seconds(CLOCK_MONOTONIC);
+    q->wall = wecom_clock(CLOCK_REALTIME);
+    q->mono = wecom_clock(CLOCK_MONOTONIC);
 }
 
 /* With the mutex held: the slot of q's entry after dropping what has
@@ -239,7 +231,7 @@ static entry **cache_find(const lookup *q)
 }
 
 /* Takes the mutex; returns 0 (mutex released) when the table cannot be
- * allocated.  The caller raises after freeing what it holds. */
+ * allocated.  The caller raises (out of memory) after freeing what it holds. */
 static int cache_lock(void)
 {
     pthread_once(&cache_once, cache_init);
@@ -249,6 +241,15 @@ static int cache_lock(void)
         return 0;
     }
     return 1;
+}
+
+/* After cache_obtain failed (mutex released): a full cache is a runtime
+ * failure, nil, "token cache full"; out of memory raises, as in Lua. */
+static int obtain_failed(lua_State *L, int full, const char *where)
+{
+    if (full)
+        return wecom_fail(L, "token cache full", NULL);
+    return luaL_error(L, "%s: out of memory", where);
 }
 
 /* core.token_get(key) -> value, expires_at | nil */
@@ -261,9 +262,9 @@ static int l_token_get(lua_State *L)
     int found = 0;
     entry **slot, *e;
 
-    lookup_init(L, &q);
+    lookup_init(L, &q, WECOM_FN("token_get"));
     if (!cache_lock())
-        return luaL_error(L, "out of memory");
+        return luaL_error(L, WECOM_FN("token_get") ": out of memory");
     slot = cache_find(&q);
     e = slot != NULL ? *slot : NULL;
     if (e != NULL && e->value != NULL) {
@@ -283,34 +284,37 @@ static int l_token_get(lua_State *L)
     return 2;
 }
 
-/* core.token_set(key, value, expires_at) -> true | nil, err */
+/* core.token_set(key, value, expires_at) -> true | nil, "token cache full" */
 static int l_token_set(lua_State *L)
 {
     lookup q;
     size_t vlen;
     const char *value;
     double expires_at;
-    const char *err = NULL;
+    int failed = 0, full = 0;
     char *copy;
     entry *e;
 
-    lookup_init(L, &q);
-    value = luaL_checklstring(L, 2, &vlen);
-    expires_at = luaL_checknumber(L, 3);
-    luaL_argcheck(L, vlen <= TOKEN_MAX_VALUE, 2, "value must be at most 8192 bytes");
-    luaL_argcheck(L, isfinite(expires_at), 3, "expires_at must be a finite number");
+    lookup_init(L, &q, WECOM_FN("token_set"));
+    value = wecom_check_string(L, 2, WECOM_FN("token_set"), "value", &vlen);
+    if (vlen > TOKEN_MAX_VALUE)
+        wecom_bad_arg(L, 2, WECOM_FN("token_set"), "value", "a string of at most 8192 bytes");
+    expires_at = lua_type(L, 3) == LUA_TNUMBER ? (double)lua_tonumber(L, 3) : NAN;
+    if (!isfinite(expires_at))
+        wecom_bad_arg(L, 3, WECOM_FN("token_set"), "expires_at", "a finite number (seconds since the epoch)");
     copy = malloc(vlen ? vlen : 1);
     if (copy == NULL)
-        return luaL_error(L, "out of memory");
+        return luaL_error(L, WECOM_FN("token_set") ": out of memory");
     memcpy(copy, value, vlen);
 
     if (!cache_lock()) {
         free(copy);
-        return luaL_error(L, "out of memory");
+        return luaL_error(L, WECOM_FN("token_set") ": out of memory");
     }
     e = cache_obtain(q.key, q.len, q.hash, q.wall, q.mono);
     if (e == NULL) {
-        err = cache_count >= TOKEN_MAX_ENTRIES ? "token cache full" : "out of memory";
+        failed = 1;
+        full = cache_count >= TOKEN_MAX_ENTRIES;
     } else {
         free(e->value);
         e->value = copy;
@@ -321,11 +325,8 @@ static int l_token_set(lua_State *L)
     pthread_mutex_unlock(&cache_mutex);
 
     free(copy);
-    if (err != NULL) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
+    if (failed)
+        return obtain_failed(L, full, WECOM_FN("token_set"));
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -339,10 +340,10 @@ static int l_token_delete(lua_State *L)
     int deleted = 0;
     entry **slot, *e;
 
-    lookup_init(L, &q);
-    only_if = luaL_optlstring(L, 2, NULL, &olen);
+    lookup_init(L, &q, WECOM_FN("token_delete"));
+    only_if = wecom_opt_string(L, 2, WECOM_FN("token_delete"), "only_if_value", &olen);
     if (!cache_lock())
-        return luaL_error(L, "out of memory");
+        return luaL_error(L, WECOM_FN("token_delete") ": out of memory");
     slot = cache_find(&q);
     e = slot != NULL ? *slot : NULL;
     if (e != NULL && e->value != NULL
@@ -356,7 +357,7 @@ static int l_token_delete(lua_State *L)
     return 1;
 }
 
-/* core.token_lock(key, lease_seconds) -> true, owner | false
+/* core.token_lock(key, lease_seconds) -> true, owner | false | nil, "token cache full"
  * A try-lock: the lease expires on its own so a holder that died (or a
  * lua_State that was closed) cannot wedge the key. */
 static int l_token_lock(lua_State *L)
@@ -364,18 +365,17 @@ static int l_token_lock(lua_State *L)
     lookup q;
     double lease;
     double owner = 0;
-    int acquired = 0, oom = 0;
+    int acquired = 0, failed = 0, full = 0;
     entry *e;
 
-    lookup_init(L, &q);
-    lease = luaL_checknumber(L, 2);
-    luaL_argcheck(L, lease > 0 && lease <= TOKEN_MAX_LEASE, 2,
-                  "lease_seconds must be in (0, 86400]");
+    lookup_init(L, &q, WECOM_FN("token_lock"));
+    lease = wecom_check_seconds(L, 2, WECOM_FN("token_lock"), "lease_seconds", 1);
     if (!cache_lock())
-        return luaL_error(L, "out of memory");
+        return luaL_error(L, WECOM_FN("token_lock") ": out of memory");
     e = cache_obtain(q.key, q.len, q.hash, q.wall, q.mono);
     if (e == NULL) {
-        oom = 1;
+        failed = 1;
+        full = cache_count >= TOKEN_MAX_ENTRIES;
     } else if (e->lock_until <= q.mono) {
         e->lock_until = q.mono + lease;
         e->lock_owner = owner = ++cache_next_owner;
@@ -383,11 +383,8 @@ static int l_token_lock(lua_State *L)
     }
     pthread_mutex_unlock(&cache_mutex);
 
-    if (oom) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "token cache full");
-        return 2;
-    }
+    if (failed)
+        return obtain_failed(L, full, WECOM_FN("token_lock"));
     lua_pushboolean(L, acquired);
     if (!acquired)
         return 1;
@@ -406,11 +403,13 @@ static int l_token_unlock(lua_State *L)
     int released = 0;
     entry **slot, *e;
 
-    lookup_init(L, &q);
+    lookup_init(L, &q, WECOM_FN("token_unlock"));
     has_owner = !lua_isnoneornil(L, 2);
-    owner = has_owner ? luaL_checknumber(L, 2) : 0;
+    if (has_owner && lua_type(L, 2) != LUA_TNUMBER)
+        wecom_bad_arg(L, 2, WECOM_FN("token_unlock"), "owner", "a number (from token_lock)");
+    owner = has_owner ? (double)lua_tonumber(L, 2) : 0;
     if (!cache_lock())
-        return luaL_error(L, "out of memory");
+        return luaL_error(L, WECOM_FN("token_unlock") ": out of memory");
     slot = cache_find(&q);
     e = slot != NULL ? *slot : NULL;
     if (e != NULL && e->lock_until > q.mono && (!has_owner || e->lock_owner == owner)) {

@@ -51,6 +51,9 @@ function _M.init()
         token = env("WECOM_CALLBACK_TOKEN"),
         aes_key = env("WECOM_CALLBACK_AES_KEY"),
         receive_id = corpid,
+        -- WeCom resends an event it saw no 200 for within 5 s: a resend that
+        -- reaches either worker is answered without running the router again
+        dedupe = wecom.store.shdict("wecom_callbacks"),
     }
 
     local router = wecom.callback.router()

@@ -7,6 +7,8 @@
 --   cb:reply_json(msg [, opts]) --> encrypted reply JSON | nil, err
 --   cb:encrypt_event(msg [, opts]) --> body, query | nil, err   (what WeCom would POST)
 --   cb:encrypt_echostr([echo [, opts]]) --> query, echo | nil, err (what WeCom would GET)
+--   cb:claim(event)             --> true | false, reply | nil, err (dedupe of resends)
+--   cb:settle(event, reply), cb:release(event) --> true | nil, err
 --
 -- Errors are wecom.errors objects of kind "callback" whose `code` is the
 -- WXBizMsgCrypt code (-40001 ... -40011).  The crypter keeps the token and
@@ -15,7 +17,16 @@
 
 local core = require "wecom.core"
 local errors = require "wecom.errors"
-local json_string = require("wecom.json").string
+local json = require "wecom.json"
+local url = require "wecom.url"
+
+local json_string = json.string
+local json_decode_object = json.decode_object
+local parse_query = url.parse_query
+local encode_query = url.encode_query
+local usage = errors.usage
+local describe = errors.describe
+local opt_arg = errors.opt
 
 local xml_decode = core.xml_decode
 local callback_open = core.callback_open
@@ -25,7 +36,6 @@ local tostring = tostring
 local tonumber = tonumber
 local setmetatable = setmetatable
 local error = error
-local pairs = pairs
 local select = select
 local ipairs = ipairs
 local getmetatable = getmetatable
@@ -33,17 +43,11 @@ local floor = math.floor
 local abs = math.abs
 local os_time = os.time
 local byte = string.byte
-local char = string.char
 local find = string.find
 local format = string.format
 local gsub = string.gsub
 local sub = string.sub
-local concat = table.concat
 
-local ok_cjson, cjson = pcall(require, "cjson.safe")
-if not ok_cjson then
-    cjson = nil
-end
 
 local _M = {}
 
@@ -73,71 +77,23 @@ end
 -- query strings
 ---------------------------------------------------------------------------
 
-local function unescape_one(hex)
-    return char(tonumber(hex, 16))
-end
-
--- Percent-decodes exactly once.  '+' stays '+': echostr and Encrypt are
--- base64, and turning '+' into a space would break the signature check.
-local function unescape(s)
-    return (gsub(s, "%%(%x%x)", unescape_one))
-end
-
--- parse_query("a=1&b=%2B") -> { a = "1", b = "+" }.  A repeated key keeps
--- its values in a list, which the checks below then reject.
+-- parse_query("a=1&b=%2B") -> { a = "1", b = "+" }: wecom.url's, kept here
+-- under its documented name.  '+' stays '+' (echostr and Encrypt are base64);
+-- a repeated key keeps its values in a list, which the checks below reject.
 function _M.parse_query(s)
     if type(s) ~= "string" then
-        error("parse_query: expected a string, got " .. type(s), 2)
+        usage("wecom.callback.parse_query", "query must be a string (got " .. describe(s) .. ")")
     end
-    local query = {}
-    local qpos = find(s, "?", 1, true)
-    if qpos then
-        s = sub(s, qpos + 1)
-    end
-    for pair in s:gmatch("[^&]+") do
-        local eq = find(pair, "=", 1, true)
-        local key, value
-        if eq then
-            key, value = unescape(sub(pair, 1, eq - 1)), unescape(sub(pair, eq + 1))
-        else
-            key, value = unescape(pair), ""
-        end
-        local prev = query[key]
-        if prev == nil then
-            query[key] = value
-        elseif type(prev) == "table" then
-            prev[#prev + 1] = value
-        else
-            query[key] = { prev, value }
-        end
-    end
-    return query
+    return parse_query(s)
 end
 
-local function escape_one(c)
-    return format("%%%02X", byte(c))
-end
-
-local function escape(s)
-    return (gsub(s, "[^%w%-%._~]", escape_one))
-end
-
--- build_query{ b = "x+y", a = 1 } -> "a=1&b=x%2By" (keys sorted, so the
--- output is stable).
+-- build_query{ b = "x+y", a = 1 } -> "a=1&b=x%2By" (wecom.url.encode_query:
+-- keys sorted, so the output is stable)
 function _M.build_query(query)
     if type(query) ~= "table" then
-        error("build_query: expected a table, got " .. type(query), 2)
+        usage("wecom.callback.build_query", "query must be a table (got " .. describe(query) .. ")")
     end
-    local keys = {}
-    for k in pairs(query) do
-        keys[#keys + 1] = tostring(k)
-    end
-    table.sort(keys)
-    local parts = {}
-    for i, k in ipairs(keys) do
-        parts[i] = escape(k) .. "=" .. escape(tostring(query[k]))
-    end
-    return concat(parts, "&")
+    return encode_query(query, "wecom.callback.build_query")
 end
 
 ---------------------------------------------------------------------------
@@ -178,6 +134,17 @@ local function check_receive_id(value)
           .. type(value), 3)
 end
 
+-- What opts.dedupe must be: any of the SDK's stores (or one with the same
+-- methods), which all give lock(key, ttl) "add if absent" semantics.
+local STORE = errors.kind("a wecom store (wecom.store.memory(), .shdict(name), .redis{...})", function(v)
+    return type(v) == "table" and type(v.lock) == "function" and type(v.unlock) == "function"
+        and type(v.get) == "function" and type(v.set) == "function"
+end)
+
+-- WeCom resends an event it saw no 200 for within 5 s, up to 3 times: five
+-- minutes covers every resend with room for clocks and queues.
+local DEDUPE_TTL = 300
+
 local mt = {}
 mt.__index = mt
 
@@ -209,15 +176,16 @@ function _M.new(opts)
         error("wecom.callback.new: max_skew must be a non-negative number of seconds", 2)
     end
 
-    local crypter, code = core.crypter(opts.token, opts.aes_key)
-    if not crypter then
-        error("wecom.callback.new: aes_key is not a valid EncodingAESKey (code "
-              .. tostring(code) .. ")", 2)
-    end
+    local dedupe = opt_arg("wecom.callback.new", "opts.dedupe", opts.dedupe, STORE)
+    local dedupe_ttl = opt_arg("wecom.callback.new", "opts.dedupe_ttl", opts.dedupe_ttl, errors.seconds)
+
+    local crypter = core.crypter(opts.token, opts.aes_key)
 
     local self = {
         crypter = crypter,
         max_skew = max_skew,
+        dedupe = dedupe,
+        dedupe_ttl = dedupe and (dedupe_ttl or DEDUPE_TTL) or nil,
         receive_mode = receive_id == false and "off"
                        or type(receive_id) == "string" and "one" or "list",
     }
@@ -239,7 +207,7 @@ end
 
 local function query_table(query, method)
     if type(query) == "string" then
-        return _M.parse_query(query)
+        return parse_query(query)
     end
     if type(query) ~= "table" then
         error("wecom.callback:" .. method .. ": query must be a table or a query string, got "
@@ -292,11 +260,13 @@ local function signed_params(self, query)
     return sig, ts, nonce
 end
 
+-- A decrypted receive id for an error message: at most 64 bytes, quoted,
+-- control characters escaped (JSON style), so the message stays one line.
 local function short_id(id)
     if #id > 64 then
-        id = sub(id, 1, 64) .. "..."
+        return json_string(sub(id, 1, 64)) .. "..."
     end
-    return format("%q", id)
+    return json_string(id)
 end
 
 -- The error for a decrypted receive id that is not ours, or nil.
@@ -316,10 +286,9 @@ end
 
 -- Verifies, decrypts and checks the receive id.
 local function open(self, sig, ts, nonce, encrypt)
-    local msg, rid, message = self.crypter:open(sig, ts, nonce, encrypt)
+    local msg, rid, code = self.crypter:open(sig, ts, nonce, encrypt)
     if not msg then
-        local code = rid
-        return fail(code, message or "decryption failed")
+        return fail(code, rid)
     end
     local err = receive_id_error(self, rid)
     if err then
@@ -378,12 +347,9 @@ local function xml_envelope(body)
 end
 
 local function json_envelope(body)
-    if not cjson then
-        return nil, "JSON envelope needs lua-cjson"
-    end
-    local tbl = cjson.decode(body)
-    if type(tbl) ~= "table" then
-        return nil, "envelope is not valid JSON"
+    local tbl = json_decode_object(body)
+    if not tbl then
+        return nil, "envelope is not one JSON object"
     end
     local encrypt = tbl.encrypt
     if type(encrypt) ~= "string" or encrypt == "" then
@@ -444,10 +410,12 @@ local function parse_plaintext(msg)
         event.xml = msg
         return normalize(event)
     end
-    if c == "{" and cjson then
-        local event = cjson.decode(msg)
-        if type(event) ~= "table" then
-            return fail(CODES.PARSE_XML, "decrypted message is not valid JSON")
+    if c == "{" then
+        -- wecom.json: integers stay integers, so agentid is 1000002 here as
+        -- in the XML form, not 1000002.0
+        local event = json_decode_object(msg)
+        if not event then
+            return fail(CODES.PARSE_XML, "decrypted message is not one JSON object")
         end
         event.json = msg
         return normalize(event)
@@ -500,8 +468,8 @@ end
 function mt.decrypt(self, query, body)
     if type(query) == "table" and self.max_skew == nil then
         -- (callback_open answers false unless the four are strings)
-        local msg, rid, event, xml_err = callback_open(self.crypter, query.msg_signature,
-                                                       query.timestamp, query.nonce, body)
+        local msg, rid, event = callback_open(self.crypter, query.msg_signature,
+                                              query.timestamp, query.nonce, body)
         if msg then
             if rid ~= self.receive_id and self.receive_mode ~= "off" then
                 local err = receive_id_error(self, rid)
@@ -513,12 +481,9 @@ function mt.decrypt(self, query, body)
                 event.xml = msg
                 return normalize(event)
             end
-            if xml_err then
-                return fail(CODES.PARSE_XML, "decrypted message is not valid XML: " .. xml_err)
-            end
             return parse_plaintext(msg)
         elseif msg == nil then
-            return fail(rid, event or "decryption failed")
+            return fail(event, rid)
         end
     end
     return decrypt_checked(self, query, body)
@@ -575,9 +540,9 @@ local function seal(self, msg, opts, method)
         error("wecom.callback:" .. method .. ": random16 must be a 16-byte string", 3)
     end
     local crypter = self.crypter
-    local encrypt, code, message = crypter:encrypt(msg, rid, random16)
+    local encrypt, message, code = crypter:encrypt(msg, rid, random16)
     if not encrypt then
-        return fail(code or CODES.ENCRYPT_AES, message or "encryption failed")
+        return fail(code, message)
     end
     return encrypt, crypter:signature(ts, nonce, encrypt), ts, nonce, rid, opts
 end
@@ -654,8 +619,117 @@ function mt.close(self)
 end
 
 ---------------------------------------------------------------------------
+-- dedupe (opt-in: callback.new{ dedupe = store [, dedupe_ttl = seconds] })
+---------------------------------------------------------------------------
+
+-- An event's key in the dedupe store: a SHA-1 over the decrypted message
+-- keyed with the callback token (crypter:signature of it), so a resend is
+-- recognised however WeCom re-encrypts or re-signs it, two apps never share
+-- keys, and the store learns nothing about the message.
+local DEDUPE_PREFIX = "wecom:callback:"
+
+-- The decrypted message of an event from cb:decrypt, or a raised error.
+local function event_text(event, method)
+    if type(event) ~= "table" then
+        usage("wecom.callback:" .. method, "event must be a table from cb:decrypt (got "
+            .. describe(event) .. ")", 3)
+    end
+    local text = event.xml
+    if type(text) ~= "string" then
+        text = event.json
+        if type(text) ~= "string" then
+            usage("wecom.callback:" .. method, "event must come from cb:decrypt (it has neither"
+                .. " xml nor json)", 3)
+        end
+    end
+    return text
+end
+
+local function dedupe_key(self, text)
+    local fp, message = self.crypter:signature("", "", text)
+    if not fp then
+        return nil, message
+    end
+    return DEDUPE_PREFIX .. fp
+end
+
+local function store_error(what, err)
+    if errors.is_error(err) then
+        return err
+    end
+    return errors.new("store", "callback dedupe: " .. what .. " failed: " .. tostring(err))
+end
+
+-- claim(event) -> true: the first delivery of this message within
+-- dedupe_ttl, handle it | false, reply: a resend (reply: what settle
+-- recorded for it, or nil) | nil, err: the store failed (handling the
+-- event anyway is the safe choice).  Without dedupe: always true.
+function mt.claim(self, event)
+    local text = event_text(event, "claim")
+    local store = self.dedupe
+    if not store then
+        return true
+    end
+    local key, kerr = dedupe_key(self, text)
+    if not key then
+        return nil, store_error("fingerprint", kerr)
+    end
+    local ok, err = store:lock(key, self.dedupe_ttl)
+    if ok then
+        return true
+    elseif ok == nil then
+        return nil, store_error("lock", err)
+    end
+    local reply = store:get(key .. ":reply")
+    return false, type(reply) == "string" and reply ~= "" and reply or nil
+end
+
+-- settle(event, reply) -> true | nil, err: records the (sealed) reply sent
+-- for a claimed event, so a resend gets the same one.
+function mt.settle(self, event, reply)
+    local text = event_text(event, "settle")
+    if reply ~= nil and type(reply) ~= "string" then
+        usage("wecom.callback:settle", "reply must be a string (got " .. describe(reply) .. ")")
+    end
+    local store = self.dedupe
+    if not store or reply == nil or reply == "" then
+        return true
+    end
+    local key, kerr = dedupe_key(self, text)
+    if not key then
+        return nil, store_error("fingerprint", kerr)
+    end
+    local ok, err = store:set(key .. ":reply", reply, core.now() + self.dedupe_ttl)
+    if not ok then
+        return nil, store_error("set", err)
+    end
+    return true
+end
+
+-- release(event) -> true | nil, err: forgets a claimed event whose handling
+-- failed, so WeCom's next resend is handled again.
+function mt.release(self, event)
+    local text = event_text(event, "release")
+    local store = self.dedupe
+    if not store then
+        return true
+    end
+    local key, kerr = dedupe_key(self, text)
+    if not key then
+        return nil, store_error("fingerprint", kerr)
+    end
+    local ok, err = store:unlock(key)
+    if not ok then
+        return nil, store_error("unlock", err)
+    end
+    return true
+end
+
+---------------------------------------------------------------------------
 -- router
 ---------------------------------------------------------------------------
+
+local decorate = require("wecom.events").decorate   -- typed contact/customer events
 
 local router_mt = {}
 router_mt.__index = router_mt
@@ -716,6 +790,7 @@ function router_mt.dispatch(self, event, ...)
     if type(event) ~= "table" then
         error("wecom.callback router:dispatch: event must be a table, got " .. type(event), 2)
     end
+    decorate(event)   -- typed fields of contact/customer events (wecom.events)
     local fn = self:handler(event)
     if fn then
         return fn(event, ...)

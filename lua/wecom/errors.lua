@@ -10,19 +10,27 @@
 --     tostring renders as one readable line.  Fields: kind, errcode, errmsg,
 --     method, path, http_status, retryable, and code (callback errors).
 --     Paths never carry the query string, so an access_token or secret
---     cannot leak through tostring.
+--     cannot leak through tostring.  Text that may come from a server (errmsg
+--     above all) is kept to one bounded line: control characters escaped, cut
+--     to MAX_TEXT bytes with a marker (line below), so a hostile errmsg can
+--     neither forge a log line nor make a 4 MB error.
 --
 -- `level` in the argument checks counts as error()'s does, from the function
 -- that calls the check: 2 (the default) blames that function's caller, which
 -- is right when a public function checks its own arguments; a local helper
 -- in between adds one.
 
+local byte = string.byte
 local error = error
+local find = string.find
+local format = string.format
 local getmetatable = getmetatable
+local gsub = string.gsub
 local math_floor = math.floor
 local ipairs = ipairs
 local pairs = pairs
 local setmetatable = setmetatable
+local sub = string.sub
 local tostring = tostring
 local concat = table.concat
 local type = type
@@ -39,27 +47,81 @@ local KINDS = {
 }
 _M.KINDS = KINDS
 
+-- Server text kept in an error or a log line: enough to read, never a flood.
+local MAX_TEXT = 512
+local TRUNCATED = "…[truncated]"
+_M.MAX_TEXT = MAX_TEXT
+
+local ESCAPES = { ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+
+local function escape_char(c)
+    return ESCAPES[c] or format("\\x%02x", byte(c))
+end
+
+-- s without a UTF-8 sequence cut short at its end
+local function whole_chars(s)
+    local n = #s
+    for i = n, n > 3 and n - 3 or 1, -1 do
+        local b = byte(s, i)
+        if b < 0x80 then
+            return s
+        elseif b >= 0xC0 then
+            local len = b >= 0xF0 and 4 or b >= 0xE0 and 3 or 2
+            return n - i + 1 < len and sub(s, 1, i - 1) or s
+        end
+    end
+    return s
+end
+
+-- line(s) -> s as one bounded line: control characters (CR, LF, NUL, ESC,
+-- DEL...) escaped as \n, \r, \t, \xHH, and at most MAX_TEXT bytes before a
+-- "…[truncated]" marker.  A string that is already such a line comes back
+-- unchanged; anything but a string is returned as is.
+local function line(s)
+    if type(s) ~= "string" then
+        return s
+    end
+    local cut = false
+    if #s > MAX_TEXT then
+        -- only what can be kept is escaped: a 4 MB text costs 512 bytes
+        s, cut = sub(s, 1, MAX_TEXT), true
+    end
+    if find(s, "%c") then
+        s = gsub(s, "%c", escape_char)
+        if #s > MAX_TEXT then
+            -- drop an escape cut in half (\, \x, \x1)
+            s, cut = gsub(sub(s, 1, MAX_TEXT), "\\x?%x?$", ""), true
+        end
+    end
+    if cut then
+        return whole_chars(s) .. TRUNCATED
+    end
+    return s
+end
+_M.line = line
+
 local mt = {}
 mt.__index = mt
 
+-- one line whatever was put in the fields after new()
 function mt.__tostring(err)
-    local parts = { "wecom ", err.kind, " error" }
+    local parts = { "wecom ", line(tostring(err.kind)), " error" }
     if err.errcode ~= nil then
-        parts[#parts + 1] = " " .. tostring(err.errcode)
+        parts[#parts + 1] = " " .. line(tostring(err.errcode))
     elseif err.code ~= nil then
-        parts[#parts + 1] = " " .. tostring(err.code)
+        parts[#parts + 1] = " " .. line(tostring(err.code))
     end
     if err.errmsg and err.errmsg ~= "" then
-        parts[#parts + 1] = ": " .. tostring(err.errmsg)
+        parts[#parts + 1] = ": " .. line(tostring(err.errmsg))
     end
     if err.method or err.path then
-        parts[#parts + 1] = " (" .. (err.method or "?") .. " " .. (err.path or "?")
+        parts[#parts + 1] = " (" .. line(tostring(err.method or "?")) .. " " .. line(tostring(err.path or "?"))
         if err.http_status then
-            parts[#parts + 1] = ", HTTP " .. tostring(err.http_status)
+            parts[#parts + 1] = ", HTTP " .. line(tostring(err.http_status))
         end
         parts[#parts + 1] = ")"
     elseif err.http_status then
-        parts[#parts + 1] = " (HTTP " .. tostring(err.http_status) .. ")"
+        parts[#parts + 1] = " (HTTP " .. line(tostring(err.http_status)) .. ")"
     end
     if err.retryable then
         parts[#parts + 1] = " [retryable]"
@@ -83,8 +145,8 @@ function _M.new(kind, errmsg, fields)
     end
     local err = fields or {}
     err.kind = kind
-    err.errmsg = errmsg
-    err.path = bare_path(err.path)
+    err.errmsg = line(errmsg)
+    err.path = line(bare_path(err.path))
     if err.retryable == nil then
         err.retryable = false
     end

@@ -11,6 +11,7 @@ local tostring = tostring
 
 local client = require "wecom.client"
 local errors = require "wecom.errors"
+local json = require "wecom.json"
 local parallel = require "wecom.parallel"
 
 local _M = { _VERSION = require "wecom.version" }
@@ -18,12 +19,12 @@ local _M = { _VERSION = require "wecom.version" }
 _M.new = client.new
 _M.errors = errors
 _M.is_error = errors.is_error
-_M.json_array = client.json_array
-_M.null = client.null
+_M.json_array = json.array
+_M.null = json.null
 _M.parallel = parallel.run
 
 -- split_userid("wwCORP/zhangsan") -> "wwCORP", "zhangsan" | nil, err
-_M.split_userid = require("wecom.identity").split_userid
+_M.split_userid = require("wecom.api.identity").split_userid
 
 -- wecom.store.<name>(...) -> store; each kind is loaded on first use.
 local store_kinds = { memory = true, file = true, shdict = true, redis = true }

@@ -17,6 +17,10 @@
 --                        * "success" for third-party command events (InfoType),
 --                          which WeCom requires,
 --                        * an empty body otherwise (WeCom needs only the 200)
+--                      With dedupe on the callback object (wecom.callback.new{
+--                      dedupe = store }), a resend of a message already
+--                      handled (or being handled) gets that same answer
+--                      without running the router again.
 --   403                a bad signature or receive id (codes -40001, -40005)
 --   400                anything else wrong with the request (other callback codes,
 --                      GET without echostr)
@@ -25,18 +29,24 @@
 --                      encrypted; WeCom retries the push
 -- Rejections are logged at warn level, handler failures at error level;
 -- neither log lines nor response bodies carry keys, tokens or plaintext.
+-- Every log line is one line: what a peer or a handler put in it has its
+-- control characters escaped and is cut at 512 bytes.
 
-local error = error
+local getmetatable = getmetatable
 local io_open = io.open
-local pairs = pairs
 local pcall = pcall
 local str_find = string.find
 local tostring = tostring
 local type = type
 
--- handlers set ngx.status and ngx.header
--- luacheck: globals ngx
-local ngx = ngx
+local env = require "wecom.env"
+local errors = require "wecom.errors"
+local url = require "wecom.url"
+
+local line = errors.line
+local parse_query = url.parse_query
+local unescape = url.unescape
+local log = env.log
 
 local _M = {}
 
@@ -44,38 +54,52 @@ local MAX_BODY = 1024 * 1024
 
 local FORBIDDEN_CODES = { [-40001] = true, [-40005] = true }
 
-local OPTIONS = { callback = true, router = true }
+local XML_TYPE = "application/xml; charset=utf-8"
+local JSON_TYPE = "application/json; charset=utf-8"
 
-local function respond(status, body, content_type)
-    ngx.status = status
-    ngx.header["Content-Type"] = content_type or "text/plain; charset=utf-8"
-    ngx.header["Content-Length"] = #body
-    if status == 405 then
-        ngx.header["Allow"] = "GET, POST"
-    end
-    ngx.print(body)
-    return ngx.exit(ngx.HTTP_OK)
+-- text(v) -> tostring(v) as one bounded piece of a log line (errors.line:
+-- control characters escaped, cut at 512 bytes with a marker)
+local function text(v)
+    return line(tostring(v))
 end
 
-local function reject(err)
+-- The answer for a request, once its status and body are known.  An empty
+-- 200 needs no headers: nginx sends its own, as for any empty reply.
+local function respond(ngx, status, body, content_type)
+    if status == 200 and body == "" then
+        return ngx.exit(200)
+    end
+    ngx.status = status
+    local header = ngx.header
+    header["Content-Type"] = content_type or "text/plain; charset=utf-8"
+    header["Content-Length"] = #body
+    if status == 405 then
+        header["Allow"] = "GET, POST"
+    end
+    ngx.print(body)
+    return ngx.exit(200)
+end
+
+local function reject(ngx, method, err)
     local status = 400
     if type(err) == "table" and FORBIDDEN_CODES[err.code] then
         status = 403
     end
-    ngx.log(ngx.WARN, "wecom callback: rejected ", ngx.req.get_method(), " (", status, "): ", tostring(err))
-    return respond(status, status == 403 and "forbidden" or "bad request")
+    log("warn", "wecom callback: rejected ", method, " (", status, "): ", text(err))
+    return respond(ngx, status, status == 403 and "forbidden" or "bad request")
 end
 
 -- The request body, also when nginx buffered it to a file (bodies larger
 -- than client_body_buffer_size); at most MAX_BODY + 1 bytes are read, which
 -- is enough for cb:decrypt to refuse the body.
-local function read_body()
-    ngx.req.read_body()
-    local body = ngx.req.get_body_data()
+local function read_body(ngx)
+    local req = ngx.req
+    req.read_body()
+    local body = req.get_body_data()
     if body then
         return body
     end
-    local path = ngx.req.get_body_file()
+    local path = req.get_body_file()
     if not path then
         return ""
     end
@@ -96,93 +120,152 @@ local function json_envelope(body)
         or str_find(body, "^[ \t\r\n]*{") ~= nil
 end
 
-local function check_options(opts)
-    if type(opts) ~= "table" then
-        error("wecom.ngx.callback_handler: options must be a table (got " .. type(opts) .. ")", 3)
+-- A signed parameter of the query: nginx's $arg_<name> (the first one, as
+-- sent), percent-decoded once; '+' stays '+'.
+local function signed_arg(value)
+    if value and str_find(value, "%", 1, true) then
+        return unescape(value)
     end
-    for k in pairs(opts) do
-        if not OPTIONS[k] then
-            error("wecom.ngx.callback_handler: unknown option '" .. tostring(k) .. "'", 3)
-        end
-    end
-    local cb = opts.callback
-    if type(cb) ~= "table" or type(cb.verify_url) ~= "function" or type(cb.decrypt) ~= "function"
-        or type(cb.reply) ~= "function" then
-        error("wecom.ngx.callback_handler: option 'callback' must be a wecom.callback object"
-            .. " (wecom.callback.new{ ... })", 3)
-    end
-    local router = opts.router
-    if router ~= nil and (type(router) ~= "table" or type(router.dispatch) ~= "function") then
-        error("wecom.ngx.callback_handler: option 'router' must be a wecom.callback router"
-            .. " (wecom.callback.router())", 3)
-    end
-    return cb, router
+    return value
 end
+
+local function callable(v)
+    if type(v) == "function" then
+        return true
+    end
+    local m = getmetatable(v)
+    return type(m) == "table" and type(m.__call) == "function"
+end
+
+local OPTIONS = {
+    callback = errors.kind("a wecom.callback object (wecom.callback.new{ ... })", function(v)
+        return type(v) == "table" and callable(v.verify_url) and callable(v.decrypt)
+            and callable(v.reply)
+    end),
+    router = errors.kind("a wecom.callback router (wecom.callback.router())", function(v)
+        return type(v) == "table" and callable(v.dispatch)
+    end),
+}
+local REQUIRED = { "callback" }
 
 -- callback_handler{ callback = cb [, router = router] } -> function for content_by_lua*
 function _M.callback_handler(opts)
-    local cb, router = check_options(opts)
-    local parse_query = require("wecom.callback").parse_query
+    errors.options("wecom.ngx.callback_handler", opts, OPTIONS, REQUIRED)
+    local ngx = env.ngx
+    if not ngx then
+        errors.usage("wecom.ngx.callback_handler", "needs nginx with lua-nginx-module (call it inside nginx)")
+    end
+    local cb, router = opts.callback, opts.router
+    -- what every request uses, looked up once
+    local decrypt, reply_xml, reply_json = cb.decrypt, cb.reply, cb.reply_json
+    local dispatch = router and router.dispatch
+    local dedupe = cb.dedupe ~= nil and cb.claim ~= nil
+    local var, get_method = ngx.var, ngx.req.get_method
+
+    -- 200 with the reply already sealed, or the plain acknowledgement
+    local function acknowledge(event, body, sealed)
+        if sealed then
+            return respond(ngx, 200, sealed, json_envelope(body) and JSON_TYPE or XML_TYPE)
+        end
+        if event.InfoType ~= nil or event.infotype ~= nil then
+            return respond(ngx, 200, "success")
+        end
+        return ngx.exit(200)
+    end
+
+    -- a claimed event that failed: WeCom's resend must run the router again
+    local function forget(event)
+        local released, err = cb:release(event)
+        if not released then
+            log("warn", "wecom callback: dedupe store failed: ", text(err))
+        end
+    end
+
+    local function verify_url()
+        local q = parse_query(var.args or "")
+        if q.echostr == nil then
+            log("warn", "wecom callback: rejected GET (400): no echostr in the query")
+            return respond(ngx, 400, "bad request")
+        end
+        local echo, err = cb:verify_url(q)
+        if not echo then
+            return reject(ngx, "GET", err)
+        end
+        return respond(ngx, 200, echo)
+    end
 
     return function()
-        local method = ngx.req.get_method()
-        -- the raw query: ngx.req.get_uri_args() would turn the "+" of the
-        -- base64 echostr into a space
-        local query = parse_query(ngx.var.args or "")
-
-        if method == "GET" then
-            if query.echostr == nil then
-                ngx.log(ngx.WARN, "wecom callback: rejected GET (400): no echostr in the query")
-                return respond(400, "bad request")
-            end
-            local echo, err = cb:verify_url(query)
-            if not echo then
-                return reject(err)
-            end
-            return respond(200, echo)
-        end
-
+        local method = get_method()
         if method ~= "POST" then
-            return respond(405, "method not allowed")
+            if method == "GET" then
+                return verify_url()
+            end
+            return respond(ngx, 405, "method not allowed")
         end
 
-        local body = read_body()
-        local event, err = cb:decrypt(query, body)
+        local body = read_body(ngx)
+        -- the raw $arg_ values: ngx.req.get_uri_args() would turn the "+"
+        -- of a base64 value into a space
+        local event, err = decrypt(cb, {
+            msg_signature = signed_arg(var.arg_msg_signature),
+            timestamp = signed_arg(var.arg_timestamp),
+            nonce = signed_arg(var.arg_nonce),
+        }, body)
         if not event then
-            return reject(err)
+            return reject(ngx, "POST", err)
+        end
+
+        local claimed = false
+        if dedupe then
+            local first, sealed = cb:claim(event)
+            if first == false then
+                log("info", "wecom callback: a resend of event ", text(event.type),
+                    " answered without running the router")
+                return acknowledge(event, body, sealed)
+            elseif first == nil then
+                log("warn", "wecom callback: dedupe store failed, handling the event anyway: ", text(sealed))
+            else
+                claimed = true
+            end
         end
 
         local reply
-        if router then
-            local ok, res = pcall(router.dispatch, router, event)
+        if dispatch then
+            local ok, res = pcall(dispatch, router, event)
             if not ok then
-                ngx.log(ngx.ERR, "wecom callback: handler for event ", tostring(event.type),
-                    " failed: ", tostring(res))
-                return respond(500, "internal error")
+                log("err", "wecom callback: handler for event ", text(event.type), " failed: ", text(res))
+                if claimed then
+                    forget(event)
+                end
+                return respond(ngx, 500, "internal error")
             end
             reply = res
         end
 
+        local sealed
         if type(reply) == "string" and reply ~= "" then
-            local json = json_envelope(body) and cb.reply_json ~= nil
-            local sealed, rerr
-            if json then
-                sealed, rerr = cb:reply_json(reply)
+            local serr
+            if reply_json and json_envelope(body) then
+                sealed, serr = reply_json(cb, reply)
             else
-                sealed, rerr = cb:reply(reply)
+                sealed, serr = reply_xml(cb, reply)
             end
             if not sealed then
-                ngx.log(ngx.ERR, "wecom callback: reply to event ", tostring(event.type),
-                    " could not be encrypted: ", tostring(rerr))
-                return respond(500, "internal error")
+                log("err", "wecom callback: reply to event ", text(event.type),
+                    " could not be encrypted: ", text(serr))
+                if claimed then
+                    forget(event)
+                end
+                return respond(ngx, 500, "internal error")
             end
-            return respond(200, sealed, json and "application/json; charset=utf-8"
-                or "application/xml; charset=utf-8")
+            if claimed then
+                local settled, serr2 = cb:settle(event, sealed)
+                if not settled then
+                    log("warn", "wecom callback: dedupe store failed: ", text(serr2))
+                end
+            end
         end
-        if event.InfoType ~= nil or event.infotype ~= nil then
-            return respond(200, "success")
-        end
-        return respond(200, "")
+        return acknowledge(event, body, sealed)
     end
 end
 

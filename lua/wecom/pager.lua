@@ -1,4 +1,5 @@
--- Lazy iterators over WeCom's cursor-paged APIs.
+-- wecom.pager: lazy iterators over WeCom's cursor-paged APIs (the plumbing
+-- the endpoint modules in wecom.api.* build their iterators on).
 --
 -- A pager turns a `fetch(cursor)` function into a generic-for iterator that
 -- yields one item at a time and asks for the next page only when the current
@@ -11,7 +12,6 @@ local error = error
 local type = type
 local tostring = tostring
 local errors = require "wecom.errors"
-local response = require "wecom.response"
 
 local _M = {}
 
@@ -26,9 +26,7 @@ end
 -- iterate(fetch [, name]) -> iterator
 -- name labels the errors raised when paging stalls.
 function _M.iterate(fetch, name)
-    if type(fetch) ~= "function" then
-        error("wecom.pager.iterate: fetch must be a function (got " .. type(fetch) .. ")", 2)
-    end
+    errors.need("wecom.pager.iterate", "fetch", fetch, errors.func)
     name = name or "pager"
 
     local items, pos = nil, 0
@@ -117,58 +115,6 @@ function _M.collect(iterator)
         list[n] = item
     end
     return list
-end
-
-local SHARE_PATH = "/cgi-bin/corpgroup/corp/list_app_share_info"
-local MAX_SHARE_LIMIT = 100
-_M.SHARE_PATH = SHARE_PATH
-
--- shared_corps(app [, { business_type = 0|1, corpid =, limit = 1..100 }])
---   -> iterator of { corpid, corp_name, agentid } (agentid: the app's id INSIDE
---   that downstream corp, what app:downstream{} needs)
-function _M.shared_corps(app, opts)
-    if opts ~= nil and type(opts) ~= "table" then
-        error("wecom.shared_corps: options must be a table (got " .. type(opts) .. ")", 2)
-    end
-    opts = opts or {}
-    local business_type = opts.business_type or 0
-    if business_type ~= 0 and business_type ~= 1 then
-        error("wecom.shared_corps: business_type must be 0 (企业互联) or 1 (上下游)", 2)
-    end
-    local limit = opts.limit or MAX_SHARE_LIMIT
-    if type(limit) ~= "number" or limit < 1 or limit > MAX_SHARE_LIMIT or limit % 1 ~= 0 then
-        error("wecom.shared_corps: limit must be an integer from 1 to " .. MAX_SHARE_LIMIT, 2)
-    end
-    local corpid = opts.corpid
-    if corpid ~= nil and (type(corpid) ~= "string" or corpid == "") then
-        error("wecom.shared_corps: corpid must be a non-empty string (got " .. type(corpid) .. ")", 2)
-    end
-    local agentid = opts.agentid or app.agentid
-    if type(agentid) ~= "number" then
-        error("wecom.shared_corps: the app needs an agentid (wecom.new{ agentid = ... })", 2)
-    end
-
-    local read = { idempotent = true }
-    return _M.iterate(function(cursor)
-        local data, err = app:post(SHARE_PATH, {
-            agentid = agentid,
-            business_type = business_type,
-            corpid = corpid,
-            limit = limit,
-            cursor = cursor,
-        }, nil, read)
-        if not data then
-            return nil, err
-        end
-        local list, lerr = response.list(data, "corp_list", SHARE_PATH)
-        if not list then
-            return nil, lerr
-        end
-        if data.ending == 1 or data.ending == true then
-            return list, nil
-        end
-        return list, data.next_cursor
-    end, "shared_corps")
 end
 
 return _M

@@ -34,10 +34,11 @@ local tostring = tostring
 local type = type
 
 local core = require "wecom.core"
+local env = require "wecom.env"
 
 -- Inside nginx tasks are light threads and sleeps yield to nginx
--- (wecom.ngx.parallel); this loop is for everywhere else.
-local ngx_parallel = ngx ~= nil and ngx.thread ~= nil and require("wecom.ngx.parallel") or nil
+-- (wecom.ngx.parallel, wecom.env.sleep); this loop is for everywhere else.
+local ngx_parallel = env.in_nginx and require("wecom.ngx.parallel") or nil
 
 local _M = {}
 
@@ -219,7 +220,7 @@ function sched_mt:wait_events()
                     if item.res then
                         self:wake(co, item.res)
                     else
-                        self:wake(co, nil, item.err)
+                        self:wake(co, nil, item.err, item.code, item.curl_code)
                     end
                 end
             end
@@ -277,17 +278,16 @@ function sched_mt:sleep(seconds)
     wait()
 end
 
--- sleep(seconds): yields to the loop inside a task, blocks otherwise.
+-- sleep(seconds): yields to the loop inside a task; elsewhere wecom.env's
+-- sleep (ngx.sleep inside nginx, which raises naming a phase that cannot
+-- yield; a blocking sleep outside it)
 function _M.sleep(seconds)
     local sched = _M.current()
     if sched then
         return sched:sleep(seconds)
     end
-    if ngx_parallel and ngx_parallel.sleep(seconds) then
-        return
-    end
-    if seconds > 0 then
-        core.sleep(seconds)
+    if seconds > 0 or env.in_nginx then
+        env.sleep(seconds)
     end
 end
 

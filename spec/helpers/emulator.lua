@@ -1,4 +1,4 @@
--- Specs' handle on the WeCom emulator (see notes/CONTRACTS.md "Emulator").
+-- Specs' handle on the WeCom emulator (docs/emulator.md, "In busted specs").
 --
 --   local emu = require "helpers.emulator"
 --   local info = emu.start{ corps = 50 }      -- {base_url, ca_file, dir, port}
@@ -17,6 +17,7 @@
 local cjson = require "cjson"
 local ports = require "helpers.ports"
 local sh = require "helpers.sh"
+local wurl = require "wecom.url"
 
 local _M = {}
 
@@ -25,30 +26,14 @@ local INTERPRETER = rawget(_G, "jit") and "luajit" or "lua5.4"
 
 local quote, run, read_file = sh.quote, sh.run, sh.read_file
 
-local function urlencode(s)
-    if type(s) == "number" and s == math.floor(s) then
-        s = string.format("%d", s)
-    end
-    return (tostring(s):gsub("[^%w%-%._~]", function(c)
-        return string.format("%%%02X", c:byte())
-    end))
-end
-_M.urlencode = urlencode
+_M.urlencode = wurl.escape
 
+-- "?a=1&b=x" (keys sorted), "" without a query
 local function query_string(query)
     if not query then
         return ""
     end
-    local keys = {}
-    for k in pairs(query) do
-        keys[#keys + 1] = k
-    end
-    table.sort(keys)
-    local parts = {}
-    for _, k in ipairs(keys) do
-        parts[#parts + 1] = urlencode(k) .. "=" .. urlencode(query[k])
-    end
-    return "?" .. table.concat(parts, "&")
+    return "?" .. wurl.encode_query(query, "emulator.request", 2)
 end
 _M.query_string = query_string
 
@@ -130,8 +115,9 @@ function Emulator:raw_request(method, path, opts)
         self.session = core_session(self.ca_file) or false
     end
     if self.session then
-        return self.session:request { method = method, url = url, headers = headers, body = body,
-            timeout = opts.timeout }
+        local res, message, kind = self.session:request { method = method, url = url, headers = headers,
+            body = body, timeout = opts.timeout }
+        return res, not res and { kind = kind, message = message } or nil
     end
     return curl_request(self.ca_file, method, url, headers, body, opts.timeout)
 end

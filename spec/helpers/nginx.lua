@@ -2,18 +2,22 @@
 -- OpenResty) running a given configuration in a temporary prefix.
 --
 --   local nginx = require "helpers.nginx"
---   local site = nginx.start{ conf = text, files = { ["conf.d/x.conf"] = text } }
---   site.port, site.prefix, site.url("/path")
+--   local site = nginx.start{ conf = nginx.conf{ servers = { { text = locations } } },
+--                             files = { ["conf.d/x.conf"] = text }, env = { NAME = value } }
+--   site.port, site.prefix, site:url("/path")
 --   site:request("GET", "/path" [, { body =, headers = }]) -> status, body, headers
 --   site:error_lines() -> the [error]/[crit]/[alert]/[emerg] lines of error.log
 --   site:stop()
 --
--- `conf` may use ${port} (and ${port2} for a second server), ${prefix}, ${lua_path}, ${lua_cpath}, ${modules} and
--- ${user}; nginx.example{...} renders examples/openresty/nginx.conf for a spec
--- (port, workers, trusted CA, paths to this checkout; warmup = false drops
--- its init_worker token warm-up).
+-- nginx.conf{...} builds the conf from the one skeleton (wecom.emulator.conf)
+-- with a spec's own parts.  The text start gets may use ${port} (and ${port2}
+-- for a second server), ${prefix}, ${root}, ${lua_path}, ${lua_cpath},
+-- ${modules} and ${user}; nginx.example{...} renders
+-- examples/openresty/nginx.conf for a spec (port, workers, trusted CA, paths
+-- to this checkout; warmup = false drops its init_worker token warm-up).
 
 local sh = require "helpers.sh"
+local conf = require "wecom.emulator.conf"
 
 local _M = {}
 
@@ -50,20 +54,26 @@ function _M.binary()
     return "/usr/sbin/nginx"
 end
 
--- true when lua-nginx-module is compiled in (OpenResty), false when it is
--- a dynamic module that needs load_module lines (Debian).
-function _M.builtin_lua()
-    local v = capture(quote(_M.binary()) .. " -V 2>&1")
-    return v:find("openresty", 1, true) ~= nil or v:find("lua-nginx-module", 1, true) ~= nil
+-- The load_module paths this nginx needs for lua-nginx-module (none for
+-- OpenResty), asked once.
+local lua_modules
+function _M.modules()
+    if not lua_modules then
+        lua_modules = conf.lua_modules(capture(quote(_M.binary()) .. " -V 2>&1"), os.getenv("WECOM_NGINX_MODULES"))
+    end
+    return lua_modules
 end
 
-function _M.module_lines()
-    if _M.builtin_lua() then
-        return ""
+local function module_lines()
+    local lines = {}
+    for i, path in ipairs(_M.modules()) do
+        lines[i] = "load_module " .. path .. ";\n"
     end
-    local dir = os.getenv("WECOM_NGINX_MODULES") or "/usr/lib/nginx/modules"
-    return "load_module " .. dir .. "/ndk_http_module.so;\n"
-        .. "load_module " .. dir .. "/ngx_http_lua_module.so;\n"
+    return table.concat(lines)
+end
+
+local function as_root()
+    return capture("id -u"):match("^0%s*$") ~= nil
 end
 
 -- Where this checkout's Lua files and LuaJIT build of wecom.core are.
@@ -201,6 +211,35 @@ local function render(text, vars)
     end))
 end
 
+-- conf{ workers =, env = { names }, main =, log_level =, dicts = { name = size },
+--       trusted =, lua_path =, http = text, servers = { { listen =, ssl = { cert =,
+--       key = }, text = } } } -> nginx.conf text for start: wecom.emulator.conf's
+-- skeleton with this nginx's module lines, pid, logs and temporary files in
+-- the prefix, and Lua paths to this checkout and spec/openresty (lua_path
+-- replaces them); a server without listen gets 127.0.0.1:${port}.
+function _M.conf(parts)
+    for _, server in ipairs(parts.servers or {}) do
+        server.listen = server.listen or "127.0.0.1:${port}"
+    end
+    return conf.nginx {
+        modules = _M.modules(),
+        user = as_root() and "root" or nil,
+        workers = parts.workers,
+        env = parts.env,
+        main = parts.main,
+        pid = "logs/nginx.pid",
+        error_log = "logs/error.log",
+        log_level = parts.log_level,
+        temp = "tmp",
+        lua_path = parts.lua_path or "${root}/spec/openresty/?.lua;${lua_path}",
+        lua_cpath = "${lua_cpath}",
+        dicts = parts.dicts,
+        trusted = parts.trusted,
+        http = parts.http,
+        servers = parts.servers,
+    }
+end
+
 -- listening yet?  (a TCP connect: an HTTP probe would leave a 404 in error.log)
 local function answers(port)
     return run("bash -c 'exec 3<>/dev/tcp/127.0.0.1/" .. port .. "' 2>/dev/null")
@@ -217,7 +256,7 @@ function _M.start(opts)
         local port = ports.pick()
         local vars = {
             port = port, port2 = port + 1, prefix = prefix, lua_path = paths.lua_path, lua_cpath = paths.lua_cpath,
-            modules = _M.module_lines(), user = capture("id -u"):match("^0%s*$") and "user root;" or "",
+            modules = module_lines(), user = as_root() and "user root;" or "",
             root = paths.root,
         }
         write_file(prefix .. "/nginx.conf", render(opts.conf, vars))

@@ -109,13 +109,24 @@ describe("app.chain (emulator)", function()
       assert.same(want, got)
     end)
 
-    it("lists the direct subgroups of one group", function()
+    it("lists every group below one group (children and their children)", function()
       local parent = chain.groups[1].groupid
       local groups = assert(sys.chain:groups(chain.chain_id, parent))
-      local want = 0
-      for _, g in ipairs(chain.groups) do if g.parentid == parent then want = want + 1 end end
-      assert.equal(want, #groups)
-      for _, g in ipairs(groups) do assert.equal(parent, g.parentid) end
+      local below, changed = { [parent] = true }, true
+      while changed do
+        changed = false
+        for _, g in ipairs(chain.groups) do
+          if below[g.parentid] and not below[g.groupid] then below[g.groupid], changed = true, true end
+        end
+      end
+      below[parent] = nil
+      local want, got = {}, {}
+      for id in pairs(below) do want[#want + 1] = id end
+      for _, g in ipairs(groups) do got[#got + 1] = g.groupid end
+      table.sort(want)
+      table.sort(got)
+      assert.is_true(#want >= 2, "the fixture's first group has a grandchild")
+      assert.same(want, got)
     end)
 
     it("raises for a missing chain_id, naming it", function()
@@ -271,13 +282,13 @@ describe("app.chain (emulator)", function()
 
     it("validates its options", function()
       assert.has_error(function() sys.chain:corps() end,
-        "wecom.chain:corps: options must be a table (got nil)")
+        "wecom.chain:corps: opts must be a table (got nil)")
       assert.has_error(function() sys.chain:corps{ groupid = 2 } end,
-        "wecom.chain:corps: chain_id must be a non-empty string (got nil)")
+        "wecom.chain:corps: opts.chain_id is required (a non-empty string)")
       assert.has_error(function() sys.chain:corps{ chain_id = "Ch", limit = 0 } end,
-        "wecom.chain:corps: limit must be an integer >= 1 (got number)")
+        "wecom.chain:corps: opts.limit must be an integer >= 1 (got number 0)")
       assert.has_error(function() sys.chain:corps{ chain_id = "Ch", recursive = "yes" } end,
-        "wecom.chain:corps: recursive must be a boolean (got string)")
+        "wecom.chain:corps: opts.recursive must be a boolean (got string)")
     end)
   end)
 
@@ -311,7 +322,7 @@ describe("app.chain (emulator)", function()
 
     it("needs corpid or pending_corpid", function()
       assert.has_error(function() sys.chain:corp_info{ chain_id = chain.chain_id } end,
-        "wecom.chain:corp_info: corpid or pending_corpid is required")
+        "wecom.chain:corp_info: opts.corpid or opts.pending_corpid is required")
     end)
   end)
 
@@ -439,10 +450,10 @@ describe("app.chain (emulator)", function()
 
     it("validates the contact list", function()
       assert.has_error(function() sys.chain:import_contacts{ chain_id = chain.chain_id, contact_list = {} } end,
-        "wecom.chain:import_contacts: contact_list must not be empty")
+        "wecom.chain:import_contacts: opts.contact_list must not be empty")
       assert.has_error(function()
         sys.chain:import_contacts{ chain_id = chain.chain_id, contact_list = { { corp_name = "x" } } }
-      end, "wecom.chain:import_contacts: contact_list[1].contact_info_list must be a table (got nil)")
+      end, "wecom.chain:import_contacts: opts.contact_list[1].contact_info_list must be a table (got nil)")
     end)
   end)
 
@@ -604,9 +615,9 @@ describe("app.chain (emulator)", function()
 
     it("validates the id list", function()
       assert.has_error(function() sys.chain:external_userid_to_pending_id{ external_userid = {} } end,
-        "wecom.chain:external_userid_to_pending_id: external_userid must hold 1 to 100 ids (got 0)")
+        "wecom.chain:external_userid_to_pending_id: opts.external_userid must hold 1 to 100 ids (got 0)")
       assert.has_error(function() sys.chain:unionid_to_pending_id{ unionid = "u" } end,
-        "wecom.chain:unionid_to_pending_id: openid must be a non-empty string (got nil)")
+        "wecom.chain:unionid_to_pending_id: opts.openid is required (a non-empty string)")
     end)
   end)
 end)

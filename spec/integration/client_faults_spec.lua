@@ -33,7 +33,9 @@ describe("retry policy against the emulator", function()
     end)
 
     describe("token errors on an API call", function()
-        for _, code in ipairs { 40014, 42001, 40001 } do
+        -- 41001 ("access_token missing") for a request that carried our token:
+        -- the stored token is empty or mangled, and a fresh one cures it
+        for _, code in ipairs { 40014, 42001, 40001, 41001 } do
             it(code .. ": drops the token, fetches a new one once and resends", function()
                 local app = fresh_app()
                 assert(app:token())
@@ -46,16 +48,28 @@ describe("retry policy against the emulator", function()
             end)
         end
 
-        it("gives up after one refresh and says kind token", function()
-            local app = fresh_app { retries = 3 }
-            emu.fault { path = READ_PATH, errcode = 40014, count = 5 }
+        it("an empty token in the store (41001 from the server) is replaced on the next call", function()
+            local app = fresh_app()
+            app.store:set(app.token_key, "", core.now() + 3600)
             local data, err = read(app)
-            assert.is_nil(data)
-            assert.equal("token", err.kind)
-            assert.equal(40014, err.errcode)
-            assert.equal(2, calls(READ_PATH))
-            assert.equal(2, calls("/cgi-bin/gettoken"))
+            assert.is_nil(err)
+            assert.equal(app.agentid, data.agentid)
+            assert.equal(1, calls("/cgi-bin/gettoken"))
+            assert.is_true(#assert(app:token()) > 0)
         end)
+
+        for _, code in ipairs { 40014, 41001 } do
+            it(code .. " again after the refresh: gives up and says kind token", function()
+                local app = fresh_app { retries = 3 }
+                emu.fault { path = READ_PATH, errcode = code, count = 5 }
+                local data, err = read(app)
+                assert.is_nil(data)
+                assert.equal("token", err.kind)
+                assert.equal(code, err.errcode)
+                assert.equal(2, calls(READ_PATH))
+                assert.equal(2, calls("/cgi-bin/gettoken"))
+            end)
+        end
 
         it("compares before dropping: a token refreshed meanwhile survives", function()
             local app = fresh_app()
@@ -266,6 +280,10 @@ describe("retry policy against the emulator", function()
             { "an HTML page", "<html><head><title>502</title></head><body>Bad Gateway</body></html>" },
             { "truncated JSON", '{"errcode":0,"errmsg":"ok","agentid":10' },
             { "an empty body", "" },
+            { "an empty JSON array", "[]" },
+            { "a JSON array of objects", '[{"errcode":0}]' },
+            { "an object followed by NUL and garbage", '{"errcode":0,"errmsg":"ok"}\0garbage' },
+            { "two objects", '{"errcode":0}{"errcode":0}' },
         }
         for _, case in ipairs(bodies) do
             it(case[1] .. " is a decode error with the HTTP status, not retried", function()
@@ -280,6 +298,29 @@ describe("retry policy against the emulator", function()
                 assert.equal(1, calls(READ_PATH))
             end)
         end
+    end)
+
+    describe("responses over max_body", function()
+        local big = '{"errcode":0,"errmsg":"ok","pad":"' .. string.rep("x", 8192) .. '"}'
+
+        it("end in a transport error that is not retried, even for a read", function()
+            local app = fresh_app { max_body = 4096, retries = 2 }
+            assert(app:token())
+            emu.fault { path = READ_PATH, body = big, count = 3 }
+            local data, err = read(app)
+            assert.is_nil(data)
+            assert.equal("transport", err.kind)
+            assert.is_false(err.retryable)
+            assert.matches("max_body", err.errmsg, 1, true)
+            assert.equal(1, calls(READ_PATH))
+        end)
+
+        it("are fine under the limit", function()
+            local app = fresh_app { max_body = 16384 }
+            emu.fault { path = READ_PATH, body = big }
+            local data = assert(read(app))
+            assert.equal(8192, #data.pad)
+        end)
     end)
 
     it("a connection refused is a retryable transport error", function()

@@ -223,7 +223,7 @@ describe("client policy against the emulator", function()
                 { { errcode = 60011 }, "api", 200 },
                 { { errcode = -1 }, "busy", 200 },
                 { { errcode = 45009 }, "rate_limit", 200 },
-                { { errcode = 41001 }, "token", 200 },
+                { { errcode = 41001, count = 2 }, "token", 200 },  -- refreshed once, then given up
                 { { body = "<html>gateway</html>" }, "decode", 200 },
                 { { http_status = 503 }, "transport", 503 },
                 { { body = "{}", http_status = 404 }, "transport", 404 },
@@ -264,7 +264,7 @@ describe("client policy against the emulator", function()
                 local secret = select(i, ...)
                 assert.not_matches(secret, line, 1, true)
                 assert.not_matches(secret, err.errmsg, 1, true)
-                assert.not_matches(require("wecom.client").url_escape(secret), line, 1, true)
+                assert.not_matches(require("wecom.url").escape(secret), line, 1, true)
             end
         end
 
@@ -299,6 +299,27 @@ describe("client policy against the emulator", function()
             assert_clean(err, app_def.secret)
         end)
 
+        it("an errmsg quoting the secret on a call other than gettoken loses it", function()
+            local app = fresh_app { retries = 0 }
+            assert(app:token())
+            local secret = app_def.secret
+            for _, msg in ipairs {
+                "echo " .. secret .. " end",
+                "bad corpsecret=" .. secret .. " here",
+                "escaped " .. emu.urlencode(secret .. "/+ ") .. " too",
+            } do
+                emu.fault { path = READ_PATH, errcode = 60011, errmsg = msg }
+                local _, err = app:get(READ_PATH, { agentid = app.agentid })
+                assert.equal(60011, err.errcode)
+                assert_clean(err, secret)
+            end
+            local down = fresh_down(app)
+            assert(down:token())
+            emu.fault { path = READ_PATH, errcode = 60011, errmsg = "upstream secret " .. secret }
+            local _, err = down:get(READ_PATH, { agentid = corp.agentid })
+            assert_clean(err, secret)
+        end)
+
         it("a downstream call's errmsg quoting either token loses both", function()
             local app = fresh_app { retries = 0 }
             local down = fresh_down(app)
@@ -311,6 +332,29 @@ describe("client policy against the emulator", function()
             down.store:delete(down.token_key)
             _, err = down:token()
             assert_clean(err, up_tok)
+        end)
+    end)
+
+    describe("server text in errors", function()
+        it("a CR/LF in errmsg cannot forge a log line", function()
+            local app = fresh_app { retries = 0 }
+            emu.fault { path = READ_PATH, errcode = 60011, errmsg = "bad field\r\nFORGED LOG LINE" }
+            local _, err = app:get(READ_PATH, { agentid = app.agentid })
+            assert.equal(60011, err.errcode)
+            local line = tostring(err)
+            assert.not_matches("[\r\n]", line)
+            assert.not_matches("[\r\n]", err.errmsg)
+            assert.matches("FORGED LOG LINE", line, 1, true)
+        end)
+
+        it("a 4 MB errmsg makes a small error", function()
+            local app = fresh_app { retries = 0 }
+            emu.fault { path = READ_PATH, errcode = 60011, errmsg = string.rep("x", 4 * 1024 * 1024) }
+            local _, err = app:get(READ_PATH, { agentid = app.agentid })
+            assert.equal(60011, err.errcode)
+            assert.is_true(#err.errmsg < 1024, #err.errmsg)
+            assert.is_true(#tostring(err) < 1024)
+            assert.matches("truncated", err.errmsg, 1, true)
         end)
     end)
 

@@ -162,20 +162,20 @@ describe("core.http_session against the emulator", function()
 
     it("refuses the emulator's certificate without its CA (system bundle only)", function()
         local plain = core.http_session{ timeout = 10 }
-        local res, err = plain:request{ url = agent_get_url() }
+        local res, message, kind, curl_code = plain:request{ url = agent_get_url() }
         plain:close()
         assert.is_nil(res)
-        assert.equal("tls", err.kind)
-        assert.equal(60, err.curl_code)   -- CURLE_PEER_FAILED_VERIFICATION
-        assert.is_nil(err.message:find(token, 1, true))
+        assert.equal("tls", kind)
+        assert.equal(60, curl_code)   -- CURLE_PEER_FAILED_VERIFICATION
+        assert.is_nil(message:find(token, 1, true))
         assert.equal(nil, emu.stats()[AGENT_GET])
     end)
 
     it("refuses a CA that did not sign the emulator's certificate", function()
         local other = core.http_session{ timeout = 10, ca_file = "/etc/ssl/certs/ca-certificates.crt" }
-        local _, err = other:request{ url = agent_get_url() }
+        local _, _, kind = other:request{ url = agent_get_url() }
         other:close()
-        assert.equal("tls", err.kind)
+        assert.equal("tls", kind)
     end)
 
     describe("faults", function()
@@ -190,20 +190,20 @@ describe("core.http_session against the emulator", function()
 
         it("delay_ms: a slow answer times out, without the token in the message", function()
             emu.fault{ path = AGENT_GET, delay_ms = 2000 }
-            local res, err = session:request{ url = agent_get_url(), timeout = 0.3 }
+            local res, message, kind, curl_code = session:request{ url = agent_get_url(), timeout = 0.3 }
             assert.is_nil(res)
-            assert.equal("timeout", err.kind)
-            assert.equal(28, err.curl_code)
-            assert.is_nil(err.message:find(token, 1, true))
-            assert.is_nil(err.message:find("access_token", 1, true))
+            assert.equal("timeout", kind)
+            assert.equal(28, curl_code)
+            assert.is_nil(message:find(token, 1, true))
+            assert.is_nil(message:find("access_token", 1, true))
         end)
 
         it("close: a dropped connection is a transport error, and the session recovers", function()
             emu.fault{ path = AGENT_GET, close = true }
-            local res, err = session:request{ url = agent_get_url() }
+            local res, message, kind = session:request{ url = agent_get_url() }
             assert.is_nil(res)
-            assert.equal("transport", err.kind)
-            assert.is_nil(err.message:find(token, 1, true))
+            assert.equal("transport", kind)
+            assert.is_nil(message:find(token, 1, true))
             local again = assert(session:request{ url = agent_get_url() })
             assert.equal(0, cjson.decode(again.body).errcode)
         end)
@@ -224,10 +224,11 @@ describe("core.http_session against the emulator", function()
 
         it("a response over max_body is refused", function()
             emu.fault{ path = AGENT_GET, body = string.rep("x", 4096) }
-            local res, err = session:request{ url = agent_get_url(), max_body = 1024 }
+            local res, message, kind, curl_code = session:request{ url = agent_get_url(), max_body = 1024 }
             assert.is_nil(res)
-            assert.equal("transport", err.kind)
-            assert.matches("max_body", err.message, 1, true)
+            assert.equal("transport", kind)
+            assert.equal(63, curl_code)   -- CURLE_FILESIZE_EXCEEDED, as for every size limit
+            assert.equal("response body exceeds the size limit (max_body 1024 bytes)", message)
         end)
     end)
 end)

@@ -212,7 +212,7 @@ describe("shared corps and downstream clients (emulator)", function()
     it("validates its arguments", function()
       local down = sys:downstream{ corpid = "wwX", agentid = 1, business_type = 1 }
       assert.has_error(function() down:transfer_session("u") end,
-        "wecom.transfer_session: session_key must be a non-empty string (got nil)")
+        "wecom:transfer_session: session_key must be a non-empty string (got nil)")
     end)
   end)
 end)

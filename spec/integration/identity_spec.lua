@@ -15,11 +15,14 @@ local function new_app(system)
   return wecom.new(emu.app_options(info, fx, fixture_app(system), { retries = 0 }))
 end
 
--- a downstream corp shared with the app (上下游) and one of its users
-local function downstream_user(agentid)
+-- a downstream corp shared with the app (business_type 1: 上下游, 0: 企业互联)
+-- and one of its users
+local function downstream_user(agentid, business_type)
   for _, c in ipairs(fx.downstream) do
     for _, a in ipairs(c.agents or {}) do
-      if a.shared_from == agentid and c.users and c.users[1] then return c.corpid, c.users[1].userid end
+      if a.shared_from == agentid and (a.business_type or 0) == business_type and c.users and c.users[1] then
+        return c.corpid, c.users[1].userid
+      end
     end
   end
 end
@@ -39,13 +42,22 @@ describe("identity (emulator)", function()
   end)
 
   describe("app:user_by_code()", function()
-    it("splits a downstream member's CorpId/userid", function()
-      local corpid, userid = downstream_user(app.agentid)
+    it("splits a 企业互联 member's CorpId/userid", function()
+      local corpid, userid = downstream_user(app.agentid, 0)
       local code = emu.oauth_code{ corpid = corpid, userid = userid, agentid = app.agentid }
       local who = assert(app:user_by_code(code))
       assert.equal(corpid, who.corpid)
       assert.equal(userid, who.userid)
       assert.equal(corpid .. "/" .. userid, who.raw.userid)
+    end)
+
+    it("splits a 上下游 member's CorpId/userid, the userid encrypted (account-ID upgrade)", function()
+      local corpid, userid = downstream_user(app.agentid, 1)
+      local code = emu.oauth_code{ corpid = corpid, userid = userid, agentid = app.agentid }
+      local who = assert(app:user_by_code(code))
+      assert.equal(corpid, who.corpid)
+      assert.not_equal(userid, who.userid)
+      assert.equal(corpid .. "/" .. who.userid, who.raw.userid)
     end)
 
     it("gives an upstream member the app's corpid", function()
@@ -91,7 +103,7 @@ describe("identity (emulator)", function()
 
     it("raises for a missing code", function()
       assert.has_error(function() app:user_by_code() end,
-        "wecom.user_by_code: code must be a non-empty string (got nil)")
+        "wecom:user_by_code: code must be a non-empty string (got nil)")
     end)
   end)
 

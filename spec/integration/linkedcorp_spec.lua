@@ -186,7 +186,7 @@ describe("app.linkedcorp (emulator)", function()
       assert.has_error(function() sys.linkedcorp:send{ touser = { "a/b" }, msgtype = "text" } end,
         "wecom.linkedcorp:send: message.text must be a table (the text payload) (got nil)")
       assert.has_error(function() sys.linkedcorp:send{ touser = { 5.5 }, msgtype = "text", text = {} } end,
-        "wecom.linkedcorp:send: message.touser[1] must be a non-empty string (got number)")
+        "wecom.linkedcorp:send: message.touser[1] must be a non-empty string (got number 5.5)")
       assert.has_error(function() sys.linkedcorp:user(nil) end,
         "wecom.linkedcorp:user: userid must be a non-empty string (got nil)")
     end)

@@ -14,38 +14,14 @@ local CORPID = "wwHANDLERSPEC"
 -- what the "boom" handler raises (spec/openresty/callback_site.lua)
 local HANDLER_ERROR = "handler exploded: DETAIL-ONLY-FOR-THE-LOG"
 
-local CONF = [[
-${modules}
-${user}
-worker_processes 1;
-pid logs/nginx.pid;
-error_log logs/error.log warn;
-
-env SPEC_CB_TOKEN;
-env SPEC_CB_AES_KEY;
-env SPEC_CB_RECEIVE_ID;
-
-events {
-    worker_connections 64;
-}
-
-http {
-    access_log off;
-    client_body_temp_path tmp/client_body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-
-    lua_package_path '${root}/spec/openresty/?.lua;${lua_path}';
-    lua_package_cpath '${lua_cpath}';
-    lua_shared_dict results 1m;
-
+local CONF = nginx.conf {
+    env = { "SPEC_CB_TOKEN", "SPEC_CB_AES_KEY", "SPEC_CB_RECEIVE_ID" },
+    dicts = { results = "1m" },
+    http = [[
     # bodies over 8 KB go to a temporary file: the handler must read it
     client_body_buffer_size 8k;
-
-    server {
-        listen 127.0.0.1:${port};
+]],
+    servers = { { text = [[
         location = /cb {
             content_by_lua_block { require("callback_site").handle() }
         }
@@ -59,9 +35,8 @@ http {
         location = /last {
             content_by_lua_block { require("callback_site").last() }
         }
-    }
+]] } },
 }
-]]
 
 local function event_xml(fields)
     local parts = { "<xml>" }

@@ -5,6 +5,8 @@
 --   /cb           handler with the router below
 --   /cb_big       the same, in a location that lets nginx take 4 MiB bodies
 --   /cb_bare      handler without a router
+--   /cb_fail      handler whose router raises for every event, with the
+--                 event's type and a long multi-line text in the error
 --   /last         what the router saw last (JSON)
 
 -- luacheck: globals ngx
@@ -13,7 +15,7 @@ local cjson = require "cjson.safe"
 
 local _M = {}
 
-local handler, bare
+local handler, bare, failing
 
 -- the handler's error text: must reach error.log, never the response
 _M.HANDLER_ERROR = "handler exploded: DETAIL-ONLY-FOR-THE-LOG"
@@ -63,6 +65,13 @@ local function build()
     router:default(remember)
     handler = wecom.ngx.callback_handler { callback = cb, router = router }
     bare = wecom.ngx.callback_handler { callback = cb }
+
+    local broken = wecom.callback.router()
+    broken:default(function(event)
+        error("failed for " .. tostring(event.type) .. "\nFORGED LOG LINE\n"
+            .. string.rep("0123456789\n", 400000))
+    end)
+    failing = wecom.ngx.callback_handler { callback = cb, router = broken }
 end
 
 function _M.handle()
@@ -77,6 +86,13 @@ function _M.bare()
         build()
     end
     return bare()
+end
+
+function _M.fail()
+    if not failing then
+        build()
+    end
+    return failing()
 end
 
 function _M.last()

@@ -494,9 +494,11 @@ function cases.log_phase()
     return { logged = "later" }
 end
 
-function _M.run()
+-- serve(cases): runs the case the URI /run/<name> names and answers with
+-- what it returned, as JSON (a case that raised: 500 and the error)
+function _M.serve(cases_table)
     local name = ngx.var.uri:match("^/run/([%w_]+)$")
-    local fn = name and cases[name]
+    local fn = name and cases_table[name]
     if not fn then
         return ngx.exit(404)
     end
@@ -508,6 +510,10 @@ function _M.run()
         return
     end
     ngx.say(cjson.encode(result))
+end
+
+function _M.run()
+    return _M.serve(cases)
 end
 
 return _M

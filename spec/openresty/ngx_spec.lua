@@ -7,44 +7,17 @@ local cjson = require "cjson"
 local emulator = require "helpers.emulator"
 local nginx = require "helpers.nginx"
 
-local CONF = [[
-${modules}
-${user}
-worker_processes 1;
-pid logs/nginx.pid;
-error_log logs/error.log warn;
-
-env SPEC_BASE_URL;
-env SPEC_CORPID;
-env SPEC_SECRET;
-env SPEC_AGENTID;
-env SPEC_PEER;
-
-events {
-    worker_connections 256;
-}
-
-http {
-    access_log off;
-    client_body_temp_path tmp/client_body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-
-    lua_package_path '${root}/spec/openresty/?.lua;${lua_path}';
-    lua_package_cpath '${lua_cpath}';
-    lua_shared_dict wecom_spec 1m;
-    lua_shared_dict results 1m;
-    lua_ssl_trusted_certificate ${emu_dir}/trusted.pem;
-    lua_ssl_verify_depth 4;
-
+local CONF = nginx.conf {
+    env = { "SPEC_BASE_URL", "SPEC_CORPID", "SPEC_SECRET", "SPEC_AGENTID", "SPEC_PEER" },
+    dicts = { wecom_spec = "1m", results = "1m" },
+    trusted = "${emu_dir}/trusted.pem",
+    http = [[
     init_worker_by_lua_block {
         require("ngx_cases").init_worker()
     }
-
-    server {
-        listen 127.0.0.1:${port};
+]],
+    servers = {
+        { text = [[
         location /run/ {
             content_by_lua_block {
                 require("ngx_cases").run()
@@ -53,22 +26,20 @@ http {
                 require("ngx_cases").log_phase()
             }
         }
-    }
-
-    # the scripted peer: HTTPS with the emulator's certificate for localhost
-    server {
-        listen 127.0.0.1:${port2} ssl;
-        ssl_certificate ${emu_dir}/server.pem;
-        ssl_certificate_key ${emu_dir}/server.key;
+]] },
+        -- the scripted peer: HTTPS with the emulator's certificate for localhost
+        { listen = "127.0.0.1:${port2}",
+          ssl = { cert = "${emu_dir}/server.pem", key = "${emu_dir}/server.key" },
+          text = [[
         keepalive_timeout 10s;
         location / {
             content_by_lua_block {
                 require("ngx_cases").peer()
             }
         }
-    }
+]] },
+    },
 }
-]]
 
 describe("inside nginx", function()
     local emu, fx, site, app
@@ -378,9 +349,9 @@ describe("inside nginx", function()
     describe("wecom.ngx.callback_handler", function()
         it("checks its options", function()
             local res = run("handler_options")
-            assert.truthy(res.nothing:find("options must be a table", 1, true))
-            assert.truthy(res.no_callback:find("option 'callback' must be a wecom.callback object", 1, true))
-            assert.truthy(res.bad_router:find("option 'router' must be", 1, true))
+            assert.truthy(res.nothing:find("wecom.ngx.callback_handler: opts must be a table", 1, true))
+            assert.truthy(res.no_callback:find("opts.callback is required (a wecom.callback object", 1, true))
+            assert.truthy(res.bad_router:find("opts.router must be a wecom.callback router", 1, true))
             assert.truthy(res.unknown:find("unknown option 'routr'", 1, true))
             assert.equal("ok", res.good)
         end)

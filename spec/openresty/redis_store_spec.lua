@@ -18,45 +18,17 @@ local PREFIX = "spec:ngx:"
 local GETTOKEN = "/cgi-bin/gettoken"
 local CHAIN_LIST = "/cgi-bin/corpgroup/corp/get_chain_list"
 
-local CONF = [[
-${modules}
-${user}
-worker_processes 2;
-pid logs/nginx.pid;
-error_log logs/error.log warn;
-
-env SPEC_BASE_URL;
-env SPEC_CORPID;
-env SPEC_SECRET;
-env SPEC_AGENTID;
-env SPEC_REDIS_PORT;
-env SPEC_REDIS_PASSWORD;
-env SPEC_REDIS_DB;
-env SPEC_REDIS_PREFIX;
-
-events {
-    worker_connections 1024;
-}
-
-http {
-    access_log off;
-    client_body_temp_path tmp/client_body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-
-    lua_package_path '${root}/spec/openresty/?.lua;${lua_path}';
-    lua_package_cpath '${lua_cpath}';
-    lua_ssl_trusted_certificate ${emu_dir}/trusted.pem;
-    lua_ssl_verify_depth 4;
-
+local CONF = nginx.conf {
+    workers = 2,
+    env = { "SPEC_BASE_URL", "SPEC_CORPID", "SPEC_SECRET", "SPEC_AGENTID", "SPEC_REDIS_PORT",
+            "SPEC_REDIS_PASSWORD", "SPEC_REDIS_DB", "SPEC_REDIS_PREFIX" },
+    trusted = "${emu_dir}/trusted.pem",
+    http = [[
     init_by_lua_block {
         require("redis_site").init()
     }
-
-    server {
-        listen 127.0.0.1:${port};
+]],
+    servers = { { text = [[
         location = /chains {
             content_by_lua_block {
                 require("redis_site").chains()
@@ -72,9 +44,8 @@ http {
                 require("redis_site").pause_probe()
             }
         }
-    }
+]] } },
 }
-]]
 
 describe("wecom.store.redis inside nginx", function()
     local emu, fx, app, srv, base_url, token_key

@@ -5,68 +5,9 @@ local callback = require "wecom.callback"
 local core = require "wecom.core"
 local errors = require "wecom.errors"
 
--- V1: the official Tencent sample (reference §7.7)
-local V1 = {
-  token = "QDG6eK",
-  aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
-  receive_id = "wx5823bf96d3bd56c7",
-  verify = {
-    msg_signature = "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3",
-    timestamp = "1409659589",
-    nonce = "263014780",
-    echostr = "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZXvnaqQ==",
-  },
-  echostr_encoded = "P9nAzCzyDtyTWESHep1vC5X9xho%2FqYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp%2B4RPcs8TgAE7OaBO"
-    .. "%2BFZXvnaqQ%3D%3D",
-  echo = "1616140317555161061",
-  post = { msg_signature = "477715d11cdb4164915debcba66cb864d751f3e6", timestamp = "1409659813",
-           nonce = "1372623149" },
-  encrypt = "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdC"
-    .. "Upj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06"
-    .. "DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH0"
-    .. "3v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpN"
-    .. "elZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q==",
-  plaintext = "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName>\n"
-    .. "<FromUserName><![CDATA[mycreate]]></FromUserName>\n<CreateTime>1409659813</CreateTime>\n"
-    .. "<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[hello]]></Content>\n"
-    .. "<MsgId>4561255354251345929</MsgId>\n<AgentID>218</AgentID>\n</xml>",
-}
-
--- V3: wechatpy's tests, with a deterministic encryption (reference §7.7)
-local V3 = {
-  token = "123456",
-  aes_key = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR",
-  receive_id = "wx49f0ab532d5d035a",
-  verify = {
-    msg_signature = "dd6b9c95b495b3f7e2901bfbc76c664930ffdb96",
-    timestamp = "1411443780",
-    nonce = "437374425",
-    echostr = "4ByGGj+sVCYcvGeQYhaKIk1o0pQRNbRjxybjTGblXrBaXlTXeOo1+bXFXDQQb1o6co6Yh9Bv41n7hOchLF6p+Q==",
-  },
-  echo = "5927782489442352469",
-  post = { msg_signature = "74d92dfeb87ba7c714f89d98870ae5eb62dff26d", timestamp = "1411525903",
-           nonce = "461056294" },
-  encrypt = "RgqEoJj5A4EMYlLvWO1F86ioRjZfaex/gePD0gOXTxpsq5Yj4GNglrBb8I2BAJVODGajiFnXBu7mCPatfjsu6IHCrsTy"
-    .. "eDXzF6Bv283dGymzxh6ydJRvZsryDyZbLTE7rhnus50qGPMfp2wASFlzEgMW9z1ef/RD8XzaFYgm7iTdaXpXaG4+BiYyolBu"
-    .. "g/gYNx410cvkKR2/nPwBiT+P4hIiOAQqGp/TywZBtDh1yCF2KOd0gpiMZ5jSw3e29mTvmUHzkVQiMS6td7vXUaWOMZnYZlF3"
-    .. "So2SjHnwh4jYFxdgpkHHqIrH/54SNdshoQgWYEvccTKe7FS709/5t6NMxuGhcUGAPOQipvWTT4dShyqio7mlsl5noTrb++x6"
-    .. "En749zCpQVhDpbV6GDnTbcX2e8K9QaNWHp91eBdCRxthuL0=",
-  plaintext = "<xml><ToUserName><![CDATA[wx49f0ab532d5d035a]]></ToUserName>\n"
-    .. "<FromUserName><![CDATA[messense]]></FromUserName>\n<CreateTime>1411525903</CreateTime>\n"
-    .. "<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[test]]></Content>\n"
-    .. "<MsgId>4363689963896700987</MsgId>\n<AgentID>1</AgentID>\n</xml>",
-  reply_plaintext = "<xml>\n<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[test]]></Content>\n"
-    .. "<FromUserName><![CDATA[wx49f0ab532d5d035a]]></FromUserName>\n"
-    .. "<ToUserName><![CDATA[messense]]></ToUserName>\n<AgentID>1</AgentID>\n"
-    .. "<CreateTime>1411525903</CreateTime>\n</xml>",
-  reply = "<xml>\n<Encrypt><![CDATA[9s4gMv99m88kKTh/H8IdkOiMg6bisoy3ypwy9H4hvSPe9nsGaqyw5hhSjdYbcrKk+j3nba4"
-    .. "HMOTzHrluLBYqxgNcBqGsL8GqxlhZgURnAtObvesEl5nZ+uBE8bviY0LWke8Zy9V/QYKxNV2FqllNXcfmstttyIkMKCCmVbC"
-    .. "FM2JTF5wY0nFhHZSjPUL2Q1qvSUCUld+/WIXrx0oyKQmpB6o8NRrrNrsDf03oxI1p9FxUgMnwKKZeOA/uu+2IEvEBtb7muXs"
-    .. "VbwbgX05UPPJvFurDXafG0RQyPR+mf1nDnAtQmmNOuiR5MIkdQ39xn1vWwi1O5oazPoQJz0nTYjxxEE8kv3kFxtAGVRe3ypD"
-    .. "3WeK2XeFYFMNMpatF9XiKzHo3]]></Encrypt>\n"
-    .. "<MsgSignature><![CDATA[407518b7649e86ef23978113f92d27afa9296533]]></MsgSignature>\n"
-    .. "<TimeStamp>1411525903</TimeStamp>\n<Nonce><![CDATA[461056294]]></Nonce>\n</xml>",
-}
+-- the reference vectors (§7.7)
+local vectors = require "helpers.vectors"
+local V1, V3 = vectors.V1, vectors.V3
 
 -- Distinctive secrets, so a leak into an error string would be visible.
 local TOKEN = "SecretTokenXyZ42"
@@ -274,14 +215,14 @@ describe("reference vectors", function()
     end)
 
     it("reproduces the reply XML byte for byte", function()
-      local reply = cb:reply(V3.reply_plaintext, {
+      local reply = cb:reply(V3.reply.plaintext, {
         timestamp = 1411525903, nonce = "461056294", random16 = "1234567890123456",
       })
-      assert.equal(V3.reply, reply)
-      reply = cb:reply(V3.reply_plaintext, {
+      assert.equal(V3.reply.xml, reply)
+      reply = cb:reply(V3.reply.plaintext, {
         timestamp = "1411525903", nonce = 461056294, random16 = "1234567890123456",
       })
-      assert.equal(V3.reply, reply)
+      assert.equal(V3.reply.xml, reply)
     end)
   end)
 end)

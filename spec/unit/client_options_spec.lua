@@ -10,10 +10,12 @@ local function base(extra)
     return opts
 end
 
-local function raises_naming(opts, name)
+-- wecom.new raises "wecom.new: opts.<name> ..." (or "unknown option '<name>'")
+local function raises_naming(opts, name, unknown)
     local ok, err = pcall(wecom.new, opts)
     assert.is_false(ok)
-    assert.matches("'" .. name .. "'", err, 1, true)
+    assert.matches(unknown and "wecom.new: unknown option '" .. name .. "'" or "wecom.new: opts." .. name,
+        err, 1, true)
 end
 
 describe("wecom.new", function()
@@ -27,6 +29,9 @@ describe("wecom.new", function()
     end)
 
     it("requires corpid and secret", function()
+        local ok, err = pcall(wecom.new, { secret = SECRET })
+        assert.is_false(ok)
+        assert.matches("wecom.new: opts.corpid is required (a non-empty string)", err, 1, true)
         raises_naming({ secret = SECRET }, "corpid")
         raises_naming({ corpid = "ww" }, "secret")
         raises_naming({ corpid = "", secret = SECRET }, "corpid")
@@ -42,6 +47,12 @@ describe("wecom.new", function()
         raises_naming(base { base_url = true }, "base_url")
         raises_naming(base { store = {} }, "store")
         raises_naming(base { proxy = 1 }, "proxy")
+        raises_naming(base { max_body = 0 }, "max_body")
+        raises_naming(base { max_body = 1.5 }, "max_body")
+        local ok, err = pcall(wecom.new, base { timeout = -1 })
+        assert.is_false(ok)
+        assert.matches("wecom.new: opts.timeout must be a number of seconds in (0, 86400] (got number -1)",
+            err, 1, true)
     end)
 
     it("rejects numbers out of range, infinities and NaN", function()
@@ -76,7 +87,7 @@ describe("wecom.new", function()
         os.remove(missing)
         local ok, err = pcall(wecom.new, base { ca_file = missing })
         assert.is_false(ok)
-        assert.matches("'ca_file'", err, 1, true)
+        assert.matches("wecom.new: opts.ca_file cannot be read", err, 1, true)
         assert.matches(missing, err, 1, true)
         local present = os.tmpname()
         assert.is_table(wecom.new(base { ca_file = present }))
@@ -84,8 +95,8 @@ describe("wecom.new", function()
     end)
 
     it("rejects unknown options (typos)", function()
-        raises_naming(base { secert = "x" }, "secert")
-        raises_naming(base { time_out = 5 }, "time_out")
+        raises_naming(base { secert = "x" }, "secert", true)
+        raises_naming(base { time_out = 5 }, "time_out", true)
     end)
 
     it("insists on https", function()
@@ -152,15 +163,18 @@ describe("endpoint wiring", function()
         local chain = app.chain
         assert.equal(app, chain.client)
         assert.equal(chain, app.chain)
+        assert.equal(getmetatable(require("wecom.api.chain").new(app)), getmetatable(chain))
         assert.equal(app, app.linkedcorp.client)
     end)
 
     it("attaches the endpoint functions as methods", function()
-        assert.equal(require("wecom.pager").shared_corps, app.shared_corps)
-        assert.equal(require("wecom.identity").oauth_url, app.oauth_url)
-        assert.equal(require("wecom.identity").transfer_session, down.transfer_session)
-        assert.equal(require("wecom.jsapi").config, down.jsapi_config)
-        assert.equal(require("wecom.jsapi").agent_config, down.agent_config)
+        assert.equal(require("wecom.api.share").shared_corps, app.shared_corps)
+        assert.equal(require("wecom.api.identity").oauth_url, app.oauth_url)
+        assert.equal(require("wecom.api.identity").user_by_code, app.user_by_code)
+        assert.equal(require("wecom.api.identity").jscode2session, app.jscode2session)
+        assert.equal(require("wecom.api.identity").transfer_session, down.transfer_session)
+        assert.equal(require("wecom.api.jsapi").config, down.jsapi_config)
+        assert.equal(require("wecom.api.jsapi").agent_config, down.agent_config)
         assert.is_nil(down.chain)
         assert.is_nil(down.shared_corps)
         assert.is_nil(app.no_such_method)
@@ -170,8 +184,10 @@ describe("endpoint wiring", function()
         client.extend("both", { spec_helper_method = function(self) return self.kind end })
         assert.equal("app", app:spec_helper_method())
         assert.equal("downstream", down:spec_helper_method())
-        assert.has_error(function() client.extend("app", { get = function() end }) end)
-        assert.has_error(function() client.extend("nope", {}) end)
+        assert.has_error(function() client.extend("app", { get = function() end }) end,
+            "wecom.client.extend: 'get' is a core method")
+        assert.has_error(function() client.extend("nope", {}) end,
+            "wecom.client.extend: kind must be 'app', 'downstream' or 'both' (got string)")
     end)
 end)
 
@@ -197,9 +213,32 @@ describe("request arguments", function()
 
     it("reject a per-call timeout that is not a positive number of seconds", function()
         for _, t in ipairs { 0, -1, 0 / 0, math.huge, 86401 } do
-            raises_with("'timeout'", function() app:get("/x", nil, { timeout = t }) end)
-            raises_with("'timeout'", function() app:post("/x", {}, nil, { timeout = t }) end)
+            raises_with("wecom:get: opts.timeout must be", function() app:get("/x", nil, { timeout = t }) end)
+            raises_with("wecom:post: opts.timeout must be", function() app:post("/x", {}, nil, { timeout = t }) end)
         end
+    end)
+
+    it("name the call as users write it, at the caller's line", function()
+        raises_with("client_options_spec.lua:", function() app:get("x") end)
+        raises_with("wecom:get: path must be a string starting with '/'", function() app:get("x") end)
+        raises_with("wecom:post: body must be a table or a JSON string (got number 42)",
+            function() app:post("/x", 42) end)
+        raises_with("wecom:post: body cannot be sent as JSON", function() app:post("/x", { f = print }) end)
+        raises_with("wecom:get: query.access_token is set by the client",
+            function() app:get("/x", { access_token = "t" }) end)
+        raises_with("wecom:post: query.access_token is set by the client",
+            function() app:post("/x?access_token=t", {}) end)
+        raises_with("wecom:get: query.n must be a finite number", function() app:get("/x", { n = 0 / 0 }) end)
+        raises_with("wecom:get: unknown option 'retry'", function() app:get("/x", nil, { retry = true }) end)
+        raises_with("wecom:ticket: kind must be 'jsapi' or 'agent_config' (got string)",
+            function() app:ticket("nope") end)
+        raises_with("wecom:downstream: opts.business_type must be 0 (企业互联) or 1 (上下游) (got number 2)",
+            function() app:downstream { corpid = "wwD", agentid = 1, business_type = 2 } end)
+        local line = debug.getinfo(1, "l").currentline + 1
+        local ok, err = pcall(function() local r = app:post("/x", {}, nil, { idempotent = 1 }); return r end)
+        assert.is_false(ok)
+        assert.matches("client_options_spec.lua:" .. line .. ": wecom:post: opts.idempotent must be a boolean",
+            err, 1, true)
     end)
 
     it("reject paths with blanks, control characters or a fragment", function()
@@ -216,53 +255,29 @@ describe("request arguments", function()
 
     it("each_shared_corp checks its options before any request", function()
         local offline = wecom.new(base { base_url = "https://127.0.0.1:1", retries = 0 })
-        raises_with("concurrency", function() offline:each_shared_corp(function() end, { concurrency = 0 }) end)
-        raises_with("fn", function() offline:each_shared_corp(nil) end)
+        raises_with("wecom:each_shared_corp: opts.concurrency must be an integer >= 1 (got number 0)",
+            function() offline:each_shared_corp(function() end, { concurrency = 0 }) end)
+        raises_with("wecom:each_shared_corp: opts.limit", function()
+            offline:each_shared_corp(function() end, { limit = 101 }) end)
+        raises_with("wecom:each_shared_corp: unknown option 'bussiness_type'", function()
+            offline:each_shared_corp(function() end, { bussiness_type = 1 }) end)
+        raises_with("wecom:each_shared_corp: fn must be a function (got nil)",
+            function() offline:each_shared_corp(nil) end)
     end)
 
     it("token rejects options it does not know", function()
-        raises_with("forse", function() app:token { forse = true } end)
-        raises_with("force", function() app:token { force = 1 } end)
-        raises_with("opts", function() app:token "force" end)
+        raises_with("wecom:token: unknown option 'forse'", function() app:token { forse = true } end)
+        raises_with("wecom:token: opts.force must be a boolean", function() app:token { force = 1 } end)
+        raises_with("wecom:token: opts must be a table", function() app:token "force" end)
     end)
 end)
 
-describe("json", function()
-    it("encodes empty tables as objects and marked ones as arrays", function()
-        local s = client.json_encode { obj = {}, list = wecom.json_array(), nested = { l = wecom.json_array {} } }
-        local back = client.json_decode(s)
-        assert.matches('"obj":{}', s, 1, true)
-        assert.matches('"list":[]', s, 1, true)
-        assert.matches('"l":[]', s, 1, true)
-        assert.same({}, back.list)
-    end)
-
-    it("keeps filled marked arrays and does not change the caller's table", function()
-        local body = { ids = wecom.json_array { "a", "b" }, none = wecom.json_array() }
-        local s = client.json_encode(body)
-        assert.matches('"ids":["a","b"]', s, 1, true)
-        assert.equal(0, #body.none)
-        assert.equal("table", type(body.none))
-    end)
-
-    it("a string equal to nothing special survives", function()
-        local s = client.json_encode { a = wecom.json_array(), text = "wecomEmptyArray" }
-        assert.equal("wecomEmptyArray", client.json_decode(s).text)
-    end)
-
-    it("raises on values JSON cannot hold", function()
-        assert.has_error(function() client.json_encode { f = print } end)
-    end)
-end)
-
-describe("query strings", function()
-    it("are sorted and percent-encoded", function()
-        assert.equal("a=x%20y%2F%C3%A9&b=1&c=true",
-            client.encode_query { b = 1, a = "x y/é", c = true })
-    end)
-    it("write integral numbers without exponent or fraction", function()
-        assert.equal("n=1099511627776&m=3", client.encode_query { n = 2^40 }
-            .. "&" .. client.encode_query { m = 3.0 })
+describe("wecom.json_array and wecom.null", function()
+    it("are wecom.json's", function()
+        local json = require "wecom.json"
+        assert.equal(json.array, wecom.json_array)
+        assert.equal(json.null, wecom.null)
+        assert.equal('{"l":[],"o":{}}', json.encode { l = wecom.json_array(), o = {} })
     end)
 end)
 

@@ -4,76 +4,25 @@ local core = require "wecom.core"
 
 local byte, char, rep, sub = string.byte, string.char, string.rep, string.sub
 
--- Reference §7.7 V1 (Tencent's sample) and V3 (wechatpy, deterministic).
-local V1 = {
-  token = "QDG6eK",
-  aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
-  receive_id = "wx5823bf96d3bd56c7",
-  url = {
-    signature = "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3",
-    timestamp = "1409659589",
-    nonce = "263014780",
-    echostr = "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZXvnaqQ==",
-    plain = "1616140317555161061",
-  },
-  post = {
-    signature = "477715d11cdb4164915debcba66cb864d751f3e6",
-    timestamp = "1409659813",
-    nonce = "1372623149",
-    encrypt = "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3Qcz"
-      .. "cdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4X"
-      .. "gpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCK"
-      .. "Iw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0M"
-      .. "BH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS"
-      .. "8R07+qN+E7Q==",
-    plain = "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName>\n"
-      .. "<FromUserName><![CDATA[mycreate]]></FromUserName>\n<CreateTime>1409659813</CreateTime>\n"
-      .. "<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[hello]]></Content>\n"
-      .. "<MsgId>4561255354251345929</MsgId>\n<AgentID>218</AgentID>\n</xml>",
-  },
-}
+-- Reference §7.7 V1 (Tencent's sample) and V3 (wechatpy, deterministic),
+-- from spec/helpers/vectors.lua, as this file reads them: url (the GET
+-- check), post and reply, each with its signature, payload and plaintext.
+local vectors = require "helpers.vectors"
 
-local V3 = {
-  token = "123456",
-  aes_key = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR",
-  receive_id = "wx49f0ab532d5d035a",
-  url = {
-    signature = "dd6b9c95b495b3f7e2901bfbc76c664930ffdb96",
-    timestamp = "1411443780",
-    nonce = "437374425",
-    echostr = "4ByGGj+sVCYcvGeQYhaKIk1o0pQRNbRjxybjTGblXrBaXlTXeOo1+bXFXDQQb1o6co6Yh9Bv41n7hOchLF6p+Q==",
-    plain = "5927782489442352469",
-  },
-  post = {
-    signature = "74d92dfeb87ba7c714f89d98870ae5eb62dff26d",
-    timestamp = "1411525903",
-    nonce = "461056294",
-    encrypt = "RgqEoJj5A4EMYlLvWO1F86ioRjZfaex/gePD0gOXTxpsq5Yj4GNglrBb8I2BAJVODGajiFnXBu7mCPatfjsu6IHCr"
-      .. "sTyeDXzF6Bv283dGymzxh6ydJRvZsryDyZbLTE7rhnus50qGPMfp2wASFlzEgMW9z1ef/RD8XzaFYgm7iTdaXpXaG4+B"
-      .. "iYyolBug/gYNx410cvkKR2/nPwBiT+P4hIiOAQqGp/TywZBtDh1yCF2KOd0gpiMZ5jSw3e29mTvmUHzkVQiMS6td7vXUa"
-      .. "WOMZnYZlF3So2SjHnwh4jYFxdgpkHHqIrH/54SNdshoQgWYEvccTKe7FS709/5t6NMxuGhcUGAPOQipvWTT4dShyqio7m"
-      .. "lsl5noTrb++x6En749zCpQVhDpbV6GDnTbcX2e8K9QaNWHp91eBdCRxthuL0=",
-    plain = "<xml><ToUserName><![CDATA[wx49f0ab532d5d035a]]></ToUserName>\n"
-      .. "<FromUserName><![CDATA[messense]]></FromUserName>\n<CreateTime>1411525903</CreateTime>\n"
-      .. "<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[test]]></Content>\n"
-      .. "<MsgId>4363689963896700987</MsgId>\n<AgentID>1</AgentID>\n</xml>",
-  },
-  reply = {
-    random16 = "1234567890123456",
-    timestamp = "1411525903",
-    nonce = "461056294",
-    plain = "<xml>\n<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[test]]></Content>\n"
-      .. "<FromUserName><![CDATA[wx49f0ab532d5d035a]]></FromUserName>\n"
-      .. "<ToUserName><![CDATA[messense]]></ToUserName>\n<AgentID>1</AgentID>\n"
-      .. "<CreateTime>1411525903</CreateTime>\n</xml>",
-    encrypt = "9s4gMv99m88kKTh/H8IdkOiMg6bisoy3ypwy9H4hvSPe9nsGaqyw5hhSjdYbcrKk+j3nba4HMOTzHrluLBYqxgNcBqG"
-      .. "sL8GqxlhZgURnAtObvesEl5nZ+uBE8bviY0LWke8Zy9V/QYKxNV2FqllNXcfmstttyIkMKCCmVbCFM2JTF5wY0nFhHZSj"
-      .. "PUL2Q1qvSUCUld+/WIXrx0oyKQmpB6o8NRrrNrsDf03oxI1p9FxUgMnwKKZeOA/uu+2IEvEBtb7muXsVbwbgX05UPPJvF"
-      .. "urDXafG0RQyPR+mf1nDnAtQmmNOuiR5MIkdQ39xn1vWwi1O5oazPoQJz0nTYjxxEE8kv3kFxtAGVRe3ypD3WeK2XeFYFM"
-      .. "NMpatF9XiKzHo3",
-    signature = "407518b7649e86ef23978113f92d27afa9296533",
-  },
-}
+local function records(v)
+  local r = v.reply
+  return {
+    token = v.token, aes_key = v.aes_key, receive_id = v.receive_id,
+    url = { signature = v.verify.msg_signature, timestamp = v.verify.timestamp, nonce = v.verify.nonce,
+            echostr = v.verify.echostr, plain = v.echo },
+    post = { signature = v.post.msg_signature, timestamp = v.post.timestamp, nonce = v.post.nonce,
+             encrypt = v.encrypt, plain = v.plaintext },
+    reply = r and { random16 = r.random16, timestamp = r.timestamp, nonce = r.nonce, plain = r.plaintext,
+                    encrypt = r.encrypt, signature = r.msg_signature },
+  }
+end
+
+local V1, V3 = records(vectors.V1), records(vectors.V3)
 
 local function crypter_for(v)
   return assert(core.crypter(v.token, v.aes_key))
@@ -112,33 +61,35 @@ describe("wecom.core crypto", function()
       c:close()
     end)
 
-    it("returns -40004 for a key of the wrong length", function()
+    -- a key that is no EncodingAESKey is a configuration bug: it raises,
+    -- naming the call and the argument, never showing the key
+    it("raises for a key of the wrong length", function()
       for _, key in ipairs({ "", sub(V1.aes_key, 1, 42), V1.aes_key .. "A", V1.aes_key .. "=" }) do
-        local c, code, message = core.crypter("token", key)
-        assert.is_nil(c)
-        assert.equal(-40004, code)
-        assert.matches("EncodingAESKey", message)
+        assert.has_error(function() core.crypter("token", key) end,
+                         "wecom.core.crypter: aes_key must be 43 characters of base64 (got " .. #key .. " bytes)")
       end
     end)
 
-    it("returns -40004 for a key that is not base64", function()
+    it("raises for a key that is not base64", function()
       local bad = { sub(V1.aes_key, 1, 42) .. "!", "=" .. sub(V1.aes_key, 2),
                     sub(V1.aes_key, 1, 20) .. " " .. sub(V1.aes_key, 22) }
       for _, key in ipairs(bad) do
-        local c, code = core.crypter("token", key)
-        assert.is_nil(c)
-        assert.equal(-40004, code)
+        assert.has_error(function() core.crypter("token", key) end,
+                         "wecom.core.crypter: aes_key must be 43 characters of base64 "
+                         .. "(got a character outside the base64 alphabet)")
       end
     end)
 
     it("never puts the key into its error message", function()
       local key = sub(V1.aes_key, 1, 42) .. "!"
-      local _, _, message = core.crypter("token", key)
+      local _, message = pcall(core.crypter, "token", key)
       assert.is_nil(message:find(key, 1, true))
+      assert.is_nil(message:find(sub(key, 1, 10), 1, true))
     end)
 
     it("raises when an argument is not a string", function()
-      assert.has_error(function() core.crypter(nil, V1.aes_key) end)
+      assert.has_error(function() core.crypter(nil, V1.aes_key) end,
+                       "wecom.core.crypter: token must be a string (got nil)")
       assert.has_error(function() core.crypter("token", nil) end)
       assert.has_error(function() core.crypter({}, V1.aes_key) end)
       assert.has_error(function() core.crypter("token", true) end)
@@ -228,7 +179,7 @@ describe("wecom.core crypto", function()
       local c = crypter_for(V1)
       for _, b64 in ipairs({ "abc", "ab!d", "====", "A===", "AB=C", sub(V1.post.encrypt, 2),
                              V1.post.encrypt .. "\n", " " .. sub(V1.post.encrypt, 2) }) do
-        local msg, code, message = c:decrypt(b64)
+        local msg, message, code = c:decrypt(b64)
         assert.is_nil(msg)
         assert.equal(-40010, code)
         assert.equal("string", type(message))
@@ -241,7 +192,7 @@ describe("wecom.core crypto", function()
       local raw = assert(core.base64_decode(V1.post.encrypt))
       for _, b64 in ipairs({ "", core.base64_encode(sub(raw, 1, #raw - 3)), core.base64_encode(sub(raw, 1, 15)),
                              core.base64_encode(raw .. "x") }) do
-        local msg, code = c:decrypt(b64)
+        local msg, _, code = c:decrypt(b64)
         assert.is_nil(msg)
         assert.equal(-40007, code)
       end
@@ -252,7 +203,7 @@ describe("wecom.core crypto", function()
       local c = crypter_for(V1)
       -- plaintext byte 31 (the last of block 2) is msg byte 12
       local enc = assert(c:encrypt(rep("a", 11) .. "\0" .. rep("b", 40), "wx"))
-      local msg, code, message = c:decrypt(first_blocks(enc, 2))
+      local msg, message, code = c:decrypt(first_blocks(enc, 2))
       assert.is_nil(msg)
       assert.equal(-40008, code)
       assert.matches("padding", message)
@@ -263,7 +214,7 @@ describe("wecom.core crypto", function()
       local c = crypter_for(V1)
       for _, pad in ipairs({ 33, 64, 255 }) do
         local enc = assert(c:encrypt(rep("a", 11) .. char(pad) .. rep("b", 40), "wx"))
-        local msg, code = c:decrypt(first_blocks(enc, 2))
+        local msg, _, code = c:decrypt(first_blocks(enc, 2))
         assert.is_nil(msg)
         assert.equal(-40008, code)
       end
@@ -274,7 +225,7 @@ describe("wecom.core crypto", function()
       local c = crypter_for(V1)
       -- one block: its last byte is random16's last byte
       local enc = assert(c:encrypt("x", "wx", rep("r", 15) .. char(20)))
-      local msg, code = c:decrypt(first_blocks(enc, 1))
+      local msg, _, code = c:decrypt(first_blocks(enc, 1))
       assert.is_nil(msg)
       assert.equal(-40008, code)
       c:close()
@@ -283,7 +234,7 @@ describe("wecom.core crypto", function()
     it("returns -40008 for a plaintext shorter than its 20-byte header", function()
       local c = crypter_for(V1)
       local enc = assert(c:encrypt("x", "wx", rep("r", 15) .. char(1)))
-      local msg, code = c:decrypt(first_blocks(enc, 1))
+      local msg, _, code = c:decrypt(first_blocks(enc, 1))
       assert.is_nil(msg)
       assert.equal(-40008, code)
       c:close()
@@ -293,7 +244,7 @@ describe("wecom.core crypto", function()
       local c = crypter_for(V1)
       -- 100-byte msg; keep 4 blocks whose last byte (msg byte 44) says pad 1
       local enc = assert(c:encrypt(rep("m", 43) .. char(1) .. rep("m", 56), "wx"))
-      local msg, code, message = c:decrypt(first_blocks(enc, 4))
+      local msg, message, code = c:decrypt(first_blocks(enc, 4))
       assert.is_nil(msg)
       assert.equal(-40008, code)
       assert.matches("length", message)
@@ -302,7 +253,7 @@ describe("wecom.core crypto", function()
 
     it("refuses a ciphertext over 1 MiB before decoding it", function()
       local c = crypter_for(V1)
-      local msg, code, message = c:decrypt(rep("A", 1024 * 1024 + 4))
+      local msg, message, code = c:decrypt(rep("A", 1024 * 1024 + 4))
       assert.is_nil(msg)
       assert.equal(-40008, code)
       assert.matches("1 MiB", message)
@@ -331,7 +282,8 @@ describe("wecom.core crypto", function()
 
     it("raises when the ciphertext is not a string", function()
       local c = crypter_for(V1)
-      assert.has_error(function() c:decrypt(nil) end)
+      assert.has_error(function() c:decrypt(nil) end,
+                       "wecom.core.crypter:decrypt: encrypt must be a string (got nil)")
       assert.has_error(function() c:decrypt({}) end)
       c:close()
     end)
@@ -353,15 +305,16 @@ describe("wecom.core crypto", function()
     it("returns -40001 on a signature mismatch without decrypting", function()
       local c = crypter_for(V3)
       local u = V3.url
-      local msg, code, message = c:open(u.signature, u.timestamp, "437374424", u.echostr)
+      local msg, message, code = c:open(u.signature, u.timestamp, "437374424", u.echostr)
       assert.is_nil(msg)
       assert.equal(-40001, code)
       assert.matches("signature", message)
       -- a signed but undecodable payload passes the check and fails in decrypt
       local sig = c:signature("1", "2", "abc")
-      msg, code = c:open(sig, "1", "2", "abc")
+      msg, message, code = c:open(sig, "1", "2", "abc")
       assert.is_nil(msg)
       assert.equal(-40010, code)
+      assert.equal("ciphertext is not valid base64", message)
       c:close()
     end)
 
@@ -369,7 +322,7 @@ describe("wecom.core crypto", function()
       local c = crypter_for(V1)
       local p = V1.post
       local tampered = sub(p.encrypt, 1, 10) .. (sub(p.encrypt, 11, 11) == "A" and "B" or "A") .. sub(p.encrypt, 12)
-      local msg, code = c:open(p.signature, p.timestamp, p.nonce, tampered)
+      local msg, _, code = c:open(p.signature, p.timestamp, p.nonce, tampered)
       assert.is_nil(msg)
       assert.equal(-40001, code)
       c:close()
@@ -448,7 +401,8 @@ describe("wecom.core crypto", function()
 
     it("raises on a random16 that is not 16 bytes and on non-string arguments", function()
       local c = crypter_for(V1)
-      assert.has_error(function() c:encrypt("m", "id", "short") end)
+      assert.has_error(function() c:encrypt("m", "id", "short") end,
+                       "wecom.core.crypter:encrypt: random16 must be a string of 16 bytes (got string)")
       assert.has_error(function() c:encrypt("m", "id", rep("x", 17)) end)
       assert.has_error(function() c:encrypt(nil, "id") end)
       assert.has_error(function() c:encrypt("m", {}) end)
@@ -457,7 +411,7 @@ describe("wecom.core crypto", function()
 
     it("refuses a message over 1 MiB", function()
       local c = crypter_for(V1)
-      local enc, code = c:encrypt(rep("x", 1024 * 1024 + 1), "id")
+      local enc, _, code = c:encrypt(rep("x", 1024 * 1024 + 1), "id")
       assert.is_nil(enc)
       assert.equal(-40006, code)
       c:close()
@@ -470,7 +424,8 @@ describe("wecom.core crypto", function()
       local c = crypter_for(V1)
       c:close()
       c:close()
-      assert.has_error(function() c:decrypt(V1.post.encrypt) end, "attempt to use a closed crypter")
+      assert.has_error(function() c:decrypt(V1.post.encrypt) end,
+                       "wecom.core.crypter:decrypt: attempt to use a closed crypter")
       assert.has_error(function() c:signature("a", "b", "c") end)
       assert.has_error(function() c:encrypt("a", "b") end)
     end)
@@ -487,8 +442,10 @@ describe("wecom.core crypto", function()
 
     it("methods raise when called on something else", function()
       local c = crypter_for(V1)
-      assert.has_error(function() c.decrypt({}, V1.post.encrypt) end)
-      assert.has_error(function() c.close("x") end)
+      assert.has_error(function() c.decrypt({}, V1.post.encrypt) end,
+                       "wecom.core.crypter:decrypt: expected a wecom.core.crypter (got table)")
+      assert.has_error(function() c.close("x") end,
+                       "wecom.core.crypter:close: expected a wecom.core.crypter (got string)")
       c:close()
     end)
 
@@ -607,7 +564,7 @@ describe("wecom.core crypto", function()
 
 
   describe("jsapi_signature", function()
-    local ticket = "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg"
+    local ticket = vectors.JSAPI.ticket
 
     it("matches both reference §6 vectors", function()
       assert.equal("0f9de62fce790f9a083d5c99e95740ceb90c27ed",
@@ -641,7 +598,8 @@ describe("wecom.core crypto", function()
       for _, ts in ipairs { 1e300, -1e300, math.huge, -math.huge, 0 / 0, 2 ^ 63 } do
         local ok, err = pcall(core.jsapi_signature, ticket, "n", ts, "u")
         assert.is_false(ok)
-        assert.matches("timestamp must be a non%-negative integer", err)
+        assert.matches("wecom.core.jsapi_signature: timestamp must be an integer in [0, 9007199254740992]",
+                       err, 1, true)
       end
       assert.equal(40, #core.jsapi_signature(ticket, "n", 2 ^ 53, "u"))
     end)
@@ -681,8 +639,10 @@ describe("wecom.core crypto", function()
     it("raise on out-of-range or non-number lengths", function()
       assert.has_error(function() core.random_bytes(-1) end)
       assert.has_error(function() core.random_bytes(1024 * 1024 + 1) end)
-      assert.has_error(function() core.random_bytes("x") end)
-      assert.has_error(function() core.nonce(0) end)
+      assert.has_error(function() core.random_bytes("x") end,
+                       "wecom.core.random_bytes: n must be an integer in [0, 1048576] (got string)")
+      assert.has_error(function() core.nonce(0) end,
+                       "wecom.core.nonce: n must be an integer in [1, 1024] (got number 0)")
       assert.has_error(function() core.nonce(1025) end)
       assert.has_error(function() core.nonce({}) end)
     end)

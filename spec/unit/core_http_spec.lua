@@ -22,6 +22,26 @@ local function silent_listener()
     return server, port
 end
 
+-- A failed request() returns nil, message, kind, curl_code (the core's one
+-- failure shape); this checks the shape and gives the three as a table.
+local function failure(res, message, kind, curl_code, ...)
+    assert.is_nil(res)
+    assert.is_string(message)
+    assert.is_string(kind)
+    assert.is_number(curl_code)
+    assert.equal(0, select("#", ...))
+    return { message = message, kind = kind, curl_code = curl_code }
+end
+
+-- The same from a poll() entry: { id =, err = message, code = kind, curl_code = }.
+local function entry_failure(r)
+    assert.is_nil(r.res)
+    assert.is_string(r.err)
+    assert.is_string(r.code)
+    assert.is_number(r.curl_code)
+    return { message = r.err, kind = r.code, curl_code = r.curl_code }
+end
+
 local function assert_no_secret(err)
     assert.is_nil(err.message:find(SECRET, 1, true))
     assert.is_nil(err.message:find("access_token", 1, true))
@@ -44,23 +64,28 @@ describe("core.http_session options", function()
 
     it("raises on unknown options, naming them", function()
         assert.has_error(function() core.http_session{ ca_flie = "/tmp/ca.pem" } end,
-            "unknown http_session option 'ca_flie'")
+            "wecom.core.http_session: unknown option 'ca_flie' in opts")
         assert.has_error(function() core.http_session{ verify = false } end)
     end)
 
     it("raises on options of the wrong type or range", function()
         assert.has_error(function() core.http_session("fast") end)
-        assert.has_error(function() core.http_session{ timeout = "5" } end, "option 'timeout' must be a number")
+        assert.has_error(function() core.http_session{ timeout = "5" } end,
+            "wecom.core.http_session: opts.timeout must be a number of seconds in (0, 86400] (got string)")
         assert.has_error(function() core.http_session{ timeout = 0 } end)
         assert.has_error(function() core.http_session{ timeout = -1 } end)
         assert.has_error(function() core.http_session{ connect_timeout = 0 / 0 } end)
-        assert.has_error(function() core.http_session{ ca_file = 1 } end, "option 'ca_file' must be a string")
+        assert.has_error(function() core.http_session{ ca_file = 1 } end,
+            "wecom.core.http_session: opts.ca_file must be a string (got number 1)")
         assert.has_error(function() core.http_session{ proxy = true } end)
         assert.has_error(function() core.http_session{ max_body = 0 } end)
-        assert.has_error(function() core.http_session{ max_body = 1.5 } end)
+        assert.has_error(function() core.http_session{ max_body = 1.5 } end,
+            "wecom.core.http_session: opts.max_body must be an integer in [1, 1073741824] (got number 1.5)")
         assert.has_error(function() core.http_session{ max_connections = 0 } end)
-        assert.has_error(function() core.http_session{ reuse = "no" } end, "option 'reuse' must be a boolean")
-        assert.has_error(function() core.http_session{ ca_file = "a\0b" } end)
+        assert.has_error(function() core.http_session{ reuse = "no" } end,
+            "wecom.core.http_session: opts.reuse must be a boolean (got string)")
+        assert.has_error(function() core.http_session{ ca_file = "a\0b" } end,
+            "wecom.core.http_session: opts.ca_file must be a string without NUL bytes (got string)")
     end)
 end)
 
@@ -72,30 +97,37 @@ describe("core.http_session requests", function()
     it("raises on malformed request tables", function()
         local url = "https://127.0.0.1:" .. closed_port() .. "/"
         assert.has_error(function() s:request() end)
-        assert.has_error(function() s:request{} end, "request field 'url' must be a string")
+        assert.has_error(function() s:request{} end,
+            "wecom.core.http_session:request: req.url must be a string (got nil)")
         assert.has_error(function() s:request{ url = 42 } end)
-        assert.has_error(function() s:request{ url = url, method = "get" } end)
+        assert.has_error(function() s:request{ url = url, method = "get" } end,
+            "wecom.core.http_session:request: req.method must be 1..16 upper-case letters (got 'get')")
         assert.has_error(function() s:request{ url = url, method = "" } end)
         assert.has_error(function() s:request{ url = url, method = 1 } end)
         assert.has_error(function() s:request{ url = url, body = {} } end)
-        assert.has_error(function() s:request{ url = url, body = "x" } end, "a GET request cannot have a body")
+        assert.has_error(function() s:request{ url = url, body = "x" } end,
+            "wecom.core.http_session:request: a GET request cannot have a body")
         assert.has_error(function() s:request{ url = url, headers = "X-A: 1" } end)
         assert.has_error(function() s:request{ url = url, headers = { "X-A: 1" } } end)
         assert.has_error(function() s:request{ url = url, headers = { ["X-A"] = 1 } } end)
         assert.has_error(function() s:request{ url = url, headers = { ["X A"] = "1" } } end)
-        assert.has_error(function() s:request{ url = url, headers = { ["X-A"] = "1\r\nX-Injected: 1" } } end)
+        assert.has_error(function() s:request{ url = url, headers = { ["X-A"] = "1\r\nX-Injected: 1" } } end,
+            "wecom.core.http_session:request: req.headers: header 'X-A' has a CR, LF or NUL in its value")
         assert.has_error(function() s:request{ url = url, timeout = 0 } end)
         assert.has_error(function() s:request{ url = url, max_body = -1 } end)
-        assert.has_error(function() s:request{ url = url, retries = 3 } end, "unknown request option 'retries'")
-        assert.has_error(function() s:submit{ url = url, method = "get" } end)
+        assert.has_error(function() s:request{ url = url, retries = 3 } end,
+            "wecom.core.http_session:request: unknown option 'retries' in req")
+        assert.has_error(function() s:submit{ url = url, method = "get" } end,
+            "wecom.core.http_session:submit: req.method must be 1..16 upper-case letters (got 'get')")
+        assert.has_error(function() s.request({}, { url = url }) end,
+            "wecom.core.http_session:request: expected a wecom.core.http_session (got table)")
         assert.equal(0, s:pending())
     end)
 
     it("reports a refused connection as a transport error without the query string", function()
-        local res, err = s:request{
+        local err = failure(s:request{
             url = "https://127.0.0.1:" .. closed_port() .. "/cgi-bin/x?access_token=" .. SECRET,
-        }
-        assert.is_nil(res)
+        })
         assert.equal("transport", err.kind)
         assert.equal(7, err.curl_code)   -- CURLE_COULDNT_CONNECT
         assert.matches("connect", err.message)
@@ -103,34 +135,33 @@ describe("core.http_session requests", function()
     end)
 
     it("reports a malformed URL as a transport error", function()
-        local res, err = s:request{ url = "https://127.0.0.1:99999/x?access_token=" .. SECRET }
-        assert.is_nil(res)
+        local err = failure(s:request{ url = "https://127.0.0.1:99999/x?access_token=" .. SECRET })
         assert.equal("transport", err.kind)
         assert.equal(3, err.curl_code)   -- CURLE_URL_MALFORMAT
         assert_no_secret(err)
-        local _, err2 = s:request{ url = "no scheme at all?access_token=" .. SECRET }
+        local err2 = failure(s:request{ url = "no scheme at all?access_token=" .. SECRET })
         assert.equal("transport", err2.kind)
         assert_no_secret(err2)
     end)
 
     it("refuses plain http:// unless allow_http is set", function()
         local port = closed_port()
-        local _, err = s:request{ url = "http://127.0.0.1:" .. port .. "/x?access_token=" .. SECRET }
+        local err = failure(s:request{ url = "http://127.0.0.1:" .. port .. "/x?access_token=" .. SECRET })
         assert.equal("transport", err.kind)
         assert.equal(1, err.curl_code)   -- CURLE_UNSUPPORTED_PROTOCOL: nothing was sent
         assert.matches("https://", err.message, 1, true)
         assert_no_secret(err)
         local plain = core.http_session{ allow_http = true, timeout = 2 }
-        local _, err2 = plain:request{ url = "http://127.0.0.1:" .. port .. "/x" }
+        local err2 = failure(plain:request{ url = "http://127.0.0.1:" .. port .. "/x" })
         plain:close()
         assert.equal(7, err2.curl_code)  -- it tried to connect
     end)
 
     it("times out on a server that accepts but never answers", function()
         local server, port = silent_listener()
-        local res, err = s:request{ url = "https://127.0.0.1:" .. port .. "/x?access_token=" .. SECRET, timeout = 0.2 }
+        local err = failure(s:request{ url = "https://127.0.0.1:" .. port .. "/x?access_token=" .. SECRET,
+                                       timeout = 0.2 })
         server:close()
-        assert.is_nil(res)
         assert.equal("timeout", err.kind)
         assert.equal(28, err.curl_code)  -- CURLE_OPERATION_TIMEDOUT
         assert_no_secret(err)
@@ -139,10 +170,9 @@ describe("core.http_session requests", function()
     it("reports an unreadable ca_file as a tls error", function()
         local server, port = silent_listener()
         local bad = core.http_session{ ca_file = "/nonexistent/ca.pem", timeout = 2 }
-        local res, err = bad:request{ url = "https://127.0.0.1:" .. port .. "/x" }
+        local err = failure(bad:request{ url = "https://127.0.0.1:" .. port .. "/x" })
         bad:close()
         server:close()
-        assert.is_nil(res)
         assert.equal("tls", err.kind)
         assert.equal(77, err.curl_code)  -- CURLE_SSL_CACERT_BADFILE
     end)
@@ -151,14 +181,14 @@ describe("core.http_session requests", function()
         local target, proxy_port = closed_port(), closed_port()
         -- noproxy = "" also overrides a no_proxy variable in the environment
         local via = core.http_session{ proxy = "http://127.0.0.1:" .. proxy_port, noproxy = "", timeout = 2 }
-        local _, err = via:request{ url = "https://127.0.0.1:" .. target .. "/x" }
+        local err = failure(via:request{ url = "https://127.0.0.1:" .. target .. "/x" })
         via:close()
         assert.equal("transport", err.kind)
         assert.matches("port " .. proxy_port, err.message, 1, true)
         local direct = core.http_session{
             proxy = "http://127.0.0.1:" .. proxy_port, noproxy = "127.0.0.1", timeout = 2,
         }
-        local _, err2 = direct:request{ url = "https://127.0.0.1:" .. target .. "/x" }
+        local err2 = failure(direct:request{ url = "https://127.0.0.1:" .. target .. "/x" })
         direct:close()
         assert.matches("port " .. target, err2.message, 1, true)
     end)
@@ -167,7 +197,7 @@ describe("core.http_session requests", function()
         local target, proxy_port = closed_port(), closed_port()
         local interpreter = require("helpers.child").interpreter
         local script = ("local s = require('wecom.core').http_session{ timeout = 2 }"
-            .. " local _, err = s:request{ url = 'https://127.0.0.1:%d/x' } io.write(err.message)"):format(target)
+            .. " local _, err = s:request{ url = 'https://127.0.0.1:%d/x' } io.write(err)"):format(target)
         local cmd = ("env -u no_proxy -u NO_PROXY https_proxy=http://127.0.0.1:%d LUA_CPATH='%s' %s -e \"%s\" 2>&1")
             :format(proxy_port, package.cpath, interpreter, script)
         local p = assert(io.popen(cmd))
@@ -194,8 +224,7 @@ describe("core.http_session submit/poll", function()
             for _, r in ipairs(s:poll(1)) do
                 assert.is_true(want[r.id])
                 want[r.id] = nil
-                assert.is_nil(r.res)
-                assert.equal("transport", r.err.kind)
+                assert.equal("transport", entry_failure(r).kind)
                 seen = seen + 1
             end
         end
@@ -218,8 +247,7 @@ describe("core.http_session submit/poll", function()
         local s = core.http_session{ timeout = 2 }
         local url = "https://127.0.0.1:" .. closed_port() .. "/"
         local id = s:submit{ url = url }
-        local res, err = s:request{ url = url }
-        assert.is_nil(res)
+        local err = failure(s:request{ url = url })
         assert.equal("transport", err.kind)
         assert.equal(1, s:pending())
         local results = s:poll(1)
@@ -230,7 +258,8 @@ describe("core.http_session submit/poll", function()
 
     it("raises on a bad poll timeout", function()
         local s = core.http_session()
-        assert.has_error(function() s:poll(-1) end)
+        assert.has_error(function() s:poll(-1) end,
+            "wecom.core.http_session:poll: timeout must be a number of seconds in [0, 86400] (got number -1)")
         assert.has_error(function() s:poll("soon") end)
         s:close()
     end)
@@ -244,7 +273,7 @@ describe("core.http_session lifetime", function()
         assert.equal(0, s:pending())
         assert.matches("closed", tostring(s))
         assert.has_error(function() s:request{ url = "https://127.0.0.1/" } end,
-            "attempt to use a closed http session")
+            "wecom.core.http_session:request: attempt to use a closed http session")
         assert.has_error(function() s:poll(0) end)
     end)
 
@@ -405,6 +434,9 @@ describe("core.http_session response handling", function()
         end
     end)
 
+    -- Every size limit fails the same way (kind "transport", curl_code 63 =
+    -- CURLE_FILESIZE_EXCEEDED, as the cosocket transport reports it), so the
+    -- retry policy can tell an over-size answer from a broken connection.
     it("aborts a body larger than max_body, with or without a Content-Length", function()
         local id = s:submit{ url = url(), max_body = 10 }
         local peer = accept()
@@ -412,9 +444,10 @@ describe("core.http_session response handling", function()
         peer:send("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n01234567890")
         local r = wait(id)
         peer:close()
-        assert.is_nil(r.res)
-        assert.equal("transport", r.err.kind)
-        assert.matches("max_body 10 bytes", r.err.message, 1, true)
+        local err = entry_failure(r)
+        assert.equal("transport", err.kind)
+        assert.equal(63, err.curl_code)
+        assert.equal("response body exceeds the size limit (max_body 10 bytes)", err.message)
 
         id = s:submit{ url = url(), max_body = 10 }
         peer = accept()
@@ -422,8 +455,36 @@ describe("core.http_session response handling", function()
         peer:send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n012345\r\n6\r\n678901\r\n0\r\n\r\n")
         r = wait(id)
         peer:close()
-        assert.equal("transport", r.err.kind)
-        assert.matches("max_body 10 bytes", r.err.message, 1, true)
+        err = entry_failure(r)
+        assert.equal("transport", err.kind)
+        assert.equal(63, err.curl_code)    -- was 23 (CURLE_WRITE_ERROR) without a Content-Length
+        assert.equal("response body exceeds the size limit (max_body 10 bytes)", err.message)
+    end)
+
+    it("aborts a header block over 256 KiB, naming the header limit", function()
+        local id = s:submit{ url = url(), max_body = 1024 * 1024 }
+        local peer = accept()
+        read_request(peer)
+        peer:send("HTTP/1.1 200 OK\r\n")
+        local filler = ": " .. string.rep("a", 1000) .. "\r\n"
+        for i = 1, 300 do
+            if not peer:send("X-Filler-" .. i .. filler) then break end
+        end
+        local r = wait(id)
+        peer:close()
+        local err = entry_failure(r)
+        assert.equal("transport", err.kind)
+        assert.equal(63, err.curl_code)
+        -- it said "max_body 1048576 bytes", a limit that was not the one hit
+        assert.equal("response headers exceed the size limit (262144 bytes)", err.message)
+    end)
+
+    it("returns a failed request() as nil, message, kind, curl_code", function()
+        local res, message, kind, curl_code = s:request{ url = url(), max_body = 10, timeout = 0.5 }
+        assert.is_nil(res)
+        assert.equal("timeout", kind)     -- no peer answered
+        assert.equal(28, curl_code)
+        assert.matches("^Timeout was reached", message)
     end)
 
     it("accepts a body of exactly max_body bytes", function()
@@ -441,10 +502,10 @@ describe("core.http_session response handling", function()
         local peer = accept()
         read_request(peer)
         peer:close()
-        local r = wait(id)
-        assert.equal("transport", r.err.kind)
-        assert.equal(52, r.err.curl_code)   -- CURLE_GOT_NOTHING
-        assert_no_secret(r.err)
+        local err = entry_failure(wait(id))
+        assert.equal("transport", err.kind)
+        assert.equal(52, err.curl_code)   -- CURLE_GOT_NOTHING
+        assert_no_secret(err)
     end)
 
     it("reports a truncated body as a transport error", function()
@@ -453,8 +514,8 @@ describe("core.http_session response handling", function()
         read_request(peer)
         peer:send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"errcode\":")
         peer:close()
-        local r = wait(id)
-        assert.equal("transport", r.err.kind)
-        assert.equal(18, r.err.curl_code)   -- CURLE_PARTIAL_FILE
+        local err = entry_failure(wait(id))
+        assert.equal("transport", err.kind)
+        assert.equal(18, err.curl_code)   -- CURLE_PARTIAL_FILE
     end)
 end)

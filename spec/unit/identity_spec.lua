@@ -1,7 +1,7 @@
--- wecom.identity: OAuth URL building and CorpId/userid splitting (pure
+-- wecom.api.identity: OAuth URL building and CorpId/userid splitting (pure
 -- logic).  The calls against the server are in spec/integration/identity_spec.lua.
 
-local identity = require "wecom.identity"
+local identity = require "wecom.api.identity"
 
 local app = { corpid = "wwUPSTREAMCORP", agentid = 1000002 }
 
@@ -16,7 +16,7 @@ local function query_of(url)
 end
 
 
-describe("wecom.identity", function()
+describe("wecom.api.identity", function()
 
   describe("split_userid()", function()
     it("splits CorpId/userid on the first slash", function()
@@ -38,15 +38,7 @@ describe("wecom.identity", function()
 
     it("raises for a non-string", function()
       assert.has_error(function() identity.split_userid(42) end,
-        "wecom.split_userid: userid must be a string (got number)")
-    end)
-  end)
-
-  describe("url_encode()", function()
-    it("leaves unreserved characters and encodes everything else", function()
-      assert.equal("AZaz09-._~", identity.url_encode("AZaz09-._~"))
-      assert.equal("https%3A%2F%2Fa.example%2Fp%3Fx%3D1%26y%3D%E4%B8%AD%20%2B%23f",
-        identity.url_encode("https://a.example/p?x=1&y=中 +#f"))
+        "wecom.split_userid: userid must be a string (got number 42)")
     end)
   end)
 
@@ -87,25 +79,29 @@ describe("wecom.identity", function()
       for _, state in ipairs({ "a-b", "a b", "中", string.rep("a", 129), 5 }) do
         assert.has_error(function()
           identity.oauth_url(app, { redirect_uri = "https://h.example/", state = state })
-        end, "wecom.oauth_url: state must be at most 128 letters and digits")
+        end, "wecom:oauth_url: opts.state must be at most 128 letters and digits (got "
+          .. (type(state) == "number" and "number 5" or "string") .. ")")
       end
     end)
 
     it("rejects a missing or relative redirect_uri and an unknown scope", function()
       assert.has_error(function() identity.oauth_url(app, {}) end,
-        "wecom.oauth_url: redirect_uri must be a non-empty string (got nil)")
+        "wecom:oauth_url: opts.redirect_uri is required (an absolute http(s) URL)")
       assert.has_error(function() identity.oauth_url(app, { redirect_uri = "/cb" }) end,
-        "wecom.oauth_url: redirect_uri must be an absolute http(s) URL")
+        "wecom:oauth_url: opts.redirect_uri must be an absolute http(s) URL (got string)")
       assert.has_error(function()
         identity.oauth_url(app, { redirect_uri = "https://h.example/", scope = "snsapi_userinfo" })
-      end, "wecom.oauth_url: scope must be snsapi_base or snsapi_privateinfo (got snsapi_userinfo)")
-      assert.has_error(function() identity.oauth_url(app, "https://h.example/") end)
+      end, "wecom:oauth_url: opts.scope must be snsapi_base or snsapi_privateinfo (got string)")
+      assert.has_error(function() identity.oauth_url(app, "https://h.example/") end,
+        "wecom:oauth_url: opts must be a table (got string)")
+      assert.has_error(function() identity.oauth_url(app, { redirect_uri = "https://h.example/", agentid = -1 }) end,
+        "wecom:oauth_url: opts.agentid must be an integer >= 0 (got number -1)")
     end)
 
     it("refuses snsapi_privateinfo without an agentid (WeCom would downgrade it)", function()
       assert.has_error(function()
         identity.oauth_url({ corpid = "ww1" }, { redirect_uri = "https://h.example/", scope = "snsapi_privateinfo" })
-      end, "wecom.oauth_url: scope snsapi_privateinfo needs an agentid")
+      end, "wecom:oauth_url: scope snsapi_privateinfo needs an agentid")
     end)
   end)
 end)

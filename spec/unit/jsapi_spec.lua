@@ -1,14 +1,13 @@
--- wecom.jsapi: wx.config / wx.agentConfig parameters, checked against the
+-- wecom.api.jsapi: wx.config / wx.agentConfig parameters, checked against the
 -- signature vectors of reference §6.  The client here is a stand-in that
 -- hands out a fixed ticket; the emulator-backed flow is in
 -- spec/integration/downstream_spec.lua.
 
-local jsapi = require "wecom.jsapi"
+local jsapi = require "wecom.api.jsapi"
 local errors = require "wecom.errors"
 
-local TICKET = "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg"
-local NONCE = "Wm3WZYTPz0wzccnW"
-local TIMESTAMP = 1414587457
+local JSAPI = require("helpers.vectors").JSAPI
+local TICKET, NONCE, TIMESTAMP = JSAPI.ticket, JSAPI.noncestr, JSAPI.timestamp
 
 -- a downstream client stand-in: records which ticket kinds were asked for
 local function fake_down(tickets)
@@ -25,7 +24,7 @@ local function fake_down(tickets)
 end
 
 
-describe("wecom.jsapi", function()
+describe("wecom.api.jsapi", function()
 
   describe("sign()", function()
     it("matches WeCom's documented vector", function()
@@ -78,10 +77,14 @@ describe("wecom.jsapi", function()
 
     it("rejects a url that is not absolute http(s) and bad pinned values", function()
       local down = fake_down({ jsapi = TICKET })
-      assert.has_error(function() jsapi.config(down, "/relative") end)
-      assert.has_error(function() jsapi.config(down, nil) end)
-      assert.has_error(function() jsapi.config(down, "https://h.example/", { nonce = "a b" }) end)
-      assert.has_error(function() jsapi.config(down, "https://h.example/", { timestamp = 1.5 }) end)
+      assert.has_error(function() jsapi.config(down, "/relative") end,
+        "wecom:jsapi_config: url must be the page's absolute http(s) URL (got string)")
+      assert.has_error(function() jsapi.config(down, nil) end,
+        "wecom:jsapi_config: url must be the page's absolute http(s) URL (got nil)")
+      assert.has_error(function() jsapi.config(down, "https://h.example/", { nonce = "a b" }) end,
+        "wecom:jsapi_config: opts.nonce must be a non-empty string of letters and digits (got string)")
+      assert.has_error(function() jsapi.agent_config(down, "https://h.example/", { timestamp = 1.5 }) end,
+        "wecom:agent_config: opts.timestamp must be an integer >= 0 (got number 1.5)")
       assert.same({}, down.asked)   -- no ticket fetched for a bad call
     end)
   end)

@@ -7,7 +7,7 @@
  *   nothing outside the alphabet; unused low bits are not checked) and
  *   then returns the reference's bytes;
  * - base64_encode(s) equals the reference encoding, and decodes back to s;
- * - crypter:decrypt(s) returns msg, receive_id or nil, code, message with
+ * - crypter:decrypt(s) returns msg, receive_id or nil, message, code with
  *   one of the documented codes, and never raises.
  */
 #include "fuzz_lua.h"
@@ -123,9 +123,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     top = lua_gettop(L) - 2;
     n = fuzz_call(L, 2, "decrypt");
     if (lua_isnil(L, top)) {
-        lua_Integer code = lua_tointeger(L, top + 1);
+        lua_Integer code = lua_tointeger(L, top + 2);
         FUZZ_CHECK(L, n == 3 && (code == -40007 || code == -40008 || code == -40010)
-                          && lua_type(L, top + 2) == LUA_TSTRING,
+                          && lua_type(L, top + 1) == LUA_TSTRING,
                    "decrypt failed with an undocumented code");
         FUZZ_CHECK(L, (code == -40010) == (want < 0), "-40010 exactly for invalid base64");
     } else {

@@ -1,7 +1,9 @@
 -- bin/wecom's 上下游 commands: chains, groups, corps, import, job, unionid.
 
+local ceil = math.ceil
 local concat = table.concat
 local floor = math.floor
+local huge = math.huge
 local ipairs = ipairs
 local pairs = pairs
 local sort = table.sort
@@ -11,8 +13,10 @@ local type = type
 
 local args = require "wecom.cli.args"
 local json = require "wecom.json"
-local parallel = require "wecom.parallel"
+local budget = require "wecom.budget"
 local core = require "wecom.core"
+local errors = require "wecom.errors"
+local parallel = require "wecom.parallel"
 
 local _M = {}
 
@@ -471,16 +475,33 @@ end
 -- unionid conversions
 ---------------------------------------------------------------------------
 
--- "25", "25/s", "1500/m", "90000/h" -> calls per second
+-- "25/s", "1500/m", "90000/h" (a bare number: per second) -> { seconds, calls },
+-- a window of wecom.budget
 local function rate(v)
-    local n, unit = v:match("^(%d+%.?%d*)/?([smh]?)$")
+    local n, unit = v:match("^(%d+)/?([smh]?)$")
     n = tonumber(n)
-    if not n or n <= 0 then
-        return nil, "must be calls per second, or N/s, N/m, N/h"
+    if not n or n < 1 then
+        return nil, "must be N/s, N/m or N/h (N >= 1 calls)"
     end
     local per = { [""] = 1, s = 1, m = 60, h = 3600 }
-    return n / per[unit]
+    return { per[unit], n }
 end
+
+-- WeCom's quotas of both conversions (reference §3.11, §3.12; wecom.budget):
+-- 100,000 calls an hour and 480,000 a day per upstream corp, and the base
+-- limit of every API, 10,000 a minute.
+local function quota_limits()
+    local limits = {}
+    for _, set in ipairs { budget.BASE, budget.IDCONVERT } do
+        for _, w in ipairs(set) do
+            limits[#limits + 1] = { w[1], w[2] }   -- (the tighter of two hour windows rules)
+        end
+    end
+    return limits
+end
+
+-- the longest the run waits for the budget before it stops (seconds)
+local MAX_WAIT = 600
 
 -- Kinds that stop the run: every further call would fail the same way.
 local FATAL = { token = true, rate_limit = true, transport = true, timeout = true, tls = true, store = true }
@@ -512,9 +533,10 @@ none gets one record with those empty), or per user (unionid, openid,
 pending_id); a row WeCom refused has its error in `error`, and the exit status
 is then 1.
 
-  --rate N       the client-side budget (default 25/s, i.e. 90000/h, below
-                 WeCom's 100000 calls an hour per upstream corp); N/m and
-                 N/h are per minute and per hour
+  --rate N/s|N/m|N/h  a pace of your own on top of the budget the run always
+                 keeps: WeCom's quota of 100000 calls an hour and 480000 a day
+                 per upstream corp, and 10000 a minute (wecom.budget); the
+                 run waits for room, up to 10 minutes at a time
   --concurrency  calls in flight at once (default 4)
 
 A rate limit (45009/45033), a rejected secret or a network failure stops the
@@ -536,32 +558,37 @@ function unionid.run(ctx, opts, positional)
         end
     end
     local to = opts.to or "external_userid"
-    local per_second = opts.rate or 25
-    local interval = 1 / per_second
+    local limits = quota_limits()
+    if opts.rate then
+        table.insert(limits, 1, opts.rate)
+    end
+    local calls = budget.new { limits = limits }
     local app = ctx:app()
     local chain = app.chain
-
-    -- one slot per call, interval apart, shared by the tasks in flight
-    local next_slot = core.monotonic()
-    local function take_slot()
-        local now = core.monotonic()
-        local at = next_slot > now and next_slot or now
-        next_slot = at + interval
-        if at > now then
-            parallel.sleep(at - now)
-        end
-    end
 
     local out = {}
     local failed, done, fatal = 0, 0, nil
     local bar = ctx.out:progress(#records, to == "pending_id" and "unionid -> pending_id"
         or "unionid -> external_userid")
-    local function convert(r)
-        if fatal then
-            return
+    -- a call from the budget, waiting (in the scheduler) until one fits
+    local function take()
+        while not fatal do
+            local ok, seconds = calls:take()
+            if ok then
+                return true
+            end
+            if seconds > MAX_WAIT then
+                fatal = errors.new("rate_limit", "the call budget is spent; room again in "
+                    .. (seconds == huge and "never" or (ceil(seconds) .. " s")))
+                return false
+            end
+            parallel.sleep(seconds)
         end
-        take_slot()
-        if fatal then
+        return false
+    end
+
+    local function convert(r)
+        if fatal or not take() then
             return
         end
         local res, err

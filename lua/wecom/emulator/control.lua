@@ -1,7 +1,7 @@
 -- The control API under /__emulator/ (no token; plain JSON in and out).
 -- Errors: HTTP 400 {"error": "..."}; unknown path 404; wrong method 405.
 
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
 local store = require "wecom.emulator.store"
 local server = require "wecom.emulator.server"
 local fixture = require "wecom.emulator.fixture"
@@ -95,12 +95,15 @@ handlers["POST /__emulator/latency"] = function()
 end
 
 -- Behaviour switches: expired_errcode (42001 or 40014), token_ttl,
--- ticket_ttl, job_seconds (how long an import job runs).
+-- ticket_ttl, job_seconds (how long an import job runs), the
+-- unionid_to_external_userid quota (idconvert_hour_limit, idconvert_day_limit).
 local OPTIONS = {
     expired_errcode = function(v) return v == 42001 or v == 40014 end,
     token_ttl = function(v) return type(v) == "number" and v > 0 end,
     ticket_ttl = function(v) return type(v) == "number" and v > 0 end,
     job_seconds = function(v) return type(v) == "number" and v >= 0 end,
+    idconvert_hour_limit = function(v) return server.is_integer(v) and v >= 0 end,
+    idconvert_day_limit = function(v) return server.is_integer(v) and v >= 0 end,
 }
 
 handlers["POST /__emulator/options"] = function()
@@ -181,6 +184,11 @@ end
 handlers["GET /__emulator/pushes"] = function()
     return { pushes = require("wecom.emulator.push").log() }
 end
+
+-- providers: suite tickets, installs, shares, codes for third-party apps
+require("wecom.emulator.provider_control").register(handlers, { bad = bad, body = body_object, ok = ok })
+-- customers who join (idconvert's pending ids)
+require("wecom.emulator.api.idconvert").register(handlers, { bad = bad, body = body_object, ok = ok })
 
 local allowed = {}
 for key in pairs(handlers) do

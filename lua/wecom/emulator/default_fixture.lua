@@ -1,4 +1,4 @@
--- The bundled default fixture (JSON; see notes/readme-emulator.md for the schema).
+-- The bundled default fixture (JSON; the schema is in docs/emulator.md, "Fixture").
 -- Kept as a Lua module so that it installs with the rock like any other module.
 return [==[
 {
@@ -1183,7 +1183,6 @@ return [==[
             {
               "type": 0,
               "name": "工号",
-              "value": "A0001",
               "text": {
                 "value": "A0001"
               }
@@ -1281,6 +1280,94 @@ return [==[
         ]
       }
     }
+  },
+  "provider": {
+    "corpid": "wwPROVIDERCORP",
+    "corp_name": "云帆软件科技有限公司",
+    "provider_secret": "ProviderSecretC3J27XDCG2LmlZGEONYlgCtjfIZ4S",
+    "suites": [
+      {
+        "suite_id": "wwSUITEORDERS01",
+        "name": "云帆订货通",
+        "suite_secret": "SuiteSecretOrdersOcMz9CPVNPkNa1Hedcm4pMbXDu",
+        "customized": false,
+        "redirect_domain": "orders.yunfan.example.com",
+        "install_domain": "www.yunfan.example.com",
+        "callback": {
+          "token": "yfOrdersTok",
+          "aes_key": "CL1mHoOsFaQfDPrAJ71fTquWoGsbeKXgzg2sye9b2Ra"
+        }
+      },
+      {
+        "suite_id": "dkSTOREPATROL01",
+        "name": "门店巡检（代开发）",
+        "suite_secret": "TemplateSecretPatrolnn76dEyTzAeKOmXRrvftva9",
+        "customized": true,
+        "redirect_domain": "patrol.yunfan.example.com",
+        "callback": {
+          "token": "yfPatrolTok",
+          "aes_key": "AW7hipTgadDZFlRJmCGmUXiAPyhzAnar3ZLt4bnlz2M"
+        }
+      }
+    ],
+    "corps": [
+      {
+        "corpid": "wwUPSTREAMCORP"
+      },
+      {
+        "corpid": "wwDOWNCORP01"
+      },
+      {
+        "corpid": "wwDOWNCORP02"
+      },
+      {
+        "corpid": "wwRETAILCORP01",
+        "corp_name": "上海静安优品便利店有限公司",
+        "qualification_status": 2,
+        "admins": [
+          "qianwei"
+        ],
+        "users": [
+          {
+            "userid": "qianwei",
+            "name": "钱伟",
+            "department": [
+              1
+            ],
+            "position": "店长",
+            "mobile": "13500000101",
+            "email": "qianwei@retail01.example.com"
+          },
+          {
+            "userid": "dongxue",
+            "name": "董雪",
+            "department": [
+              1
+            ],
+            "position": "店员",
+            "mobile": "13500000102",
+            "email": "dongxue@retail01.example.com"
+          }
+        ]
+      },
+      {
+        "corpid": "wwRETAILCORP02",
+        "corp_name": "杭州拱墅鲜果铺",
+        "qualification_status": 1,
+        "users": [
+          {
+            "userid": "fengtao",
+            "name": "冯涛",
+            "department": [
+              1
+            ],
+            "position": "老板",
+            "mobile": "13500000201",
+            "email": ""
+          }
+        ]
+      }
+    ]
   }
 }
 ]==]

@@ -60,7 +60,6 @@ end
 
 local C = libcrypto()
 
-local ILLEGAL_AES_KEY = -40004
 local ENCRYPT_AES = -40006
 local PAD_BLOCK = 32
 local MAX_BODY = 1024 * 1024
@@ -76,14 +75,15 @@ end
 local crypter = {}
 crypter.__index = crypter
 
--- encrypt(msg, receive_id) -> base64 | nil, code, msg (WXBizMsgCrypt framing)
+-- encrypt(msg, receive_id) -> base64 | nil, msg, code (WXBizMsgCrypt framing;
+-- the shapes of wecom.core's crypter)
 function crypter:encrypt(msg, receive_id)
     if #msg > MAX_BODY or #receive_id > MAX_BODY then
-        return nil, ENCRYPT_AES, "message over 1 MiB"
+        return nil, "message over 1 MiB", ENCRYPT_AES
     end
     local random = ffi.new("unsigned char[16]")
     if C.RAND_bytes(random, 16) ~= 1 then
-        return nil, ENCRYPT_AES, "the OpenSSL CSPRNG failed"
+        return nil, "the OpenSSL CSPRNG failed", ENCRYPT_AES
     end
     local body = ffi.string(random, 16) .. big_endian32(#msg) .. msg .. receive_id
     local pad = PAD_BLOCK - #body % PAD_BLOCK
@@ -91,7 +91,7 @@ function crypter:encrypt(msg, receive_id)
 
     local ctx = C.EVP_CIPHER_CTX_new()
     if ctx == nil then
-        return nil, ENCRYPT_AES, "out of memory in OpenSSL"
+        return nil, "out of memory in OpenSSL", ENCRYPT_AES
     end
     local out = ffi.new("unsigned char[?]", #plain + 32)
     local n, m = ffi.new("int[1]"), ffi.new("int[1]")
@@ -102,7 +102,7 @@ function crypter:encrypt(msg, receive_id)
         and C.EVP_EncryptFinal_ex(ctx, out + n[0], m) == 1
     C.EVP_CIPHER_CTX_free(ctx)
     if not ok then
-        return nil, ENCRYPT_AES, "AES-256-CBC encryption failed"
+        return nil, "AES encryption failed", ENCRYPT_AES
     end
     return ngx.encode_base64(ffi.string(out, n[0] + m[0]))
 end
@@ -117,20 +117,20 @@ end
 function crypter.close()
 end
 
--- crypter(token, aes_key) -> crypter | nil, code, msg
+-- crypter(token, aes_key) -> crypter; raises for a bad key (as wecom.core's)
 function _M.crypter(token, aes_key)
     if type(token) ~= "string" or type(aes_key) ~= "string" then
-        error("crypter: token and aes_key must be strings", 2)
+        error("wecom.core.crypter: token and aes_key must be strings", 2)
     end
     if not C then
-        return nil, ENCRYPT_AES, "OpenSSL's libcrypto is not loadable through the FFI"
+        error("wecom.core.crypter: OpenSSL's libcrypto is not loadable through the FFI", 2)
     end
     if #aes_key ~= 43 then
-        return nil, ILLEGAL_AES_KEY, "EncodingAESKey must be 43 characters"
+        error("wecom.core.crypter: aes_key must be 43 characters of base64 (got " .. #aes_key .. " bytes)", 2)
     end
     local key = ngx.decode_base64(aes_key .. "=")
     if not key or #key ~= 32 then
-        return nil, ILLEGAL_AES_KEY, "EncodingAESKey is not valid base64"
+        error("wecom.core.crypter: aes_key must be 43 characters of base64", 2)
     end
     return setmetatable({ token = token, key = key }, crypter)
 end

@@ -3,7 +3,7 @@
 -- handlers. Mutable parts (chain membership, rules, jobs) start from here and
 -- live in the shared dict afterwards (see store.lua).
 
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
 
 local type = type
 local ipairs = ipairs
@@ -33,9 +33,10 @@ end
 -- N downstream corps shared with the system app (business_type 1), each with
 -- an agent and a user, all joined to one chain.
 function _M.generate(n)
-    local corps, members = json.array(), json.array()
+    local corps, members, corpids = json.array(), json.array(), {}
     for i = 1, n do
         local corpid = format("wwGEN%06d", i)
+        corpids[i] = corpid
         corps[i] = {
             corpid = corpid,
             corp_name = format("Generated Corp %d", i),
@@ -77,6 +78,8 @@ function _M.generate(n)
             { chain_id = "ChGENERATED", chain_name = "Generated Chain",
               creator_corpid = "wwUPSTREAMCORP", groups = json.array(), corps = members },
         },
+        -- the bundled suites, installable by every generated corp
+        provider = require("wecom.emulator.provider").generated("wwUPSTREAMCORP", corpids),
     }
 end
 
@@ -205,6 +208,7 @@ local function index(f)
     end
 
     F.linked = f.linkedcorp or { departments = {}, users = {}, perm = {} }
+    F.provider = require("wecom.emulator.provider").index(f.provider, F)
     return F
 end
 
@@ -212,7 +216,7 @@ end
 function _M.load(opts)
     local text
     if opts.corps and opts.corps > 0 then
-        text = json.encode(_M.generate(opts.corps))
+        text = assert(json.encode(_M.generate(opts.corps)))
     elseif opts.fixture and opts.fixture ~= "" then
         text = read_file(opts.fixture)
     else

@@ -34,11 +34,14 @@ function _M.init(opts)
         "wecom.emulator.api.share",
         "wecom.emulator.api.chain",
         "wecom.emulator.api.linkedcorp",
+        "wecom.emulator.api.service",
+        "wecom.emulator.api.idconvert",
     } do
         add_routes(name)
     end
     -- loaded here so that workers inherit the compiled modules
     require "wecom.emulator.control"
+    require "wecom.emulator.web"
 end
 
 function _M.init_worker()
@@ -61,13 +64,22 @@ local function check_token(req, route, args)
     if not info then
         server.fail(40014)
     end
+    -- suite and provider tokens are no access tokens (reference §9)
+    if info.kind == "suite" or info.kind == "provider" then
+        server.fail(40014, "invalid access_token: a " .. info.kind .. " token is not an access_token")
+    end
     if expired then
         server.fail(store.option("expired_errcode", 42001))
     end
     -- a token of the wrong type is an invalid token to WeCom (reference §10)
     local need = route.token
     if need == "upstream" then
-        if info.kind ~= "app" or info.corpid ~= req.F.upstream.corpid then
+        -- a third-party app's corp token, only where the reference lets
+        -- third-party apps call (route.third_party)
+        if info.kind == "3rd" and not route.third_party then
+            server.fail(48002, "third-party apps cannot call this API")
+        end
+        if (info.kind ~= "app" and info.kind ~= "3rd") or info.corpid ~= req.F.upstream.corpid then
             server.fail(40014, "invalid access_token: needs an upstream app access_token")
         end
     elseif need == "downstream" then
@@ -85,7 +97,10 @@ local function run(route, path)
     end
     local args = ngx.req.get_uri_args(100)
     local req = server.new_request { F = fixture.get(), path = path, args = args }
-    if route.token ~= false then
+    if type(route.token) == "function" then
+        -- suite and provider tokens (api/service.lua)
+        req.token = route.token(req)
+    elseif route.token ~= false then
         req.token = check_token(req, route, args)
     end
     if method == "POST" then
@@ -142,8 +157,11 @@ local function api(path)
     end
     local ok, result = pcall(run, route, path)
     if ok then
-        result.errcode = 0
-        result.errmsg = "ok"
+        -- route.no_errcode: answers documented without errcode on success
+        if not route.no_errcode then
+            result.errcode = 0
+            result.errmsg = "ok"
+        end
         return server.send_json(200, result)
     end
     if server.is_api_error(result) then
@@ -157,6 +175,11 @@ function _M.handle()
     local path = ngx.var.uri
     if path:sub(1, 12) == "/__emulator/" then
         return require("wecom.emulator.control").handle(path)
+    end
+    -- the install and OAuth pages a person clicks through
+    local page = require("wecom.emulator.web").pages[path]
+    if page then
+        return page()
     end
     return api(path)
 end

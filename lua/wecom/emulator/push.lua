@@ -2,9 +2,18 @@
 -- token and EncodingAESKey (receiveid = the upstream corpid) and deliver it
 -- the way WeCom does, or run the GET URL check with an encrypted echostr.
 --
--- Body: { url, agentid?, event? | xml? | verify?, to_user?, from_user?,
---         fields?, echostr?, receive_id?, attempts? (1..3, default 3),
---         timeout_ms? (default 5000) }
+-- Body: { url, agentid?, event? | info_type? | xml? | verify?, to_user?,
+--         from_user?, fields?, echostr?, receive_id?, suite_id?, corpid?,
+--         attempts? (1..3, default 3), timeout_ms? (default 5000) }
+-- fields: element name -> a string or number, an object (nested elements)
+-- or a list (the element repeated).
+-- With suite_id the suite's callback settings seal it instead (reference
+-- §3.1): info_type builds the InfoType form of its 指令回调 URL (receive id
+-- and ToUserName the suite_id, AuthCorpId = corpid when given; xml is sent
+-- the same way); event the Event form of its 数据回调 URL or a 代开发 app's
+-- URL, for corpid, a corp that installed the suite (receive id and
+-- ToUserName that corpid, AgentID the app's agentid there); verify the URL
+-- check, with the provider's corpid as receive id.
 -- Answer: { status, body, attempts, timestamp, nonce, msg_signature[, echostr] }
 --
 -- Events the emulator sends on its own (batch_job_result when an import job
@@ -12,9 +21,11 @@
 -- callback.url, or what POST /__emulator/callback_url set. Each delivery is
 -- logged for GET /__emulator/pushes.
 
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
+local escape = require("wecom.url").escape
 local store = require "wecom.emulator.store"
 local fixture = require "wecom.emulator.fixture"
+local http1 = require "wecom.transport.http1"
 
 local ngx = ngx
 local type = type
@@ -43,10 +54,33 @@ local function cdata(s)
     return "<![CDATA[" .. tostring(s):gsub("]]>", "]]]]><![CDATA[>") .. "]]>"
 end
 
-local function url_escape(s)
-    return (s:gsub("[^%w%-%._~]", function(c)
-        return ("%%%02X"):format(c:byte())
-    end))
+-- fields_xml(parts, fields): appends the elements of `fields` (sorted by
+-- name): numbers as they are, strings in CDATA, objects nested, lists as
+-- the element repeated.
+local function fields_xml(parts, fields)
+    local names = {}
+    for name in pairs(fields or {}) do
+        names[#names + 1] = name
+    end
+    sort(names)
+    local function element(name, v)
+        if type(v) == "table" and v[1] ~= nil then
+            for _, item in ipairs(v) do
+                element(name, item)
+            end
+            return
+        end
+        parts[#parts + 1] = "<" .. name .. ">"
+        if type(v) == "table" then
+            fields_xml(parts, v)
+        else
+            parts[#parts + 1] = type(v) == "number" and tostring(v) or cdata(v)
+        end
+        parts[#parts + 1] = "</" .. name .. ">"
+    end
+    for _, name in ipairs(names) do
+        element(name, fields[name])
+    end
 end
 
 -- The plaintext event WeCom would send (reference §9).
@@ -59,19 +93,50 @@ local function event_xml(body, corpid, agentid, now)
         "<Event>", cdata(body.event), "</Event>",
         "<AgentID>", tostring(agentid), "</AgentID>",
     }
-    local names = {}
-    for name in pairs(body.fields or {}) do
-        names[#names + 1] = name
-    end
-    sort(names)
-    for _, name in ipairs(names) do
-        local v = body.fields[name]
-        parts[#parts + 1] = "<" .. name .. ">"
-        parts[#parts + 1] = type(v) == "number" and tostring(v) or cdata(v)
-        parts[#parts + 1] = "</" .. name .. ">"
-    end
+    fields_xml(parts, body.fields)
     parts[#parts + 1] = "</xml>"
     return concat(parts)
+end
+
+-- The InfoType form of a suite's 指令回调 URL (reference §3.2, §3.7).
+local function info_xml(body, suite_id, now)
+    local parts = { "<xml><SuiteId>", cdata(suite_id), "</SuiteId>" }
+    if body.corpid then
+        parts[#parts + 1] = "<AuthCorpId>" .. cdata(body.corpid) .. "</AuthCorpId>"
+    end
+    parts[#parts + 1] = "<InfoType>" .. cdata(body.info_type) .. "</InfoType>"
+    parts[#parts + 1] = "<TimeStamp>" .. tostring(floor(now)) .. "</TimeStamp>"
+    fields_xml(parts, body.fields)
+    parts[#parts + 1] = "</xml>"
+    return concat(parts)
+end
+
+-- fields: names of XML elements, values a string, a number, an object or a
+-- list of them, at most 8 deep -> nil | what is wrong
+local function check_fields(v, depth)
+    if depth > 8 then
+        return "fields nest too deep"
+    end
+    for name, value in pairs(v) do
+        if type(name) ~= "string" or not name:match("^[%a_][%w_%-%.]*$") then
+            return "fields: " .. tostring(name) .. " is not an XML element name"
+        end
+        local items = type(value) == "table" and value[1] ~= nil and value or { value }
+        for _, item in ipairs(items) do
+            local t = type(item)
+            if t == "table" then
+                if item[1] ~= nil then
+                    return "fields." .. name .. ": a list inside a list"
+                end
+                local problem = check_fields(item, depth + 1)
+                if problem then
+                    return problem
+                end
+            elseif t ~= "string" and t ~= "number" then
+                return "fields." .. name .. " must be a string, a number, an object or a list"
+            end
+        end
+    end
 end
 
 local function parse_url(url)
@@ -91,70 +156,13 @@ local function parse_url(url)
     return { scheme = scheme, host = host, port = port, path = path }
 end
 
--- Reads an HTTP/1.1 response: Content-Length, chunked, or until close.
-local function read_response(sock)
-    local line, err = sock:receive("*l")
-    if not line then
-        return nil, "reading status: " .. tostring(err)
-    end
-    local status = tonumber(line:match("^HTTP/%d%.%d (%d%d%d)"))
-    if not status then
-        return nil, "bad status line"
-    end
-    local headers = {}
-    while true do
-        local h, herr = sock:receive("*l")
-        if not h then
-            return nil, "reading headers: " .. tostring(herr)
-        end
-        if h == "" then
-            break
-        end
-        local k, v = h:match("^([^:]+):%s*(.-)%s*$")
-        if k then
-            headers[k:lower()] = v
-        end
-    end
-    local body
-    local length = tonumber(headers["content-length"])
-    if length then
-        if length > MAX_RESPONSE then
-            return nil, "response too large"
-        end
-        body, err = sock:receive(length)
-    elseif (headers["transfer-encoding"] or ""):lower():find("chunked", 1, true) then
-        local chunks, total = {}, 0
-        while true do
-            local size_line, serr = sock:receive("*l")
-            local size = size_line and tonumber(size_line:match("^%x+"), 16)
-            if not size then
-                return nil, "bad chunk: " .. tostring(serr)
-            end
-            if size == 0 then
-                sock:receive("*l")
-                break
-            end
-            total = total + size
-            if total > MAX_RESPONSE then
-                return nil, "response too large"
-            end
-            chunks[#chunks + 1], serr = sock:receive(size)
-            if not chunks[#chunks] then
-                return nil, "reading chunk: " .. tostring(serr)
-            end
-            sock:receive("*l")
-        end
-        body = concat(chunks)
-    else
-        body, err = sock:receive("*a")
-    end
-    if not body then
-        return nil, "reading body: " .. tostring(err)
-    end
-    return status, body
-end
-
+-- http(method, target, path, body, timeout_ms) -> status, body | nil, err:
+-- one request on a fresh connection, the whole exchange within timeout_ms;
+-- the response is read by wecom.transport.http1 (bounded in bytes and time)
 local function http(method, target, path, body, timeout_ms)
+    ngx.update_time()
+    local deadline = ngx.now() + timeout_ms / 1000
+    local where = target.host .. ":" .. target.port
     local sock = ngx.socket.tcp()
     sock:settimeout(timeout_ms)
     local ok, err = sock:connect(target.host, target.port)
@@ -162,6 +170,7 @@ local function http(method, target, path, body, timeout_ms)
         return nil, "connect: " .. tostring(err)
     end
     if target.scheme == "https" then
+        sock:settimeout(http1.ms(deadline - ngx.now()))
         ok, err = sock:sslhandshake(nil, target.host, true)
         if not ok then
             sock:close()
@@ -181,14 +190,21 @@ local function http(method, target, path, body, timeout_ms)
     end
     req[#req + 1] = "\r\n"
     req[#req + 1] = body or ""
+    sock:settimeout(http1.ms(deadline - ngx.now()))
     ok, err = sock:send(concat(req))
     if not ok then
         sock:close()
         return nil, "send: " .. tostring(err)
     end
-    local status, rbody = read_response(sock)
+    local res, rerr = http1.read_response(sock, {
+        where = where, deadline = deadline, now = ngx.now, max_body = MAX_RESPONSE,
+        head = method == "HEAD",
+    })
     sock:close()
-    return status, rbody
+    if not res then
+        return nil, rerr.kind .. ": " .. rerr.message
+    end
+    return res.status, res.body
 end
 
 local function numeric_nonce()
@@ -198,21 +214,22 @@ end
 -- deliver(F, app, target, plaintext, o) -> answer | nil, err. Encrypts
 -- plaintext with the app's callback settings and sends it (o.verify: as the
 -- GET URL check's echostr), retrying up to o.attempts times on a non-200
--- answer or a transport error.
+-- answer or a transport error. o.receive_id and o.to_user_name (the
+-- envelope's) default to the upstream corpid.
 local function deliver(F, app, target, plaintext, o)
     local c = core()
     if not c then
         return nil, "push needs wecom.core built for LuaJIT (start the emulator with --core-cpath"
             .. " or WECOM_EMULATOR_CPATH)"
     end
-    local crypter, code, msg = c.crypter(app.callback.token, app.callback.aes_key)
-    if not crypter then
-        return nil, "app " .. app.agentid .. " callback aes_key: " .. tostring(msg or code)
+    local ok, crypter = pcall(c.crypter, app.callback.token, app.callback.aes_key)
+    if not ok then
+        return nil, "app " .. app.agentid .. " callback aes_key: " .. tostring(crypter)
     end
-    local encrypted, ecode, emsg = crypter:encrypt(plaintext, o.receive_id or F.upstream.corpid)
+    local encrypted, emsg = crypter:encrypt(plaintext, o.receive_id or F.upstream.corpid)
     if not encrypted then
         crypter:close()
-        return nil, "encrypt failed: " .. tostring(emsg or ecode)
+        return nil, "encrypt failed: " .. tostring(emsg)
     end
 
     local answer = { attempts = 0 }
@@ -226,11 +243,12 @@ local function deliver(F, app, target, plaintext, o)
         local query = "msg_signature=" .. signature .. "&timestamp=" .. timestamp .. "&nonce=" .. nonce
         local status, rbody
         if o.verify then
-            status, rbody = http("GET", target, target.path .. sep .. query .. "&echostr=" .. url_escape(encrypted),
+            status, rbody = http("GET", target, target.path .. sep .. query .. "&echostr=" .. escape(encrypted),
                 nil, o.timeout_ms or 5000)
         else
-            local envelope = "<xml><ToUserName>" .. cdata(F.upstream.corpid) .. "</ToUserName><Encrypt>"
-                .. cdata(encrypted) .. "</Encrypt><AgentID>" .. cdata(app.agentid) .. "</AgentID></xml>"
+            local envelope = "<xml><ToUserName>" .. cdata(o.to_user_name or F.upstream.corpid)
+                .. "</ToUserName><Encrypt>" .. cdata(encrypted) .. "</Encrypt><AgentID>" .. cdata(app.agentid)
+                .. "</AgentID></xml>"
             status, rbody = http("POST", target, target.path .. sep .. query, envelope, o.timeout_ms or 5000)
         end
         answer.attempts = attempt
@@ -252,6 +270,36 @@ local function deliver(F, app, target, plaintext, o)
     return answer
 end
 
+-- suite_app(F, body, bad) -> the "app" deliver() seals with, the sealing
+-- ({ corpid, receive_id, to_user_name }) of a push with suite_id
+local function suite_app(F, body, bad)
+    local P = F.provider
+    local suite = P and P.suites[body.suite_id]
+    if not suite then
+        bad("suite_id must be a suite of the fixture's provider")
+    end
+    if body.agentid ~= nil then
+        bad("agentid goes without suite_id (the suite's app in the corp is the one installed)")
+    end
+    if body.verify then
+        -- the URL check of either URL: the provider's corpid inside (reference §3.1)
+        return { callback = suite.callback, agentid = "" }, { receive_id = P.corpid }
+    end
+    if body.info_type ~= nil or body.xml ~= nil then
+        -- the 指令回调 URL: ToUserName the suite_id, AgentID empty
+        return { callback = suite.callback, agentid = "" },
+            { receive_id = suite.suite_id, to_user_name = suite.suite_id }
+    end
+    local corpid = body.corpid
+    local rec = corpid and require("wecom.emulator.provider").active_auth(suite.suite_id, corpid)
+    if not rec then
+        bad("an event with suite_id needs corpid, a corp that has the suite installed")
+    end
+    -- the 数据回调 URL (third-party) or the 代开发 app's URL: the corp's id
+    return { callback = suite.callback, agentid = rec.agentid },
+        { corpid = corpid, receive_id = corpid, to_user_name = corpid }
+end
+
 -- push(body, bad) -> answer table; bad(msg) raises a 400 for the caller.
 function _M.push(body, bad)
     local F = fixture.get()
@@ -262,30 +310,46 @@ function _M.push(body, bad)
     if not target then
         bad("url must be an http:// or https:// URL")
     end
-    local agentid = body.agentid
-    local app
-    if agentid == nil then
-        app = F.system_app or F.upstream.apps[1]
-    elseif type(agentid) == "number" then
-        app = F.apps[agentid]
-    end
-    if not app then
-        bad("agentid must be an upstream app's agentid")
-    end
-    if not app.callback then
-        bad("app " .. app.agentid .. " has no callback settings in the fixture")
-    end
-    local modes = (body.event ~= nil and 1 or 0) + (body.xml ~= nil and 1 or 0) + (body.verify and 1 or 0)
-    if modes ~= 1 then
-        bad("give exactly one of event, xml or verify")
-    end
-    for _, field in ipairs { "event", "xml", "to_user", "from_user", "echostr", "receive_id" } do
+    for _, field in ipairs { "event", "info_type", "xml", "to_user", "from_user", "echostr", "receive_id",
+        "suite_id", "corpid" } do
         if body[field] ~= nil and type(body[field]) ~= "string" then
             bad(field .. " must be a string")
         end
     end
-    if body.fields ~= nil and type(body.fields) ~= "table" then
-        bad("fields must be an object")
+    local modes = (body.event ~= nil and 1 or 0) + (body.xml ~= nil and 1 or 0) + (body.verify and 1 or 0)
+        + (body.info_type ~= nil and 1 or 0)
+    if modes ~= 1 then
+        bad("give exactly one of event, info_type, xml or verify")
+    end
+    if body.fields ~= nil then
+        if type(body.fields) ~= "table" or body.fields[1] ~= nil then
+            bad("fields must be an object")
+        end
+        local problem = check_fields(body.fields, 1)
+        if problem then
+            bad(problem)
+        end
+    end
+    local app, sealing
+    if body.suite_id ~= nil then
+        app, sealing = suite_app(F, body, bad)
+    else
+        if body.info_type ~= nil then
+            bad("info_type goes with suite_id (a suite's 指令回调 URL)")
+        end
+        local agentid = body.agentid
+        if agentid == nil then
+            app = F.system_app or F.upstream.apps[1]
+        elseif type(agentid) == "number" then
+            app = F.apps[agentid]
+        end
+        if not app then
+            bad("agentid must be an upstream app's agentid")
+        end
+        if not app.callback then
+            bad("app " .. app.agentid .. " has no callback settings in the fixture")
+        end
+        sealing = { corpid = F.upstream.corpid }
     end
     local attempts = body.attempts or 3
     if type(attempts) ~= "number" or attempts < 1 or attempts > 3 then
@@ -301,11 +365,14 @@ function _M.push(body, bad)
         plaintext = body.echostr or numeric_nonce() .. numeric_nonce()
     elseif body.xml then
         plaintext = body.xml
+    elseif body.info_type then
+        plaintext = info_xml(body, body.suite_id, store.now())
     else
-        plaintext = event_xml(body, F.upstream.corpid, app.agentid, store.now())
+        plaintext = event_xml(body, sealing.corpid, app.agentid, store.now())
     end
     local answer, err = deliver(F, app, target, plaintext, { verify = body.verify, attempts = attempts,
-        timeout_ms = timeout_ms, receive_id = body.receive_id })
+        timeout_ms = timeout_ms, receive_id = body.receive_id or sealing.receive_id,
+        to_user_name = sealing.to_user_name })
     if not answer then
         bad(err)
     end
@@ -388,6 +455,10 @@ function _M.send_event(agentid, xml, event)
     end
     return true
 end
+
+-- The pieces the provider control endpoints (provider_control.lua) seal and
+-- POST their 指令回调 envelopes with.
+_M.core, _M.cdata, _M.parse_url, _M.http = core, cdata, parse_url, http
 
 -- §9.6: what WeCom sends when an async job finished.
 function _M.batch_job_xml(corpid, jobid, job_type, now)

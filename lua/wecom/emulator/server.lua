@@ -1,7 +1,7 @@
 -- Request plumbing shared by the emulated APIs: WeCom-shaped errors, JSON
 -- responses, field validation and the per-request context.
 
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
 local store = require "wecom.emulator.store"
 
 local ngx = ngx
@@ -22,16 +22,34 @@ local MESSAGES = {
     [40013] = "invalid corpid",
     [40014] = "invalid access_token",
     [40029] = "invalid code",
+    [40050] = "chatid not found",
     [40056] = "invalid agentid",
     [40058] = "invalid Request Parameter",
+    [40077] = "invalid pre_auth_code",
+    [40078] = "invalid auth_code",
+    [40080] = "invalid suite_secret",
+    -- sic, the live server's text (reference/wecom-provider-api.md §9)
+    [40082] = "invalid suite_acccess_token or provider_access_token",
+    [40083] = "invalid suite_id",
+    [40084] = "invalid permanent_code",
+    [40085] = "invalid suite ticket",
+    [40086] = "invalid third-app id",
     [40091] = "secret is invalid",
+    [40096] = "invalid external userid",
     [41001] = "access_token missing",
     [41002] = "corpid missing",
     [41004] = "corpsecret missing",
     [41008] = "missing code",
     [41009] = "missing userid",
     [41011] = "missing agentid",
+    [41021] = "suite_id missing",
+    [41022] = "suite_access_token missing",
+    [41023] = "suite_ticket missing",
+    [41024] = "secret missing",
+    [41025] = "permanent code missing",
     [42001] = "access_token expired",
+    [42007] = "pre_auth_code expired",
+    [42009] = "suite_access_token expired",
     [43001] = "require GET method",
     [43002] = "require POST method",
     [44002] = "empty post data",
@@ -40,6 +58,8 @@ local MESSAGES = {
     [47001] = "data format error",
     [48001] = "api unauthorized",
     [48002] = "api forbidden",
+    [48003] = "suite_id not match",
+    [48004] = "auth relation invalid",
     [50001] = "redirect_url domain not match",
     [60011] = "no privilege to access/modify contact/party/agent",
     [60020] = "not allow to access from your ip",
@@ -48,6 +68,13 @@ local MESSAGES = {
     [60112] = "invalid name",
     [60123] = "invalid party id",
     [81013] = "user & party & tag all invalid",
+    [84014] = "user ticket expired",
+    [84015] = "invalid user ticket",
+    [84019] = "templateid missing",
+    [84020] = "templateid not exist",
+    [84025] = "invalid state",
+    [84054] = "auth_corpid missing",
+    [84090] = "user_ticket missing",
     [301002] = "not allow operate another agent with this accesstoken",
     [670016] = "invalid contact identity",
 }
@@ -90,7 +117,7 @@ function _M.send(status, body, content_type)
 end
 
 function _M.send_json(status, value)
-    return _M.send(status, json.encode(value))
+    return _M.send(status, assert(json.encode(value)))
 end
 
 function _M.send_error(code, detail, http_status)
@@ -120,27 +147,31 @@ function Request:raw(field)
     return self.args[field]
 end
 
--- A required/optional string field. `code` replaces 40058 for "missing".
-function Request:str(field, required, code)
-    local v = self:raw(field)
-    if v == nil or v == "" then
+-- The field's value, nil when it is absent (or equal to `empty`); a
+-- missing required field fails with 40058 "missing <field>", or with `code`.
+local function given(req, field, required, code, empty)
+    local v = req:raw(field)
+    if v == nil or v == empty then
         if required then
             _M.fail(code or 40058, not code and "missing " .. field or nil)
         end
         return nil
     end
-    if type(v) ~= "string" then
+    return v
+end
+
+-- A required/optional string field ("" counts as missing).
+function Request:str(field, required, code)
+    local v = given(self, field, required, code, "")
+    if v ~= nil and type(v) ~= "string" then
         _M.fail(40058, field .. " must be a string")
     end
     return v
 end
 
 function Request:int(field, required, code)
-    local v = self:raw(field)
+    local v = given(self, field, required, code)
     if v == nil then
-        if required then
-            _M.fail(code or 40058, not code and "missing " .. field or nil)
-        end
         return nil
     end
     if not self.body and type(v) == "string" and v:match("^%-?%d+$") then
@@ -167,28 +198,16 @@ function Request:bool(field)
 end
 
 function Request:array(field, required)
-    local v = self:raw(field)
-    if v == nil then
-        if required then
-            _M.fail(40058, "missing " .. field)
-        end
-        return nil
-    end
-    if type(v) ~= "table" or (next(v) ~= nil and v[1] == nil) then
+    local v = given(self, field, required)
+    if v ~= nil and (type(v) ~= "table" or (next(v) ~= nil and v[1] == nil)) then
         _M.fail(40058, field .. " must be an array")
     end
     return v
 end
 
 function Request:object(field, required)
-    local v = self:raw(field)
-    if v == nil then
-        if required then
-            _M.fail(40058, "missing " .. field)
-        end
-        return nil
-    end
-    if type(v) ~= "table" or v[1] ~= nil then
+    local v = given(self, field, required)
+    if v ~= nil and (type(v) ~= "table" or v[1] ~= nil) then
         _M.fail(40058, field .. " must be an object")
     end
     return v

@@ -6,7 +6,7 @@
 -- Read-modify-write goes through a small add()-based lock; nothing blocks the
 -- worker (waiting is ngx.sleep).
 
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
 
 local ngx = ngx
 local type = type
@@ -112,7 +112,11 @@ function _M.get_json(key)
 end
 
 function _M.set_json(key, value, ttl)
-    _M.set(key, json.encode(value), ttl)
+    local text, err = json.encode(value)
+    if not text then
+        error("wecom emulator: " .. key .. ": " .. err)
+    end
+    _M.set(key, text, ttl)
 end
 
 -- Collections: mutable documents seeded from the fixture. Readers get a

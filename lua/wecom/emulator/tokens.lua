@@ -36,6 +36,18 @@ function _M.issue(owner_key, info)
     end)
 end
 
+-- revoke(owner_key): the owner's current token becomes unknown (40014), as
+-- a corp's token does when it uninstalls an app.
+function _M.revoke(owner_key)
+    store.with_lock("tokfor:" .. owner_key, function()
+        local current = store.get("tokfor:" .. owner_key)
+        if current then
+            store.delete("tok:" .. current)
+        end
+        store.delete("tokfor:" .. owner_key)
+    end)
+end
+
 -- lookup(token) -> info, expired | nil (unknown)
 function _M.lookup(token)
     local info = store.get_json("tok:" .. token)

@@ -12,20 +12,14 @@ local pcall = pcall
 local select = select
 local tostring = tostring
 
-local ngx = ngx
+local env = require "wecom.env"
+
+local ngx = env.ngx
 
 local _M = {}
 
--- Phases where ngx.thread.spawn works (lua-nginx-module docs).
-local THREAD_PHASES = {
-    rewrite = true, server_rewrite = true, access = true, content = true, timer = true,
-    ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
-}
-
 -- available() -> true when the calling code may spawn light threads
-function _M.available()
-    return ngx ~= nil and ngx.thread ~= nil and THREAD_PHASES[ngx.get_phase()] == true
-end
+_M.available = env.can_yield
 
 local function result_of(ok, ...)
     if not ok then
@@ -73,18 +67,6 @@ function _M.run(tasks, concurrency)
         end
     end
     return results
-end
-
--- sleep(seconds): ngx.sleep, which yields to nginx.  In the init phase
--- (the master, before any request) nothing can yield; blocking is harmless
--- there, so the caller's blocking sleep is used (returns false).  In other
--- phases that cannot yield ngx.sleep raises an error naming the context.
-function _M.sleep(seconds)
-    if ngx.get_phase() == "init" then
-        return false
-    end
-    ngx.sleep(seconds)
-    return true
 end
 
 return _M

@@ -6,15 +6,18 @@ local string_format = string.format
 local tonumber = tonumber
 local type = type
 
-local argcheck = require "wecom.argcheck"
+local errors = require "wecom.errors"
 
 local _M = {}
 
 -- checks(name) -> argument checks raising "wecom.store.<name>:<method>: ...",
 -- pointed at the caller of the store method.  Each is called directly by
--- that method (argcheck depth 1: the check itself stands in between).
+-- that method (depth 1: the check itself stands in between).
 function _M.checks(name)
-    local usage = argcheck.new("wecom.store." .. name .. ":").usage
+    local prefix = "wecom.store." .. name .. ":"
+    local function usage(method, msg, depth)
+        errors.usage(prefix .. method, msg, 3 + depth)
+    end
     local check = {}
 
     function check.key(method, key)

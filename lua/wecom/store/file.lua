@@ -56,6 +56,12 @@ local function file_name(key)
     local name = key:gsub("[^%w%._%-]", function(c)
         return string_format("%%%02X", c:byte())
     end)
+    if key:find("%u") then
+        -- on a case-insensitive file system (macOS, Windows) "wpAbC" and
+        -- "wpabc", two encrypted corpids, would share a file: the exact key's
+        -- hash keeps them apart ('~' is never left unescaped)
+        name = name .. "~" .. core.sha1_hex(key):sub(1, 16)
+    end
     if #name > MAX_NAME then
         -- still unique: the hash covers the whole key
         name = name:sub(1, MAX_NAME - 41) .. "~" .. core.sha1_hex(key)

@@ -4,9 +4,8 @@
 -- wecom.parallel the request goes through the session's multi interface and
 -- the calling task yields; anywhere else it blocks in libcurl.
 
-local error = error
+local require = require
 local setmetatable = setmetatable
-local type = type
 
 local core = require "wecom.core"
 local parallel = require "wecom.parallel"
@@ -15,20 +14,29 @@ local _M = { name = "curl" }
 
 local mt = { __index = _M }
 
--- new{ ca_file =, timeout =, connect_timeout =, proxy =, noproxy =, user_agent = }
+-- new(opts) -> transport; opts as wecom.transport documents them.  libcurl
+-- bounds the rest: CURLOPT_TIMEOUT is a deadline for the whole transfer,
+-- the core caps the header block at 256 KiB and the body at max_body.
 function _M.new(opts)
-    if type(opts) ~= "table" then
-        error("wecom.transport.curl.new: opts must be a table", 2)
-    end
+    local o = require("wecom.transport").options("wecom.transport.curl.new", opts)
     local session = core.http_session {
-        ca_file = opts.ca_file,
-        timeout = opts.timeout,
-        connect_timeout = opts.connect_timeout,
-        proxy = opts.proxy,
-        noproxy = opts.noproxy,
-        user_agent = opts.user_agent,
+        ca_file = o.ca_file,
+        timeout = o.timeout,
+        connect_timeout = o.connect_timeout,
+        max_body = o.max_body,
+        proxy = o.proxy,
+        noproxy = o.noproxy,
+        user_agent = o.user_agent,
     }
     return setmetatable({ session = session }, mt)
+end
+
+-- The core fails with nil, message, kind, curl_code; a transport with nil, err.
+local function result(res, message, kind, curl_code)
+    if res then
+        return res
+    end
+    return nil, { kind = kind, message = message, curl_code = curl_code }
 end
 
 -- request{ method =, url =, headers =, body =, timeout = }
@@ -36,9 +44,9 @@ end
 function _M.request(self, req)
     local sched = parallel.current()
     if sched then
-        return sched:http(self.session, req)
+        return result(sched:http(self.session, req))
     end
-    return self.session:request(req)
+    return result(self.session:request(req))
 end
 
 function _M.close(self)

@@ -16,16 +16,20 @@
 --     base_url with an IP address cannot pass verification; use a name.
 -- Proxies are not supported (an error at construction says so).
 --
+-- Bounded like the libcurl transport: `timeout` is a deadline for the whole
+-- request (connect, TLS, send, the response to its last byte), and the
+-- response is read by wecom.transport.http1 (header block 256 KiB, body
+-- max_body), never with an unbounded line read.
+--
 -- Errors have the curl transport's shape: { kind = "transport" | "timeout"
 -- | "tls", message, curl_code } with libcurl's code for the same failure, so
 -- the client's retry policy treats both transports alike.  Messages name
 -- host:port, never the path or query (an access_token lives there).
 
 local error = error
-local concat = table.concat
-local math_floor = math.floor
 local pairs = pairs
 local pcall = pcall
+local require = require
 local setmetatable = setmetatable
 local str_find = string.find
 local str_lower = string.lower
@@ -35,72 +39,47 @@ local tonumber = tonumber
 local tostring = tostring
 local type = type
 
-local ngx = ngx
+local env = require "wecom.env"
+local http1 = require "wecom.transport.http1"
+
+local ngx = env.ngx
 
 local _M = { name = "ngx" }
 
 local mt = { __index = _M }
 
--- Phases where cosockets work (lua-nginx-module docs, 0.10.23).
-local COSOCKET_PHASES = {
-    rewrite = true, server_rewrite = true, access = true, content = true, timer = true,
-    ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
-}
-_M.COSOCKET_PHASES = COSOCKET_PHASES
+local YIELDING_PHASES = env.YIELDING_PHASES
 
-local DEFAULT_TIMEOUT = 5
 local KEEPALIVE_IDLE_MS = 60000
-local MAX_BODY = 32 * 1024 * 1024
-local MAX_HEADER_LINES = 200
 -- a reused keepalive connection the server has closed meanwhile is retried
 -- on another one; a fresh connection is never retried here
 local MAX_STALE_RETRIES = 2
 
--- libcurl's codes for the same failures
-local CURLE_URL_MALFORMAT = 3
-local CURLE_COULDNT_RESOLVE_HOST = 6
-local CURLE_COULDNT_CONNECT = 7
-local CURLE_WEIRD_SERVER_REPLY = 8
-local CURLE_OPERATION_TIMEDOUT = 28
-local CURLE_SSL_CONNECT_ERROR = 35
-local CURLE_GOT_NOTHING = 52
-local CURLE_SEND_ERROR = 55
-local CURLE_RECV_ERROR = 56
-local CURLE_PEER_FAILED_VERIFICATION = 60
-local CURLE_FILESIZE_EXCEEDED = 63
+local CURLE = http1.CURLE
+local fail, ms, io_error = http1.fail, http1.ms, http1.io_error
 
 -- TLS sessions per pool, per worker: new connections resume them
 local tls_sessions = {}
 
 local warned_ca_file = false
 
-local function fail(kind, message, curl_code)
-    return nil, { kind = kind, message = message, curl_code = curl_code }
-end
-
--- new{ ca_file, timeout, connect_timeout, proxy, noproxy, user_agent } -> transport
+-- new(opts) -> transport; opts as wecom.transport documents them
 function _M.new(opts)
-    if type(opts) ~= "table" then
-        error("wecom.transport.ngx.new: opts must be a table", 2)
-    end
-    if opts.proxy ~= nil then
+    local o = require("wecom.transport").options("wecom.transport.ngx.new", opts)
+    if o.proxy ~= nil then
         error("wecom: option 'proxy' is not supported inside nginx (the cosocket transport"
             .. " connects directly; route egress at the network level instead)", 4)
     end
-    if opts.ca_file ~= nil and not warned_ca_file then
+    if o.ca_file ~= nil and not warned_ca_file then
         warned_ca_file = true
-        ngx.log(ngx.WARN, "wecom: option 'ca_file' is ignored inside nginx; the trusted CAs"
+        env.log("warn", "wecom: option 'ca_file' is ignored inside nginx; the trusted CAs"
             .. " come from the lua_ssl_trusted_certificate directive")
     end
-    local timeout = opts.timeout or DEFAULT_TIMEOUT
-    if type(timeout) ~= "number" or timeout <= 0 then
-        error("wecom.transport.ngx.new: timeout must be a positive number", 2)
-    end
-    local connect_timeout = opts.connect_timeout or timeout
     return setmetatable({
-        timeout = timeout,
-        connect_timeout = connect_timeout,
-        user_agent = opts.user_agent or "wecom-lua",
+        timeout = o.timeout,
+        connect_timeout = o.connect_timeout,
+        max_body = o.max_body,
+        user_agent = o.user_agent,
     }, mt)
 end
 
@@ -132,11 +111,6 @@ local function split_url(url)
 end
 _M.split_url = split_url
 
-local function ms(seconds)
-    local v = math_floor(seconds * 1000)
-    return v < 1 and 1 or v
-end
-
 local function phase_error(phase)
     error("wecom: HTTP requests are not possible in the " .. tostring(phase) .. " phase"
         .. " (nginx disables cosockets there); make the call from a request handler"
@@ -145,129 +119,29 @@ end
 
 local function connect_error(where, err)
     if err == "timeout" then
-        return fail("timeout", "connect to " .. where .. " timed out", CURLE_OPERATION_TIMEDOUT)
+        return fail("timeout", "connect to " .. where .. " timed out", CURLE.OPERATION_TIMEDOUT)
     end
     if str_find(err, "no resolver defined", 1, true) then
         return fail("transport", "cannot resolve " .. where .. ": no resolver defined"
-            .. " (add a `resolver` directive to nginx's http block)", CURLE_COULDNT_RESOLVE_HOST)
+            .. " (add a `resolver` directive to nginx's http block)", CURLE.COULDNT_RESOLVE_HOST)
     end
     if str_find(err, "resolve", 1, true) or str_find(err, "not found", 1, true) then
-        return fail("transport", "cannot resolve " .. where .. ": " .. err, CURLE_COULDNT_RESOLVE_HOST)
+        return fail("transport", "cannot resolve " .. where .. ": " .. err, CURLE.COULDNT_RESOLVE_HOST)
     end
-    return fail("transport", "connect to " .. where .. " failed: " .. err, CURLE_COULDNT_CONNECT)
+    return fail("transport", "connect to " .. where .. " failed: " .. err, CURLE.COULDNT_CONNECT)
 end
 
 local function tls_error(where, err)
     if err == "timeout" then
-        return fail("timeout", "TLS handshake with " .. where .. " timed out", CURLE_OPERATION_TIMEDOUT)
+        return fail("timeout", "TLS handshake with " .. where .. " timed out", CURLE.OPERATION_TIMEDOUT)
     end
     err = tostring(err)
     if str_find(err, "certificate", 1, true) or str_find(err, "verif", 1, true) then
         return fail("tls", "TLS handshake with " .. where .. " failed: " .. err
             .. " (inside nginx the trusted CAs come from lua_ssl_trusted_certificate)",
-            CURLE_PEER_FAILED_VERIFICATION)
+            CURLE.PEER_FAILED_VERIFICATION)
     end
-    return fail("tls", "TLS handshake with " .. where .. " failed: " .. err, CURLE_SSL_CONNECT_ERROR)
-end
-
-local function io_error(where, what, err, got_something)
-    if err == "timeout" then
-        return fail("timeout", what .. " " .. where .. " timed out", CURLE_OPERATION_TIMEDOUT)
-    end
-    if what == "sending to" then
-        return fail("transport", "sending to " .. where .. " failed: " .. tostring(err), CURLE_SEND_ERROR)
-    end
-    if not got_something and err == "closed" then
-        return fail("transport", where .. " closed the connection without a response", CURLE_GOT_NOTHING)
-    end
-    return fail("transport", what .. " " .. where .. " failed: " .. tostring(err), CURLE_RECV_ERROR)
-end
-
-local function bad_reply(where, what)
-    return fail("transport", "bad HTTP response from " .. where .. ": " .. what, CURLE_WEIRD_SERVER_REPLY)
-end
-
--- A deadline for the whole exchange, like libcurl's total timeout: each
--- socket operation gets what is left of it.
-local function time_left(deadline)
-    return deadline - ngx.now()
-end
-
-local function set_read_timeout(sock, deadline)
-    local left = time_left(deadline)
-    if left <= 0 then
-        return false
-    end
-    sock:settimeout(ms(left))
-    return true
-end
-
-local function read_headers(sock, where, deadline)
-    local headers = {}
-    for _ = 1, MAX_HEADER_LINES do
-        if not set_read_timeout(sock, deadline) then
-            return io_error(where, "reading from", "timeout", true)
-        end
-        local line, err = sock:receive("*l")
-        if not line then
-            return io_error(where, "reading from", err, true)
-        end
-        if line == "" then
-            return headers
-        end
-        local name, value = str_match(line, "^([^:%s]+)%s*:%s*(.-)%s*$")
-        if not name then
-            return bad_reply(where, "malformed header line")
-        end
-        name = str_lower(name)
-        local old = headers[name]
-        headers[name] = old and (old .. ", " .. value) or value
-    end
-    return bad_reply(where, "too many header lines")
-end
-
-local function read_chunked(sock, where, deadline, max_body)
-    local parts, total = {}, 0
-    while true do
-        if not set_read_timeout(sock, deadline) then
-            return io_error(where, "reading from", "timeout", true)
-        end
-        local line, err = sock:receive("*l")
-        if not line then
-            return io_error(where, "reading from", err, true)
-        end
-        local size = tonumber(str_match(line, "^%s*(%x+)"), 16)
-        if not size then
-            return bad_reply(where, "malformed chunk size")
-        end
-        if size == 0 then
-            -- trailers, up to the empty line
-            local _, terr = read_headers(sock, where, deadline)
-            if terr then
-                return nil, terr
-            end
-            return concat(parts)
-        end
-        total = total + size
-        if total > max_body then
-            return fail("transport", "response body from " .. where .. " larger than "
-                .. max_body .. " bytes", CURLE_FILESIZE_EXCEEDED)
-        end
-        local data
-        data, err = sock:receive(size)
-        if not data then
-            return io_error(where, "reading from", err, true)
-        end
-        parts[#parts + 1] = data
-        local crlf
-        crlf, err = sock:receive("*l")
-        if crlf ~= "" then
-            if crlf == nil then
-                return io_error(where, "reading from", err, true)
-            end
-            return bad_reply(where, "malformed chunk")
-        end
-    end
+    return fail("tls", "TLS handshake with " .. where .. " failed: " .. err, CURLE.SSL_CONNECT_ERROR)
 end
 
 -- -> res, keepalive | nil, err | nil, nil, true when a reused connection turned
@@ -302,7 +176,9 @@ local function exchange(self, sock, where, req, target, host_header, deadline, r
     headers[n + 1] = "\r\n"
     headers[n + 2] = body
 
-    local left = time_left(deadline)
+    -- API requests are small: the socket buffer takes them at once, so the
+    -- send's own timeout (what is left of the deadline) bounds it
+    local left = deadline - ngx.now()
     if left <= 0 then
         return io_error(where, "sending to", "timeout")
     end
@@ -315,102 +191,25 @@ local function exchange(self, sock, where, req, target, host_header, deadline, r
         return io_error(where, "sending to", err)
     end
 
-    if not set_read_timeout(sock, deadline) then
-        return io_error(where, "reading from", "timeout")
-    end
-    local status_line
-    status_line, err = sock:receive("*l")
-    if not status_line then
-        if reused and err ~= "timeout" then
+    local res, second = http1.read_response(sock, {
+        where = where, deadline = deadline, now = ngx.now,
+        max_body = self.max_body, head = req.method == "HEAD",
+    })
+    if not res then
+        -- a pooled connection the server closed meanwhile: try another one
+        if reused and second.nothing then
             return nil, nil, true
         end
-        return io_error(where, "reading from", err, false)
+        return nil, second
     end
-    local version, status = str_match(status_line, "^HTTP/(%d%.%d) (%d%d%d)")
-    if not version then
-        return bad_reply(where, "malformed status line")
-    end
-    status = tonumber(status)
-
-    local res_headers, herr = read_headers(sock, where, deadline)
-    if not res_headers then
-        return nil, herr
-    end
-
-    local connection = str_lower(res_headers["connection"] or "")
-    local keepalive
-    if version == "1.0" then
-        keepalive = str_find(connection, "keep-alive", 1, true) ~= nil
-    else
-        keepalive = not str_find(connection, "close", 1, true)
-    end
-
-    local res_body
-    local te = res_headers["transfer-encoding"]
-    if req.method == "HEAD" or status == 204 or status == 304 or (status >= 100 and status < 200) then
-        res_body = ""
-    elseif te and str_find(str_lower(te), "chunked", 1, true) then
-        local berr
-        res_body, berr = read_chunked(sock, where, deadline, self.max_body or MAX_BODY)
-        if not res_body then
-            return nil, berr
-        end
-    elseif res_headers["content-length"] then
-        local length = tonumber(res_headers["content-length"])
-        if not length or length < 0 or length ~= math_floor(length) then
-            return bad_reply(where, "malformed Content-Length")
-        end
-        if length > (self.max_body or MAX_BODY) then
-            return fail("transport", "response body from " .. where .. " larger than "
-                .. (self.max_body or MAX_BODY) .. " bytes", CURLE_FILESIZE_EXCEEDED)
-        end
-        if length == 0 then
-            res_body = ""
-        else
-            if not set_read_timeout(sock, deadline) then
-                return io_error(where, "reading from", "timeout", true)
-            end
-            res_body, err = sock:receive(length)
-            if not res_body then
-                return io_error(where, "reading from", err, true)
-            end
-        end
-    else
-        -- no length: the body ends when the server closes the connection
-        keepalive = false
-        if not set_read_timeout(sock, deadline) then
-            return io_error(where, "reading from", "timeout", true)
-        end
-        local parts, total = {}, 0
-        while true do
-            local data, rerr = sock:receiveany(65536)
-            if not data then
-                if rerr == "closed" then
-                    break
-                end
-                return io_error(where, "reading from", rerr, true)
-            end
-            total = total + #data
-            if total > (self.max_body or MAX_BODY) then
-                return fail("transport", "response body from " .. where .. " larger than "
-                    .. (self.max_body or MAX_BODY) .. " bytes", CURLE_FILESIZE_EXCEEDED)
-            end
-            parts[#parts + 1] = data
-            if not set_read_timeout(sock, deadline) then
-                return io_error(where, "reading from", "timeout", true)
-            end
-        end
-        res_body = concat(parts)
-    end
-
-    return { status = status, headers = res_headers, body = res_body }, keepalive
+    return res, second
 end
 
 -- request{ method, url, headers, body, timeout }
 --   -> { status, headers, body } | nil, { kind, message, curl_code }
 function _M.request(self, req)
     local phase = ngx.get_phase()
-    if not COSOCKET_PHASES[phase] then
+    if not YIELDING_PHASES[phase] then
         phase_error(phase)
     end
     if type(req) ~= "table" then
@@ -437,7 +236,7 @@ function _M.request(self, req)
     end
     local host, port, target = split_url(url)
     if not host then
-        return fail("transport", "unsupported URL (only https://host[:port]/path)", CURLE_URL_MALFORMAT)
+        return fail("transport", "unsupported URL (only https://host[:port]/path)", CURLE.URL_MALFORMAT)
     end
     local where = host .. ":" .. port
     local host_header = str_find(host, ":", 1, true) and ("[" .. host .. "]") or host
@@ -448,14 +247,21 @@ function _M.request(self, req)
     local address = host == "localhost" and "127.0.0.1" or host
     local pool = "wecom:" .. where
 
+    -- one deadline for the whole request, like libcurl's total timeout:
+    -- each socket operation gets at most what is left of it
     local timeout = req.timeout or self.timeout
     ngx.update_time()
     local deadline = ngx.now() + timeout
 
     for _ = 0, MAX_STALE_RETRIES do
+        local left = deadline - ngx.now()
+        if left <= 0 then
+            return fail("timeout", "request to " .. where .. " timed out", CURLE.OPERATION_TIMEDOUT)
+        end
         local sock = ngx.socket.tcp()
-        sock:settimeouts(ms(self.connect_timeout < timeout and self.connect_timeout or timeout),
-            ms(timeout), ms(timeout))
+        -- connect and the TLS handshake: connect_timeout, within the deadline
+        local connect_ms = ms(self.connect_timeout < left and self.connect_timeout or left)
+        sock:settimeouts(connect_ms, ms(left), ms(left))
         local ok, err = sock:connect(address, port, { pool = pool })
         if not ok then
             return connect_error(where, err)
@@ -495,7 +301,7 @@ function _M.request(self, req)
             return nil, second
         end
     end
-    return fail("transport", where .. " keeps closing pooled connections", CURLE_GOT_NOTHING)
+    return fail("transport", where .. " keeps closing pooled connections", CURLE.GOT_NOTHING)
 end
 
 function _M.close()

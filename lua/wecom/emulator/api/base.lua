@@ -1,10 +1,11 @@
 -- §1 gettoken, the corp's own /cgi-bin/agent/get and /cgi-bin/user/get, §5
 -- identity (OAuth codes, jscode2session), §6 JSAPI tickets.
 
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
 local store = require "wecom.emulator.store"
 local tokens = require "wecom.emulator.tokens"
 local server = require "wecom.emulator.server"
+local provider = require "wecom.emulator.provider"
 
 local ngx = ngx
 local pairs = pairs
@@ -35,6 +36,11 @@ local function gettoken(req)
     if not corp then
         fail(40013)
     end
+    -- a 代开发 app: its permanent code is its secret (reference §1.5)
+    local customized = provider.customized_token(F, corpid, secret)
+    if customized then
+        return customized
+    end
     local owner, app = secret_owner(F, secret)
     if owner == nil then
         fail(40001)
@@ -49,6 +55,10 @@ end
 -- The app (upstream app or downstream agent) a token acts for.
 function _M.token_app(F, info)
     local corp = F.corps[info.corpid]
+    if info.suite_id then
+        -- installed by a provider's suite (third-party or 代开发)
+        return provider.installed_app(F, info), corp
+    end
     return corp and corp.apps_by_id[info.agentid], corp
 end
 
@@ -153,7 +163,7 @@ local function redeem(kind, code, info)
     if not rec or rec.kind ~= kind or rec.expires_at <= store.now() then
         fail(40029)
     end
-    if rec.agentid and rec.agentid ~= info.agentid then
+    if (rec.agentid and rec.agentid ~= info.agentid) or (rec.suite_id and rec.suite_id ~= info.suite_id) then
         fail(40029, "code was issued for another app")
     end
     if not store.add("codeused:" .. code, true) then
@@ -162,12 +172,35 @@ local function redeem(kind, code, info)
     store.delete("code:" .. code)
     return rec
 end
+_M.redeem = redeem
 
-local function shared_userid(F, rec)
-    if rec.corpid == F.upstream.corpid then
-        return rec.userid
+-- The opaque userid an upstream app is given for a downstream user in
+-- 上下游 (the account-ID upgrade: an upstream corp sees its downstream
+-- corps' ids as a provider does; transfer_session reveals the real one).
+local function encrypted_userid(corpid, userid)
+    return "wo" .. ngx.md5(corpid .. "/" .. userid):sub(1, 26)
+end
+
+-- Is corpid one of the corps the app (upstream agentid) is shared to
+-- through 上下游 (business_type 1)?
+local function chain_corp(F, agentid, corpid)
+    local shares = F.shares[agentid]
+    for _, s in ipairs(shares and shares[1] or {}) do
+        if s.corpid == corpid then
+            return true
+        end
     end
-    return rec.corpid .. "/" .. rec.userid
+    return false
+end
+
+-- The userid an upstream app is shown for a member of corpid: its own
+-- members' as they are, 上下游 members' as ciphertext, 企业互联 members'
+-- (and any other corp's) in plain text.
+local function shown_userid(F, agentid, corpid, userid)
+    if corpid ~= F.upstream.corpid and chain_corp(F, agentid, corpid) then
+        return encrypted_userid(corpid, userid)
+    end
+    return userid
 end
 
 local function getuserinfo(req)
@@ -176,13 +209,12 @@ local function getuserinfo(req)
     if rec.openid then
         return { openid = rec.openid }
     end
-    return { userid = shared_userid(req.F, rec) }
-end
-
--- The opaque userid jscode2session gives an upstream app for a downstream
--- user (上下游 hides the real one until transfer_session).
-local function encrypted_userid(corpid, userid)
-    return "wo" .. ngx.md5(corpid .. "/" .. userid):sub(1, 26)
+    local userid = shown_userid(req.F, req.token.agentid, rec.corpid, rec.userid)
+    if rec.corpid == req.F.upstream.corpid then
+        return { userid = userid }
+    end
+    -- another corp's member: "CorpId/userid"
+    return { userid = rec.corpid .. "/" .. userid }
 end
 
 local function jscode2session(req)
@@ -193,10 +225,7 @@ local function jscode2session(req)
     end
     local rec = redeem("js", code, req.token)
     local session_key = store.random_string(24)
-    local userid = rec.userid
-    if rec.corpid ~= req.F.upstream.corpid then
-        userid = encrypted_userid(rec.corpid, rec.userid)
-    end
+    local userid = shown_userid(req.F, req.token.agentid, rec.corpid, rec.userid)
     store.set_json("session:" .. session_key, {
         corpid = rec.corpid, userid = rec.userid, shown_userid = userid,
         upstream_agentid = req.token.agentid,

@@ -5,7 +5,7 @@
 -- and "rules:<id>" = { next_id, rules = [...] }; import jobs live in
 -- job:<jobid> with the running one in job_active.
 
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
 local store = require "wecom.emulator.store"
 local server = require "wecom.emulator.server"
 local share = require "wecom.emulator.api.share"
@@ -140,6 +140,21 @@ local function get_chain_list(req)
     return { chains = chains }
 end
 
+-- The set of groupids under gid (children, grandchildren, ...).
+local function descendants(groups, gid)
+    local set, changed = { [gid] = false }, true
+    while changed do
+        changed = false
+        for _, g in ipairs(groups) do
+            if set[g.parentid] ~= nil and set[g.groupid] == nil then
+                set[g.groupid] = true
+                changed = true
+            end
+        end
+    end
+    return set
+end
+
 local function get_chain_group(req)
     local _, state, range = get_chain(req, req:str("chain_id", true))
     local parent = req:int("groupid")
@@ -149,9 +164,12 @@ local function get_chain_group(req)
     if parent and not group_visible(range, parent) and not (range ~= true and parent == 1) then
         fail(60011, "group is not in the app's visible range")
     end
+    -- every group below the one asked for, as doc 96876's example answers
+    -- (groupid 1 -> a child and a grandchild), not only its direct children
+    local below = parent and parent ~= 1 and descendants(state.groups, parent)
     local groups = json.array()
     for _, g in ipairs(state.groups) do
-        if group_visible(range, g.groupid) and (parent == nil or g.parentid == parent) then
+        if group_visible(range, g.groupid) and (not below or below[g.groupid]) then
             groups[#groups + 1] = {
                 groupid = g.groupid, group_name = g.group_name, parentid = g.parentid, order = g.order or 0,
             }
@@ -241,9 +259,8 @@ local function get_chain_corpinfo(req)
         corp_name = c.corp_name, custom_id = c.custom_id or "", groupid = c.groupid,
         is_joined = c.corpid ~= nil,
     }
-    if c.corpid then
-        out.qualification_status = c.qualification_status or 1
-    end
+    -- joined or not: the doc's example (a corp that has not joined) has it
+    out.qualification_status = c.qualification_status or 1
     return out
 end
 
@@ -733,7 +750,11 @@ end
 local function unionid_to_external_userid(req)
     local customer = customer_for(req)
     local corpid = req:str("corpid")
-    req:str("mass_call_ticket")
+    -- the upstream corp's quota, lifted by its mass_call_ticket (api/idconvert.lua)
+    local idconvert = require "wecom.emulator.api.idconvert"
+    if not idconvert.mass_call_ticket(req) then
+        idconvert.take_quota("corpgroup:" .. req.token.corpid)
+    end
     local shared = shared_corps(req)
     local list = json.array()
     for _, ext in ipairs(customer and customer.external_userids or {}) do
@@ -746,6 +767,8 @@ end
 
 local function unionid_to_pending_id(req)
     local _, unionid = customer_for(req)
+    -- its own quota of the upstream corp, the same numbers (reference §3.12)
+    require("wecom.emulator.api.idconvert").take_quota("corpgroup_pending:" .. req.token.corpid)
     local agentid = req.token.agentid
     local pending_id = "p" .. ngx.md5(agentid .. "/" .. unionid):sub(1, 24)
     -- valid 90 days on the emulator clock

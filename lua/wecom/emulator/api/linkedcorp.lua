@@ -2,7 +2,7 @@
 -- "LINKEDID/DEPARTMENTID"; department/list answers bare string ids.
 -- What an app may see comes from fixture.linkedcorp.perm["<agentid>"].
 
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
 local server = require "wecom.emulator.server"
 
 local type = type

@@ -2,7 +2,7 @@
 
 local tokens = require "wecom.emulator.tokens"
 local server = require "wecom.emulator.server"
-local json = require "wecom.emulator.json"
+local json = require "wecom.json"
 
 local ngx = ngx
 local tonumber = tonumber
@@ -49,8 +49,11 @@ local function list_app_share_info(req)
     local offset = _M.decode_cursor(scope, req:str("cursor"))
 
     -- unconfirmed shares (sensitive permissions not yet accepted) are hidden
+    -- a third-party app's shares come from installs (POST /__emulator/share)
+    local source = req.token.kind == "3rd" and require("wecom.emulator.provider").shares(req.F, req.token, bt)
+        or req.F.shares[agentid] and req.F.shares[agentid][bt] or {}
     local all = {}
-    for _, share in ipairs(req.F.shares[agentid] and req.F.shares[agentid][bt] or {}) do
+    for _, share in ipairs(source) do
         if share.confirmed and (corpid == nil or share.corpid == corpid) then
             all[#all + 1] = share
         end
@@ -96,8 +99,9 @@ local function corp_gettoken(req)
 end
 
 _M.routes = {
+    -- callable by self-built and third-party apps (reference §2.1)
     ["/cgi-bin/corpgroup/corp/list_app_share_info"] = { method = "POST", token = "upstream",
-        fn = list_app_share_info },
+        third_party = true, fn = list_app_share_info },
     ["/cgi-bin/corpgroup/corp/gettoken"] = { method = "POST", token = "upstream", fn = corp_gettoken },
 }
 

@@ -21,6 +21,14 @@ describe("emulator corpgroup", function()
         return data
     end
 
+    -- the sorted values of one field over a list of records
+    local function sorted(list, field)
+        local values = {}
+        for i, item in ipairs(list) do values[i] = item[field] end
+        table.sort(values)
+        return values
+    end
+
     -- expected shares of an app from the fixture itself
     local function fixture_shares(agentid, bt)
         local list = {}
@@ -126,25 +134,28 @@ describe("emulator corpgroup", function()
             local _, all = emu.api("GET", P .. "corp/get_chain_list", sys_token)
             assert.equal(#fx.chains, #all.chains)
             local _, some = emu.api("GET", P .. "corp/get_chain_list", ord_token)
-            local ids = {}
-            for _, c in ipairs(some.chains) do ids[#ids + 1] = c.chain_id end
-            table.sort(ids)
+            local ids = sorted(some.chains, "chain_id")
             assert.same({ "ChDISTRIB01", "ChSUPPLIER02" }, ids)
         end)
 
-        it("lists groups, all or the children of one", function()
+        it("lists groups, all or every group below one (doc 96876's example)", function()
             local all = call(sys_token, "corp/get_chain_group", { chain_id = "ChDISTRIB01" })
             assert.equal(6, #all.groups)
-            local kids = call(sys_token, "corp/get_chain_group", { chain_id = "ChDISTRIB01", groupid = 2 })
-            assert.equal(1, #kids.groups)
-            assert.same({ groupid = 3, group_name = "北京市", parentid = 2, order = 200 }, kids.groups[1])
+            local root = call(sys_token, "corp/get_chain_group", { chain_id = "ChDISTRIB01", groupid = 1 })
+            assert.same(all.groups, root.groups)
+            -- 华北区 (2) -> 北京市 (3) -> 海淀区 (4): the child and the grandchild
+            local below = call(sys_token, "corp/get_chain_group", { chain_id = "ChDISTRIB01", groupid = 2 })
+            assert.same({
+                { groupid = 3, group_name = "北京市", parentid = 2, order = 200 },
+                { groupid = 4, group_name = "海淀区", parentid = 3, order = 100 },
+            }, below.groups)
+            local leaf = call(sys_token, "corp/get_chain_group", { chain_id = "ChDISTRIB01", groupid = 4 })
+            assert.same({}, leaf.groups)
         end)
 
         it("limits an ordinary app to its groups", function()
             local d = call(ord_token, "corp/get_chain_group", { chain_id = "ChDISTRIB01" })
-            local ids = {}
-            for _, g in ipairs(d.groups) do ids[#ids + 1] = g.groupid end
-            table.sort(ids)
+            local ids = sorted(d.groups, "groupid")
             assert.same({ 2, 3, 4 }, ids)
             assert.equal(60011, call(ord_token, "corp/get_chain_group",
                 { chain_id = "ChSERVICE03" }).errcode)
@@ -232,7 +243,8 @@ describe("emulator corpgroup", function()
             local p = call(sys_token, "corp/get_chain_corpinfo",
                 { chain_id = "ChDISTRIB01", pending_corpid = "pdbj0001hd" })
             assert.is_false(p.is_joined)
-            assert.is_nil(p.qualification_status)
+            -- the doc's example is a corp that has not joined, and it has one
+            assert.equal(1, p.qualification_status)
             assert.equal(40058, call(sys_token, "corp/get_chain_corpinfo", { chain_id = "ChDISTRIB01" }).errcode)
             assert.equal(40013, call(sys_token, "corp/get_chain_corpinfo",
                 { chain_id = "ChDISTRIB01", corpid = "wwNOPE" }).errcode)
@@ -266,9 +278,7 @@ describe("emulator corpgroup", function()
 
         it("get_corp_shared_chain_list", function()
             local d = call(sys_token, "get_corp_shared_chain_list", { corpid = "wwDOWNCORP08" })
-            local ids = {}
-            for _, c in ipairs(d.chains) do ids[#ids + 1] = c.chain_id end
-            table.sort(ids)
+            local ids = sorted(d.chains, "chain_id")
             assert.same({ "ChDISTRIB01", "ChSERVICE03", "ChSUPPLIER02" }, ids)
             local o = call(ord_token, "get_corp_shared_chain_list", { corpid = "wwDOWNCORP08" })
             assert.equal(1, #o.chains)

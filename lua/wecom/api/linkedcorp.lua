@@ -1,17 +1,17 @@
--- 企业互联 linked-corp endpoints: `app.linkedcorp` (reference §4).
+-- 企业互联 linked-corp endpoints: `app.linkedcorp` (wecom.api.linkedcorp, reference §4).
 --
 -- All are POSTs with the app's own token.  Linked users are `CORPID/USERID`,
 -- linked departments `LINKEDID/DEPARTMENTID`.  Reads are marked idempotent so
 -- the client may retry them after a timeout; `send` is not.
 
-local error = error
 local type = type
 local pairs = pairs
 local ipairs = ipairs
 local tostring = tostring
 local setmetatable = setmetatable
 local floor = math.floor
-local argcheck = require "wecom.argcheck"
+
+local errors = require "wecom.errors"
 local response = require "wecom.response"
 
 local _M = {}
@@ -31,16 +31,19 @@ local PATH = {
 }
 _M.PATH = PATH
 
--- Argument checks raise (a wrong argument is the caller's bug).
-local check = argcheck.new("wecom.linkedcorp:")
-local fail, need_string = check.fail, check.need_string
+-- Argument checks raise (a wrong argument is the caller's bug), naming the
+-- method as users write it: wecom.linkedcorp:user: userid must be ...
+local need, usage = errors.need, errors.usage
+local STRING, TABLE = errors.string, errors.table
+
+local function W(method)
+    return "wecom.linkedcorp:" .. method
+end
 
 local list_field = response.list
 
 function _M.new(client)
-    if type(client) ~= "table" then
-        error("wecom.linkedcorp.new: client must be a client object (got " .. type(client) .. ")", 2)
-    end
+    need("wecom.linkedcorp.new", "client", client, TABLE)
     return setmetatable({ client = client }, mt)
 end
 
@@ -63,7 +66,7 @@ end
 
 -- user(userid) -> user_info (its `userid` is the bare id, `corpid` the owning corp)
 function _M:user(userid)
-    need_string("user", "userid", userid)
+    need(W "user", "userid", userid, STRING)
     local data, err = self.client:post(PATH.user, { userid = userid }, nil, READ)
     if not data then
         return nil, err
@@ -71,18 +74,25 @@ function _M:user(userid)
     return response.field(data, "user_info", "table", PATH.user)
 end
 
+local LIST_OPTIONS = { department_id = STRING, fetch_child = errors.boolean }
+local LIST_REQUIRED = { "department_id" }
+local LIST_ARGUMENT = errors.kind("a table or a department id", function(v)
+    return type(v) == "table" or type(v) == "string"
+end)
+
 -- `department_id` alone or { department_id =, fetch_child = bool }
--- (check depth 1: users/user_list tail-call user_list, which calls this)
+-- (level 3: users and user_list tail-call user_list, which calls this)
 local function list_request(method, opts)
+    local where = W(method)
+    need(where, "opts", opts, LIST_ARGUMENT, 3)
     if type(opts) == "string" then
+        need(where, "department_id", opts, STRING, 3)
         opts = { department_id = opts }
-    elseif type(opts) ~= "table" then
-        fail(method, "options", "a table or a department id", opts, 1)
+    else
+        errors.options(where, opts, LIST_OPTIONS, LIST_REQUIRED, 3)
     end
-    need_string(method, "department_id", opts.department_id, 1)
-    local fetch_child = check.opt_bool(method, "fetch_child", opts.fetch_child, 1)
     -- the documented type is 0/1 (the examples' JSON true is accepted too)
-    return { department_id = opts.department_id, fetch_child = fetch_child and 1 or 0 }
+    return { department_id = opts.department_id, fetch_child = opts.fetch_child and 1 or 0 }
 end
 
 local function user_list(self, method, path, opts)
@@ -107,7 +117,7 @@ end
 -- departments(department_id) -> { { department_id, department_name, parentid, order }, ... }
 -- (ids in the answer carry no LinkedId prefix)
 function _M:departments(department_id)
-    need_string("departments", "department_id", department_id)
+    need(W "departments", "department_id", department_id, STRING)
     local data, err = self.client:post(PATH.departments, { department_id = department_id }, nil, READ)
     if not data then
         return nil, err
@@ -124,15 +134,16 @@ local function split_ids(s)
     return list
 end
 
+local ID_LIST = errors.kind("a list of ids", function(v) return type(v) == "table" or type(v) == "string" end)
+
+-- (level 3: send calls this)
 local function id_list(name, v)
     if v == nil then
         return nil
     end
+    need(W "send", "message." .. name, v, ID_LIST, 3)
     if type(v) == "string" then
         v = split_ids(v) -- accepted as a convenience
-    end
-    if type(v) ~= "table" then
-        fail("send", "message." .. name, "a list of ids", v, 1)
     end
     local out = {}
     for i = 1, #v do
@@ -140,9 +151,7 @@ local function id_list(name, v)
         if type(id) == "number" and id == floor(id) then
             id = tostring(id)
         end
-        if type(id) ~= "string" or id == "" then
-            fail("send", "message." .. name .. "[" .. i .. "]", "a non-empty string", v[i], 1)
-        end
+        need(W "send", "message." .. name .. "[" .. i .. "]", id, STRING, 3)
         out[i] = id
     end
     return out
@@ -152,11 +161,11 @@ end
 --       safe =, agentid = (default: the app's) }
 --   -> { invaliduser = {...}, invalidparty = {...}, invalidtag = {...} }
 function _M:send(message)
-    check.need_table("send", "message", message)
-    local msgtype = need_string("send", "message.msgtype", message.msgtype)
-    if type(message[msgtype]) ~= "table" then
-        fail("send", "message." .. msgtype, "a table (the " .. msgtype .. " payload)", message[msgtype])
-    end
+    local where = W "send"
+    need(where, "message", message, TABLE)
+    local msgtype = need(where, "message.msgtype", message.msgtype, STRING)
+    need(where, "message." .. msgtype, message[msgtype], errors.kind("a table (the " .. msgtype .. " payload)",
+        function(v) return type(v) == "table" end))
     local body = {}
     for k, v in pairs(message) do
         body[k] = v
@@ -170,12 +179,12 @@ function _M:send(message)
         body.toall = nil
     end
     if not (body.touser or body.toparty or body.totag or body.toall == 1) then
-        error("wecom.linkedcorp:send: message needs touser, toparty, totag or toall", 2)
+        usage(where, "message needs touser, toparty, totag or toall")
     end
     if body.agentid == nil and msgtype ~= "miniprogram_notice" then
         body.agentid = self.client.agentid
         if body.agentid == nil then
-            error("wecom.linkedcorp:send: message.agentid is required (the app has no agentid)", 2)
+            usage(where, "message.agentid is required (the app has no agentid)")
         end
     end
 

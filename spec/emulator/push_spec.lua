@@ -4,39 +4,16 @@
 -- C core the emulator encrypts with.
 
 local emu = require "helpers.emulator"
+local nginx = require "helpers.nginx"
 local cjson = require "cjson"
 
 local shell = require "helpers.sh"
-local sh, succeeds, write, read = shell.capture, shell.run, shell.write_file, shell.read_file
+local sh, write = shell.capture, shell.write_file
 
 -- A plain-HTTP receiver in its own nginx.
-local Receiver = {}
-
-function Receiver.start()
-    local dir = "/tmp/wecom-emu-recv-" .. tostring(os.time()) .. "-" .. tostring(math.random(1e6))
-    os.execute("mkdir -p " .. dir .. "/tmp")
-    local modules = ""
-    local version = sh("nginx -V 2>&1")
-    if not version:find("ngx_lua", 1, true) then
-        modules = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
-            .. "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n"
-    end
-    local user = sh("id -u"):match("^0%s") and "user root;\n" or ""
-    for _ = 1, 8 do
-        local port = 20000 + math.random(25000)
-        write(dir .. "/nginx.conf", modules .. user .. [[
-worker_processes 1;
-daemon on;
-pid ]] .. dir .. [[/nginx.pid;
-error_log ]] .. dir .. [[/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path ]] .. dir .. [[/tmp;
-    lua_package_path '/usr/share/lua/5.1/?.lua;;';
-    lua_shared_dict hits 1m;
-    server {
-        listen 127.0.0.1:]] .. port .. [[;
+local RECEIVER = nginx.conf {
+    dicts = { hits = "1m" },
+    servers = { { text = [[
         location /hook {
             content_by_lua_block {
                 local cjson = require "cjson"
@@ -84,28 +61,8 @@ http {
                 ngx.print("[" .. table.concat(list, ",") .. "]")
             }
         }
-    }
+]] } },
 }
-]])
-        if succeeds("nginx -p " .. dir .. " -c " .. dir .. "/nginx.conf -e " .. dir
-            .. "/error.log >/dev/null 2>&1") then
-            return { dir = dir, url = "http://127.0.0.1:" .. port }
-        end
-    end
-    error("receiver nginx did not start: " .. tostring(read(dir .. "/error.log")))
-end
-
-function Receiver.stop(r)
-    local pid = read(r.dir .. "/nginx.pid")
-    if pid then
-        os.execute("kill " .. pid:match("%d+") .. " 2>/dev/null")
-        for _ = 1, 50 do
-            if not succeeds("kill -0 " .. pid:match("%d+") .. " 2>/dev/null") then break end
-            os.execute("sleep 0.1")
-        end
-    end
-    os.execute("rm -rf " .. r.dir)
-end
 
 local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -160,17 +117,18 @@ local function cdata(xml, name)
 end
 
 describe("emulator push", function()
-    local fx, system, ordinary, receiver
+    local fx, system, ordinary, site, receiver
 
     setup(function()
         emu.start()
         fx = emu.fixture()
         system, ordinary = emu.fixture_app(fx, true), emu.fixture_app(fx, false)
-        receiver = Receiver.start()
+        site = nginx.start { conf = RECEIVER }
+        receiver = { url = site:url("") }
     end)
 
     teardown(function()
-        if receiver then Receiver.stop(receiver) end
+        if site then site:stop() end
         emu.stop()
     end)
 

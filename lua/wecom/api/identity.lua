@@ -1,4 +1,4 @@
--- Identity (reference §5, §2.3): OAuth2 web login URLs, code -> user,
+-- wecom.api.identity (reference §5, §2.3): OAuth2 web login URLs, code -> user,
 -- mini-program sessions and their transfer to a downstream corp, and the
 -- `CorpId/userid` ids that 上下游/企业互联 logins produce.
 --
@@ -7,13 +7,12 @@
 -- `down:transfer_session` and `wecom.split_userid`.
 
 local type = type
-local tostring = tostring
 local concat = table.concat
 local format = string.format
-local byte = string.byte
 local floor = math.floor
+
 local errors = require "wecom.errors"
-local argcheck = require "wecom.argcheck"
+local url = require "wecom.url"
 
 local _M = {}
 
@@ -28,17 +27,17 @@ _M.PATH = PATH
 local SCOPES = { snsapi_base = true, snsapi_privateinfo = true }
 local MAX_STATE = 128
 
--- a wrong argument is the caller's bug: it raises
-local check = argcheck.new("wecom.")
-local usage, need_string = check.usage, check.need_string
+-- a wrong argument is the caller's bug: it raises, naming the call as users
+-- write it (wecom:oauth_url, wecom.split_userid)
+local need, usage = errors.need, errors.usage
+local STRING = errors.string
 
--- split_userid(s) -> corpid, userid
--- "wwCORP/zhangsan" -> "wwCORP", "zhangsan"; a plain id -> nil, id.
--- Malformed ids ("/x", "x/", "") -> nil, nil.
+-- split_userid(s) -> corpid, userid | nil, err
+-- "wwCORP/zhangsan" -> "wwCORP", "zhangsan" (split at the first '/');
+-- anything else ("zhangsan", "/x", "x/", "") -> nil and a "decode" error.
+-- A non-string raises.
 function _M.split_userid(s)
-    if type(s) ~= "string" then
-        usage("split_userid", "userid must be a string (got " .. type(s) .. ")")
-    end
+    need("wecom.split_userid", "userid", s, errors.any_string)
     local corpid, userid = s:match("^([^/]+)/(.+)$")
     if not corpid then
         return nil, errors.new("decode", "'" .. s .. "' is not of the form CorpId/userid")
@@ -46,52 +45,43 @@ function _M.split_userid(s)
     return corpid, userid
 end
 
--- RFC 3986: everything but the unreserved characters is percent-encoded.
-local function escape_char(c)
-    return format("%%%02X", byte(c))
-end
-
-function _M.url_encode(s)
-    return (s:gsub("[^A-Za-z0-9%-%._~]", escape_char))
-end
+local OAUTH_OPTIONS = {
+    redirect_uri = errors.kind("an absolute http(s) URL", function(v)
+        return type(v) == "string" and v:match("^https?://[^/?#]") ~= nil
+    end),
+    scope = errors.kind("snsapi_base or snsapi_privateinfo", function(v) return SCOPES[v] == true end),
+    state = errors.kind("at most " .. MAX_STATE .. " letters and digits", function(v)
+        return type(v) == "string" and #v <= MAX_STATE and v:match("^[A-Za-z0-9]*$") ~= nil
+    end),
+    agentid = errors.kind("an integer >= 0", function(v)
+        return errors.id[2](v) or (type(v) == "string" and v:match("^%d+$") ~= nil)
+    end),
+}
+local OAUTH_REQUIRED = { "redirect_uri" }
 
 -- oauth_url(app, { redirect_uri, state?, scope = "snsapi_base", agentid? }) -> url
 function _M.oauth_url(app, opts)
-    if type(opts) ~= "table" then
-        usage("oauth_url", "options must be a table (got " .. type(opts) .. ")")
-    end
-    local redirect_uri = need_string("oauth_url", "redirect_uri", opts.redirect_uri)
-    if not redirect_uri:match("^https?://[^/?#]") then
-        usage("oauth_url", "redirect_uri must be an absolute http(s) URL")
-    end
+    local where = "wecom:oauth_url"
+    errors.options(where, opts, OAUTH_OPTIONS, OAUTH_REQUIRED)
+    local redirect_uri = opts.redirect_uri
     local scope = opts.scope or "snsapi_base"
-    if not SCOPES[scope] then
-        usage("oauth_url", "scope must be snsapi_base or snsapi_privateinfo (got " .. tostring(scope) .. ")")
-    end
     local state = opts.state
-    if state ~= nil then
-        if type(state) ~= "string" or not state:match("^[A-Za-z0-9]*$") or #state > MAX_STATE then
-            usage("oauth_url", "state must be at most " .. MAX_STATE .. " letters and digits")
-        end
-    end
     local agentid = opts.agentid
     if agentid == nil then
         agentid = app.agentid
     end
     if type(agentid) == "number" and agentid >= 0 and agentid == floor(agentid) then
         agentid = format("%d", agentid)
-    elseif agentid ~= nil and not (type(agentid) == "string" and agentid:match("^%d+$")) then
-        usage("oauth_url", "agentid must be an integer (got " .. type(agentid) .. ")")
     end
     if scope == "snsapi_privateinfo" and agentid == nil then
         -- WeCom silently downgrades to snsapi_base without an agentid
-        usage("oauth_url", "scope snsapi_privateinfo needs an agentid")
+        usage(where, "scope snsapi_privateinfo needs an agentid")
     end
-    local corpid = need_string("oauth_url", "the app's corpid", app.corpid)
+    local corpid = need(where, "the app's corpid", app.corpid, STRING)
 
     local q = {
-        "appid=", _M.url_encode(corpid),
-        "&redirect_uri=", _M.url_encode(redirect_uri),
+        "appid=", url.escape(corpid),
+        "&redirect_uri=", url.escape(redirect_uri),
         "&response_type=code",
         "&scope=", scope,
     }
@@ -107,7 +97,7 @@ end
 -- user_by_code(app, code) -> { corpid, userid, raw } for members,
 -- { openid, external_userid, raw } for visitors who are not.
 function _M.user_by_code(app, code)
-    need_string("user_by_code", "code", code)
+    need("wecom:user_by_code", "code", code, STRING)
     local data, err = app:get(PATH.user_by_code, { code = code })
     if not data then
         return nil, err
@@ -136,7 +126,7 @@ end
 
 -- jscode2session(app, js_code) -> { corpid, userid, session_key }
 function _M.jscode2session(app, js_code)
-    need_string("jscode2session", "js_code", js_code)
+    need("wecom:jscode2session", "js_code", js_code, STRING)
     local data, err = app:get(PATH.jscode2session, { js_code = js_code, grant_type = "authorization_code" })
     if not data then
         return nil, err
@@ -149,8 +139,8 @@ end
 
 -- transfer_session(down, userid, session_key) -> { userid, session_key } in the downstream corp
 function _M.transfer_session(down, userid, session_key)
-    need_string("transfer_session", "userid", userid)
-    need_string("transfer_session", "session_key", session_key)
+    need("wecom:transfer_session", "userid", userid, STRING)
+    need("wecom:transfer_session", "session_key", session_key, STRING)
     -- a session key is spent by the exchange: not safe to resend blindly
     local data, err = down:post(PATH.transfer_session, { userid = userid, session_key = session_key })
     if not data then

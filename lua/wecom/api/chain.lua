@@ -1,4 +1,4 @@
--- 上下游 (upstream/downstream chain) endpoints: `app.chain`.
+-- 上下游 (upstream/downstream chain) endpoints: `app.chain` (wecom.api.chain).
 --
 -- Every method uses the upstream app's token.  Read-only POSTs are marked
 -- idempotent so the client may retry them after a timeout; writes (remove,
@@ -9,16 +9,14 @@
 local error = error
 local type = type
 local pairs = pairs
-local rawget = rawget
-local _G = _G
 local tostring = tostring
 local setmetatable = setmetatable
 local sort = table.sort
-local pager = require "wecom.pager"
-local errors = require "wecom.errors"
-local require = require
+
 local core = require "wecom.core"
-local argcheck = require "wecom.argcheck"
+local errors = require "wecom.errors"
+local pager = require "wecom.pager"
+local parallel = require "wecom.parallel"
 local response = require "wecom.response"
 
 local _M = {}
@@ -52,11 +50,19 @@ _M.PATH = PATH
 local ROOT_GROUP = 1
 
 -- Argument checks raise (a wrong argument is the caller's bug), naming the
--- method and the argument.
-local check = argcheck.new("wecom.chain:")
-local fail, need_string, opt_string = check.fail, check.need_string, check.opt_string
-local need_int, opt_int, opt_bool, need_table = check.need_int, check.opt_int, check.opt_bool, check.need_table
-local is_int = argcheck.is_int
+-- method as users write it and the argument:
+--   wecom.chain:groups: chain_id must be a non-empty string (got nil)
+local need, opt, options, usage = errors.need, errors.opt, errors.options, errors.usage
+local STRING, POSITIVE, INTEGER, BOOLEAN, TABLE = errors.string, errors.positive, errors.integer,
+    errors.boolean, errors.table
+
+local function W(method)
+    return "wecom.chain:" .. method
+end
+
+local function is_int(v)
+    return errors.is_integer(v, -2^53, 2^53)
+end
 
 -- 0/1, "0"/"1" or a boolean -> boolean.
 local function joined(v)
@@ -79,9 +85,7 @@ end
 local field, list_field = response.field, response.list
 
 function _M.new(client)
-    if type(client) ~= "table" then
-        error("wecom.chain.new: client must be a client object (got " .. type(client) .. ")", 2)
-    end
+    need("wecom.chain.new", "client", client, TABLE)
     return setmetatable({ client = client }, mt)
 end
 
@@ -100,8 +104,8 @@ end
 
 -- groups(chain_id [, groupid]) -> { { groupid =, group_name =, parentid =, order = }, ... }
 function _M:groups(chain_id, groupid)
-    need_string("groups", "chain_id", chain_id)
-    opt_int("groups", "groupid", groupid, 1)
+    need(W "groups", "chain_id", chain_id, STRING)
+    opt(W "groups", "groupid", groupid, POSITIVE)
     local data, err = post(self, PATH.groups, { chain_id = chain_id, groupid = groupid }, READ)
     if not data then
         return nil, err
@@ -221,14 +225,16 @@ local function subtree(groups, start, whole_chain)
     return order
 end
 
+local CORPS_OPTIONS = {
+    chain_id = STRING, groupid = POSITIVE, need_pending = BOOLEAN, recursive = BOOLEAN, limit = POSITIVE,
+}
+local CHAIN_ID = { "chain_id" }
+
 -- corps{ chain_id, groupid, need_pending, recursive, limit } -> iterator
 function _M:corps(opts)
-    need_table("corps", "options", opts)
-    local chain_id = need_string("corps", "chain_id", opts.chain_id)
-    local groupid = opt_int("corps", "groupid", opts.groupid, 1)
-    local need_pending = opt_bool("corps", "need_pending", opts.need_pending)
-    local recursive = opt_bool("corps", "recursive", opts.recursive)
-    local limit = opt_int("corps", "limit", opts.limit, 1)
+    options(W "corps", opts, CORPS_OPTIONS, CHAIN_ID)
+    local chain_id, groupid, limit = opts.chain_id, opts.groupid, opts.limit
+    local need_pending, recursive = opts.need_pending, opts.recursive
     local seen = {}
 
     if not recursive then
@@ -259,18 +265,21 @@ function _M:corps(opts)
     end)
 end
 
+local CORP_OPTIONS = { chain_id = STRING, corpid = STRING, pending_corpid = STRING }
+
+-- { chain_id, corpid | pending_corpid } checked, for corp_info and remove_corp
+local function corp_body(method, opts)
+    options(W(method), opts, CORP_OPTIONS, CHAIN_ID, 3)
+    if opts.corpid == nil and opts.pending_corpid == nil then
+        usage(W(method), "opts.corpid or opts.pending_corpid is required", 3)
+    end
+    return { chain_id = opts.chain_id, corpid = opts.corpid, pending_corpid = opts.pending_corpid }
+end
+
 -- corp_info{ chain_id, corpid | pending_corpid } -> { corp_name, qualification_status,
 -- custom_id, groupid, is_joined (boolean) }
 function _M:corp_info(opts)
-    need_table("corp_info", "options", opts)
-    local body = {
-        chain_id = need_string("corp_info", "chain_id", opts.chain_id),
-        corpid = opt_string("corp_info", "corpid", opts.corpid),
-        pending_corpid = opt_string("corp_info", "pending_corpid", opts.pending_corpid),
-    }
-    if body.corpid == nil and body.pending_corpid == nil then
-        error("wecom.chain:corp_info: corpid or pending_corpid is required", 2)
-    end
+    local body = corp_body("corp_info", opts)
     local data, err = post(self, PATH.corp_info, body, READ)
     if not data then
         return nil, err
@@ -281,15 +290,7 @@ end
 
 -- remove_corp{ chain_id, corpid | pending_corpid } -> true
 function _M:remove_corp(opts)
-    need_table("remove_corp", "options", opts)
-    local body = {
-        chain_id = need_string("remove_corp", "chain_id", opts.chain_id),
-        corpid = opt_string("remove_corp", "corpid", opts.corpid),
-        pending_corpid = opt_string("remove_corp", "pending_corpid", opts.pending_corpid),
-    }
-    if body.corpid == nil and body.pending_corpid == nil then
-        error("wecom.chain:remove_corp: corpid or pending_corpid is required", 2)
-    end
+    local body = corp_body("remove_corp", opts)
     local data, err = post(self, PATH.remove_corp, body)
     if not data then
         return nil, err
@@ -298,13 +299,12 @@ function _M:remove_corp(opts)
 end
 
 -- user_custom_id{ chain_id, corpid, userid } -> string
+local USER_CUSTOM_ID_OPTIONS = { chain_id = STRING, corpid = STRING, userid = STRING }
+local USER_CUSTOM_ID_REQUIRED = { "chain_id", "corpid", "userid" }
+
 function _M:user_custom_id(opts)
-    need_table("user_custom_id", "options", opts)
-    local body = {
-        chain_id = need_string("user_custom_id", "chain_id", opts.chain_id),
-        corpid = need_string("user_custom_id", "corpid", opts.corpid),
-        userid = need_string("user_custom_id", "userid", opts.userid),
-    }
+    options(W "user_custom_id", opts, USER_CUSTOM_ID_OPTIONS, USER_CUSTOM_ID_REQUIRED)
+    local body = { chain_id = opts.chain_id, corpid = opts.corpid, userid = opts.userid }
     local data, err = post(self, PATH.user_custom_id, body, READ)
     if not data then
         return nil, err
@@ -314,7 +314,7 @@ end
 
 -- corp_shared_chains(corpid) -> { { chain_id =, chain_name = }, ... }
 function _M:corp_shared_chains(corpid)
-    need_string("corp_shared_chains", "corpid", corpid)
+    need(W "corp_shared_chains", "corpid", corpid, STRING)
     local data, err = post(self, PATH.shared_chains, { corpid = corpid }, READ)
     if not data then
         return nil, err
@@ -323,22 +323,22 @@ function _M:corp_shared_chains(corpid)
 end
 
 -- import_contacts{ chain_id, contact_list } -> jobid
+local IMPORT_OPTIONS = { chain_id = STRING, contact_list = TABLE }
+local IMPORT_REQUIRED = { "chain_id", "contact_list" }
+
 function _M:import_contacts(opts)
-    need_table("import_contacts", "options", opts)
-    local body = {
-        chain_id = need_string("import_contacts", "chain_id", opts.chain_id),
-        contact_list = need_table("import_contacts", "contact_list", opts.contact_list),
-    }
+    local where = W "import_contacts"
+    options(where, opts, IMPORT_OPTIONS, IMPORT_REQUIRED)
+    local body = { chain_id = opts.chain_id, contact_list = opts.contact_list }
     if #body.contact_list == 0 then
-        error("wecom.chain:import_contacts: contact_list must not be empty", 2)
+        usage(where, "opts.contact_list must not be empty")
     end
     for i = 1, #body.contact_list do
         local c = body.contact_list[i]
-        if type(c) ~= "table" then
-            fail("import_contacts", "contact_list[" .. i .. "]", "a table", c)
-        end
-        need_string("import_contacts", "contact_list[" .. i .. "].corp_name", c.corp_name)
-        need_table("import_contacts", "contact_list[" .. i .. "].contact_info_list", c.contact_info_list)
+        local name = "opts.contact_list[" .. i .. "]"
+        need(where, name, c, TABLE)
+        need(where, name .. ".corp_name", c.corp_name, STRING)
+        need(where, name .. ".contact_info_list", c.contact_info_list, TABLE)
     end
     local data, err = post(self, PATH.import, body)
     if not data then
@@ -349,7 +349,7 @@ end
 
 -- job_result(jobid) -> { status = 1|2|3, result = {...} }
 function _M:job_result(jobid)
-    need_string("job_result", "jobid", jobid)
+    need(W "job_result", "jobid", jobid, STRING)
     local data, err = self.client:get(PATH.job_result, { jobid = jobid })
     if not data then
         return nil, err
@@ -361,37 +361,29 @@ function _M:job_result(jobid)
     return { status = status, result = data.result }
 end
 
-local function sleeper()
-    -- inside nginx a blocking sleep would stall the worker
-    local ngx = rawget(_G, "ngx")
-    if ngx and ngx.sleep and ngx.get_phase and ngx.get_phase() ~= "init" then
-        return ngx.sleep
-    end
-    -- yields to the scheduler inside wecom.parallel, blocks otherwise
-    return require("wecom.parallel").sleep
-end
-
 local function clock()
     return core.monotonic()
 end
 
+local WAIT_OPTIONS = {
+    timeout = errors.kind("a number of seconds >= 0", function(v) return type(v) == "number" and v >= 0 end),
+    interval = errors.kind("a number of seconds > 0", function(v) return type(v) == "number" and v > 0 end),
+}
+
 -- wait_job(jobid [, { timeout = 60, interval = 1 }]) -> result (status 3)
+-- Waits with wecom.parallel's sleep: it yields inside wecom.parallel and
+-- inside nginx (ngx.sleep), and blocks only where nothing else can run.
 function _M:wait_job(jobid, opts)
-    need_string("wait_job", "jobid", jobid)
+    local where = W "wait_job"
+    need(where, "jobid", jobid, STRING)
     if opts ~= nil then
-        need_table("wait_job", "options", opts)
+        options(where, opts, WAIT_OPTIONS)
     end
     opts = opts or {}
     local timeout = opts.timeout or 60
     local interval = opts.interval or 1
-    if type(timeout) ~= "number" or timeout < 0 then
-        fail("wait_job", "timeout", "a number >= 0", timeout)
-    end
-    if type(interval) ~= "number" or interval <= 0 then
-        fail("wait_job", "interval", "a number > 0", interval)
-    end
 
-    local sleep = sleeper()
+    local sleep = parallel.sleep
     local deadline = clock() + timeout
     while true do
         local job, err = self:job_result(jobid)
@@ -412,7 +404,7 @@ end
 
 -- rules(chain_id) -> { rule_id, ... }
 function _M:rules(chain_id)
-    need_string("rules", "chain_id", chain_id)
+    need(W "rules", "chain_id", chain_id, STRING)
     local data, err = post(self, PATH.rule_ids, { chain_id = chain_id }, READ)
     if not data then
         return nil, err
@@ -422,8 +414,8 @@ end
 
 -- rule(chain_id, rule_id) -> rule_info
 function _M:rule(chain_id, rule_id)
-    need_string("rule", "chain_id", chain_id)
-    need_int("rule", "rule_id", rule_id)
+    need(W "rule", "chain_id", chain_id, STRING)
+    need(W "rule", "rule_id", rule_id, INTEGER)
     local data, err = post(self, PATH.rule_info, { chain_id = chain_id, rule_id = rule_id }, READ)
     if not data then
         return nil, err
@@ -431,16 +423,23 @@ function _M:rule(chain_id, rule_id)
     return field(data, "rule_info", "table", PATH.rule_info)
 end
 
-local function check_rule_info(method, info)
-    need_table(method, "rule_info", info, 1)
-    need_table(method, "rule_info.owner_corp_range", info.owner_corp_range, 1)
-    need_table(method, "rule_info.member_corp_range", info.member_corp_range, 1)
+-- the chain_id, rule_id and rule_info arguments of the rule writes
+local function check_rule(method, chain_id, rule_id, info)
+    local where = W(method)
+    need(where, "chain_id", chain_id, STRING, 3)
+    if rule_id ~= false then
+        need(where, "rule_id", rule_id, INTEGER, 3)
+    end
+    if info ~= false then
+        need(where, "rule_info", info, TABLE, 3)
+        need(where, "rule_info.owner_corp_range", info.owner_corp_range, TABLE, 3)
+        need(where, "rule_info.member_corp_range", info.member_corp_range, TABLE, 3)
+    end
 end
 
 -- add_rule(chain_id, rule_info) -> rule_id
 function _M:add_rule(chain_id, rule_info)
-    need_string("add_rule", "chain_id", chain_id)
-    check_rule_info("add_rule", rule_info)
+    check_rule("add_rule", chain_id, false, rule_info)
     local data, err = post(self, PATH.add_rule, { chain_id = chain_id, rule_info = rule_info })
     if not data then
         return nil, err
@@ -450,9 +449,7 @@ end
 
 -- modify_rule(chain_id, rule_id, rule_info) -> true
 function _M:modify_rule(chain_id, rule_id, rule_info)
-    need_string("modify_rule", "chain_id", chain_id)
-    need_int("modify_rule", "rule_id", rule_id)
-    check_rule_info("modify_rule", rule_info)
+    check_rule("modify_rule", chain_id, rule_id, rule_info)
     local data, err = post(self, PATH.modify_rule,
         { chain_id = chain_id, rule_id = rule_id, rule_info = rule_info })
     if not data then
@@ -463,8 +460,7 @@ end
 
 -- delete_rule(chain_id, rule_id) -> true
 function _M:delete_rule(chain_id, rule_id)
-    need_string("delete_rule", "chain_id", chain_id)
-    need_int("delete_rule", "rule_id", rule_id)
+    check_rule("delete_rule", chain_id, rule_id, false)
     local data, err = post(self, PATH.delete_rule, { chain_id = chain_id, rule_id = rule_id })
     if not data then
         return nil, err
@@ -474,15 +470,16 @@ end
 
 -- unionid_to_external_userid{ unionid, openid, corpid?, mass_call_ticket? }
 --   -> { { corpid =, external_userid = }, ... }
+-- The stored mass-call ticket (app:mass_call_ticket) goes along unless one
+-- is given (false: none).
+local idconvert = require "wecom.api.idconvert"
+local UNIONID_OPTIONS = { unionid = STRING, openid = STRING, corpid = STRING, mass_call_ticket = idconvert.TICKET }
+local UNIONID_REQUIRED = { "unionid", "openid" }
+
 function _M:unionid_to_external_userid(opts)
-    local m = "unionid_to_external_userid"
-    need_table(m, "options", opts)
-    local body = {
-        unionid = need_string(m, "unionid", opts.unionid),
-        openid = need_string(m, "openid", opts.openid),
-        corpid = opt_string(m, "corpid", opts.corpid),
-        mass_call_ticket = opt_string(m, "mass_call_ticket", opts.mass_call_ticket),
-    }
+    options(W "unionid_to_external_userid", opts, UNIONID_OPTIONS, UNIONID_REQUIRED)
+    local body = { unionid = opts.unionid, openid = opts.openid, corpid = opts.corpid,
+        mass_call_ticket = idconvert.ticket_for(self.client, opts.mass_call_ticket) }
     local data, err = post(self, PATH.unionid_to_external_userid, body, READ)
     if not data then
         return nil, err
@@ -491,13 +488,11 @@ function _M:unionid_to_external_userid(opts)
 end
 
 -- unionid_to_pending_id{ unionid, openid } -> pending_id
+local PENDING_OPTIONS = { unionid = STRING, openid = STRING }
+
 function _M:unionid_to_pending_id(opts)
-    local m = "unionid_to_pending_id"
-    need_table(m, "options", opts)
-    local body = {
-        unionid = need_string(m, "unionid", opts.unionid),
-        openid = need_string(m, "openid", opts.openid),
-    }
+    options(W "unionid_to_pending_id", opts, PENDING_OPTIONS, UNIONID_REQUIRED)
+    local body = { unionid = opts.unionid, openid = opts.openid }
     -- not a pure read (it mints the pending id), but asking twice yields the same id
     local data, err = post(self, PATH.unionid_to_pending_id, body, READ)
     if not data then
@@ -508,17 +503,21 @@ end
 
 -- external_userid_to_pending_id{ external_userid = { ... } (<= 100), chat_id? }
 --   -> { { external_userid =, pending_id = }, ... }
+local EXTERNAL_OPTIONS = { external_userid = TABLE, chat_id = STRING }
+local EXTERNAL_REQUIRED = { "external_userid" }
+local MAX_EXTERNAL_IDS = 100
+
 function _M:external_userid_to_pending_id(opts)
-    local m = "external_userid_to_pending_id"
-    need_table(m, "options", opts)
-    local ids = need_table(m, "external_userid", opts.external_userid)
-    if #ids == 0 or #ids > 100 then
-        error("wecom.chain:" .. m .. ": external_userid must hold 1 to 100 ids (got " .. #ids .. ")", 2)
+    local where = W "external_userid_to_pending_id"
+    options(where, opts, EXTERNAL_OPTIONS, EXTERNAL_REQUIRED)
+    local ids = opts.external_userid
+    if #ids == 0 or #ids > MAX_EXTERNAL_IDS then
+        usage(where, "opts.external_userid must hold 1 to " .. MAX_EXTERNAL_IDS .. " ids (got " .. #ids .. ")")
     end
     for i = 1, #ids do
-        need_string(m, "external_userid[" .. i .. "]", ids[i])
+        need(where, "opts.external_userid[" .. i .. "]", ids[i], STRING)
     end
-    local body = { external_userid = ids, chat_id = opt_string(m, "chat_id", opts.chat_id) }
+    local body = { external_userid = ids, chat_id = opts.chat_id }
     local data, err = post(self, PATH.external_userid_to_pending_id, body, READ)
     if not data then
         return nil, err

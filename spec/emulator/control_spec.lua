@@ -3,6 +3,7 @@
 -- emulators at once, start/stop errors.
 
 local emu = require "helpers.emulator"
+local ports = require "helpers.ports"
 local cjson = require "cjson"
 
 local shell = require "helpers.sh"
@@ -282,7 +283,7 @@ describe("emulator launcher", function()
     it("refuses a broken fixture with the reason on stderr", function()
         local path = os.tmpname()
         write(path, '{"upstream":{"apps":[]}}')
-        local dir = "/tmp/wecom-emu-spec-bad-" .. os.time()
+        local dir = shell.tmpdir("wecom-emu-spec-bad")
         local out = sh(INTERP .. " bin/wecom-emulator start --port 29999 --dir " .. dir .. " --fixture " .. path
             .. " 2>&1; echo EXIT=$?")
         assert.matches("upstream.corpid", out, 1, true)
@@ -306,10 +307,16 @@ describe("emulator launcher", function()
             end
         end
         assert.equal("", sh("PATH=" .. bin .. " command -v lua"))
-        local dir = "/tmp/wecom-emu-spec-path-" .. os.time()
-        local port = 20000 + math.random(25000)
-        local out = sh("cd bin && PATH=" .. bin .. " ./wecom-emulator start --port " .. port .. " --dir " .. dir
-            .. " 2>&1; echo EXIT=$?")
+        local dir = shell.tmpdir("wecom-emu-spec-path")
+        local port, out
+        for _ = 1, 5 do   -- another port when this one is taken
+            port = ports.pick()
+            out = sh("cd bin && PATH=" .. bin .. " ./wecom-emulator start --port " .. port .. " --dir " .. dir
+                .. " 2>&1; echo EXIT=$?")
+            if not out:find("in use", 1, true) then
+                break
+            end
+        end
         local stopped = sh("PATH=" .. bin .. " bin/wecom-emulator stop --dir " .. dir .. " 2>&1; echo EXIT=$?")
         os.execute("rm -rf " .. dir .. " " .. bin)
         assert.matches("WECOM_BASE_URL=https://localhost:" .. port, out, 1, true)
@@ -324,7 +331,7 @@ describe("emulator launcher", function()
             write(fake, "#!/bin/sh\nif [ \"$1\" = -V ]; then printf '%s\\n' " .. ("%q"):format(version_text)
                 .. " >&2; exit 0; fi\nexit 1\n")
             os.execute("chmod +x " .. fake)
-            local dir = "/tmp/wecom-emu-spec-conf-" .. os.time() .. "-" .. math.random(1e6)
+            local dir = shell.tmpdir("wecom-emu-spec-conf")
             local out = sh(INTERP .. " bin/wecom-emulator start --port 29998 --dir " .. dir .. " --nginx " .. fake
                 .. " 2>&1; echo EXIT=$?")
             local conf = shell.read_file(dir .. "/nginx.conf")

@@ -39,6 +39,9 @@ describe("emulator linkedcorp, identity and tickets", function()
             assert.equal("wwLINKEDA01", d.user_info.corpid)
             assert.same({ "LK4B0C1D2E/2" }, d.user_info.department)
             assert.equal(1, d.user_info.extattr.attrs[1].type)
+            -- a text attribute has its value under text only, as the doc's shape
+            local y = post(sys_token, L .. "user/get", { userid = "wwLINKEDA01/yangfan" })
+            assert.same({ { type = 0, name = "工号", text = { value = "A0001" } } }, y.user_info.extattr.attrs)
             -- visible through perm.userids
             assert.equal(0, post(sys_token, L .. "user/get", { userid = "wwLINKEDB02/linxiao" }).errcode)
         end)
@@ -117,13 +120,33 @@ describe("emulator linkedcorp, identity and tickets", function()
     end)
 
     describe("OAuth codes", function()
-        it("getuserinfo answers CorpId/userid for a downstream user, once", function()
-            local code = emu.oauth_code { corpid = "wwDOWNCORP03", userid = fx.downstream[3].users[1].userid }
+        it("getuserinfo answers CorpId/<ciphertext> for a 上下游 downstream user, once", function()
+            local userid = fx.downstream[3].users[1].userid
+            local code = emu.oauth_code { corpid = "wwDOWNCORP03", userid = userid }
             local _, d = emu.api("GET", "/cgi-bin/auth/getuserinfo", sys_token, { code = code })
             assert.equal(0, d.errcode)
-            assert.equal("wwDOWNCORP03/" .. fx.downstream[3].users[1].userid, d.userid)
+            local corpid, shown = d.userid:match("^([^/]+)/(.+)$")
+            assert.equal("wwDOWNCORP03", corpid)
+            -- the account-ID upgrade: the upstream corp sees 上下游 ids encrypted
+            assert.not_equal(userid, shown)
+            assert.matches("^wo%w+$", shown)
             local _, again = emu.api("GET", "/cgi-bin/auth/getuserinfo", sys_token, { code = code })
             assert.equal(40029, again.errcode)
+        end)
+
+        it("getuserinfo answers CorpId/userid in plain text for a 企业互联 member", function()
+            local corp
+            for _, c in ipairs(fx.downstream) do
+                if c.agents[1].business_type == 0 then corp = c break end
+            end
+            local userid = corp.users[1].userid
+            local code = emu.oauth_code { corpid = corp.corpid, userid = userid }
+            local _, d = emu.api("GET", "/cgi-bin/auth/getuserinfo", sys_token, { code = code })
+            assert.equal(corp.corpid .. "/" .. userid, d.userid)
+            local js = emu.js_code { corpid = corp.corpid, userid = userid }
+            local _, s = emu.api("GET", "/cgi-bin/miniprogram/jscode2session", sys_token,
+                { js_code = js, grant_type = "authorization_code" })
+            assert.equal(userid, s.userid)
         end)
 
         it("answers a bare userid for the upstream corp's own users and openid for visitors", function()

@@ -1,0 +1,76 @@
+-- The nginx side of spec/openresty/callback_dedupe_spec.lua: a callback
+-- handler with dedupe in the lua_shared_dict "dedupe", built once per
+-- worker, whose router counts the runs of each event in the dict "results".
+--
+--   /cb        the handler
+--   /results   { runs = { [Event] = n }, last_worker = { [Event] = pid } } (JSON)
+-- Every response carries X-Worker: the pid of the worker that answered.
+
+-- luacheck: globals ngx
+local ngx = ngx
+local cjson = require "cjson.safe"
+
+local _M = {}
+
+local handler
+
+local function count(event)
+    local results = ngx.shared.results
+    local n = results:incr("runs:" .. tostring(event.type), 1, 0)
+    results:set("worker:" .. tostring(event.type), ngx.worker.pid())
+    return n
+end
+
+local function build()
+    local wecom = require "wecom"
+    local cb = wecom.callback.new {
+        token = os.getenv("SPEC_CB_TOKEN"),
+        aes_key = os.getenv("SPEC_CB_AES_KEY"),
+        receive_id = os.getenv("SPEC_CB_RECEIVE_ID"),
+        dedupe = wecom.store.shdict("dedupe"),
+    }
+    local router = wecom.callback.router()
+    router:on("text", function(event)
+        count(event)
+        return "<xml><Content><![CDATA[re: " .. event.Content .. "]]></Content></xml>"
+    end)
+    router:on("boom_once", function(event)
+        if count(event) == 1 then
+            error("the first delivery fails")
+        end
+    end)
+    router:on("slow", function(event)
+        count(event)
+        -- still running when the resends arrive
+        ngx.sleep(0.5)
+    end)
+    router:default(count)
+    handler = wecom.ngx.callback_handler { callback = cb, router = router }
+end
+
+function _M.handle()
+    if not handler then
+        build()
+    end
+    return handler()
+end
+
+function _M.results()
+    local out = { runs = {}, last_worker = {} }
+    for _, key in ipairs(ngx.shared.results:get_keys(0)) do
+        local kind, name = key:match("^(%a+):(.*)$")
+        if kind == "runs" then
+            out.runs[name] = ngx.shared.results:get(key)
+        elseif kind == "worker" then
+            out.last_worker[name] = ngx.shared.results:get(key)
+        end
+    end
+    ngx.header["Content-Type"] = "application/json"
+    ngx.print(cjson.encode(out))
+end
+
+function _M.tag()
+    ngx.header["X-Worker"] = ngx.worker.pid()
+end
+
+return _M

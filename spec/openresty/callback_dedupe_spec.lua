@@ -1,0 +1,186 @@
+-- wecom.ngx.callback_handler with dedupe (wecom.callback.new{ dedupe =
+-- wecom.store.shdict("dedupe") }) in a real nginx with 2 workers: one
+-- message replayed to both workers, one after another and at the same time,
+-- runs the router once; every replay gets the first delivery's answer.
+
+local cjson = require "cjson"
+local callback = require "wecom.callback"
+local nginx = require "helpers.nginx"
+local sh = require "helpers.sh"
+
+local TOKEN = "DedupeHandlerTokenW3"
+local AES_KEY = "RGVkdXBlSGFuZGxlclNwZWNLZXlPbmx5MTIzNDU2Nzg"
+local CORPID = "wwDEDUPESPEC"
+
+local CONF = nginx.conf {
+    workers = 2,
+    env = { "SPEC_CB_TOKEN", "SPEC_CB_AES_KEY", "SPEC_CB_RECEIVE_ID" },
+    log_level = "info",
+    dicts = { dedupe = "1m", results = "1m" },
+    http = [[
+    # every request on a connection of its own: the kernel spreads them
+    keepalive_timeout 0;
+]],
+    servers = { { text = [[
+        header_filter_by_lua_block { require("callback_dedupe_site").tag() }
+        location = /cb {
+            content_by_lua_block { require("callback_dedupe_site").handle() }
+        }
+        location = /results {
+            content_by_lua_block { require("callback_dedupe_site").results() }
+        }
+]] } },
+}
+
+local seq = 0
+local function event_xml(event_type, extra)
+    seq = seq + 1
+    return "<xml><ToUserName><![CDATA[wwDOWNSTREAM01]]></ToUserName><FromUserName><![CDATA[zhangwei]]>"
+        .. "</FromUserName><CreateTime>" .. (1700000000 + seq) .. "</CreateTime>"
+        .. "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[" .. event_type .. "]]></Event>"
+        .. (extra or "") .. "<AgentID>1000002</AgentID></xml>"
+end
+
+describe("wecom.ngx.callback_handler with dedupe, 2 workers", function()
+    local site, cb
+
+    -- a delivery of xml as WeCom makes it: each call encrypts and signs anew
+    local function delivery(xml, opts)
+        local body, query = cb:encrypt_event(xml, opts)
+        return "/cb?" .. callback.build_query(query), body
+    end
+
+    local function results()
+        local _, body = site:request("GET", "/results")
+        return cjson.decode(body)
+    end
+
+    -- n POSTs at once (curl --parallel) -> list of { status, body }
+    local function parallel_post(requests)
+        local dir = sh.tmpdir("wecom-dedupe-post")
+        local cfg = {}
+        for i, r in ipairs(requests) do
+            sh.write_file(dir .. "/body" .. i, r.body)
+            if i > 1 then
+                cfg[#cfg + 1] = "next"
+            end
+            cfg[#cfg + 1] = 'url = "' .. site:url(r.path) .. '"'
+            cfg[#cfg + 1] = 'data-binary = "@' .. dir .. "/body" .. i .. '"'
+            cfg[#cfg + 1] = 'output = "' .. dir .. "/out" .. i .. '"'
+            cfg[#cfg + 1] = 'write-out = "' .. i .. ' %{http_code}\\n"'
+            cfg[#cfg + 1] = "silent"
+        end
+        sh.write_file(dir .. "/curl.cfg", table.concat(cfg, "\n") .. "\n")
+        local out = sh.capture("curl --parallel --parallel-immediate --parallel-max " .. #requests
+            .. " --max-time 20 -K " .. sh.quote(dir .. "/curl.cfg") .. " 2>/dev/null")
+        local answers = {}
+        for i, code in out:gmatch("(%d+) (%d+)") do
+            answers[tonumber(i)] = { status = tonumber(code), body = sh.read_file(dir .. "/out" .. i) or "" }
+        end
+        sh.run("rm -rf " .. sh.quote(dir))
+        return answers
+    end
+
+    setup(function()
+        cb = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = CORPID }
+        site = nginx.start {
+            conf = CONF,
+            env = { SPEC_CB_TOKEN = TOKEN, SPEC_CB_AES_KEY = AES_KEY, SPEC_CB_RECEIVE_ID = CORPID },
+        }
+    end)
+
+    teardown(function()
+        if site then
+            site:stop()
+        end
+    end)
+
+    it("runs the router once for one message replayed to both workers", function()
+        local xml = event_xml("replayed")
+        local workers, n = {}, 0
+        for i = 1, 60 do
+            -- every replay re-encrypted and re-signed, as a resend may be
+            local path, body = delivery(xml)
+            local status, answer, headers = site:request("POST", path, { body = body })
+            assert.equal(200, status)
+            assert.equal("", answer)
+            if not workers[headers["x-worker"]] then
+                workers[headers["x-worker"]] = true
+                n = n + 1
+            end
+            if n == 2 and i >= 10 then
+                break
+            end
+        end
+        assert.equal(2, n, "the replays never reached the second worker")
+        assert.equal(1, results().runs.replayed)
+    end)
+
+    it("runs the router once when the replays arrive while the first is still running", function()
+        local xml = event_xml("slow")
+        local requests = {}
+        for i = 1, 6 do
+            local path, body = delivery(xml)
+            requests[i] = { path = path, body = body }
+        end
+        local answers = parallel_post(requests)
+        assert.equal(6, #answers)
+        for i = 1, 6 do
+            assert.equal(200, answers[i].status)
+            assert.equal("", answers[i].body)
+        end
+        assert.equal(1, results().runs.slow)
+    end)
+
+    it("gives a replay the first delivery's passive reply, byte for byte", function()
+        local xml = "<xml><ToUserName><![CDATA[wwDOWNSTREAM01]]></ToUserName><FromUserName><![CDATA[lisi]]>"
+            .. "</FromUserName><CreateTime>1700000500</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            .. "<Content><![CDATA[dedupe me]]></Content><MsgId>77</MsgId><AgentID>1000002</AgentID></xml>"
+        local path, body = delivery(xml)
+        local status, first = site:request("POST", path, { body = body })
+        assert.equal(200, status)
+        assert.matches("^<xml>\n<Encrypt>", first)
+        for _ = 1, 4 do
+            local again_path, again_body = delivery(xml)
+            local again_status, again = site:request("POST", again_path, { body = again_body })
+            assert.equal(200, again_status)
+            assert.equal(first, again)
+        end
+        assert.equal(1, results().runs.text)
+    end)
+
+    it("answers 'success' to a replayed third-party command event", function()
+        local xml = "<xml><SuiteId><![CDATA[wwSUITE]]></SuiteId><InfoType><![CDATA[change_auth]]></InfoType>"
+            .. "<TimeStamp>1403610513</TimeStamp><AuthCorpId><![CDATA[wwDOWN]]></AuthCorpId></xml>"
+        for _ = 1, 3 do
+            local path, body = delivery(xml)
+            local status, answer = site:request("POST", path, { body = body })
+            assert.equal(200, status)
+            assert.equal("success", answer)
+        end
+        assert.equal(1, results().runs.change_auth)
+    end)
+
+    it("runs the router again for the resend of a delivery whose handler failed", function()
+        local xml = event_xml("boom_once")
+        local path, body = delivery(xml)
+        assert.equal(500, (site:request("POST", path, { body = body })))
+        path, body = delivery(xml)
+        assert.equal(200, (site:request("POST", path, { body = body })))
+        path, body = delivery(xml)
+        assert.equal(200, (site:request("POST", path, { body = body })))
+        assert.equal(2, results().runs.boom_once)
+    end)
+
+    it("logs the resends at info level only, and no error but the provoked one", function()
+        local log = site:log()
+        assert.truthy(log:find("%[info%][^\n]*a resend of event replayed answered without running the router"))
+        local unexpected = {}
+        for _, line in ipairs(site:error_lines()) do
+            if not line:find("handler for event boom_once failed", 1, true) then
+                unexpected[#unexpected + 1] = line
+            end
+        end
+        assert.same({}, unexpected)
+    end)
+end)

@@ -37,10 +37,10 @@ function _M.checks(name)
         end
     end
 
-    -- a number, NaN excluded (it would never compare as expired)
+    -- a finite number: NaN would never compare as expired, infinity never expire
     function check.expires_at(expires_at)
-        if type(expires_at) ~= "number" or expires_at ~= expires_at then
-            fail("set", "expires_at must be a number", expires_at)
+        if _M.expiry(expires_at) == nil or type(expires_at) ~= "number" then
+            fail("set", "expires_at must be a finite number", expires_at)
         end
     end
 

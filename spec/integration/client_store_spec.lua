@@ -64,7 +64,8 @@ describe("token manager across processes", function()
             memory = function() return wecom.store.memory() end,
             file = function() return wecom.store.file(dir .. "/kinds") end,
             redis = function()
-                return wecom.store.redis{ port = srv.port, password = "client-store-pass", prefix = core.nonce(8) .. ":" }
+                return wecom.store.redis{ port = srv.port, password = "client-store-pass",
+                    prefix = core.nonce(8) .. ":" }
             end,
         }
 

@@ -157,7 +157,8 @@ end
 --   wait:  how long a caller waits for someone else's refresh before it
 --          fetches by itself: its own request timeout.
 function _M.flight_opts(timeout, retries, max_backoff)
-    return { lease = (timeout + max_backoff) * (retries + 1) * 2, wait = timeout }
+    local lease = math_min((timeout + max_backoff) * (retries + 1) * 2, MAX_LIFETIME)
+    return { lease = lease, wait = timeout }
 end
 
 -- credential_from(data, field, method, path, http_status) -> value, expires_at | nil, err

@@ -10,6 +10,7 @@
 --   contract.describe(make_ctx)      -- in a busted describe: one it() per case
 --   contract.names()                 -- the case names, in order
 --   contract.run(ctx, name)          -- runs one case; raises on a failure
+--   contract.after_killed_holder(new_store_code, args, store)   -- busted only
 --
 -- ctx (what a store kind provides):
 --   name            the kind: its messages start "wecom.store.<name>:"
@@ -323,6 +324,35 @@ function _M.run(ctx, name)
         error("no store contract case " .. show(name), 2)
     end
     return fn(ctx)
+end
+
+-- after_killed_holder(new_store_code, args, store): a child process builds
+-- its store with new_store_code (a Lua expression; arg[1..] = args), takes
+-- the lock of a key for 600 s and is killed (SIGKILL) holding it; then a
+-- cold token.get on store, with the bounds of a client whose timeout is
+-- 1 s, must get past that lock within its wait (issue 10, item 4).
+function _M.after_killed_holder(new_store_code, args, store)
+    local child = require "helpers.child"
+    local key = "wecom:token:dead:" .. run_id
+    local child_args = {}
+    for i, a in ipairs(args) do child_args[i] = a end
+    child_args[#child_args + 1] = key
+    local out = child.run("local store = " .. new_store_code .. "\n" .. [[
+        assert(store:lock(arg[#arg], 600))
+        io.write("locked")
+        io.stdout:flush()
+        os.execute("kill -9 " .. require("wecom.core").getpid())
+    ]], child_args)
+    eq("locked", out, "the child")
+    eq(false, store:lock(key, 1), "the dead holder's lock")
+    local started = core.monotonic()
+    local v = token.get(store, key, function()
+        return "AFTER-DEAD-HOLDER", core.now() + 7200
+    end, token.flight_opts(1, 2, 8))
+    local took = core.monotonic() - started
+    eq("AFTER-DEAD-HOLDER", v, "token.get")
+    check(took < 1 + 2, "token.get took " .. took .. " s (timeout 1 s)")
+    eq("AFTER-DEAD-HOLDER", (store:get(key)), "the entry after token.get")
 end
 
 -- describe(make_ctx): an it() per case, inside the caller's describe;

@@ -326,22 +326,6 @@ describe("wecom.store.file", function()
 
     -- issue 10, item 4
     it("lets a cold token.get past a lease left by a killed process within its wait", function()
-        local out = child.run([[
-            local store = require("wecom.store.file").new(arg[1])
-            assert(store:lock("wecom:token:dead", 600))
-            io.write("locked")
-            io.stdout:flush()
-            os.execute("kill -9 " .. require("wecom.core").getpid())
-        ]], { dir })
-        assert.equal("locked", out)
-        local store = file_store.new(dir)
-        assert.is_false(store:lock("wecom:token:dead", 1))   -- the dead holder's lease is still on
-        local started = core.monotonic()
-        local v = token.get(store, "wecom:token:dead", function()
-            return "AFTER-DEAD-HOLDER", core.now() + 7200
-        end, token.flight_opts(1, 2, 8))
-        assert.equal("AFTER-DEAD-HOLDER", v)
-        assert.is_true(core.monotonic() - started < 1 + 2, "took " .. (core.monotonic() - started) .. " s")
-        assert.equal("AFTER-DEAD-HOLDER", (store:get("wecom:token:dead")))
+        contract.after_killed_holder('require("wecom.store.file").new(arg[1])', { dir }, file_store.new(dir))
     end)
 end)

@@ -5,7 +5,6 @@
 local core = require "wecom.core"
 local errors = require "wecom.errors"
 local redis_store = require "wecom.store.redis"
-local token = require "wecom.token"
 local redis_server = require "helpers.redis"
 local child = require "helpers.child"
 local contract = require "helpers.store_contract"
@@ -234,23 +233,8 @@ describe("wecom.store.redis", function()
 
     -- issue 10, item 4
     it("lets a cold token.get past a lock left by a killed process within its wait", function()
-        local out = child.run([[
-            local store = require("wecom.store.redis").new{ port = tonumber(arg[1]), password = arg[2] }
-            assert(store:lock("wecom:token:dead", 600))
-            io.write("locked")
-            io.stdout:flush()
-            os.execute("kill -9 " .. require("wecom.core").getpid())
-        ]], { srv.port, PASSWORD })
-        assert.equal("locked", out)
-        local store = new_store()
-        assert.is_false(store:lock("wecom:token:dead", 1))   -- the dead holder's lock is still on
-        local started = core.monotonic()
-        local v = token.get(store, "wecom:token:dead", function()
-            return "AFTER-DEAD-HOLDER", core.now() + 7200
-        end, token.flight_opts(1, 2, 8))
-        assert.equal("AFTER-DEAD-HOLDER", v)
-        assert.is_true(core.monotonic() - started < 1 + 2, "took " .. (core.monotonic() - started) .. " s")
-        assert.equal("AFTER-DEAD-HOLDER", (store:get("wecom:token:dead")))
+        contract.after_killed_holder('require("wecom.store.redis").new{ port = tonumber(arg[1]), password = arg[2] }',
+            { srv.port, PASSWORD }, new_store())
     end)
 
     describe("when Redis is down", function()

@@ -5,9 +5,9 @@
 -- fetch the failing request used.
 local wecom = require "wecom"
 local core = require "wecom.core"
-local parallel = require "wecom.parallel"
 local emu = require "helpers.emulator"
 local sh = require "helpers.sh"
+local staggered = require "helpers.staggered"
 
 local READ_PATH = "/cgi-bin/agent/get"
 local GETTOKEN = "/cgi-bin/gettoken"
@@ -27,23 +27,9 @@ describe("a storm of rejected tokens", function()
     before_each(function() root = sh.tmpdir("wecom-storm") end)
     after_each(function() os.execute("rm -rf " .. sh.quote(root)) end)
 
-    -- The app's transport, with every rejection of READ_PATH handed back
-    -- late: the n-th after 0.2 + n * 0.01 s (the exchange with the emulator
-    -- is real; only the answer waits), so the callers' rejections reach the
-    -- client one by one over half a second, most after a refetch.
+    -- rejections of READ_PATH handed back late, one by one (helpers.staggered)
     local function staggering(app, errcode)
-        local real, n = app.transport, 0
-        app.transport = setmetatable({
-            request = function(_, req)
-                local res, err = real:request(req)
-                if res and req.url:find(READ_PATH, 1, true)
-                    and res.body:find('"errcode":' .. errcode, 1, true) then
-                    n = n + 1
-                    parallel.sleep(0.2 + n * 0.01)
-                end
-                return res, err
-            end,
-        }, { __index = real })
+        app.transport = staggered.wrap(app.transport, READ_PATH, errcode)
         return app
     end
 

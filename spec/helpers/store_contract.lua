@@ -2,7 +2,7 @@
 -- stores"), written once and run over every store kind: memory
 -- (spec/unit/store_memory_spec.lua), file and Redis
 -- (spec/integration/store_{file,redis}_spec.lua) and shdict inside nginx
--- (spec/openresty/store_shdict_spec.lua).
+-- (spec/openresty/redis_store_spec.lua).
 --
 -- Plain Lua without busted, so that the cases also run inside nginx.
 --

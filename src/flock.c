@@ -293,6 +293,153 @@ static int l_getpid(lua_State *L)
     return 1;
 }
 
+/* ===== hardened access for the file token store ========================
+ *
+ * The store's directory is trusted only when it is private: owned by this
+ * process' user and writable by nobody else.  Even then no entry is read
+ * or opened through a symbolic link, nor when it is not a regular file (a
+ * FIFO would block the reader, a device never end), nor past a size cap.
+ *
+ * - core.private_dir(path) -> true | nil, err
+ * - core.read_regular(path, max_bytes) -> data | nil (no such file) | nil, err
+ * - core.flock_open_nofollow(path) -> lock | nil, err: flock_open's lock,
+ *   refusing a symbolic link or anything but a regular file.
+ */
+
+#define MAX_READ_BYTES  (64 * 1024 * 1024)
+
+static int push_refusal(lua_State *L, const char *path, const char *why)
+{
+    char msg[ERR_LEN];
+
+    snprintf(msg, sizeof msg, "refusing %s: %s", path, why);
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
+/* nil, err for a failed open: a symbolic link is refused by name */
+static int push_open_error(lua_State *L, const char *what, const char *path, int err)
+{
+    if (err == ELOOP)
+        return push_refusal(L, path, "it is a symbolic link");
+    return push_errno(L, what, path, err);
+}
+
+/* core.private_dir(path) -> true | nil, err.  path itself may be a symbolic
+ * link (the caller chose it); what it names is checked. */
+static int l_private_dir(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    struct stat st;
+    char why[128];
+
+    if (stat(path, &st) != 0)
+        return push_errno(L, "cannot use", path, errno);
+    if (!S_ISDIR(st.st_mode))
+        return push_refusal(L, path, "it is not a directory");
+    if (st.st_uid != geteuid()) {
+        snprintf(why, sizeof why, "it is owned by uid %lu, not by this process' user (uid %lu)",
+                 (unsigned long)st.st_uid, (unsigned long)geteuid());
+        return push_refusal(L, path, why);
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        snprintf(why, sizeof why, "it is writable by group or others (mode %04lo)",
+                 (unsigned long)(st.st_mode & 07777));
+        return push_refusal(L, path, why);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* 0 when fd is a regular file, else pushes nil, err (and closes fd) */
+static int check_regular(lua_State *L, int fd, const char *path, struct stat *st)
+{
+    if (fstat(fd, st) != 0) {
+        int err = errno;
+        close(fd);
+        return push_errno(L, "cannot stat", path, err);
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        return push_refusal(L, path, "it is not a regular file");
+    }
+    return 0;
+}
+
+/* core.read_regular(path, max_bytes) -> data | nil | nil, err */
+static int l_read_regular(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    lua_Integer max = luaL_checkinteger(L, 2);
+    struct stat st;
+    char *buf;
+    size_t got = 0;
+    int fd, n;
+
+    luaL_argcheck(L, max >= 0 && max <= MAX_READ_BYTES, 2, "max_bytes must be 0..67108864");
+    /* the buffer first: an allocation failure must not leak the descriptor */
+    buf = (char *)lua_newuserdata(L, (size_t)max + 1);
+    do {
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            lua_pushnil(L);
+            return 1;
+        }
+        return push_open_error(L, "cannot read", path, errno);
+    }
+    if ((n = check_regular(L, fd, path, &st)) != 0)
+        return n;
+    if (st.st_size > (off_t)max) {
+        close(fd);
+        return push_refusal(L, path, "it is larger than the store's entries can be");
+    }
+    /* one byte more than allowed tells a file that grew since fstat */
+    while (got <= (size_t)max) {
+        ssize_t r = read(fd, buf + got, (size_t)max + 1 - got);
+        if (r < 0) {
+            int err = errno;
+            if (err == EINTR)
+                continue;
+            close(fd);
+            return push_errno(L, "cannot read", path, err);
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got > (size_t)max)
+        return push_refusal(L, path, "it is larger than the store's entries can be");
+    lua_pushlstring(L, buf, got);
+    return 1;
+}
+
+/* core.flock_open_nofollow(path) -> lock | nil, err; creates the file (0600) */
+static int l_flock_open_nofollow(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    file_lock *lk = (file_lock *)lua_newuserdata(L, sizeof *lk);
+    struct stat st;
+    int fd, n;
+
+    lk->fd = -1;
+    lk->held = 0;
+    luaL_getmetatable(L, FLOCK_MT);
+    lua_setmetatable(L, -2);
+    do {
+        fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0600);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return push_open_error(L, "cannot open lock file", path, errno);
+    if ((n = check_regular(L, fd, path, &st)) != 0)
+        return n;
+    lk->fd = fd;
+    return 1;
+}
+
 /* ===== registration ===================================================== */
 
 static const luaL_Reg lock_methods[] = {
@@ -308,6 +455,10 @@ static const luaL_Reg flock_funcs[] = {
     { "write_atomic", l_write_atomic },
     { "mkdir", l_mkdir },
     { "getpid", l_getpid },
+    /* hardened access for the file token store */
+    { "private_dir", l_private_dir },
+    { "read_regular", l_read_regular },
+    { "flock_open_nofollow", l_flock_open_nofollow },
     { NULL, NULL }
 };
 

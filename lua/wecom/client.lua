@@ -213,12 +213,11 @@ local function call(self, method, path, query_string, payload, opts, with_token)
     end }
     local state = retry.start(self.retries, with_token and token_param)
     while true do
-        local target
+        local target, tok_expires_at
         if with_token then
-            local terr
-            tok, terr = self:token()
+            tok, tok_expires_at = self:token()
             if not tok then
-                return nil, terr
+                return nil, tok_expires_at
             end
             target = base .. token_param .. "=" .. url.escape(tok)
         else
@@ -235,7 +234,7 @@ local function call(self, method, path, query_string, payload, opts, with_token)
 
         local step = retry.next_step(err, state)
         if step == "refresh" then
-            token.invalidate(self.store, self.token_key, tok)
+            token.invalidate(self.store, self.token_key, tok, tok_expires_at)
         elseif step == "retry" then
             parallel.sleep(retry.delay(self.backoff, state.retries_used))
         else
@@ -331,9 +330,7 @@ end
 ---------------------------------------------------------------------------
 
 local function lease(self)
-    -- long enough for a fetch with all its retries (a downstream fetch may
-    -- first need the upstream token)
-    return (self.timeout + MAX_BACKOFF) * (self.retries + 1) * 2
+    return token.flight_opts(self.timeout, self.retries, MAX_BACKOFF)
 end
 
 local TOKEN_OPTIONS = { force = errors.boolean }
@@ -348,7 +345,7 @@ function common.token(self, opts)
         force = opts.force == true
     end
     local get = force and token.refresh or token.get
-    return get(self.store, self.token_key, self._fetch_token, { lease = lease(self) })
+    return get(self.store, self.token_key, self._fetch_token, lease(self))
 end
 
 local TICKET_KIND = errors.kind("'jsapi' or 'agent_config'", function(v) return TICKETS[v] ~= nil end)
@@ -363,32 +360,11 @@ function common.ticket(self, kind)
             return nil, err
         end
         return _M.credential_from(data, "ticket", "GET", spec.path, status)
-    end, { lease = lease(self) })
+    end, lease(self))
 end
-
--- What WeCom issues is 7200 s; anything outside (0, MAX_LIFETIME] is a
--- broken answer that must not be cached (0 would mean a fetch per call, a
--- huge value a token kept long after WeCom dropped it).
-local MAX_LIFETIME = 86400
 
 -- credential_from(data, field, method, path, http_status) -> value, expires_at | nil, err
--- Turns a token or ticket endpoint's answer into (value, expires_at).
-function _M.credential_from(data, field, method, path, http_status)
-    local value, expires_in = data[field], data.expires_in
-    local problem
-    if type(value) ~= "string" or value == "" then
-        problem = "without a " .. field
-    elseif type(expires_in) ~= "number" then
-        problem = "without a numeric expires_in"
-    elseif not (expires_in > 0 and expires_in <= MAX_LIFETIME) then
-        problem = "with expires_in out of range (" .. str_format("%.0f", expires_in) .. ")"
-    end
-    if problem then
-        return nil, errors.new("decode", field .. " response " .. problem,
-            { method = method, path = path, http_status = http_status })
-    end
-    return value, core.now() + expires_in
-end
+_M.credential_from = token.credential_from
 
 -- A failed token request is a "token" error, except for the kinds that say
 -- something more useful (busy, rate limit, transport, decode).

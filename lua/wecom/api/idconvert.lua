@@ -38,6 +38,7 @@ local core = require "wecom.core"
 local errors = require "wecom.errors"
 local parallel = require "wecom.parallel"
 local response = require "wecom.response"
+local retry = require "wecom.retry"
 local token = require "wecom.token"
 
 local _M = {}
@@ -343,7 +344,7 @@ function _M.mass_call_ticket(client)
             lifetime = expires_in
         end
         return value, core.now() + lifetime
-    end, { lease = (client.timeout or 5) * ((client.retries or 2) + 1) * 4 })
+    end, token.flight_opts(client.timeout or 5, client.retries or 2, retry.MAX_BACKOFF))
 end
 
 ---------------------------------------------------------------------------

@@ -5,8 +5,10 @@
 --   local store = wecom.store.shdict("wecom")
 --
 -- Entries:
---   <key>              "<expires_at>|<value>", with the dict's own expiry set
---                      to expires_at, so an expired token is never handed out
+--   <key>              "<expires_at>|<value>" (%.17g: the expiry reads back
+--                      exactly), with the dict's own expiry set to
+--                      expires_at, so an expired token is never handed out;
+--                      an entry in another shape is a miss
 --   wecom-lock|<key>   the refresh lock of <key>: an owner id added with
 --                      dict:add (atomic "only if absent") and the lease as
 --                      its expiry, so a worker that dies holding it cannot
@@ -18,18 +20,21 @@
 -- Nothing here blocks the worker: shared-dict calls only take the dict's
 -- mutex for a moment.
 
-local error = error
 local math_max = math.max
+local pcall = pcall
+local require = require
 local setmetatable = setmetatable
 local str_find = string.find
 local str_format = string.format
 local str_sub = string.sub
-local tonumber = tonumber
 local tostring = tostring
 local type = type
 
-local ngx = ngx
+local env = require "wecom.env"
+local errors = require "wecom.errors"
 local common = require "wecom.store.common"
+
+local ngx = env.ngx
 
 local _M = { name = "shdict" }
 
@@ -63,25 +68,31 @@ function mt.__tostring(self)
     return "wecom.store.shdict (" .. self.dict_name .. ")"
 end
 
+-- parse(raw) -> expires_at, value | nil (not an entry of ours, or empty)
+local function parse(raw)
+    if type(raw) ~= "string" then
+        return nil
+    end
+    local bar = str_find(raw, "|", 1, true)
+    local expires_at = bar and common.expiry(str_sub(raw, 1, bar - 1))
+    if not expires_at or bar == #raw then
+        return nil
+    end
+    return expires_at, str_sub(raw, bar + 1)
+end
+
+local function dict_error(self, err)
+    return nil, errors.new("store", "lua_shared_dict " .. self.dict_name .. ": " .. tostring(err))
+end
+
 -- get(key) -> value, expires_at | nil
 function _M.get(self, key)
     check_key("get", key)
-    local raw = self.dict:get(key)
-    if raw == nil then
+    local expires_at, value = parse(self.dict:get(key))
+    if not expires_at or expires_at <= now() then
         return nil
     end
-    if type(raw) ~= "string" then
-        return nil, "entry " .. key .. " is not a wecom token entry"
-    end
-    local bar = str_find(raw, "|", 1, true)
-    local expires_at = bar and tonumber(str_sub(raw, 1, bar - 1))
-    if not expires_at then
-        return nil, "entry " .. key .. " is not a wecom token entry"
-    end
-    if expires_at <= now() then
-        return nil
-    end
-    return str_sub(raw, bar + 1), expires_at
+    return value, expires_at
 end
 
 -- set(key, value, expires_at) -> true | nil, err
@@ -95,28 +106,27 @@ function _M.set(self, key, value, expires_at)
         self.dict:delete(key)
         return true
     end
-    local ok, err = self.dict:set(key, str_format("%.3f", expires_at) .. "|" .. value, math_max(ttl, 0.001))
+    local ok, err = self.dict:set(key, str_format("%.17g", expires_at) .. "|" .. value, math_max(ttl, 0.001))
     if not ok then
-        return nil, "lua_shared_dict " .. self.dict_name .. ": " .. tostring(err)
+        return dict_error(self, err)
     end
     return true
 end
 
--- delete(key [, only_if_value]) -> true (removed) | false
+-- delete(key [, only_if_value [, only_if_expires_at]]) -> true (removed) | false
 -- The compare and the delete are two dict calls; between them only another
 -- worker can act, and it only ever replaces a token with a newer one.
-function _M.delete(self, key, only_if_value)
+function _M.delete(self, key, only_if_value, only_if_expires_at)
     check_key("delete", key)
+    check.only_if_value(only_if_value)
+    check.only_if_expires_at(only_if_expires_at, only_if_value)
     local raw = self.dict:get(key)
     if raw == nil then
         return false
     end
-    if only_if_value ~= nil then
-        if type(raw) ~= "string" then
-            return false
-        end
-        local bar = str_find(raw, "|", 1, true)
-        if not bar or str_sub(raw, bar + 1) ~= only_if_value then
+    if only_if_value ~= nil or only_if_expires_at ~= nil then
+        local expires_at, value = parse(raw)
+        if not expires_at or not common.matches(expires_at, value, only_if_value, only_if_expires_at) then
             return false
         end
     end
@@ -138,7 +148,7 @@ function _M.lock(self, key, lease_seconds)
     if err == "exists" then
         return false
     end
-    return nil, "lua_shared_dict " .. self.dict_name .. ": " .. tostring(err)
+    return dict_error(self, err)
 end
 
 -- unlock(key) -> true.  Only our own lock is removed; waiters in this
@@ -164,12 +174,9 @@ end
 -- or after seconds (a refresher in another worker cannot wake us).  Used by
 -- the token manager instead of a plain sleep while someone else refreshes.
 function _M.wait(self, key, seconds)
-    local phase = ngx.get_phase()
-    if not semaphore or phase == "init" or phase == "init_worker" or phase == "log"
-        or phase == "header_filter" or phase == "body_filter" or phase == "set"
-        or phase == "balancer" then
-        -- ngx.sleep raises its own clear error where yielding is impossible
-        return ngx.sleep(seconds)
+    if not semaphore or not env.can_yield() then
+        -- env.sleep raises its own clear error where nginx cannot sleep
+        return env.sleep(seconds)
     end
     local id = self.dict_name .. "|" .. key
     local w = waiting[id]
@@ -188,18 +195,19 @@ end
 
 -- new(name) -> store; raises when the dict is not declared
 function _M.new(name)
+    local where = "wecom.store.shdict"
     if type(name) ~= "string" or name == "" then
-        error("wecom.store.shdict: name must be the name of a lua_shared_dict (got "
-            .. type(name) .. ")", 2)
+        errors.usage(where, "name must be the name of a lua_shared_dict (got "
+            .. errors.describe(name) .. ")")
     end
     if ngx == nil or type(ngx.shared) ~= "table" then
-        error("wecom.store.shdict needs nginx with lua-nginx-module (OpenResty): ngx.shared"
-            .. " is not available here", 2)
+        errors.usage(where, "needs nginx with lua-nginx-module (OpenResty): ngx.shared"
+            .. " is not available here")
     end
     local dict = ngx.shared[name]
     if dict == nil then
-        error("wecom.store.shdict: lua_shared_dict '" .. name .. "' is not declared; add"
-            .. " `lua_shared_dict " .. name .. " 1m;` to nginx's http block", 2)
+        errors.usage(where, "lua_shared_dict '" .. name .. "' is not declared; add"
+            .. " `lua_shared_dict " .. name .. " 1m;` to nginx's http block")
     end
     return setmetatable({ dict = dict, dict_name = name, owners = {} }, mt)
 end

@@ -56,6 +56,37 @@ static const char *check_path(lua_State *L, int i, const char *where)
     return path;
 }
 
+static int push_refusal(lua_State *L, const char *path, const char *why)
+{
+    char msg[ERR_LEN];
+
+    snprintf(msg, sizeof msg, "refusing %s: %s", path, why);
+    return wecom_fail(L, msg, NULL);
+}
+
+/* nil, err for a failed open: a symbolic link is refused by name */
+static int push_open_error(lua_State *L, const char *what, const char *path, int err)
+{
+    if (err == ELOOP)
+        return push_refusal(L, path, "it is a symbolic link");
+    return push_errno(L, what, path, err);
+}
+
+/* 0 when fd is a regular file, else pushes nil, err (and closes fd) */
+static int check_regular(lua_State *L, int fd, const char *path, struct stat *st)
+{
+    if (fstat(fd, st) != 0) {
+        int err = errno;
+        close(fd);
+        return push_errno(L, "cannot stat", path, err);
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        return push_refusal(L, path, "it is not a regular file");
+    }
+    return 0;
+}
+
 /* ===== lock userdata ==================================================== */
 
 static const wecom_class lock_class;     /* defined with the methods, below */
@@ -93,23 +124,40 @@ static int lock_tostring(lua_State *L)
 }
 
 /* core.flock_open(path) -> lock | nil, err; creates the file (0600). */
-static int l_flock_open(lua_State *L)
+/* A new lock userdata (metatable armed before the file exists) over path,
+ * opened with extra_flags; nofollow also refuses anything but a regular
+ * file.  -> lock | nil, err */
+static int open_lock(lua_State *L, const char *where, int nofollow)
 {
-    const char *path = check_path(L, 1, WECOM_FN("flock_open"));
+    const char *path = check_path(L, 1, where);
     file_lock *lk = (file_lock *)lua_newuserdata(L, sizeof *lk);
+    int flags = O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY;
     int fd;
 
     lk->fd = -1;
     lk->held = 0;
     luaL_getmetatable(L, FLOCK_MT);
     lua_setmetatable(L, -2);
+    if (nofollow)
+        flags |= O_NOFOLLOW | O_NONBLOCK;
     do {
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        fd = open(path, flags, 0600);
     } while (fd < 0 && errno == EINTR);
     if (fd < 0)
-        return push_errno(L, "cannot open lock file", path, errno);
+        return push_open_error(L, "cannot open lock file", path, errno);
+    if (nofollow) {
+        struct stat st;
+        int n = check_regular(L, fd, path, &st);
+        if (n != 0)
+            return n;
+    }
     lk->fd = fd;
     return 1;
+}
+
+static int l_flock_open(lua_State *L)
+{
+    return open_lock(L, WECOM_FN("flock_open"), 0);
 }
 
 /*
@@ -308,29 +356,13 @@ static int l_getpid(lua_State *L)
 
 #define MAX_READ_BYTES  (64 * 1024 * 1024)
 
-static int push_refusal(lua_State *L, const char *path, const char *why)
-{
-    char msg[ERR_LEN];
 
-    snprintf(msg, sizeof msg, "refusing %s: %s", path, why);
-    lua_pushnil(L);
-    lua_pushstring(L, msg);
-    return 2;
-}
-
-/* nil, err for a failed open: a symbolic link is refused by name */
-static int push_open_error(lua_State *L, const char *what, const char *path, int err)
-{
-    if (err == ELOOP)
-        return push_refusal(L, path, "it is a symbolic link");
-    return push_errno(L, what, path, err);
-}
 
 /* core.private_dir(path) -> true | nil, err.  path itself may be a symbolic
  * link (the caller chose it); what it names is checked. */
 static int l_private_dir(lua_State *L)
 {
-    const char *path = check_path(L, 1);
+    const char *path = check_path(L, 1, WECOM_FN("private_dir"));
     struct stat st;
     char why[128];
 
@@ -352,32 +384,17 @@ static int l_private_dir(lua_State *L)
     return 1;
 }
 
-/* 0 when fd is a regular file, else pushes nil, err (and closes fd) */
-static int check_regular(lua_State *L, int fd, const char *path, struct stat *st)
-{
-    if (fstat(fd, st) != 0) {
-        int err = errno;
-        close(fd);
-        return push_errno(L, "cannot stat", path, err);
-    }
-    if (!S_ISREG(st->st_mode)) {
-        close(fd);
-        return push_refusal(L, path, "it is not a regular file");
-    }
-    return 0;
-}
 
 /* core.read_regular(path, max_bytes) -> data | nil | nil, err */
 static int l_read_regular(lua_State *L)
 {
-    const char *path = check_path(L, 1);
-    lua_Integer max = luaL_checkinteger(L, 2);
+    const char *path = check_path(L, 1, WECOM_FN("read_regular"));
+    lua_Integer max = wecom_check_integer(L, 2, WECOM_FN("read_regular"), "max_bytes", 0, MAX_READ_BYTES);
     struct stat st;
     char *buf;
     size_t got = 0;
     int fd, n;
 
-    luaL_argcheck(L, max >= 0 && max <= MAX_READ_BYTES, 2, "max_bytes must be 0..67108864");
     /* the buffer first: an allocation failure must not leak the descriptor */
     buf = (char *)lua_newuserdata(L, (size_t)max + 1);
     do {
@@ -420,24 +437,7 @@ static int l_read_regular(lua_State *L)
 /* core.flock_open_nofollow(path) -> lock | nil, err; creates the file (0600) */
 static int l_flock_open_nofollow(lua_State *L)
 {
-    const char *path = check_path(L, 1);
-    file_lock *lk = (file_lock *)lua_newuserdata(L, sizeof *lk);
-    struct stat st;
-    int fd, n;
-
-    lk->fd = -1;
-    lk->held = 0;
-    luaL_getmetatable(L, FLOCK_MT);
-    lua_setmetatable(L, -2);
-    do {
-        fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0600);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return push_open_error(L, "cannot open lock file", path, errno);
-    if ((n = check_regular(L, fd, path, &st)) != 0)
-        return n;
-    lk->fd = fd;
-    return 1;
+    return open_lock(L, WECOM_FN("flock_open_nofollow"), 1);
 }
 
 /* ===== registration ===================================================== */

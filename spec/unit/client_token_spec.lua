@@ -1,7 +1,7 @@
--- The token manager (wecom.token) and the memory store, without HTTP.
+-- The token manager (wecom.token), without HTTP, over a store in plain Lua
+-- (the stores themselves keep spec/helpers/store_contract.lua).
 local token = require "wecom.token"
 local parallel = require "wecom.parallel"
-local memory = require "wecom.store.memory"
 local core = require "wecom.core"
 local errors = require "wecom.errors"
 
@@ -299,47 +299,3 @@ describe("token.invalidate", function()
     end)
 end)
 
-describe("memory store", function()
-    local store = memory.new()
-
-    it("stores, expires and compare-deletes", function()
-        local key = unique("mem")
-        assert.is_nil(store:get(key))
-        store:set(key, "V", core.now() + 60)
-        local v, exp = store:get(key)
-        assert.equal("V", v)
-        assert.is_true(exp > core.now())
-        assert.is_false(store:delete(key, "OTHER"))
-        assert.is_true(store:delete(key, "V"))
-        store:set(key, "GONE", core.now() - 1)
-        assert.is_nil(store:get(key))
-    end)
-
-    it("is shared by every instance (process-wide)", function()
-        local key = unique("mem")
-        store:set(key, "V", core.now() + 60)
-        assert.equal("V", (memory.new():get(key)))
-    end)
-
-    it("locks are try-locks", function()
-        local key = unique("mem")
-        assert.is_true(store:lock(key, 5))
-        assert.is_false(store:lock(key, 5))
-        store:unlock(key)
-        assert.is_true(store:lock(key, 5))
-        store:unlock(key)
-    end)
-
-    it("works with the token manager", function()
-        local key, calls = unique("mem"), 0
-        local function fetch() calls = calls + 1; return "M", core.now() + 7200 end
-        assert.equal("M", (token.get(store, key, fetch)))
-        assert.equal("M", (token.get(store, key, fetch)))
-        assert.equal(1, calls)
-    end)
-
-    it("raises on a bad key", function()
-        assert.has_error(function() store:get("") end)
-        assert.has_error(function() store:set("k", 1, 2) end)
-    end)
-end)

@@ -6,40 +6,8 @@ local core = require "wecom.core"
 local errors = require "wecom.errors"
 
 -- A store in plain Lua that records what is asked of it.
-local function table_store()
-    local data, locks = {}, {}
-    local s = { sets = 0, locks_taken = 0 }
-    function s.get(_, key)
-        local e = data[key]
-        if e and e.expires_at > core.now() then return e.value, e.expires_at end
-        return nil
-    end
-    function s.set(_, key, value, expires_at)
-        s.sets = s.sets + 1
-        data[key] = { value = value, expires_at = expires_at }
-        return true
-    end
-    function s.delete(_, key, only_if)
-        local e = data[key]
-        if e and (only_if == nil or e.value == only_if) then data[key] = nil; return true end
-        return false
-    end
-    function s.lock(_, key)
-        if locks[key] then return false end
-        locks[key] = true
-        s.locks_taken = s.locks_taken + 1
-        return true
-    end
-    function s.unlock(_, key) locks[key] = nil; return true end
-    s.data, s.locks = data, locks
-    return s
-end
-
-local n = 0
-local function unique(prefix)
-    n = n + 1
-    return prefix .. ":" .. n .. ":" .. core.nonce(8)
-end
+local table_store = require "helpers.table_store"
+local unique = table_store.unique
 
 describe("token keys", function()
     it("isolate corp, app and secret", function()

@@ -17,6 +17,25 @@ local function env(name)
     return os.getenv(name)
 end
 
+-- For every nginx-side module of the specs (redis_site, suite_site, ...):
+
+-- need_env(who, name) -> the value of an environment variable nginx passes
+-- on (env in the conf); raises naming the module `who` when it is unset
+function _M.need_env(who, name)
+    local v = os.getenv(name)
+    if v == nil or v == "" then
+        error(who .. ": environment variable " .. name .. " is not set", 0)
+    end
+    return v
+end
+
+-- send_json(status, value): the answer, value as JSON
+function _M.send_json(status, value)
+    ngx.status = status
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(cjson.encode(value))
+end
+
 local function new_app(opts)
     local wecom = require "wecom"
     local o = {
@@ -465,13 +484,10 @@ function _M.serve(cases_table)
         return ngx.exit(404)
     end
     local ok, result = pcall(fn)
-    ngx.header["Content-Type"] = "application/json"
     if not ok then
-        ngx.status = 500
-        ngx.say(cjson.encode { raised = tostring(result) })
-        return
+        return _M.send_json(500, { raised = tostring(result) })
     end
-    ngx.say(cjson.encode(result))
+    return _M.send_json(200, result)
 end
 
 function _M.run()

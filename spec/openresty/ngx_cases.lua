@@ -251,11 +251,21 @@ function cases.refused()
     return response(t:request { method = "GET", url = "https://localhost:1/x?access_token=SECRET-TOKEN" })
 end
 
+-- nginx matches the certificate's DNS names only: an IP cannot verify,
+-- though the peer's certificate names 127.0.0.1 too.  ?ip=::1: the peer's
+-- IPv6 loopback listener
 function cases.ip_host()
-    -- nginx matches the certificate's DNS names only: an IP cannot verify
+    local ip = ngx.var.arg_ip == "::1" and "[::1]" or "127.0.0.1"
     local t = transport()
-    return response(t:request { method = "GET", url = env("SPEC_PEER"):gsub("localhost", "127.0.0.1")
+    return response(t:request { method = "GET", url = env("SPEC_PEER"):gsub("localhost", ip)
         .. "/length?access_token=SECRET-TOKEN" })
+end
+
+-- a client whose base_url is the emulator's URL with 127.0.0.1 for localhost
+function cases.ip_base_url()
+    local app = new_app { base_url = env("SPEC_BASE_URL"):gsub("localhost", "127.0.0.1") }
+    local data, err = app:get("/cgi-bin/corpgroup/corp/get_chain_list")
+    return { ok = data ~= nil, err = err and err_table(err) }
 end
 
 function cases.no_resolver()

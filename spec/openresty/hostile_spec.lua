@@ -8,6 +8,7 @@
 local cjson = require "cjson"
 local hostile = require "helpers.hostile"
 local nginx = require "helpers.nginx"
+local url = require "wecom.url"
 
 local CONF = nginx.conf {
     env = { "SPEC_HOSTILE" },
@@ -34,8 +35,7 @@ describe("the cosocket transport against a hostile server", function()
     end
 
     local function get(path, extra)
-        local q = "?path=" .. path:gsub("[?&=]", function(c) return string.format("%%%02X", c:byte()) end)
-        return run("get", q .. (extra or ""))
+        return run("get", "?path=" .. url.escape(path) .. (extra or ""))
     end
 
     setup(function()

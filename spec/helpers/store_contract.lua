@@ -11,6 +11,7 @@
 --   contract.names()                 -- the case names, in order
 --   contract.run(ctx, name)          -- runs one case; raises on a failure
 --   contract.after_killed_holder(new_store_code, args, store)   -- busted only
+--   contract.lock_race(new_store_code, args)                     -- busted only
 --
 -- ctx (what a store kind provides):
 --   name            the kind: its messages start "wecom.store.<name>:"
@@ -353,6 +354,42 @@ function _M.after_killed_holder(new_store_code, args, store)
     eq("AFTER-DEAD-HOLDER", v, "token.get")
     check(took < 1 + 2, "token.get took " .. took .. " s (timeout 1 s)")
     eq("AFTER-DEAD-HOLDER", (store:get(key)), "the entry after token.get")
+end
+
+-- lock_race(new_store_code, args): six child processes build their store
+-- with new_store_code (a Lua expression; arg[1..] = args), each reads once
+-- (connected, or its directory checked, before the race), then all try the
+-- lock of one key at the same moment: exactly one gets it.
+function _M.lock_race(new_store_code, args)
+    local child = require "helpers.child"
+    local go = os.tmpname()
+    os.remove(go)
+    local child_args = {}
+    for i, a in ipairs(args) do child_args[i] = a end
+    child_args[#child_args + 1] = go
+    child_args[#child_args + 1] = "wecom:token:" .. fresh("race")
+    local code = "local store = " .. new_store_code .. "\n" .. [[
+        local core = require "wecom.core"
+        assert(store:get("warm-up") == nil)
+        while not io.open(arg[#arg - 1]) do core.sleep(0.002) end
+        io.write(tostring(store:lock(arg[#arg], 30)))
+    ]]
+    local kids = {}
+    for i = 1, 6 do
+        kids[i] = child.spawn(code, child_args)
+    end
+    local f = assert(io.open(go, "w"))
+    f:close()
+    local winners = 0
+    for i = 1, 6 do
+        local out = kids[i]:wait()
+        check(out == "true" or out == "false", "child " .. i .. ": " .. show(out))
+        if out == "true" then
+            winners = winners + 1
+        end
+    end
+    os.remove(go)
+    eq(1, winners, "processes that got the lock")
 end
 
 -- describe(make_ctx): an it() per case, inside the caller's describe;

@@ -14,18 +14,13 @@
 -- (WECOM_SUITE_SECRET, WECOM_SUITE_TOKEN, WECOM_SUITE_AES_KEY), not argv.
 
 local wecom = require "wecom"
-local core = require "wecom.core"
 local json = require "wecom.json"
+local worker = require "helpers.worker"
 
 local mode, kind, store_arg, password, base_url, ca_file, suite_id = arg[1], arg[2], arg[3], arg[4],
     arg[5], arg[6], arg[7]
 
-local store
-if kind == "file" then
-    store = wecom.store.file(store_arg)
-else
-    store = wecom.store.redis { port = tonumber(store_arg), password = password ~= "" and password or nil }
-end
+local store = worker.store(kind, store_arg, password)
 
 local suite = wecom.suite {
     suite_id = suite_id, suite_secret = assert(os.getenv("WECOM_SUITE_SECRET")),
@@ -54,27 +49,13 @@ elseif mode == "use" then
         io.write(("ok %d %d\n"):format(data.agentid, n))
     end
 elseif mode == "fleet" then
-    io.write("ready\n")
-    io.flush()
-    while true do
-        local f = io.open(arg[8])
-        if f then
-            f:close()
-            break
-        end
-        core.sleep(0.001)
-    end
+    worker.ready_then_wait(arg[8])
     local results = suite:each_corp(function(client, corp)
         return client:get("/cgi-bin/agent/get", { agentid = corp.agentid })
     end, { concurrency = tonumber(arg[9] or "16") })
-    local ok, failed, first_err = 0, 0, nil
+    local tally = worker.tally()
     for _, r in ipairs(results) do
-        if r.ok then
-            ok = ok + 1
-        else
-            failed = failed + 1
-            first_err = first_err or tostring(r.err)
-        end
+        tally.add(r.ok, r.err)
     end
-    io.write(("ok=%d failed=%d%s\n"):format(ok, failed, first_err and (" err=" .. first_err) or ""))
+    io.write(tally.line())
 end

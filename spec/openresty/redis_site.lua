@@ -22,7 +22,6 @@
 --                app on the same store, whose rejections (?errcode=) come
 --                back late, the k-th after 0.2 + k * 0.01 s -> {ok=, failed=}
 
-local cjson = require "cjson.safe"
 local core = require "wecom.core"
 local wecom = require "wecom"
 local contract = require "helpers.store_contract"
@@ -37,18 +36,11 @@ local app, store
 local DICT = "contract"
 local shdict_app, storm_app
 
-local function env(name)
-    local v = os.getenv(name)
-    if v == nil or v == "" then
-        error("redis_site: environment variable " .. name .. " is not set", 0)
-    end
-    return v
-end
+local cases = require "ngx_cases"
+local send_json = cases.send_json
 
-local function send_json(status, value)
-    ngx.status = status
-    ngx.header["Content-Type"] = "application/json"
-    ngx.say(cjson.encode(value))
+local function env(name)
+    return cases.need_env("redis_site", name)
 end
 
 function _M.init()

@@ -15,18 +15,11 @@ local _M = {}
 
 local suite, router, handler
 
-local function env(name)
-    local v = os.getenv(name)
-    if v == nil or v == "" then
-        error("suite_site: environment variable " .. name .. " is not set", 0)
-    end
-    return v
-end
+local cases = require "ngx_cases"
+local send_json = cases.send_json
 
-local function send_json(status, value)
-    ngx.status = status
-    ngx.header["Content-Type"] = "application/json"
-    ngx.say(cjson.encode(value))
+local function env(name)
+    return cases.need_env("suite_site", name)
 end
 
 local function seen(event, what)

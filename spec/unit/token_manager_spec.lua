@@ -8,42 +8,10 @@ local core = require "wecom.core"
 local errors = require "wecom.errors"
 
 -- A store in plain Lua that hands back whatever its entries hold.
-local function table_store()
-    local data, locks = {}, {}
-    local s = { sets = 0 }
-    function s.get(_, key)
-        local e = data[key]
-        if e then return e.value, e.expires_at end
-        return nil
-    end
-    function s.set(_, key, value, expires_at)
-        s.sets = s.sets + 1
-        data[key] = { value = value, expires_at = expires_at }
-        return true
-    end
-    function s.delete(_, key, only_if, only_if_expires_at)
-        local e = data[key]
-        if e and (only_if == nil or e.value == only_if)
-            and (only_if_expires_at == nil or e.expires_at == only_if_expires_at) then
-            data[key] = nil
-            return true
-        end
-        return false
-    end
-    function s.lock(_, key)
-        if locks[key] then return false end
-        locks[key] = true
-        return true
-    end
-    function s.unlock(_, key) locks[key] = nil; return true end
-    s.data, s.locks = data, locks
-    return s
-end
-
-local n = 0
-local function unique(prefix)
-    n = n + 1
-    return prefix .. ":" .. n .. ":" .. core.nonce(8)
+local table_store = require "helpers.table_store"
+local unique = table_store.unique
+local function raw_store()
+    return table_store { raw = true }
 end
 
 describe("token.credential_from", function()
@@ -107,7 +75,7 @@ describe("token.get distrusts what a store hands back", function()
         ["an expiry in the past"] = { "T", -5 },
     } do
         it("reads " .. what .. " as a miss and replaces it", function()
-            local store, key, calls = table_store(), unique("k"), 0
+            local store, key, calls = raw_store(), unique("k"), 0
             local exp = entry[2]
             if type(exp) == "number" and exp == exp and exp > -1e300 and exp < 1e300 then
                 exp = core.now() + exp
@@ -125,7 +93,7 @@ describe("token.get distrusts what a store hands back", function()
 
     it("refuses a fetch that hands back no usable value, caching nothing", function()
         for _, bad in ipairs { { "" }, { 42, core.now() + 60 }, { "T", "soon" }, { "T", 0 / 0 } } do
-            local store, key = table_store(), unique("k")
+            local store, key = raw_store(), unique("k")
             local v, err = token.get(store, key, function() return bad[1], bad[2] end)
             assert.is_nil(v)
             assert.equal("decode", err.kind)
@@ -138,7 +106,7 @@ describe("token.get near the end of a token's life", function()
     -- issue 10, item 3: the server hands back the token it still serves with
     -- its lifetime rounded down; that must not shorten our copy
     it("keeps the later expiry when an early refresh gets the same token back", function()
-        local store, key = table_store(), unique("k")
+        local store, key = raw_store(), unique("k")
         local ours = core.now() + 100.75     -- inside the refresh margin
         store:set(key, "T", ours)
         local v, exp = token.get(store, key, function() return "T", core.now() + 100 end)
@@ -148,7 +116,7 @@ describe("token.get near the end of a token's life", function()
     end)
 
     it("serves a just-expiring fetch to the callers that waited for it", function()
-        local store, key, calls = table_store(), unique("k"), 0
+        local store, key, calls = raw_store(), unique("k"), 0
         local function fetch()
             calls = calls + 1
             parallel.sleep(0.05)
@@ -166,7 +134,7 @@ end)
 describe("token.get with a lock nobody releases", function()
     -- issue 10, item 4
     it("fetches once per Lua state after the callers' wait, and stores it", function()
-        local store, key, calls = table_store(), unique("k"), 0
+        local store, key, calls = raw_store(), unique("k"), 0
         store.locks[key] = true      -- a holder that died
         local function fetch()
             calls = calls + 1
@@ -187,7 +155,7 @@ describe("token.get with a lock nobody releases", function()
     end)
 
     it("shares the failure of that fetch with the callers of the same state", function()
-        local store, key, calls = table_store(), unique("k"), 0
+        local store, key, calls = raw_store(), unique("k"), 0
         store.locks[key] = true
         local function fetch()
             calls = calls + 1
@@ -207,7 +175,7 @@ end)
 describe("token.invalidate", function()
     -- issue 10, item 6
     it("drops only the fetch the failing call used, when given its expiry", function()
-        local store, key = table_store(), unique("k")
+        local store, key = raw_store(), unique("k")
         local first = core.now() + 7200
         store:set(key, "T", first)
         store:set(key, "T", first + 0.5)     -- WeCom handed the same string out again
@@ -218,14 +186,14 @@ describe("token.invalidate", function()
     end)
 
     it("without an expiry, drops the value whatever fetch it came from", function()
-        local store, key = table_store(), unique("k")
+        local store, key = raw_store(), unique("k")
         store:set(key, "T", core.now() + 7200)
         assert.is_false(token.invalidate(store, key, "OTHER"))
         assert.is_true(token.invalidate(store, key, "T"))
     end)
 
     it("makes one refetch for many callers rejected with the same fetch", function()
-        local store, key, calls = table_store(), unique("k"), 0
+        local store, key, calls = raw_store(), unique("k"), 0
         local function fetch()
             calls = calls + 1
             return "SAME-STRING", core.now() + 7000 + calls   -- a new fetch, the same token

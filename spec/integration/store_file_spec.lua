@@ -105,6 +105,7 @@ describe("wecom.store.file", function()
                 sh.write_file(dir .. "/" .. key .. ".tok", text)
             end,
             sleep = core.sleep,
+            fill = 20,     -- a directory holds what the disk holds
         }
     end)
 

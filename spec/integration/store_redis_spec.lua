@@ -47,6 +47,7 @@ describe("wecom.store.redis", function()
                 assert.equal("OK", direct:command("SET", "wecom:" .. key, text))
             end,
             sleep = core.sleep,
+            fill = 20,     -- Redis under maxmemory: "durable entries" below
         }
     end)
 

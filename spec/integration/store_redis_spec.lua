@@ -181,6 +181,33 @@ describe("wecom.store.redis", function()
             assert(ok, err)
         end)
 
+        it("hold a mass-call ticket without a TTL for its 7 days; one stored with a TTL still reads", function()
+            local idconvert = require "wecom.api.idconvert"
+            local store, applied = new_store(), 0
+            local function client(corpid)
+                return { corpid = corpid, base_url = "https://unit.example", store = store,
+                    get = function()
+                        applied = applied + 1
+                        return { mass_call_ticket = "MASS-" .. corpid }
+                    end }
+            end
+            local c = client("wwMASS")
+            local ticket, expires_at = idconvert.mass_call_ticket(c)
+            assert.equal("MASS-wwMASS", ticket)
+            assert.is_true(math.abs(expires_at - (core.now() + 7 * 86400)) < 5)
+            local key = idconvert.mass_call_key(c)
+            assert.equal(-1, direct:command("TTL", "wecom:" .. key))
+            assert.same({ key }, store:list_durable(key))
+            assert.equal("MASS-wwMASS", (idconvert.mass_call_ticket(client("wwMASS"))))
+            assert.equal(1, applied)
+
+            -- written by an earlier version: an expiring entry, read as it is
+            local old = client("wwOLD")
+            assert.is_true(store:set(idconvert.mass_call_key(old), "OLD-TICKET", core.now() + 3600))
+            assert.equal("OLD-TICKET", (idconvert.mass_call_ticket(old)))
+            assert.equal(1, applied)
+        end)
+
         it("survive a reconnect, a new process, and a Redis restart that loads a snapshot", function()
             local store = new_store()
             assert.is_true(store:set_durable(SUITE .. "wwA", "permanent"))

@@ -10,11 +10,13 @@
  *   directory entry reach the disk before the call returns.
  * - core.mkdir(path [, mode]) -> true: the store's directory, 0700.
  * - core.getpid(): to notice a fork.
+ * - core.list_dir(path, suffix) -> names: the store's durable entries.
  *
  * Runtime failures (missing directory, permissions) return nil, message
  * (wecom.h); the message names the path, which the caller chose and which
  * is never a secret.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -28,6 +30,7 @@
 #include "wecom.h"
 
 #define FLOCK_MT        "wecom.core.flock"
+#define DIR_MT          "wecom.core.dir"
 #define MAX_PATH_LEN    4000
 #define ERR_LEN         (MAX_PATH_LEN + 128)
 #define FIRST_SLEEP_NS  (200 * 1000)           /* 0.2 ms */
@@ -434,6 +437,70 @@ static int l_read_regular(lua_State *L)
     return 1;
 }
 
+/* An open directory while list_dir reads it: a private userdata whose
+ * finalizer closes it, so a Lua error (out of memory) cannot leak it. */
+typedef struct {
+    DIR *dir;
+} dir_box;
+
+static int dir_destroy(lua_State *L)
+{
+    dir_box *box = (dir_box *)luaL_checkudata(L, 1, DIR_MT);
+
+    if (box->dir != NULL) {
+        closedir(box->dir);
+        box->dir = NULL;
+    }
+    return 0;
+}
+
+static const wecom_class dir_class = { DIR_MT, NULL, dir_destroy, NULL };
+
+/*
+ * core.list_dir(path, suffix) -> { name, ... } | nil, err
+ * The names in directory path that end in suffix (longer than it), in no
+ * order; "." and ".." never end in a suffix that starts with a letter.
+ */
+static int l_list_dir(lua_State *L)
+{
+    const char *path = check_path(L, 1, WECOM_FN("list_dir"));
+    size_t slen;
+    const char *suffix = wecom_check_string(L, 2, WECOM_FN("list_dir"), "suffix", &slen);
+    dir_box *box = (dir_box *)lua_newuserdata(L, sizeof *box);
+    struct dirent *de;
+    lua_Integer n = 0;
+
+    box->dir = NULL;
+    luaL_getmetatable(L, DIR_MT);
+    lua_setmetatable(L, -2);
+    box->dir = opendir(path);
+    if (box->dir == NULL)
+        return push_errno(L, "cannot list", path, errno);
+    lua_newtable(L);
+    for (;;) {
+        size_t len;
+
+        errno = 0;
+        de = readdir(box->dir);
+        if (de == NULL)
+            break;
+        len = strlen(de->d_name);
+        if (len > slen && memcmp(de->d_name + len - slen, suffix, slen) == 0) {
+            lua_pushlstring(L, de->d_name, len);
+            lua_rawseti(L, -2, ++n);
+        }
+    }
+    if (errno != 0) {
+        int err = errno;
+        closedir(box->dir);
+        box->dir = NULL;
+        return push_errno(L, "cannot list", path, err);
+    }
+    closedir(box->dir);
+    box->dir = NULL;
+    return 1;
+}
+
 /* core.flock_open_nofollow(path) -> lock | nil, err; creates the file (0600) */
 static int l_flock_open_nofollow(lua_State *L)
 {
@@ -459,11 +526,13 @@ static const luaL_Reg flock_funcs[] = {
     { "private_dir", l_private_dir },
     { "read_regular", l_read_regular },
     { "flock_open_nofollow", l_flock_open_nofollow },
+    { "list_dir", l_list_dir },
     { NULL, NULL }
 };
 
 void wecom_flock_open(lua_State *L)
 {
     wecom_class_register(L, &lock_class);
+    wecom_class_register(L, &dir_class);
     luaL_setfuncs(L, flock_funcs, 0);
 }

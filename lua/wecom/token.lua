@@ -259,12 +259,19 @@ local function kept_in_process(key, old_value, old_expires_at)
     return value, expires_at
 end
 
+-- the store's write for a key: set, or set_durable for a value that must
+-- not be evicted before its expiry (opts.durable; a store without
+-- set_durable gets set)
+local function writer(store, durable)
+    return durable and store.set_durable or store.set
+end
+
 -- Keeps a fetched value in the store, or in the process when the store
 -- refuses it: a store that reads but refuses writes (Redis at maxmemory, a
 -- full disk) must not turn into a gettoken per call (and soon 45009).
-local function keep(store, key, value, expires_at)
+local function keep(store, key, value, expires_at, durable)
     lifetimes[key] = expires_at - core.now()
-    local set_ok, stored, serr = pcall(store.set, store, key, value, expires_at)
+    local set_ok, stored, serr = pcall(writer(store, durable), store, key, value, expires_at)
     if set_ok and stored then
         unstored[key] = nil
         return
@@ -277,7 +284,7 @@ local function keep(store, key, value, expires_at)
 end
 
 -- Runs fetch while holding the lock; releases it whatever happens.
-local function refresh_locked(store, key, fetch, old_value, old_expires_at)
+local function refresh_locked(store, key, fetch, old_value, old_expires_at, durable)
     -- someone may have refreshed between our read and our lock
     local value, expires_at = read(store, key)
     if value ~= nil and (value ~= old_value or expires_at ~= old_expires_at) then
@@ -287,7 +294,7 @@ local function refresh_locked(store, key, fetch, old_value, old_expires_at)
     -- the store refused our last value: use it again (and offer it again)
     value, expires_at = kept_in_process(key, old_value, old_expires_at)
     if value ~= nil then
-        local ok, stored = pcall(store.set, store, key, value, expires_at)
+        local ok, stored = pcall(writer(store, durable), store, key, value, expires_at)
         if ok and stored then
             unstored[key] = nil
         end
@@ -316,7 +323,7 @@ local function refresh_locked(store, key, fetch, old_value, old_expires_at)
         store:unlock(key)
         return old_value, old_expires_at
     end
-    keep(store, key, new_value, new_expires_at)
+    keep(store, key, new_value, new_expires_at, durable)
     record_outcome(key, new_value, new_expires_at)
     store:unlock(key)
     return new_value, new_expires_at
@@ -324,7 +331,7 @@ end
 
 -- Past its wait, a caller fetches without the lock (its holder is slow or
 -- dead).  Callers of one Lua state still share one such fetch.
-local function fetch_unlocked(store, key, fetch, since)
+local function fetch_unlocked(store, key, fetch, since, durable)
     while fetching_unlocked[key] do
         parallel.sleep(WAIT_MAX)    -- bounded by that fetch's own timeout
         local done, value, expires_at = outcome_since(key, since)
@@ -342,7 +349,7 @@ local function fetch_unlocked(store, key, fetch, since)
         record_outcome(key, nil, nil, expires_at)
         return nil, expires_at
     end
-    keep(store, key, value, expires_at)
+    keep(store, key, value, expires_at, durable)
     record_outcome(key, value, expires_at)
     return value, expires_at
 end
@@ -351,9 +358,12 @@ end
 --   fetch() -> value, expires_at | nil, err   (expires_at: wall clock seconds)
 --   opts.lease: seconds the refresh may take before another caller may try
 --   opts.wait: seconds to wait for another caller's refresh before fetching
+--   opts.durable: keep the value with the store's set_durable, so no cache
+--                 policy drops it before its expiry (a mass-call ticket)
 function _M.get(store, key, fetch, opts)
     local lease = opts and opts.lease or DEFAULT_LEASE
     local wait = opts and opts.wait or DEFAULT_WAIT
+    local durable = opts and opts.durable
     local value, expires_at = read(store, key)
     if value == nil and expires_at ~= nil then
         return _M.get_degraded(store, key, fetch, opts, store_error("get", expires_at))
@@ -374,7 +384,7 @@ function _M.get(store, key, fetch, opts)
             -- another caller is refreshing (or the store failed); ours is still good
             return value, expires_at
         end
-        return refresh_locked(store, key, fetch, value, expires_at)
+        return refresh_locked(store, key, fetch, value, expires_at, durable)
     end
 
     -- nothing usable: take the lock or wait for whoever holds it
@@ -387,11 +397,11 @@ function _M.get(store, key, fetch, opts)
             return _M.get_degraded(store, key, fetch, opts, store_error("lock", lerr))
         end
         if locked then
-            return refresh_locked(store, key, fetch, nil, nil)
+            return refresh_locked(store, key, fetch, nil, nil, durable)
         end
         local left = deadline - core.monotonic()
         if left <= 0 then
-            return fetch_unlocked(store, key, fetch, waiting_since)
+            return fetch_unlocked(store, key, fetch, waiting_since, durable)
         end
         if store.wait then
             -- a store that can wake us when the holder unlocks (shdict)

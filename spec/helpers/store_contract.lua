@@ -21,6 +21,9 @@
 --                   cannot hold that form)
 --   raw_text(key, text)   optional: writes text as key's stored form
 --   sleep(seconds)
+--   fill            how many expiring entries the pressure case writes at
+--                   most: enough to fill a kind that has a limit (memory:
+--                   its entry cap; shdict: its zone)
 -- Keys in raw cases are plain [A-Za-z0-9]: every kind stores them as is.
 
 local core = require "wecom.core"
@@ -212,6 +215,142 @@ case("keeps the lock and the value of a key apart", function(ctx)
 end)
 
 ---------------------------------------------------------------------------
+-- durable entries: set_durable and list_durable
+---------------------------------------------------------------------------
+
+-- the sorted list_durable(prefix) as one string, for messages
+local function listed(store, prefix)
+    local keys, err = store:list_durable(prefix)
+    check(keys, "list_durable failed: " .. tostring(err))
+    for i = 2, #keys do
+        check(keys[i - 1] < keys[i], "list_durable is not sorted: " .. show(keys[i - 1]) .. " before "
+            .. show(keys[i]))
+    end
+    return table.concat(keys, ",")
+end
+
+case("keeps a durable entry without an expiry, and lists it by prefix", function(ctx)
+    local store, p = ctx.new(), "wecom:suite:" .. fresh("dur") .. ":corp:"
+    local value = "{\"permanent_code\":\"P\0\n|x\"}" .. string.rep("v", 600)
+    eq(true, store:set_durable(p .. "wwB", value), "set_durable")
+    eq(true, store:set_durable(p .. "wwA", "A"), "set_durable another")
+    eq(true, store:set(p .. "wwA:token", "T", core.now() + 60), "an expiring entry under the prefix")
+    eq(true, store:set_durable(p:sub(1, -2) .. "s:wwC", "C"), "a durable entry beside the prefix")
+    local v, e = store:get(p .. "wwB")
+    eq(value, v, "value")
+    eq(nil, e, "expires_at of a durable entry without one")
+    eq("A", (ctx.new():get(p .. "wwA")), "from another store object")
+    eq(p .. "wwA," .. p .. "wwB", listed(store, p), "list_durable")
+    eq(p .. "wwA," .. p .. "wwB", listed(ctx.new(), p), "list_durable from another store object")
+    eq(p .. "wwA," .. p .. "wwB," .. p:sub(1, -2) .. "s:wwC", listed(store, p:sub(1, -2)), "a shorter prefix")
+    eq("", listed(store, p .. "wwZ"), "a prefix nothing starts with")
+    check(listed(store, ""):find(p .. "wwA", 1, true), "the empty prefix lists every durable key")
+end)
+
+case("lists keys with the characters a store escapes exactly as they were set", function(ctx)
+    local store, p = ctx.new(), fresh("esc") .. ":"
+    local keys = { p .. "a:b", p .. "a%3Ab", p .. "a/b", p .. "A=B", p .. "a|b", p .. "a b", p .. "wpAbC", p .. "wpabc",
+        p .. "\255x", p .. "\255\255" }
+    table.sort(keys)
+    for i, k in ipairs(keys) do eq(true, store:set_durable(k, "v" .. i), "set_durable " .. show(k)) end
+    eq(table.concat(keys, ","), listed(store, p), "list_durable")
+    for i, k in ipairs(keys) do eq("v" .. i, (store:get(k)), "get " .. show(k)) end
+    eq(p .. "\255x," .. p .. "\255\255", listed(store, p .. "\255"), "a prefix ending in byte 255")
+    eq(p .. "\255\255", listed(store, p .. "\255\255"), "a prefix of bytes 255")
+end)
+
+case("ends a durable entry at the expiry it was given", function(ctx)
+    local store, key = ctx.new(), fresh("durexp")
+    local expires_at = core.now() + 0.2
+    eq(true, store:set_durable(key, "ticket", expires_at), "set_durable with an expiry")
+    local v, e = store:get(key)
+    eq("ticket", v, "before the expiry")
+    eq(expires_at, e, "its expiry")
+    ctx.sleep(0.3)
+    miss(store, key, "after the expiry")
+    eq(true, store:set_durable(key, "late", core.now() - 1), "set_durable with a past expiry")
+    miss(store, key, "an entry set with a past expiry")
+end)
+
+case("lets set and set_durable replace each other under one key", function(ctx)
+    local store, p = ctx.new(), fresh("switch") .. ":"
+    local key, exp = p .. "k", core.now() + 60
+    eq(true, store:set(key, "expiring", exp), "set")
+    eq(true, store:set_durable(key, "durable"), "set_durable over it")
+    local v, e = store:get(key)
+    eq("durable", v, "the durable value")
+    eq(nil, e, "no expiry")
+    eq(key, listed(store, p), "listed")
+    eq(true, store:set(key, "expiring again", exp), "set over the durable entry")
+    v, e = store:get(key)
+    eq("expiring again", v, "the expiring value")
+    eq(exp, e, "its expiry")
+    eq("", listed(store, p), "no longer listed")
+    eq(true, store:delete(key), "delete")
+    miss(store, key)
+end)
+
+case("deletes a durable entry, comparing the value when given one", function(ctx)
+    local store, p = ctx.new(), fresh("durdel") .. ":"
+    local key = p .. "k"
+    eq(true, store:set_durable(key, "code-1"), "set_durable")
+    eq(false, store:delete(key, "code-0"), "delete another value")
+    eq(false, store:delete(key, "code-1", core.now() + 60), "delete with an expiry it does not have")
+    eq("code-1", (store:get(key)), "kept")
+    eq(true, store:delete(key, "code-1"), "delete the value")
+    miss(store, key)
+    eq("", listed(store, p), "no longer listed")
+    eq(false, store:delete(key), "delete it again")
+    eq(true, store:set_durable(key, "code-2", core.now() + 60), "set_durable with an expiry")
+    local _, e = store:get(key)
+    eq(true, ctx.new():delete(key, "code-2", e), "delete that fetch from another store object")
+    eq("", listed(store, p), "not listed after that")
+end)
+
+case("never evicts: under pressure a write fails rather than drop what is there", function(ctx)
+    local store, p = ctx.new(), fresh("press") .. ":"
+    local durable = p .. "durable"
+    eq(true, store:set_durable(durable, "permanent"), "set_durable")
+    local written, refused = {}, nil
+    local filler = string.rep("f", 200)
+    for i = 1, ctx.fill do
+        local key = p .. "fill" .. i
+        local ok, err = store:set(key, filler, core.now() + 30)
+        if not ok then
+            refused = err
+            break
+        end
+        written[#written + 1] = key
+    end
+    local function cleanup()
+        for _, key in ipairs(written) do store:delete(key) end
+    end
+    local ok, err = pcall(function()
+        if refused ~= nil then
+            eq("store", type(refused) == "table" and refused.kind or refused, "a refused write's error")
+        end
+        eq("permanent", (store:get(durable)), "the durable entry after " .. #written .. " writes")
+        eq(durable, listed(store, p), "still listed")
+        for _, key in ipairs(written) do
+            check(store:get(key) == filler, "an expiring entry was evicted: " .. key .. " of " .. #written)
+        end
+        -- one more durable write: kept, or refused with a store error (a
+        -- full shdict), never at the cost of another entry
+        local more, merr = store:set_durable(p .. "more", "another")
+        if more then
+            eq("another", (store:get(p .. "more")), "the second durable entry")
+        else
+            eq("store", type(merr) == "table" and merr.kind or merr, "a refused durable write's error")
+        end
+        eq("permanent", (store:get(durable)), "the first durable entry at the end")
+    end)
+    cleanup()
+    store:delete(durable)
+    store:delete(p .. "more")
+    if not ok then error(err, 0) end
+end)
+
+---------------------------------------------------------------------------
 -- arguments
 ---------------------------------------------------------------------------
 
@@ -229,6 +368,16 @@ case("raises on arguments of the wrong type, naming the call", function(ctx)
     raises(function() store:lock("k", 0) end, where .. "lock: lease_seconds must be a positive number")
     raises(function() store:lock("k", "10") end, where .. "lock: lease_seconds must be a positive number")
     raises(function() store:unlock(nil) end, where .. "unlock: key must be a non-empty string")
+    raises(function() store:set_durable("", "v") end, where .. "set_durable: key must be a non-empty string")
+    raises(function() store:set_durable("k", "") end,
+        where .. "set_durable: value must be a non-empty string (got empty string)")
+    raises(function() store:set_durable("k", 5) end, where .. "set_durable: value must be a non-empty string")
+    raises(function() store:set_durable("k", "v", "soon") end,
+        where .. "set_durable: expires_at must be a finite number or nil")
+    raises(function() store:set_durable("k", "v", 0 / 0) end, where .. "set_durable: expires_at must be")
+    raises(function() store:set_durable("k", "v", 1 / 0) end, where .. "set_durable: expires_at must be")
+    raises(function() store:list_durable(nil) end, where .. "list_durable: prefix must be a string (got nil)")
+    raises(function() store:list_durable(5) end, where .. "list_durable: prefix must be a string")
 end)
 
 case("names its kind in tostring", function(ctx)

@@ -105,6 +105,7 @@ describe("wecom.store.file", function()
                 sh.write_file(dir .. "/" .. key .. ".tok", text)
             end,
             sleep = core.sleep,
+            fill = 20,     -- a directory holds what the disk holds
         }
     end)
 
@@ -130,6 +131,57 @@ describe("wecom.store.file", function()
             ]], { dir })
             assert.equal("from-parent " .. string.format("%.3f", expires_at), out)
             assert.equal("from-child", (file_store.new(dir):get("wecom:token:back")))
+        end)
+    end)
+
+    describe("durable entries", function()
+        local SUITE = "wecom:suite:wwSUITE:corp:"
+
+        it("are .keep files without an expiry, listed and read after a restart (new process)", function()
+            local store = file_store.new(dir, { fsync = false })
+            assert.is_true(store:set_durable(SUITE .. "wwA", "{code}"))
+            assert.is_true(store:set(SUITE .. "wwA:token", "tok", core.now() + 60))
+            local path = dir .. "/wecom%3Asuite%3AwwSUITE%3Acorp%3AwwA="
+                .. core.sha1_hex(SUITE .. "wwA"):sub(1, 16) .. ".keep"
+            assert.equal("-\n{code}", sh.read_file(path))
+            assert.equal("600", sh.mode(path))
+            local out = child.run([[
+                local store = require("wecom.store.file").new(arg[1])
+                io.write(store:get(arg[2] .. "wwA"), " ", table.concat(store:list_durable(arg[2]), ","))
+                assert(store:set_durable(arg[2] .. "wwB", "from-child"))
+            ]], { dir, SUITE })
+            assert.equal("{code} " .. SUITE .. "wwA", out)
+            store = file_store.new(dir)
+            assert.same({ SUITE .. "wwA", SUITE .. "wwB" }, store:list_durable(SUITE))
+            assert.equal("from-child", (store:get(SUITE .. "wwB")))
+        end)
+
+        it("lists .keep files only, not a write's temporary file nor other files", function()
+            local store = file_store.new(dir)
+            assert.is_true(store:set_durable("k1", "v"))
+            sh.write_file(dir .. "/k2.keep.AbC123", "-\nhalf-written")
+            sh.write_file(dir .. "/k3.tok", "-\nnot durable")
+            sh.write_file(dir .. "/.keep", "-\nno name")
+            assert.same({ "k1" }, store:list_durable(""))
+        end)
+
+        it("refuses a durable key that would not fit a file name, with a store error", function()
+            local store = file_store.new(dir)
+            local key = SUITE .. string.rep(":", 60)
+            local ok, err = store:set_durable(key, "v")
+            assert.is_nil(ok)
+            assert.equal("store", err.kind)
+            assert.matches("a durable key must fit a file name", err.errmsg, 1, true)
+            assert.is_nil((store:get(key)))
+            assert.is_true(store:set_durable(SUITE .. string.rep("w", 150), "v"))
+        end)
+
+        it("returns a store error from list_durable when the directory goes away", function()
+            local store = file_store.new(dir)
+            os.execute("rm -rf " .. child.quote(dir))
+            local keys, err = store:list_durable("")
+            assert.is_nil(keys)
+            assert.equal("store", err.kind)
         end)
     end)
 

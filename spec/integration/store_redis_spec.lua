@@ -46,6 +46,7 @@ describe("wecom.store.redis", function()
                 assert.equal("OK", direct:command("SET", "wecom:" .. key, text))
             end,
             sleep = core.sleep,
+            fill = 20,     -- Redis under maxmemory: "durable entries" below
         }
     end)
 
@@ -103,6 +104,132 @@ describe("wecom.store.redis", function()
             assert.matches("WRONGTYPE", err.errmsg)
         end)
 
+    end)
+
+    describe("durable entries", function()
+        local SUITE = "wecom:suite:wwSUITE:corp:"
+
+        local function info(section, field)
+            return tonumber(direct:command("INFO", section):match(field .. ":(%d+)"))
+        end
+
+        it("are SET without a TTL and listed in the sorted set <prefix>durable", function()
+            local store = new_store{ prefix = "app1:" }
+            assert.is_true(store:set_durable(SUITE .. "wwA", "{code}"))
+            assert.is_true(store:set_durable("wecom:token:x:ticket:mass_call", "T", core.now() + 600))
+            assert.is_true(store:set(SUITE .. "wwA:token", "tok", core.now() + 600))
+            assert.equal(-1, direct:command("TTL", "app1:" .. SUITE .. "wwA"))
+            assert.equal(-1, direct:command("TTL", "app1:wecom:token:x:ticket:mass_call"))
+            assert.equal("-\n{code}", direct:command("GET", "app1:" .. SUITE .. "wwA"))
+            assert.same({ "wecom:suite:wwSUITE:corp:wwA", "wecom:token:x:ticket:mass_call" },
+                direct:command("ZRANGE", "app1:durable", 0, -1))
+            assert.same({ SUITE .. "wwA" }, store:list_durable(SUITE))
+            assert.same({}, new_store{ prefix = "app2:" }:list_durable(""))
+            assert.is_true(store:delete(SUITE .. "wwA"))
+            assert.same({ "wecom:token:x:ticket:mass_call" }, direct:command("ZRANGE", "app1:durable", 0, -1))
+        end)
+
+        it("are never evicted under maxmemory with a volatile-* policy, while expiring entries are", function()
+            local store = new_store()
+            assert.is_true(store:set_durable(SUITE .. "wwA", "permanent"))
+            assert.equal("OK", direct:command("CONFIG", "RESETSTAT"))
+            local used = info("memory", "used_memory")
+            assert.equal("OK", direct:command("CONFIG", "SET", "maxmemory", tostring(used + 2 * 1024 * 1024)))
+            assert.equal("OK", direct:command("CONFIG", "SET", "maxmemory-policy", "volatile-lru"))
+            local ok, err = pcall(function()
+                local big = string.rep("x", 16384)
+                for i = 1, 400 do     -- 6.4 MB through 2 MB of room
+                    assert.is_true(store:set("wecom:token:fill" .. i, big, core.now() + 600))
+                end
+                assert.is_true(info("stats", "evicted_keys") > 0, "Redis evicted nothing")
+                assert.equal("permanent", (store:get(SUITE .. "wwA")))
+                assert.same({ SUITE .. "wwA" }, store:list_durable(SUITE))
+                assert.is_true(store:set_durable(SUITE .. "wwB", "second"))
+                assert.equal("second", (store:get(SUITE .. "wwB")))
+            end)
+            direct:command("CONFIG", "SET", "maxmemory", "0")
+            direct:command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+            assert(ok, err)
+        end)
+
+        it("with noeviction, a write past maxmemory fails with a store error and nothing goes", function()
+            local store = new_store()
+            assert.is_true(store:set_durable(SUITE .. "wwA", "permanent"))
+            assert.equal("OK", direct:command("CONFIG", "RESETSTAT"))
+            local used = info("memory", "used_memory")
+            assert.equal("OK", direct:command("CONFIG", "SET", "maxmemory", tostring(used + 1024 * 1024)))
+            local ok, err = pcall(function()
+                local big, refused = string.rep("x", 16384), nil
+                local written = 0
+                for i = 1, 400 do
+                    local done, serr = store:set("wecom:token:fill" .. i, big, core.now() + 600)
+                    if not done then
+                        refused = serr
+                        break
+                    end
+                    written = i
+                end
+                assert.is_true(errors.is_error(refused), "no write was refused")
+                assert.equal("store", refused.kind)
+                assert.matches("OOM", refused.errmsg)
+                assert.equal(0, info("stats", "evicted_keys"))
+                assert.equal("permanent", (store:get(SUITE .. "wwA")))
+                assert.equal(written, #direct:command("KEYS", "wecom:wecom:token:fill*"))
+            end)
+            direct:command("CONFIG", "SET", "maxmemory", "0")
+            assert(ok, err)
+        end)
+
+        it("hold a mass-call ticket without a TTL for its 7 days; one stored with a TTL still reads", function()
+            local idconvert = require "wecom.api.idconvert"
+            local store, applied = new_store(), 0
+            local function client(corpid)
+                return { corpid = corpid, base_url = "https://unit.example", store = store,
+                    get = function()
+                        applied = applied + 1
+                        return { mass_call_ticket = "MASS-" .. corpid }
+                    end }
+            end
+            local c = client("wwMASS")
+            local ticket, expires_at = idconvert.mass_call_ticket(c)
+            assert.equal("MASS-wwMASS", ticket)
+            assert.is_true(math.abs(expires_at - (core.now() + 7 * 86400)) < 5)
+            local key = idconvert.mass_call_key(c)
+            assert.equal(-1, direct:command("TTL", "wecom:" .. key))
+            assert.same({ key }, store:list_durable(key))
+            assert.equal("MASS-wwMASS", (idconvert.mass_call_ticket(client("wwMASS"))))
+            assert.equal(1, applied)
+
+            -- written by an earlier version: an expiring entry, read as it is
+            local old = client("wwOLD")
+            assert.is_true(store:set(idconvert.mass_call_key(old), "OLD-TICKET", core.now() + 3600))
+            assert.equal("OLD-TICKET", (idconvert.mass_call_ticket(old)))
+            assert.equal(1, applied)
+        end)
+
+        it("survive a reconnect, a new process, and a Redis restart that loads a snapshot", function()
+            local store = new_store()
+            assert.is_true(store:set_durable(SUITE .. "wwA", "permanent"))
+            assert.is_true(direct:command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes") >= 1)
+            assert.equal("permanent", (store:get(SUITE .. "wwA")))     -- over a new connection
+            local out = child.run([[
+                local store = require("wecom.store.redis").new { port = tonumber(arg[1]), password = arg[2] }
+                io.write(store:get(arg[3]), " ", table.concat(store:list_durable(arg[4]), ","))
+            ]], { tostring(srv.port), PASSWORD, SUITE .. "wwA", SUITE })
+            assert.equal("permanent " .. SUITE .. "wwA", out)
+
+            -- what survives a restart of Redis is its persistence's business:
+            -- the spec's server saves only when told (SAVE) and loads that
+            assert.is_true(store:set("wecom:token:t", "tok", core.now() + 600))
+            assert.equal("OK", direct:command("SAVE"))
+            srv:restart()
+            direct = assert(srv:connect())
+            os.remove(srv.dir .. "/dump.rdb")
+            assert.equal("permanent", (store:get(SUITE .. "wwA")))
+            assert.same({ SUITE .. "wwA" }, store:list_durable(SUITE))
+            assert.equal(-1, direct:command("TTL", "wecom:" .. SUITE .. "wwA"))
+            assert.equal("tok", (store:get("wecom:token:t")))
+        end)
     end)
 
     describe("lock", function()

@@ -152,5 +152,91 @@ describe("wecom.suite on shared stores", function()
             assert.equal(#ids, delta("/cgi-bin/service/get_corp_token"))
             assert.equal(PROCESSES * #ids, delta("/cgi-bin/agent/get"))
         end)
+
+        it("keeps each authorization as a durable entry, and no index, in the " .. kind .. " store", function()
+            local _, store = store_of(kind)
+            local suite = sh.new(info, fx, false, { store = store })
+            sh.ready(suite)
+            local ids = installable(3)
+            table.sort(ids)
+            local keys = {}
+            for i, corpid in ipairs(ids) do
+                sh.install(suite, corpid)
+                keys[i] = records.corp_key(suite._ns, corpid)
+            end
+            assert.same(keys, store:list_durable(suite._ns))
+            for i = 0, 63 do
+                assert.is_nil((store:get(suite._ns .. ":corps:" .. i)))
+            end
+            if kind == "redis" then
+                local conn = assert(srv:connect())
+                for _, key in ipairs(keys) do
+                    assert.equal(-1, conn:command("TTL", "wecom:" .. key))
+                end
+                conn:close()
+            end
+            assert(suite:forget(ids[2]))
+            assert.same({ keys[1], keys[3] }, store:list_durable(suite._ns))
+        end)
+
+        it("reads authorizations written before durable writes (" .. kind .. " store)", function()
+            local _, store = store_of(kind)
+            local suite = sh.new(info, fx, false, { store = store })
+            local ns = suite._ns
+            -- what earlier versions wrote: a record with an expiry a century
+            -- ahead, listed in bucket sha1(corpid) % 64 of an index
+            local century = os.time() + 100 * 365 * 86400
+            local function legacy(corpid, code, agentid)
+                assert(store:set(records.corp_key(ns, corpid),
+                    json.encode { corpid = corpid, permanent_code = code, agentid = agentid }, century))
+                local bucket = ns .. ":corps:" .. tonumber(require("wecom.core").sha1_hex(corpid):sub(1, 4), 16) % 64
+                local listed = store:get(bucket) or ""
+                assert(store:set(bucket, listed .. corpid .. "\n", century))
+                return bucket
+            end
+            local bucket_a = legacy("wwLEGACYA", "pc-a", 11)
+            legacy("wwLEGACYB", "pc-b", 12)
+            assert(suite:set_permanent_code("wwNEW", "pc-new", 13))
+            -- re-authorized since: durable now, and still in its old bucket
+            assert(suite:set_permanent_code("wwLEGACYB", "pc-b2", 12))
+
+            local seen = {}
+            for corp in suite:corps() do
+                seen[#seen + 1] = corp.corpid .. "=" .. corp.agentid
+            end
+            table.sort(seen)
+            assert.same({ "wwLEGACYA=11", "wwLEGACYB=12", "wwNEW=13" }, seen)
+            assert.equal("wwLEGACYA", assert(suite:corp("wwLEGACYA")).corpid)
+
+            assert(suite:forget("wwLEGACYA"))
+            assert.is_nil((store:get(records.corp_key(ns, "wwLEGACYA"))))
+            assert.is_nil((store:get(bucket_a) or ""):find("wwLEGACYA", 1, true))
+            seen = {}
+            for corp in suite:corps() do
+                seen[#seen + 1] = corp.corpid
+            end
+            table.sort(seen)
+            assert.same({ "wwLEGACYB", "wwNEW" }, seen)
+        end)
     end
+
+    it("lists 20,000 authorized corps on the memory store, past what the old index held", function()
+        local store = wecom.store.memory()
+        local suite = sh.new(info, fx, false, { store = store, suite_id = "wwSUITE20K" .. os.time() })
+        local n = 20000
+        for i = 1, n do
+            assert(suite:set_permanent_code(("wwCorp%05d"):format(i), "pc" .. i, i))
+        end
+        local count, last = 0, ""
+        for corp in suite:corps() do
+            count = count + 1
+            assert.is_true(corp.corpid > last, "listed in corpid order")
+            last = corp.corpid
+        end
+        assert.equal(n, count)
+        for _, key in ipairs(store:list_durable(suite._ns)) do
+            store:delete(key)
+        end
+        assert.same({}, store:list_durable(suite._ns))
+    end)
 end)

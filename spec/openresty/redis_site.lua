@@ -140,6 +140,7 @@ local ctx = {
         assert(ngx.shared[DICT]:set(key, text))
     end,
     sleep = ngx.sleep,
+    fill = 100000,     -- far more than the 1m zone holds
 }
 
 function _M.contract()

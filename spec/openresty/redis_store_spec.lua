@@ -193,7 +193,7 @@ describe("wecom.store.redis inside nginx", function()
 
             -- under the prefix, in db DB, with Redis' own expiry
             assert.same({ token_key }, conn:command("KEYS", "*"))
-            local expires_at, value = common.split_record(conn:command("GET", token_key))
+            local value, expires_at = common.split_record(conn:command("GET", token_key))
             assert.is_true(expires_at > core.now() + 3600)
             local pttl = conn:command("PTTL", token_key)
             assert.is_true(pttl > 3600 * 1000 and pttl <= 7200 * 1000, "PTTL " .. pttl)

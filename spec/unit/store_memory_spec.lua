@@ -19,6 +19,7 @@ describe("wecom.store.memory", function()
                 return core.token_set(key, value, expires_at)
             end,
             sleep = core.sleep,
+            fill = 100001,     -- past the cache's 100,000 entries
         }
     end)
 

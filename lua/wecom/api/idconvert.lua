@@ -281,6 +281,13 @@ end
 -- a secret's hash, so it can never be an app's token key.
 local MASS_CALL_KEY_SALT = "wecom: mass_call_ticket"
 
+-- the ticket's single flight, written with the store's durable write
+local function durable_flight(client)
+    local opts = token.flight_opts(client.timeout or 5, client.retries or 2, retry.MAX_BACKOFF)
+    opts.durable = true
+    return opts
+end
+
 function _M.mass_call_key(client)
     return token.ticket_key(token.app_key(client.corpid, nil, MASS_CALL_KEY_SALT, client.base_url), "mass_call")
 end
@@ -304,7 +311,9 @@ end
 -- The stored ticket while it is valid; otherwise apply_mass_call_ticket once
 -- (one caller at a time across everything sharing the store) and keep the
 -- answer for its 7 days.  Nothing ever drops it early: a token error, a
--- retry or a restart (with a file, Redis or shdict store) keeps it.
+-- retry or a restart (with a file, Redis or shdict store) keeps it, and it
+-- is a durable entry (set_durable with its expiry), so no cache policy of
+-- the store evicts it either.
 function _M.mass_call_ticket(client)
     local ticket, expires_at = _M.cached_mass_call_ticket(client)
     if ticket then
@@ -328,7 +337,7 @@ function _M.mass_call_ticket(client)
             lifetime = expires_in
         end
         return value, core.now() + lifetime
-    end, token.flight_opts(client.timeout or 5, client.retries or 2, retry.MAX_BACKOFF))
+    end, durable_flight(client))
 end
 
 ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 -- wecom.store.common: what the token stores share — the checks of the
--- store interface's arguments (notes/CONTRACTS.md, "Token stores") and the
--- "<expires_at>\n<value>" record of the file and Redis stores.
+-- store interface's arguments (docs/stores.md, "Writing your own store")
+-- and the record of the file and Redis stores: "<expires_at>\n<value>", or
+-- "-\n<value>" for a durable entry without expiry.
 
 local math_huge = math.huge
 local string_format = string.format
@@ -37,6 +38,23 @@ function _M.checks(name)
         end
     end
 
+    -- set_durable(key, value [, expires_at]): an empty value would read
+    -- back as a miss, so it is refused here
+    function check.durable(value, expires_at)
+        if type(value) ~= "string" or value == "" then
+            fail("set_durable", "value must be a non-empty string", value)
+        end
+        if expires_at ~= nil and (type(expires_at) ~= "number" or _M.expiry(expires_at) == nil) then
+            fail("set_durable", "expires_at must be a finite number or nil", expires_at)
+        end
+    end
+
+    function check.prefix(key_prefix)
+        if type(key_prefix) ~= "string" then
+            fail("list_durable", "prefix must be a string", key_prefix)
+        end
+    end
+
     -- a finite number: NaN would never compare as expired, infinity never expire
     function check.expires_at(expires_at)
         if _M.expiry(expires_at) == nil or type(expires_at) ~= "number" then
@@ -67,8 +85,14 @@ function _M.checks(name)
 end
 
 -- record(expires_at, value) -> "<expires_at>\n<value>" (%.17g: the number
--- reads back exactly, so it can name the fetch it came from)
+-- reads back exactly, so it can name the fetch it came from); expires_at
+-- nil (a durable entry that never expires) -> "-\n<value>"
+local NO_EXPIRY = "-"
+
 function _M.record(expires_at, value)
+    if expires_at == nil then
+        return NO_EXPIRY .. "\n" .. value
+    end
     return string_format("%.17g\n", expires_at) .. value
 end
 
@@ -81,19 +105,36 @@ function _M.expiry(text)
     return n
 end
 
--- split_record(data) -> expires_at, value for "<number>\n<value>"; nil when
--- data is nil or not in that shape: no finite number, or an empty value (a
--- store never keeps an empty token, so it is damage, read as a miss)
+-- split_record(data) -> value, expires_at for "<number>\n<value>", value
+-- alone for "-\n<value>" (no expiry); nil when data is nil or in another
+-- shape: neither a finite number nor "-", or an empty value (a store never
+-- keeps an empty value, so it is damage, read as a miss)
 function _M.split_record(data)
     if type(data) ~= "string" then
         return nil
     end
     local nl = data:find("\n", 1, true)
-    local num = nl and _M.expiry(data:sub(1, nl - 1))
-    if not num or nl == #data then
+    if not nl or nl == #data then
         return nil
     end
-    return num, data:sub(nl + 1)
+    local head = data:sub(1, nl - 1)
+    if head == NO_EXPIRY then
+        return data:sub(nl + 1)
+    end
+    local num = _M.expiry(head)
+    if not num then
+        return nil
+    end
+    return data:sub(nl + 1), num
+end
+
+-- live(value, expires_at, now) -> value, expires_at while the entry lasts
+-- (no expiry, or one after now); nothing otherwise
+function _M.live(value, expires_at, now)
+    if value == nil or (expires_at ~= nil and expires_at <= now) then
+        return nil
+    end
+    return value, expires_at
 end
 
 -- matches(expires_at, value, only_if_value, only_if_expires_at) -> whether

@@ -8,10 +8,17 @@
 --   <key>.tok        "<expires_at>\n<value>", replaced atomically (temp file
 --                    + rename), so get() reads without any lock and never sees
 --                    a torn file; written 0600 and fsync'ed by default
+--   <key>.keep       a durable entry (set_durable): "-\n<value>", or
+--                    "<expires_at>\n<value>" when it was given an expiry;
+--                    written the same way.  The suffix lets list_durable
+--                    find them with one directory listing; a key has a
+--                    .tok or a .keep file, never both for long (each write
+--                    removes the other, holding the mutex)
 --   <key>.lease      "<until>\n<owner>": the refresh lock of a key, a lease so
 --                    a holder that died or hangs cannot wedge the key
 -- <key> is the store key URL-escaped (wecom.url.escape: no '/' can remain),
--- a long one cut and completed with its SHA-1.  One file per key keeps
+-- a long one cut and completed with its SHA-1 (so a durable key must be
+-- short enough not to be cut: its name is how list_durable reads it back).  One file per key keeps
 -- every operation O(1) however many downstream corps share the store, and
 -- lets a reader see one key without parsing the others.  Entries survive
 -- restarts: a cron job run every minute reuses the token of the previous run.
@@ -26,10 +33,12 @@
 -- stores"); runtime failures return nil, err with err.kind == "store".
 
 local error = error
+local ipairs = ipairs
 local os_remove = os.remove
 local pcall = pcall
 local setmetatable = setmetatable
 local string_format = string.format
+local table_sort = table.sort
 local tostring = tostring
 local type = type
 
@@ -47,6 +56,10 @@ local DEFAULT_MUTEX_TIMEOUT = 5
 local MAX_NAME = 200      -- below NAME_MAX (255) with room for suffixes
 local MAX_RECORD = 65536  -- an entry: an expiry and a token or ticket
 local MAX_LEASE = 1024    -- a lease file: an expiry and an owner id
+local TOK, KEEP = ".tok", ".keep"
+-- the longest escaped durable key: its name, "=" and 16 hex digits (a key
+-- with capitals) must not be cut
+local MAX_DURABLE_NAME = MAX_NAME - 17
 
 function mt.__tostring(self)
     return "wecom.store.file (" .. self.dir .. ")"
@@ -59,6 +72,7 @@ end
 local check = common.checks("file")
 local check_key = check.key
 local split_record = common.split_record
+local live = common.live
 
 -- entry_name(key) -> the file name (without suffix) of key's files
 local function entry_name(key)
@@ -141,7 +155,17 @@ local function with_mutex(self, fn, ...)
     return a, b
 end
 
--- get(key) -> value, expires_at | nil | nil, err
+-- read_record(path) -> value, expires_at | nil (missing, or another
+-- shape: empty, damaged) | nil, err
+local function read_record(path)
+    local data, err = read_entry(path, MAX_RECORD)
+    if err then
+        return nil, err
+    end
+    return split_record(data)
+end
+
+-- get(key) -> value, expires_at | value (durable, no expiry) | nil | nil, err
 -- An entry in another shape (empty, damaged) is a miss.
 function _M.get(self, key)
     check_key("get", key)
@@ -149,48 +173,19 @@ function _M.get(self, key)
     if not ok then
         return nil, derr
     end
-    local data, err = read_entry(self.dir .. "/" .. entry_name(key) .. ".tok", MAX_RECORD)
-    if err then
-        return nil, err
+    local base = self.dir .. "/" .. entry_name(key)
+    local value, expires_at = read_record(base .. TOK)
+    if value == nil and expires_at == nil then
+        value, expires_at = read_record(base .. KEEP)
     end
-    local expires_at, value = split_record(data)
-    if not expires_at or expires_at <= core.now() then
-        return nil
+    if value == nil then
+        return nil, expires_at
     end
-    return value, expires_at
+    return live(value, expires_at, core.now())
 end
 
-local function set_locked(self, path, record)
-    local ok, err = core.write_atomic(path, record, self.fsync)
-    if not ok then
-        return fail(err)
-    end
-    return true
-end
-
--- set(key, value, expires_at) -> true | nil, err
-function _M.set(self, key, value, expires_at)
-    check_key("set", key)
-    check.value(value)
-    check.expires_at(expires_at)
-    local record = common.record(expires_at, value)
-    if #record > MAX_RECORD then
-        return fail("an entry of " .. #record .. " bytes is over the file store's " .. MAX_RECORD)
-    end
-    return with_mutex(self, set_locked, self.dir .. "/" .. entry_name(key) .. ".tok", record)
-end
-
-local function delete_locked(_, path, only_if_value, only_if_expires_at)
-    if only_if_value ~= nil then
-        local data, err = read_entry(path, MAX_RECORD)
-        if err then
-            return nil, err
-        end
-        local expires_at, value = split_record(data)
-        if not expires_at or not common.matches(expires_at, value, only_if_value, only_if_expires_at) then
-            return false
-        end
-    end
+-- removes path; true | false (there was none) | nil, err
+local function remove(path)
     local ok, msg, code = os_remove(path)
     if ok then
         return true
@@ -200,6 +195,83 @@ local function delete_locked(_, path, only_if_value, only_if_expires_at)
     return fail("cannot remove " .. tostring(msg))
 end
 
+-- writes record to base .. suffix, then removes the key's file of the
+-- other kind (a reader sees the old entry or the new one)
+local function set_locked(self, base, suffix, record)
+    local ok, err = core.write_atomic(base .. suffix, record, self.fsync)
+    if not ok then
+        return fail(err)
+    end
+    ok, err = remove(base .. (suffix == TOK and KEEP or TOK))
+    if ok == nil then
+        return nil, err
+    end
+    return true
+end
+
+local function too_big(record)
+    return fail("an entry of " .. #record .. " bytes is over the file store's " .. MAX_RECORD)
+end
+
+-- set(key, value, expires_at) -> true | nil, err
+function _M.set(self, key, value, expires_at)
+    check_key("set", key)
+    check.value(value)
+    check.expires_at(expires_at)
+    local record = common.record(expires_at, value)
+    if #record > MAX_RECORD then
+        return too_big(record)
+    end
+    return with_mutex(self, set_locked, self.dir .. "/" .. entry_name(key), TOK, record)
+end
+
+-- set_durable(key, value [, expires_at]) -> true | nil, err
+-- A file is never dropped by anything but delete; with expires_at, get
+-- misses it from then on.  The key must fit a file name uncut.
+function _M.set_durable(self, key, value, expires_at)
+    check_key("set_durable", key)
+    check.durable(value, expires_at)
+    local escaped = #url.escape(key)
+    if escaped > MAX_DURABLE_NAME then
+        return fail("a durable key must fit a file name: this one escapes to " .. escaped
+            .. " bytes, over the file store's " .. MAX_DURABLE_NAME)
+    end
+    local record = common.record(expires_at, value)
+    if #record > MAX_RECORD then
+        return too_big(record)
+    end
+    return with_mutex(self, set_locked, self.dir .. "/" .. entry_name(key), KEEP, record)
+end
+
+-- removes the file at path (only if it holds only_if_value, and that
+-- expiry, when given) -> removed | nil, err
+local function delete_file(path, only_if_value, only_if_expires_at)
+    if only_if_value ~= nil then
+        local value, expires_at = read_record(path)
+        if value == nil then
+            return nil, expires_at   -- nil, err; or nil: nothing to remove
+        end
+        if not common.matches(expires_at, value, only_if_value, only_if_expires_at) then
+            return false
+        end
+    end
+    return remove(path)
+end
+
+-- both files of the key: only one is there, but for a moment after a
+-- write that switched kinds
+local function delete_locked(_, base, only_if_value, only_if_expires_at)
+    local removed = false
+    for _, suffix in ipairs({ TOK, KEEP }) do
+        local done, err = delete_file(base .. suffix, only_if_value, only_if_expires_at)
+        if err then
+            return nil, err
+        end
+        removed = removed or done == true
+    end
+    return removed
+end
+
 -- delete(key [, only_if_value [, only_if_expires_at]]) -> removed (boolean) | nil, err
 -- With only_if_value, the entry goes only if it still holds that value (and
 -- that expiry: the same fetch).
@@ -207,8 +279,33 @@ function _M.delete(self, key, only_if_value, only_if_expires_at)
     check_key("delete", key)
     check.only_if_value(only_if_value)
     check.only_if_expires_at(only_if_expires_at, only_if_value)
-    return with_mutex(self, delete_locked, self.dir .. "/" .. entry_name(key) .. ".tok", only_if_value,
+    return with_mutex(self, delete_locked, self.dir .. "/" .. entry_name(key), only_if_value,
         only_if_expires_at)
+end
+
+-- list_durable(prefix) -> { key, ... } | nil, err: the keys of the .keep
+-- files that start with prefix, sorted; read from the names alone (one
+-- directory listing, no file opened)
+function _M.list_durable(self, prefix)
+    check.prefix(prefix)
+    local ok, derr = dir_ok(self)
+    if not ok then
+        return nil, derr
+    end
+    local names, err = core.list_dir(self.dir, KEEP)
+    if not names then
+        return fail(err)
+    end
+    local keys = {}
+    for _, name in ipairs(names) do
+        -- "<escaped key>[=<hash>].keep": '=' is never left unescaped
+        local key = url.unescape((name:sub(1, -#KEEP - 1):gsub("=.*$", "")))
+        if key:sub(1, #prefix) == prefix then
+            keys[#keys + 1] = key
+        end
+    end
+    table_sort(keys)
+    return keys
 end
 
 local function lock_locked(self, key, path, lease)
@@ -217,7 +314,7 @@ local function lock_locked(self, key, path, lease)
         return nil, err
     end
     local now = core.now()
-    local lease_end = split_record(data)
+    local _, lease_end = split_record(data)
     if lease_end and lease_end > now then
         return false
     end
@@ -244,7 +341,7 @@ local function unlock_locked(self, key, path)
     if err then
         return nil, err
     end
-    local _, owner = split_record(data)
+    local owner = split_record(data)
     if owner == self.held[key] then
         local ok, msg, code = os_remove(path)
         if not ok and code ~= ENOENT then

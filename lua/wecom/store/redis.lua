@@ -5,11 +5,19 @@
 --
 -- Keys (prefix + the store key):
 --   <prefix><key>        "<expires_at>\n<value>", SET with PX so Redis drops
---                        it when the token expires
+--                        it when the token expires; a durable entry
+--                        (set_durable) is SET without PX: "-\n<value>", or
+--                        "<expires_at>\n<value>" checked on read, so no
+--                        volatile-* policy ever evicts it
 --   <prefix>lock:<key>   a random owner id, SET NX PX <lease>: the refresh
 --                        lock of a key; it ends by itself after the lease
--- Unlock and compare-and-delete are Lua scripts (EVAL), so only the holder
--- of the lock, or of the expected value, deletes.
+--   <prefix>durable      a sorted set of the durable keys (every score 0):
+--                        list_durable reads a prefix of it with ZRANGEBYLEX
+-- Every write and delete is one command or one Lua script (EVAL) that also
+-- keeps the sorted set right, so it never lists a key that is not durable;
+-- unlock and compare-and-delete are scripts too, so only the holder of the
+-- lock, or of the expected value, deletes.  The scripts name two keys:
+-- Redis Cluster is not supported.
 --
 -- Transport: hiredis does the protocol everywhere.  In plain Lua it is the
 -- core's blocking connection (one per store object, re-made after an I/O
@@ -25,6 +33,8 @@
 
 local ipairs = ipairs
 local math_floor = math.floor
+local str_byte = string.byte
+local str_char = string.char
 local setmetatable = setmetatable
 local tostring = tostring
 local type = type
@@ -40,25 +50,41 @@ local _M = { name = "redis" }
 
 local mt = { __index = _M }
 
--- deletes KEYS[1] only if its value (after the expiry header) is ARGV[1]
-local DELETE_IF_VALUE = [[
-local v = redis.call('GET', KEYS[1])
-if v then
-  local nl = string.find(v, '\n', 1, true)
-  if nl and string.sub(v, nl + 1) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-  end
-end
-return 0
+-- In every script: KEYS[1] the entry, KEYS[2] the sorted set of durable
+-- keys, ARGV[1] the store key (the member).
+
+-- an expiring entry: SET PX (ARGV[3] ms) of the record ARGV[2]; it is no
+-- durable key (any more)
+local SET_EXPIRING = [[
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
 ]]
 
--- deletes KEYS[1] only if it holds exactly the record ARGV[1] (value and
--- expiry: the same fetch)
-local DELETE_IF_RECORD = [[
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+-- a durable entry: SET of the record ARGV[2], without expiry, and listed
+local SET_DURABLE = [[
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+return 1
+]]
+
+-- deletes KEYS[1]: ARGV[2] "any"; "value": only if its value (after the
+-- expiry header) is ARGV[3]; "record": only if it holds exactly the record
+-- ARGV[3] (value and expiry: the same fetch)
+local DELETE = [[
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 0
 end
-return 0
+if ARGV[2] == 'record' then
+  if v ~= ARGV[3] then return 0 end
+elseif ARGV[2] == 'value' then
+  local nl = string.find(v, '\n', 1, true)
+  if not nl or string.sub(v, nl + 1) ~= ARGV[3] then return 0 end
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1])
 ]]
 
 -- deletes the lock KEYS[1] only if ARGV[1] still owns it
@@ -231,12 +257,41 @@ function _M.get(self, key)
     elseif type(res) ~= "string" then
         return unexpected(self, "GET", res)
     end
-    local expires_at, value = common.split_record(res)
-    -- the expiry check also covers hosts whose clocks run ahead of Redis'
-    if not expires_at or expires_at <= core.now() then
-        return nil
+    local value, expires_at = common.split_record(res)
+    -- the expiry check also covers hosts whose clocks run ahead of Redis',
+    -- and durable entries, which Redis never drops by itself
+    return common.live(value, expires_at, core.now())
+end
+
+-- script(self, name, script, key, ...) -> reply | nil, err: one of the
+-- scripts above on key's entry and the sorted set
+local function script(self, name, text, key, ...)
+    local res, err = command(self, "EVAL", text, 2, self.prefix .. key, self.index, key, ...)
+    if res == nil then
+        return nil, err or errors.new("store", "redis " .. self.where .. ": " .. name .. " was not applied")
+    elseif type(res) ~= "number" then
+        return unexpected(self, name, res)
     end
-    return value, expires_at
+    return res
+end
+
+-- delete(key [, only_if_value [, only_if_expires_at]]) -> removed (boolean) | nil, err
+function _M.delete(self, key, only_if_value, only_if_expires_at)
+    check_key("delete", key)
+    check.only_if_value(only_if_value)
+    check.only_if_expires_at(only_if_expires_at, only_if_value)
+    local res, err
+    if only_if_expires_at ~= nil then
+        res, err = script(self, "DEL", DELETE, key, "record", common.record(only_if_expires_at, only_if_value))
+    elseif only_if_value ~= nil then
+        res, err = script(self, "DEL", DELETE, key, "value", only_if_value)
+    else
+        res, err = script(self, "DEL", DELETE, key, "any", "")
+    end
+    if res == nil then
+        return nil, err
+    end
+    return res == 1
 end
 
 -- set(key, value, expires_at) -> true | nil, err
@@ -247,37 +302,60 @@ function _M.set(self, key, value, expires_at)
     local ttl_ms = math_floor((expires_at - core.now()) * 1000)
     local res, err
     if ttl_ms <= 0 then
-        res, err = command(self, "DEL", self.prefix .. key)
+        res, err = script(self, "DEL", DELETE, key, "any", "")
     else
-        res, err = command(self, "SET", self.prefix .. key,
-            common.record(expires_at, value), "PX", ttl_ms)
+        res, err = script(self, "SET", SET_EXPIRING, key, common.record(expires_at, value), ttl_ms)
     end
     if res == nil then
-        return nil, err or errors.new("store", "redis " .. self.where .. ": SET was not applied")
+        return nil, err
     end
     return true
 end
 
--- delete(key [, only_if_value [, only_if_expires_at]]) -> removed (boolean) | nil, err
-function _M.delete(self, key, only_if_value, only_if_expires_at)
-    check_key("delete", key)
-    check.only_if_value(only_if_value)
-    check.only_if_expires_at(only_if_expires_at, only_if_value)
-    local res, err
-    if only_if_expires_at ~= nil then
-        res, err = command(self, "EVAL", DELETE_IF_RECORD, 1, self.prefix .. key,
-            common.record(only_if_expires_at, only_if_value))
-    elseif only_if_value ~= nil then
-        res, err = command(self, "EVAL", DELETE_IF_VALUE, 1, self.prefix .. key, only_if_value)
-    else
-        res, err = command(self, "DEL", self.prefix .. key)
-    end
+-- set_durable(key, value [, expires_at]) -> true | nil, err
+-- No PX: Redis itself never drops it (with maxmemory, keep a policy that
+-- spares keys without a TTL: noeviction or volatile-*).  An expires_at is
+-- kept in the record and checked by get.
+function _M.set_durable(self, key, value, expires_at)
+    check_key("set_durable", key)
+    check.durable(value, expires_at)
+    local res, err = script(self, "SET", SET_DURABLE, key, common.record(expires_at, value))
     if res == nil then
         return nil, err
-    elseif type(res) ~= "number" then
-        return unexpected(self, "DEL", res)
     end
-    return res == 1
+    return true
+end
+
+-- the least string greater than every string that starts with prefix, or
+-- nil when there is none (prefix is all "\255")
+local function after_prefix(prefix)
+    local p = prefix:gsub("\255+$", "")
+    if p == "" then
+        return nil
+    end
+    return p:sub(1, -2) .. str_char(str_byte(p, -1) + 1)
+end
+
+-- list_durable(prefix) -> { key, ... } | nil, err: the durable keys that
+-- start with prefix, sorted (ZRANGEBYLEX: O(log n + m))
+function _M.list_durable(self, prefix)
+    check.prefix(prefix)
+    local upper = after_prefix(prefix)
+    local res, err = command(self, "ZRANGEBYLEX", self.index, prefix == "" and "-" or "[" .. prefix,
+        upper and "(" .. upper or "+")
+    if res == nil then
+        return nil, err or unexpected(self, "ZRANGEBYLEX", res)
+    elseif type(res) ~= "table" then
+        return unexpected(self, "ZRANGEBYLEX", res)
+    end
+    local keys = {}
+    for i, k in ipairs(res) do
+        if type(k) ~= "string" then
+            return unexpected(self, "ZRANGEBYLEX", k)
+        end
+        keys[i] = k
+    end
+    return keys
 end
 
 -- lock(key, lease_seconds) -> true | false | nil, err   (never waits)
@@ -356,9 +434,10 @@ function _M.new(opts)
     local timeout = opts.timeout or 1
     local where = opts.path or (host .. ":" .. port)
     local path = opts.path
+    local prefix = opts.prefix or "wecom:"
     local self = {
         host = host, port = port, path = path, db = db, where = where,
-        prefix = opts.prefix or "wecom:",
+        prefix = prefix, index = prefix .. "durable",
         timeout_ms = math_floor(timeout * 1000 + 0.5),
         reconnect_delay = opts.reconnect_delay or 0.2,
         pool_size = math_floor(opts.pool_size or 16),

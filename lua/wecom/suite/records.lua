@@ -8,18 +8,21 @@
 --                          WeCom issued it (never dropped by a token error)
 --     :token               the suite_access_token (wecom.token)
 --     :corp:<corpid>       the authorization: JSON with the permanent code,
---                          corp name, agentid; durable (until cancel_auth)
+--                          corp name, agentid; a durable entry (the store's
+--                          set_durable: no expiry, never evicted), kept
+--                          until cancel_auth
 --     :corp:<corpid>:token the corp's access_token (wecom.token); its JSAPI
 --                          tickets under it (wecom.token.ticket_key)
---     :corps:<n>           the corp index, bucket n of BUCKETS: its corpids,
---                          one a line; durable
 --     :done:<sha1>         an AuthCode already exchanged (WeCom may post an
 --                          event again), for the code's 10 minutes
 --
--- The store interface has no "keep forever" and no listing, so a durable
--- entry is one with an expiry a century ahead, and the corps are listed by
--- an index of their own.  Corpids are used exactly as WeCom sent them: an
--- encrypted corpid is case-sensitive.
+-- The authorized corps are the durable keys under ":corp:" (the store's
+-- list_durable), so there is no index to keep in step and no bound on how
+-- many.  Versions before durable writes kept authorizations with an expiry a
+-- century ahead and listed them in 64 index entries ":corps:<n>" (corpids,
+-- one a line): those records still read, and those lists are still read
+-- and cleaned by forget_corp, never written.  Corpids are used exactly as
+-- WeCom sent them: an encrypted corpid is case-sensitive.
 --
 -- Runtime failures are `nil, err` with err.kind "store"; what a store hands
 -- back is data: a record that does not decode is reported, never used.
@@ -43,16 +46,12 @@ local url = require "wecom.url"
 local _M = {}
 
 local DEFAULT_SERVER = "https://qyapi.weixin.qq.com"
-local DURABLE = 100 * 365 * 86400       -- "forever" for a store that wants an expiry
 local TICKET_LIFETIME = 1800            -- a suite_ticket is valid 30 minutes
 local AUTH_CODE_LIFETIME = 660          -- an AuthCode: 10 minutes, and a margin
 _M.TICKET_LIFETIME = TICKET_LIFETIME
 
--- corps are spread over this many index entries, so none grows past what
--- every store keeps (the memory store: 8 KiB a value; 64 buckets hold about
--- 15,000 corps there, the file and Redis stores far more)
-local BUCKETS = 64
-_M.BUCKETS = BUCKETS
+-- the corp index of earlier versions: this many entries ":corps:<n>"
+local LEGACY_BUCKETS = 64
 
 local LOCK_LEASE = 10     -- seconds an index update may hold its bucket
 local LOCK_WAIT = 5       -- seconds to wait for a bucket before giving up
@@ -60,10 +59,11 @@ local LOCK_WAIT = 5       -- seconds to wait for a bucket before giving up
 -- what a corpid may be: WeCom's are letters and digits (an encrypted one
 -- may hold '_' or '-'); no control character, at most MAX_CORPID bytes
 local MAX_CORPID = 128
-_M.CORPID = errors.kind("a corpid (a non-empty string without control characters, at most "
-    .. MAX_CORPID .. " bytes)", function(v)
+local function is_corpid(v)
     return type(v) == "string" and v ~= "" and #v <= MAX_CORPID and not str_find(v, "%c")
-end)
+end
+_M.CORPID = errors.kind("a corpid (a non-empty string without control characters, at most "
+    .. MAX_CORPID .. " bytes)", is_corpid)
 
 local function part(v)
     return url.escape(tostring(v))
@@ -93,8 +93,10 @@ function _M.token_key(ns) return ns .. ":token" end
 function _M.corp_key(ns, corpid) return ns .. ":corp:" .. part(corpid) end
 function _M.corp_token_key(ns, corpid) return ns .. ":corp:" .. part(corpid) .. ":token" end
 
+local function corps_prefix(ns) return ns .. ":corp:" end
+
 local function bucket_key(ns, corpid)
-    local n = tonumber(core.sha1_hex(corpid):sub(1, 4), 16) % BUCKETS
+    local n = tonumber(core.sha1_hex(corpid):sub(1, 4), 16) % LEGACY_BUCKETS
     return ns .. ":corps:" .. n
 end
 
@@ -129,6 +131,38 @@ local function set(store, key, value, expires_at)
         return nil, store_error("set", err)
     end
     return true
+end
+
+-- set_durable(store, key, value) -> true | nil, err
+local function set_durable(store, key, value)
+    if type(store.set_durable) ~= "function" then
+        return nil, errors.new("store", "the store has no set_durable method: a suite keeps permanent codes"
+            .. " with it (docs/stores.md, \"Writing your own store\")")
+    end
+    local ok, done, err = pcall(store.set_durable, store, key, value)
+    if not ok then
+        return nil, store_error("set_durable", done)
+    end
+    if not done then
+        return nil, store_error("set_durable", err)
+    end
+    return true
+end
+
+-- list_durable(store, prefix) -> { key, ... } | nil, err
+local function list_durable(store, prefix)
+    if type(store.list_durable) ~= "function" then
+        return nil, errors.new("store", "the store has no list_durable method: a suite lists its corps"
+            .. " with it (docs/stores.md, \"Writing your own store\")")
+    end
+    local ok, keys, err = pcall(store.list_durable, store, prefix)
+    if not ok then
+        return nil, store_error("list_durable", keys)
+    end
+    if type(keys) ~= "table" then
+        return nil, store_error("list_durable", err)
+    end
+    return keys
 end
 
 local function delete(store, key)
@@ -237,62 +271,60 @@ function _M.corp(store, ns, corpid)
     return decode_record(corpid, value)
 end
 
--- A bucket is its corpids, each followed by "\n" (a corpid holds no control
--- character: _M.CORPID): an add or a remove is a plain search in one
--- string, so a big index costs no table per update.
-local function index_update(store, ns, corpid, add)
+-- A legacy bucket is its corpids, each followed by "\n" (a corpid holds no
+-- control character: _M.CORPID).  Removes corpid from its bucket, if it is
+-- there (a corp authorized before durable writes) -> true | nil, err
+local function legacy_unlist(store, ns, corpid)
     local key = bucket_key(ns, corpid)
     local line = corpid .. "\n"
+    -- where the line starts in value ("\n" before value stands for the line
+    -- before the first)
+    local function find(value)
+        return type(value) == "string" and str_find("\n" .. value, "\n" .. line, 1, true)
+    end
+    local value, err = get(store, key)
+    if value == nil and err ~= nil then
+        return nil, err
+    elseif not find(value) then
+        return true     -- the common case: no lock taken
+    end
     return with_lock(store, key, function()
-        local value, err = get(store, key)
-        if value == nil and err ~= nil then
-            return nil, err
+        local expires_at
+        value, expires_at = get(store, key)
+        if value == nil and expires_at ~= nil then
+            return nil, expires_at
         end
-        value = type(value) == "string" and value or ""
-        -- where the line starts in value ("\n" before value stands for the
-        -- line before the first)
-        local at = str_find("\n" .. value, "\n" .. line, 1, true)
-        if add then
-            if at then
-                return true
-            end
-            value = value .. line
-        else
-            if not at then
-                return true
-            end
-            value = str_sub(value, 1, at - 1) .. str_sub(value, at + #line)
+        local at = find(value)
+        if not at then
+            return true
         end
+        value = str_sub(value, 1, at - 1) .. str_sub(value, at + #line)
         if value == "" then
             return delete(store, key)
         end
-        return set(store, key, value, core.now() + DURABLE)
+        -- the bucket keeps the expiry it was written with (a century ahead)
+        return set(store, key, value, expires_at)
     end)
 end
 
--- put_corp(store, ns, record [, listed]) -> true | nil, err
--- Stores the authorization (durable), then lists the corp in the index
--- (listed: it is there already, this is an update).
-function _M.put_corp(store, ns, record, listed)
+-- put_corp(store, ns, record) -> true | nil, err
+-- Stores the authorization as a durable entry: that lists the corp too.
+function _M.put_corp(store, ns, record)
     local text, jerr = json.encode(record)
     if not text then
         return nil, errors.new("store", "cannot encode an authorization (" .. tostring(jerr) .. ")")
     end
-    local ok, err = set(store, _M.corp_key(ns, record.corpid), text, core.now() + DURABLE)
-    if not ok or listed then
-        return ok, err
-    end
-    return index_update(store, ns, record.corpid, true)
+    return set_durable(store, _M.corp_key(ns, record.corpid), text)
 end
 
 -- forget_corp(store, ns, corpid) -> true | nil, err
--- Drops the corp from the index, its authorization and its tokens.
+-- Drops the corp's authorization (and so its listing) and its tokens.
 function _M.forget_corp(store, ns, corpid, ticket_keys)
-    local ok, err = index_update(store, ns, corpid, false)
+    local ok, err = delete(store, _M.corp_key(ns, corpid))
     if not ok then
         return nil, err
     end
-    ok, err = delete(store, _M.corp_key(ns, corpid))
+    ok, err = legacy_unlist(store, ns, corpid)
     if not ok then
         return nil, err
     end
@@ -303,10 +335,23 @@ function _M.forget_corp(store, ns, corpid, ticket_keys)
     return delete(store, token_key)
 end
 
--- corpids(store, ns) -> iterator of corpids (bucket by bucket, each read
--- when reached); a store failure raises the error object, as every
--- iterator of the SDK does
-function _M.corpids(store, ns)
+-- the corpid a listed key names, or nil for a key that is no corp's
+-- authorization (it has a further ":" part, or is no corpid)
+local function listed_corpid(key, prefix)
+    local escaped = str_sub(key, #prefix + 1)
+    if str_find(escaped, ":", 1, true) then
+        return nil
+    end
+    local id = url.unescape(escaped)
+    if not is_corpid(id) then
+        return nil
+    end
+    return id
+end
+
+-- legacy_corpids(store, ns) -> iterator of the corpids in the legacy
+-- buckets, each bucket read when reached; raises a store failure
+local function legacy_corpids(store, ns)
     local bucket, value, pos = -1, nil, 1
     return function()
         while true do
@@ -323,7 +368,7 @@ function _M.corpids(store, ns)
                 end
             else
                 bucket = bucket + 1
-                if bucket >= BUCKETS then
+                if bucket >= LEGACY_BUCKETS then
                     return nil
                 end
                 local err
@@ -333,6 +378,41 @@ function _M.corpids(store, ns)
                 end
                 value = type(value) == "string" and value or nil
                 pos = 1
+            end
+        end
+    end
+end
+
+-- corpids(store, ns) -> iterator of corpids: the listed authorizations (in
+-- key order, the listing read at the first call), then those of the legacy
+-- buckets not seen already; a store failure raises the error object, as
+-- every iterator of the SDK does
+function _M.corpids(store, ns)
+    local prefix = corps_prefix(ns)
+    local keys, i, seen, legacy
+    return function()
+        if not keys then
+            local err
+            keys, err = list_durable(store, prefix)
+            if not keys then
+                error(err, 0)
+            end
+            i, seen = 0, {}
+        end
+        while i < #keys do
+            i = i + 1
+            local id = listed_corpid(keys[i], prefix)
+            if id and not seen[id] then
+                seen[id] = true
+                return id
+            end
+        end
+        legacy = legacy or legacy_corpids(store, ns)
+        while true do
+            local id = legacy()
+            if id == nil or not seen[id] then
+                if id then seen[id] = true end
+                return id
             end
         end
     end

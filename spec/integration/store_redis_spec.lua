@@ -7,6 +7,7 @@ local errors = require "wecom.errors"
 local redis_store = require "wecom.store.redis"
 local redis_server = require "helpers.redis"
 local contract = require "helpers.store_contract"
+local child = require "helpers.child"
 
 local PASSWORD = "store-spec-pass"
 

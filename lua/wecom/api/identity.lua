@@ -16,7 +16,8 @@ local url = require "wecom.url"
 
 local _M = {}
 
-local AUTHORIZE_URL = "https://open.weixin.qq.com/connect/oauth2/authorize"
+local WEB_BASE_URL = "https://open.weixin.qq.com"   -- app.web_base_url replaces it
+local AUTHORIZE_PATH = "/connect/oauth2/authorize"
 local PATH = {
     user_by_code = "/cgi-bin/auth/getuserinfo",
     jscode2session = "/cgi-bin/miniprogram/jscode2session",
@@ -91,7 +92,7 @@ function _M.oauth_url(app, opts)
     if agentid ~= nil then
         q[#q + 1] = "&agentid=" .. agentid
     end
-    return AUTHORIZE_URL .. "?" .. concat(q) .. "#wechat_redirect"
+    return (app.web_base_url or WEB_BASE_URL) .. AUTHORIZE_PATH .. "?" .. concat(q) .. "#wechat_redirect"
 end
 
 -- user_by_code(app, code) -> { corpid, userid, raw } for members,

@@ -25,12 +25,10 @@ local require = require
 local setmetatable = setmetatable
 local str_byte = string.byte
 local str_find = string.find
-local str_format = string.format
 local str_sub = string.sub
 local tostring = tostring
 local type = type
 
-local core = require "wecom.core"
 local errors = require "wecom.errors"
 local json = require "wecom.json"
 local options = require "wecom.options"

@@ -179,6 +179,24 @@ describe("wecom.testing, a service provider's side", function()
         assert.is_string((emu:suite():token()))
     end)
 
+    it("runs the provider example of docs/emulator.md in a project of its own", function()
+        local doc = assert(sh.read_file("docs/emulator.md"))
+        local example = doc:match("## Testing your code.-```lua\n(%-%- spec/provider_install_spec%.lua.-)```")
+        assert.is_string(example, "the provider example is gone from docs/emulator.md")
+        local project = sh.tmpdir("wecom-testing-project")
+        assert(sh.run("mkdir -p " .. sh.quote(project .. "/spec")))
+        sh.write_file(project .. "/spec/provider_install_spec.lua", example)
+        local child = require "helpers.child"
+        local root = sh.capture("pwd"):gsub("%s+$", "")
+        local out = sh.capture("cd " .. sh.quote(project) .. " && LUA_PATH=" .. sh.quote(root .. "/lua/?.lua;" .. root
+            .. "/lua/?/init.lua;;") .. " LUA_CPATH=" .. sh.quote((package.cpath:gsub("build/", root .. "/build/")))
+            .. " " .. child.interpreter .. " /usr/bin/busted -o TAP 2>&1")
+        os.execute("rm -rf " .. sh.quote(project))
+        assert.matches("\n1%.%.2\n", "\n" .. out)
+        assert.not_matches("not ok", out)
+        assert.matches("ok 2 ", out)
+    end)
+
     it("gives apps whose OAuth link is the emulator's page", function()
         local app = emu:app()
         local link = app:oauth_url { redirect_uri = "https://app.example.com/login", state = "x9" }

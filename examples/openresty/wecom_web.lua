@@ -28,6 +28,7 @@ local identity3rd = require "wecom.api.identity3rd"
 local ngx = ngx
 
 local concat = table.concat
+local floor = math.floor
 local ipairs = ipairs
 local os_date = os.date
 local pairs = pairs
@@ -164,7 +165,7 @@ local function returned(flow, name, what)
     local q = args()
     if not state_ok(flow, q.state) then
         return fail(400, "state 校验失败：这个" .. what .. "回调不是本浏览器在本站发起的（链接被改动、在另一个浏览器打开，"
-            .. "或已超过 " .. math.floor(STATE_TTL / 60) .. " 分钟）。请回到首页重新开始。")
+            .. "或已超过 " .. floor(STATE_TTL / 60) .. " 分钟）。请回到首页重新开始。")
     end
     local code = q[name]
     if not code or code == "" then

@@ -27,13 +27,14 @@ DEB_PACKAGES := lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson \
 	libcurl4-openssl-dev libssl-dev libexpat1-dev lua-busted lua-check \
 	nginx libnginx-mod-http-lua redis-server libhiredis-dev lua-socket curl \
 	openssl ca-certificates valgrind luarocks make gcc wrk \
-	lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev
+	lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
+	chromium chromium-driver fonts-noto-cjk
 
 NODE_DIR  := build/node
 DIST      ?= dist
 LUA_ENV    = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;'
 
-.PHONY: all deps build test lint spec spec-lua54 spec-luajit spec-compat check check-asan \
+.PHONY: all deps build test lint spec spec-lua54 spec-luajit spec-compat spec-browser check check-asan \
 	check-valgrind demo bench clean rock rock-test node-deps
 
 all: build
@@ -90,6 +91,11 @@ spec-compat: $(CORE_52) $(CORE_53) node-deps
 
 spec: spec-lua54 spec-luajit spec-compat
 
+# examples/openresty clicked through in Debian's headless Chromium (chromedriver)
+# against the emulator, once (about 20 s); the screenshots stay in build/screenshots/.
+spec-browser: build
+	$(LUA_ENV) LUA_CPATH='$(BUILD)/lua5.4/?.so;;' lua5.4 /usr/bin/busted spec/browser
+
 # Sanitizers: the unit, integration and emulator specs on lua5.4 with the ASan/UBSan
 # core, then the unit specs under valgrind with the normal core.
 check: check-asan check-valgrind
@@ -121,7 +127,7 @@ rock:
 	(cd $(DIST) && luarocks pack $$tmp/wecom-dev-1.rockspec); \
 	rc=$$?; rm -rf $$tmp; exit $$rc
 
-test: deps build lint spec check rock-test
+test: deps build lint spec spec-browser check rock-test
 
 # The main example against a private emulator on a free port (one already on
 # 8443 does not matter), stopped again afterwards.

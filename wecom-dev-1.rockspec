@@ -75,6 +75,7 @@ build = {
          ["wecom.cli.init"] = "lua/wecom/cli/init.lua",
          ["wecom.cli.linkedcorp"] = "lua/wecom/cli/linkedcorp.lua",
          ["wecom.cli.output"] = "lua/wecom/cli/output.lua",
+         ["wecom.cli.provider"] = "lua/wecom/cli/provider.lua",
          ["wecom.cli.share"] = "lua/wecom/cli/share.lua",
          ["wecom.client"] = "lua/wecom/client.lua",
          ["wecom.emulator.api.base"] = "lua/wecom/emulator/api/base.lua",

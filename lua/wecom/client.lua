@@ -382,9 +382,10 @@ local APP_OPTIONS = {
     { "corpid", errors.string, required = true },
     { "secret", errors.string, required = true },
     { "agentid", errors.id },
+    { "web_base_url", options.BASE_URL },   -- where app:oauth_url points (the emulator's pages)
 }
 
--- new{ corpid, secret [, agentid, and the options of wecom.options] } -> app
+-- new{ corpid, secret [, agentid, web_base_url, and the options of wecom.options] } -> app
 function _M.new(opts)
     local o = options.resolve("wecom.new", opts, APP_OPTIONS)
     local self = setmetatable({
@@ -392,6 +393,7 @@ function _M.new(opts)
         corpid = o.corpid,
         agentid = tointeger and o.agentid and tointeger(o.agentid) or o.agentid,
         base_url = o.base_url,
+        web_base_url = o.web_base_url and o.web_base_url:gsub("/+$", "") or nil,
         timeout = o.timeout,
         retries = o.retries,
         backoff = o.backoff,

@@ -3,6 +3,7 @@
 --   local testing = require "wecom.testing"
 --   local emu = testing.start { corps = 20 }     -- or { fixture = "my.json" | a table }
 --   local app = emu:app()                        -- a wecom client for the chain system app
+--   local suite = emu:suite()                    -- a wecom.suite for the provider's app, ticket kept
 --   emu:fault { path = "/cgi-bin/gettoken", errcode = -1 }
 --   emu:clock(7200); emu:latency(20); emu:stats(); emu:reset()
 --   emu:push { url = "http://127.0.0.1:8080/callback", event = "share_chain_change" }
@@ -173,8 +174,23 @@ local function epoch_store(self)
         keys[k(key)] = true
         return memory:set(k(key), value, expires_at)
     end
-    function store.delete(_, key, only_if_value)
-        return memory:delete(k(key), only_if_value)
+    function store.set_durable(_, key, value, expires_at)
+        keys[k(key)] = true
+        return memory:set_durable(k(key), value, expires_at)
+    end
+    function store.list_durable(_, prefix)
+        local listed, err = memory:list_durable(k(prefix))
+        if not listed then
+            return nil, err
+        end
+        local cut = #k("") + 1
+        for i, key in ipairs(listed) do
+            listed[i] = key:sub(cut)
+        end
+        return listed
+    end
+    function store.delete(_, key, ...)
+        return memory:delete(k(key), ...)
     end
     function store.lock(_, key, lease_seconds)
         return memory:lock(k(key), lease_seconds)
@@ -305,15 +321,66 @@ function Emulator:app_info(name, level)
 end
 
 -- app([name [, opts]]) -> a wecom client for that fixture app against this
--- emulator; opts go to wecom.new on top (retries, store, timeout, ...)
+-- emulator (app:oauth_url points at its OAuth page); opts go to wecom.new
+-- on top (retries, store, timeout, ...)
 function Emulator:app(name, opts)
     local info = self:app_info(name, 3)
     local o = { corpid = self.fixture.upstream.corpid, secret = info.secret, agentid = info.agentid,
-                base_url = self.base_url, ca_file = self.ca_file, store = self.store }
+                base_url = self.base_url, ca_file = self.ca_file, web_base_url = self.base_url,
+                store = self.store }
     for k, v in pairs(opts or {}) do
         o[k] = v
     end
     return require("wecom").new(o)
+end
+
+-- The fixture suite: nil -> the third-party app (else the first suite), a
+-- string -> that suite_id or name.
+function Emulator:suite_info(name, level)
+    local P = self.fixture.provider
+    if type(P) ~= "table" or type(P.suites) ~= "table" then
+        errors.usage("emu:suite", "the fixture has no provider section", level or 2)
+    end
+    for _, s in ipairs(P.suites) do
+        if (name == nil and not s.customized) or s.suite_id == name or s.name == name then
+            return s
+        end
+    end
+    if name == nil and P.suites[1] then
+        return P.suites[1]
+    end
+    errors.usage("emu:suite", "no suite " .. tostring(name) .. " in the fixture", level or 2)
+end
+
+-- suite([name [, opts]]) -> a wecom.suite for that fixture suite against
+-- this emulator, its suite_ticket already pushed (POST /__emulator/suite_ticket,
+-- handed to suite:receive as the 指令回调 URL would), so suite:token() works
+-- at once; install_url and oauth_url point at the emulator's pages.  opts go
+-- to wecom.suite on top (store, retries, ...).  After emu:reset() the ticket
+-- is gone with the rest: ask for the suite again.
+function Emulator:suite(name, opts)
+    local info = self:suite_info(name, 3)
+    local callback = type(info.callback) == "table" and info.callback or {}
+    local o = { suite_id = info.suite_id, suite_secret = info.suite_secret,
+                token = callback.token, aes_key = callback.aes_key,
+                provider_corpid = self.fixture.provider.corpid,
+                base_url = self.base_url, ca_file = self.ca_file, web_base_url = self.base_url,
+                store = self.store }
+    for k, v in pairs(opts or {}) do
+        o[k] = v
+    end
+    local suite = require("wecom").suite(o)
+    local posted = self:control("POST", "suite_ticket", { suite_id = info.suite_id })
+    local ok, err
+    if o.token then
+        ok, err = suite:receive(posted.query, posted.body)
+    else
+        ok, err = suite:set_ticket(posted.suite_ticket)
+    end
+    if not ok then
+        error("wecom.testing: emu:suite: the suite_ticket was not kept: " .. tostring(err), 2)
+    end
+    return suite
 end
 
 -- fault{ path, count?, errcode | http_status | delay_ms | close | body }

@@ -16,7 +16,8 @@ local url = require "wecom.url"
 
 local _M = {}
 
--- WeCom's OAuth authorize page: its host, and the path on it
+-- WeCom's OAuth authorize page: its host (app.web_base_url replaces it),
+-- and the path on it
 local WEB_BASE_URL = "https://open.weixin.qq.com"
 local AUTHORIZE_PATH = "/connect/oauth2/authorize"
 _M.WEB_BASE_URL = WEB_BASE_URL
@@ -89,7 +90,7 @@ function _M.oauth_url(app, opts)
     end
     local corpid = need(where, "the app's corpid", app.corpid, STRING)
 
-    return _M.authorize_url(WEB_BASE_URL, corpid, redirect_uri, scope, state, agentid)
+    return _M.authorize_url(app.web_base_url or WEB_BASE_URL, corpid, redirect_uri, scope, state, agentid)
 end
 
 -- authorize_url(base, appid, redirect_uri, scope, state?, agentid?) -> the

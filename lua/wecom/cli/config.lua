@@ -45,11 +45,15 @@ _M.ENV = {
     callback_token = "WECOM_CALLBACK_TOKEN",
     callback_aes_key = "WECOM_CALLBACK_AES_KEY",
     receive_id = "WECOM_RECEIVE_ID",
+    -- a service provider's third-party app (install-url, authorized-corps)
+    suite_id = "WECOM_SUITE_ID",
+    suite_secret = "WECOM_SUITE_SECRET",
+    web_base_url = "WECOM_WEB_BASE_URL",
 }
 
 -- keys whose values are secret: never printed, and a file holding one must
 -- be private
-_M.SECRET_KEYS = { secret = true, callback_token = true, callback_aes_key = true }
+_M.SECRET_KEYS = { secret = true, callback_token = true, callback_aes_key = true, suite_secret = true }
 
 -- A configuration problem: wecom.cli.main exits 3 with the message.
 local CONFIG = {}
@@ -159,7 +163,8 @@ end
 --   opts: the parsed command-line options (config, profile, corpid, agentid,
 --   base-url, ca-file, token-dir, ...); getenv: os.getenv or a stand-in.
 --   settings: corpid, secret, agentid, base_url, ca_file, token_dir,
---   callback_token, callback_aes_key, receive_id, config_path, profile.
+--   callback_token, callback_aes_key, receive_id, suite_id, suite_secret,
+--   web_base_url, config_path, profile.
 function _M.load(opts, getenv)
     local path, explicit = opts.config, true
     if not path then
@@ -199,7 +204,8 @@ function _M.load(opts, getenv)
     local settings = { config_path = path, profile = profile or "default" }
     for key, var in pairs(_M.ENV) do
         local value
-        if key ~= "secret" then
+        -- a secret never comes from the command line (ps shows it)
+        if not _M.SECRET_KEYS[key] then
             value = opts[(key:gsub("_", "-"))]
         end
         if value == nil then
@@ -229,7 +235,7 @@ end
 -- The places a setting can come from, for messages.
 function _M.sources(key)
     local parts = { _M.ENV[key] }
-    if key ~= "secret" then
+    if not _M.SECRET_KEYS[key] then
         parts[#parts + 1] = "--" .. key:gsub("_", "-")
     end
     parts[#parts + 1] = "`" .. key .. " =` in the config file"

@@ -47,7 +47,8 @@ _M.EXIT = {
 }
 local EXIT = _M.EXIT
 
-local FAMILIES = { "wecom.cli.chain", "wecom.cli.share", "wecom.cli.linkedcorp", "wecom.cli.callback" }
+local FAMILIES = { "wecom.cli.chain", "wecom.cli.share", "wecom.cli.linkedcorp", "wecom.cli.callback",
+    "wecom.cli.provider" }
 
 local GLOBAL = {
     help = { short = "h" },
@@ -125,9 +126,11 @@ local function main_help()
     lines[#lines + 1] = GLOBAL_HELP
     lines[#lines + 1] = ""
     lines[#lines + 1] = "Credentials: WECOM_CORPID, WECOM_SECRET, WECOM_AGENTID (and WECOM_BASE_URL,"
-    lines[#lines + 1] = "WECOM_CA_FILE for the emulator), or the config file. Tokens are kept in the token"
-    lines[#lines + 1] = "directory so that cron runs share them. Exit status: 0 ok, 1 partly failed, 2 usage,"
-    lines[#lines + 1] = "3 configuration, 4 input file, 10-19 by error kind (see docs/cli.md), 70 a bug."
+    lines[#lines + 1] = "WECOM_CA_FILE for the emulator), or the config file; a provider's third-party"
+    lines[#lines + 1] = "app: WECOM_SUITE_ID, WECOM_SUITE_SECRET, WECOM_WEB_BASE_URL. Tokens are kept in"
+    lines[#lines + 1] = "the token directory so that cron runs share them. Exit status: 0 ok, 1 partly"
+    lines[#lines + 1] = "failed, 2 usage, 3 configuration, 4 input file, 10-19 by error kind (see"
+    lines[#lines + 1] = "docs/cli.md), 70 a bug."
     return table.concat(lines, "\n") .. "\n"
 end
 
@@ -165,37 +168,65 @@ function Context:settings()
     return self.settings_cache
 end
 
+local function need_settings(s, keys)
+    for _, key in ipairs(keys) do
+        if not s[key] then
+            config.config_error(key .. " is not set (" .. config.sources(key) .. ")")
+        end
+    end
+end
+
+-- store() -> the token store: the file store in the token directory (nil:
+-- this process's memory, with --no-token-cache or no home directory)
+function Context:store()
+    if self.opts["no-token-cache"] then
+        return nil
+    end
+    local dir = config.token_dir(self:settings(), self.env.getenv)
+    return dir and require("wecom").store.file(dir) or nil
+end
+
+-- construct(fn, opts) -> what fn(opts) returns; a bad setting (base_url,
+-- ca_file...) is a configuration error whose message names the option
+local function construct(fn, opts)
+    local ok, value = pcall(fn, opts)
+    if not ok then
+        config.config_error((tostring(value):gsub("^[^:]*:%d+: ", "")))
+    end
+    return value
+end
+
 -- app() -> the upstream app's client (settings checked on first use)
 function Context:app()
     if self.client then
         return self.client
     end
     local s = self:settings()
-    for _, key in ipairs { "corpid", "secret" } do
-        if not s[key] then
-            config.config_error(key .. " is not set (" .. config.sources(key) .. ")")
-        end
-    end
-    local wecom = require "wecom"
-    local store
-    if not self.opts["no-token-cache"] then
-        local dir = config.token_dir(s, self.env.getenv)
-        if dir then
-            store = wecom.store.file(dir)
-        end
-    end
-    local ok, client = pcall(wecom.new, {
+    need_settings(s, { "corpid", "secret" })
+    self.client = construct(require("wecom").new, {
         corpid = s.corpid, secret = s.secret, agentid = s.agentid,
         base_url = s.base_url, ca_file = s.ca_file,
         timeout = self.opts.timeout, retries = self.opts.retries,
-        store = store,
+        store = self:store(),
     })
-    if not ok then
-        -- a bad setting (base_url, ca_file...): the message names the option
-        config.config_error((tostring(client):gsub("^[^:]*:%d+: ", "")))
+    return self.client
+end
+
+-- suite() -> the provider's third-party app (wecom.suite) on the token
+-- store, where its suite_ticket and permanent codes are
+function Context:suite()
+    if self.suite_client then
+        return self.suite_client
     end
-    self.client = client
-    return client
+    local s = self:settings()
+    need_settings(s, { "suite_id", "suite_secret" })
+    self.suite_client = construct(require("wecom").suite, {
+        suite_id = s.suite_id, suite_secret = s.suite_secret,
+        base_url = s.base_url, ca_file = s.ca_file, web_base_url = s.web_base_url,
+        timeout = self.opts.timeout, retries = self.opts.retries,
+        store = self:store(),
+    })
+    return self.suite_client
 end
 
 -- fail(err): ends the command with err's exit status

@@ -87,7 +87,8 @@ describe("wecom.core failure convention", function()
         mkdir = { function() return core.mkdir(dir, 65536) end,
                   "wecom.core.mkdir: mode must be an integer in [0, 4095] (got number 65536)" },
         token_set_durable = { function() return core.token_set_durable("", "v") end,
-                              "wecom.core.token_set_durable: key must be a string of 1..1024 bytes (got empty string)" },
+                              "wecom.core.token_set_durable: key must be a string of 1..1024 bytes"
+                                  .. " (got empty string)" },
         token_list_durable = { function() return core.token_list_durable(nil) end,
                                "wecom.core.token_list_durable: prefix must be a string (got nil)" },
         list_dir = { function() return core.list_dir("", ".keep") end,

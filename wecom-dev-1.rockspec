@@ -113,6 +113,7 @@ build = {
          ["wecom.response"] = "lua/wecom/response.lua",
          ["wecom.retry"] = "lua/wecom/retry.lua",
          ["wecom.scrub"] = "lua/wecom/scrub.lua",
+         ["wecom.shell"] = "lua/wecom/shell.lua",
          ["wecom.store.common"] = "lua/wecom/store/common.lua",
          ["wecom.suite"] = "lua/wecom/suite.lua",
          ["wecom.suite.events"] = "lua/wecom/suite/events.lua",

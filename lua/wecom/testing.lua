@@ -19,7 +19,6 @@
 local error = error
 local getmetatable = getmetatable
 local io_open = io.open
-local io_popen = io.popen
 local ipairs = ipairs
 local os_getenv = os.getenv
 local os_remove = os.remove
@@ -34,6 +33,7 @@ local type = type
 local core = require "wecom.core"
 local errors = require "wecom.errors"
 local json = require "wecom.json"
+local shell = require "wecom.shell"
 
 local _M = {}
 
@@ -43,28 +43,7 @@ Emulator.__index = Emulator
 local CONTROL_TIMEOUT = 30
 local MAX_OUTPUT = 4000   -- launcher output quoted in an error
 
-local function quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
--- os.execute's result differs between 5.1 and 5.2+.
-local function run(cmd)
-    local a, _, c = os.execute(cmd)
-    if type(a) == "number" then
-        return a == 0
-    end
-    return a == true and (c == nil or c == 0)
-end
-
-local function capture(cmd)
-    local p = io_popen(cmd, "r")
-    if not p then
-        return ""
-    end
-    local out = p:read("*a") or ""
-    p:close()
-    return out
-end
+local quote, run, capture = shell.quote, shell.run, shell.capture
 
 local function exists(path)
     local f = io_open(path, "rb")

@@ -26,11 +26,12 @@ local os_execute = os.execute
 local setmetatable = setmetatable
 local type = type
 local io_open = io.open
-local io_popen = io.popen
 local lower = string.lower
 local pairs = pairs
 local tonumber = tonumber
 local tostring = tostring
+
+local shell = require "wecom.shell"
 
 local _M = {}
 
@@ -70,19 +71,7 @@ end
 
 local config_error = _M.config_error
 
-local function shell_quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function capture(cmd)
-    local p = io_popen(cmd, "r")
-    if not p then
-        return ""
-    end
-    local out = p:read("*a") or ""
-    p:close()
-    return out
-end
+local shell_quote, capture = shell.quote, shell.capture
 
 -- parse_ini(text, path) -> { [section] = { key = value } }
 function _M.parse_ini(text, path)

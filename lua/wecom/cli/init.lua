@@ -21,6 +21,7 @@ local xpcall = xpcall
 local args = require "wecom.cli.args"
 local config = require "wecom.cli.config"
 local csv = require "wecom.cli.csv"
+local shell = require "wecom.shell"
 local errors = require "wecom.errors"
 local output = require "wecom.cli.output"
 
@@ -277,13 +278,7 @@ end
 -- main
 ---------------------------------------------------------------------------
 
-local function shell_test(cmd)
-    local a, _, c = os.execute(cmd)
-    if type(a) == "number" then
-        return a == 0
-    end
-    return a == true and (c == nil or c == 0)
-end
+local shell_test = shell.run
 
 -- Lua cannot ask isatty(3) and wecom.core has no such call: `test -t 2` in
 -- the shell os.execute starts answers for our own stderr, which that shell

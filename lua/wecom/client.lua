@@ -95,6 +95,9 @@ for _, name in ipairs { "userid_to_openuserid", "openuserid_to_userid", "to_serv
     LAZY_METHODS.downstream[name] = { "wecom.api.idconvert", name }
 end
 
+-- make_index(methods, namespaces, lazy) -> an __index function: methods,
+-- then lazy (loaded into methods on first use), then namespaces (created
+-- into the object on first use)
 local function make_index(methods, namespaces, lazy)
     return function(self, k)
         local m = methods[k]
@@ -120,6 +123,12 @@ local function make_index(methods, namespaces, lazy)
     end
 end
 
+-- lazy_index(methods, lazy) -> __index for another module's objects
+-- (wecom.suite, wecom.provider): their own methods, then lazy ones
+function _M.lazy_index(methods, lazy)
+    return make_index(methods, {}, lazy)
+end
+
 local app_mt = { __index = make_index(app_methods, NAMESPACES.app, LAZY_METHODS.app) }
 local down_mt = { __index = make_index(down_methods, NAMESPACES.downstream, LAZY_METHODS.downstream) }
 
@@ -135,11 +144,23 @@ for _, kind in ipairs({ "app", "downstream" }) do
     end
 end
 local corp_mt = { __index = make_index(corp_methods, NAMESPACES.app, LAZY_METHODS.corp) }
+-- A third-party app's users are the suite's to ask about (getuserinfo3rd
+-- with the suite token, appid = the suite_id): the corp forms, which a
+-- 代开发 app's corp client uses, would send the corp token where WeCom
+-- refuses it.
+local third_corp_methods = setmetatable({}, { __index = corp_methods })
+for _, name in ipairs { "oauth_url", "user_by_code", "jscode2session" } do
+    third_corp_methods[name] = function()
+        errors.usage("wecom:" .. name, "a third-party app's users are the suite's: suite:" .. name
+            .. " (the corp forms are for self-built and 代开发 apps)")
+    end
+end
+local third_corp_mt = { __index = make_index(third_corp_methods, NAMESPACES.app, LAZY_METHODS.corp) }
 local plain_mt = { __index = common }
 local function named(self)
     return self._name
 end
-corp_mt.__tostring, plain_mt.__tostring = named, named
+corp_mt.__tostring, third_corp_mt.__tostring, plain_mt.__tostring = named, named, named
 
 function app_mt.__tostring(self)
     return "wecom.app(corpid=" .. self.corpid .. ", agentid=" .. tostring(self.agentid) .. ")"
@@ -527,6 +548,8 @@ local BUILD_KIND = errors.kind("'corp' or 'plain'", function(v) return v == "cor
 --     scrub(text, ...) -> text (the wecom.scrub of the credentials behind
 --     the token), transport, downstream (optional: fn(client, opts) ->
 --     client, for a corp whose app reaches downstream corps another way),
+--     third_party (true: a third-party app's corp, whose users are the
+--     suite's to identify: no oauth_url, user_by_code, jscode2session),
 --     and the settings of wecom.options (base_url, timeout, retries,
 --     backoff, store).
 function _M.build(kind, fields)
@@ -547,7 +570,7 @@ function _M.build(kind, fields)
         _name = fields.name,
         _scrub = fields.scrub,
         _downstream = fields.downstream,
-    }, kind == "corp" and corp_mt or plain_mt)
+    }, kind ~= "corp" and plain_mt or fields.third_party and third_corp_mt or corp_mt)
     self._fetch_token = function()
         return fetch(self)
     end
@@ -607,7 +630,7 @@ end
 
 function _M.is_client(v)
     local mt = getmetatable(v)
-    return mt == app_mt or mt == down_mt or mt == corp_mt or mt == plain_mt
+    return mt == app_mt or mt == down_mt or mt == corp_mt or mt == third_corp_mt or mt == plain_mt
 end
 
 return _M

@@ -39,6 +39,7 @@ _M.PATH = PATH
 local WEB_BASE_URL = "https://open.weixin.qq.com"
 local AUTHORIZE_PATH = "/connect/oauth2/authorize"
 local MAX_STATE = 128
+local MAX_ID = 128        -- WeCom's ids; anything longer in an answer is not one
 local READ = { idempotent = true }
 
 local need = errors.need
@@ -179,7 +180,11 @@ function _M.corpid_to_opencorpid(provider, corpid)
     if not data then
         return nil, err
     end
-    return response.field(data, "open_corpid", "string", PATH.corpid_to_opencorpid)
+    local open = data.open_corpid
+    if type(open) ~= "string" or open == "" or #open > MAX_ID then
+        return nil, errors.new("decode", "response has no usable 'open_corpid'", { path = PATH.corpid_to_opencorpid })
+    end
+    return open
 end
 
 -- finish_external_userid_migration(provider, corpid) -> true: the corp's

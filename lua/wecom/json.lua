@@ -73,6 +73,9 @@ end
 -- string(s) -> "\"...\"": control characters, '"' and '\' escaped; other
 -- bytes (UTF-8 included) pass unchanged
 local function encode_string(s)
+    if not find(s, '[%c"\\]') then
+        return '"' .. s .. '"'
+    end
     return '"' .. gsub(s, '[%c"\\]', escape_one) .. '"'
 end
 _M.string = encode_string
@@ -112,27 +115,47 @@ local function encode_table(t, out, depth)
         out[#out + 1] = "]"
         return
     end
-    local keys, values = {}, {}
+    -- the keys sorted as the strings they encode to; values is needed only
+    -- when a key is a number (its name is not the key)
+    local keys, values = {}, nil
+    local n = 0
     for k, v in pairs(t) do
         local tk = type(k)
-        if tk ~= "string" and tk ~= "number" then
+        if tk == "number" then
+            local name = encode_value(k, {}, depth)
+            values = values or {}
+            values[name] = v
+            k = name
+        elseif tk ~= "string" then
             error("cannot encode a " .. tk .. " key", 0)
         end
-        local name = tk == "number" and encode_value(k, {}, depth) or k
-        keys[#keys + 1] = name
-        values[name] = v
+        n = n + 1
+        keys[n] = k
     end
-    sort(keys)
-    out[#out + 1] = "{"
-    for i, k in ipairs(keys) do
+    if n > 1 then
+        sort(keys)
+    end
+    local m = #out
+    out[m + 1] = "{"
+    m = m + 1
+    for i = 1, n do
+        local k = keys[i]
         if i > 1 then
-            out[#out + 1] = ","
+            m = m + 1
+            out[m] = ","
         end
-        out[#out + 1] = encode_string(k)
-        out[#out + 1] = ":"
-        encode_value(values[k], out, depth + 1)
+        out[m + 1] = encode_string(k)
+        out[m + 2] = ":"
+        local v
+        if values and values[k] ~= nil then
+            v = values[k]
+        else
+            v = t[k]
+        end
+        encode_value(v, out, depth + 1)
+        m = #out
     end
-    out[#out + 1] = "}"
+    out[m + 1] = "}"
 end
 
 local function encode_number(v)

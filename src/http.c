@@ -5,6 +5,12 @@
  * a transfer, s:poll() drives the multi and hands back finished transfers,
  * and s:request() is submit + drive until that one transfer has finished.
  *
+ * On Linux the multi is driven by its socket interface over an epoll set:
+ * libcurl only looks at the connections that had activity (or a due
+ * timer).  curl_multi_perform visits every transfer and checks each one's
+ * socket with a poll() of its own, which costs O(transfers) system calls per
+ * round at 64 in flight.  Elsewhere perform + curl_multi_poll it is.
+ *
  * A session owns a CURLM, a CURLSH (connections, TLS sessions, DNS) and a
  * pool of idle easy handles, so sequential and concurrent calls reuse
  * keep-alive connections and TLS sessions.
@@ -22,6 +28,14 @@
 #include <time.h>
 
 #include <curl/curl.h>
+
+#if defined(__linux__)
+#define WECOM_HTTP_EPOLL 1
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+#endif
 
 #include "wecom.h"
 
@@ -221,6 +235,10 @@ typedef struct {
     long max_connections;
     int reuse;
     int allow_http;
+#ifdef WECOM_HTTP_EPOLL
+    int epfd;                /* the sockets libcurl wants watched */
+    double timer_at;         /* libcurl's timeout (monotonic seconds), < 0: none */
+#endif
 } session;
 
 static void session_destroy(session *s)
@@ -243,6 +261,10 @@ static void session_destroy(session *s)
         curl_multi_cleanup(s->multi);
     if (s->share)
         curl_share_cleanup(s->share);
+#ifdef WECOM_HTTP_EPOLL
+    if (s->epfd >= 0)
+        close(s->epfd);
+#endif
     free(s->ca_file);
     free(s->proxy);
     free(s->noproxy);
@@ -282,6 +304,38 @@ static const char *const session_keys[] = {
     "ca_file", "timeout", "connect_timeout", "proxy", "noproxy", "user_agent",
     "max_body", "max_connections", "reuse", "allow_http", NULL
 };
+
+#ifdef WECOM_HTTP_EPOLL
+/* libcurl says which socket to watch for what (no Lua in here).  A socket
+ * libcurl closed has left the epoll set by itself; a failed epoll_ctl
+ * surfaces as a transfer that times out. */
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    session *s = (session *)userp;
+    struct epoll_event ev;
+    (void)easy;
+    (void)socketp;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+        return 0;
+    }
+    memset(&ev, 0, sizeof ev);
+    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+    ev.data.fd = fd;
+    if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
+        epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+    return 0;
+}
+
+/* libcurl's one timer: -1 stops it, 0 means "call me now". */
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    session *s = (session *)userp;
+    (void)multi;
+    s->timer_at = timeout_ms < 0 ? -1 : wecom_clock(CLOCK_MONOTONIC) + timeout_ms / 1000.0;
+    return 0;
+}
+#endif
 
 /* core.http_session([opts]) -> session */
 static int l_http_session(lua_State *L)
@@ -329,6 +383,10 @@ static int l_http_session(lua_State *L)
     if (s == NULL)
         return luaL_error(L, SESSION_MT ": out of memory");
     *ud = s;
+#ifdef WECOM_HTTP_EPOLL
+    s->epfd = -1;
+    s->timer_at = -1;
+#endif
     s->next_id = 1;
     s->timeout_ms = timeout_ms;
     s->connect_timeout_ms = connect_timeout_ms;
@@ -356,6 +414,15 @@ static int l_http_session(lua_State *L)
     /* without this the idle cache shrinks to 4x the handles in flight, which
      * is zero between sequential calls */
     curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, s->max_connections);
+#ifdef WECOM_HTTP_EPOLL
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (s->epfd < 0)
+        return luaL_error(L, SESSION_MT ": epoll_create1 failed");
+    curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, (void *)s);
+    curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, (void *)s);
+#endif
     return 1;
 }
 
@@ -664,6 +731,53 @@ static int collect_finished(session *s)
     return n;
 }
 
+#ifdef WECOM_HTTP_EPOLL
+#define MAX_EVENTS 64
+
+/* Waits up to wait_ms (0: not at all; never past libcurl's timer) for
+ * socket activity, hands it to libcurl, then runs the timer if it is due. */
+static CURLMcode step(session *s, int wait_ms)
+{
+    struct epoll_event ev[MAX_EVENTS];
+    int running = 0, n, i;
+    CURLMcode mc = CURLM_OK;
+    if (s->timer_at >= 0 && wait_ms > 0) {
+        double left = s->timer_at - wecom_clock(CLOCK_MONOTONIC);
+        if (left <= 0)
+            wait_ms = 0;
+        else if (left * 1000 < wait_ms)
+            wait_ms = (int)ceil(left * 1000);
+    }
+    n = epoll_wait(s->epfd, ev, MAX_EVENTS, wait_ms);
+    for (i = 0; i < n && mc == CURLM_OK; i++) {
+        int bits = (ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0)
+                 | (ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0)
+                 | (ev[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+        mc = curl_multi_socket_action(s->multi, ev[i].data.fd, bits, &running);
+    }
+    if (mc == CURLM_OK && s->timer_at >= 0 && s->timer_at <= wecom_clock(CLOCK_MONOTONIC)) {
+        s->timer_at = -1;      /* libcurl sets it again if it wants */
+        mc = curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    return mc;
+}
+
+/* One round: what is ready, collect, and wait up to wait_ms for socket
+ * activity when nothing finished. Returns a CURLMcode. */
+static CURLMcode drive(session *s, int wait_ms)
+{
+    CURLMcode mc = step(s, 0);
+    if (mc != CURLM_OK)
+        return mc;
+    if (collect_finished(s) == 0 && s->running.count > 0 && wait_ms > 0) {
+        mc = step(s, wait_ms);
+        if (mc != CURLM_OK)
+            return mc;
+        collect_finished(s);
+    }
+    return CURLM_OK;
+}
+#else
 /* One round: perform, collect, and wait up to wait_ms for socket activity
  * when nothing finished. Returns a CURLMcode. */
 static CURLMcode drive(session *s, int wait_ms)
@@ -683,6 +797,7 @@ static CURLMcode drive(session *s, int wait_ms)
     }
     return CURLM_OK;
 }
+#endif
 
 /* ===== results into Lua (after curl returned) ===== */
 

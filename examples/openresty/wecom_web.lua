@@ -22,7 +22,6 @@
 -- ends on an error page with status 400.
 
 local core = require "wecom.core"
-local identity3rd = require "wecom.api.identity3rd"
 
 -- luacheck: globals ngx
 local ngx = ngx
@@ -332,13 +331,9 @@ pages["/wecom/oauth"] = function()
     return welcome("登录成功", who, name, "自建应用 " .. tostring(app.agentid) .. " 的网页授权登录")
 end
 
--- suite:oauth_url / suite:user_by_code, or the functions behind them
--- where this SDK's suite does not carry them yet
+-- suite:oauth_url / suite:user_by_code
 local function suite_call(suite, name, ...)
-    if type(suite[name]) == "function" then
-        return suite[name](suite, ...)
-    end
-    return identity3rd[name](suite, ...)
+    return suite[name](suite, ...)
 end
 
 pages["/login/3rd"] = function()

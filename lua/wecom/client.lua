@@ -46,6 +46,7 @@ local MAX_BACKOFF = retry.MAX_BACKOFF
 
 local GETTOKEN_PATH = "/cgi-bin/gettoken"
 local JSON_HEADERS = { ["Content-Type"] = "application/json; charset=utf-8" }  -- read-only
+local READ = { idempotent = true }                                               -- read-only
 local DOWNSTREAM_GETTOKEN_PATH = "/cgi-bin/corpgroup/corp/gettoken"
 local TICKETS = {
     jsapi = { path = "/cgi-bin/get_jsapi_ticket", query = "" },
@@ -93,6 +94,9 @@ for _, name in ipairs { "userid_to_openuserid", "openuserid_to_userid", "to_serv
     LAZY_METHODS.downstream[name] = { "wecom.api.idconvert", name }
 end
 
+-- make_index(methods, namespaces, lazy) -> an __index function: methods,
+-- then lazy (loaded into methods on first use), then namespaces (created
+-- into the object on first use)
 local function make_index(methods, namespaces, lazy)
     return function(self, k)
         local m = methods[k]
@@ -118,6 +122,12 @@ local function make_index(methods, namespaces, lazy)
     end
 end
 
+-- lazy_index(methods, lazy) -> __index for another module's objects
+-- (wecom.suite, wecom.provider): their own methods, then lazy ones
+function _M.lazy_index(methods, lazy)
+    return make_index(methods, {}, lazy)
+end
+
 local app_mt = { __index = make_index(app_methods, NAMESPACES.app, LAZY_METHODS.app) }
 local down_mt = { __index = make_index(down_methods, NAMESPACES.downstream, LAZY_METHODS.downstream) }
 
@@ -133,11 +143,23 @@ for _, kind in ipairs({ "app", "downstream" }) do
     end
 end
 local corp_mt = { __index = make_index(corp_methods, NAMESPACES.app, LAZY_METHODS.corp) }
+-- A third-party app's users are the suite's to ask about (getuserinfo3rd
+-- with the suite token, appid = the suite_id): the corp forms, which a
+-- 代开发 app's corp client uses, would send the corp token where WeCom
+-- refuses it.
+local third_corp_methods = setmetatable({}, { __index = corp_methods })
+for _, name in ipairs { "oauth_url", "user_by_code", "jscode2session" } do
+    third_corp_methods[name] = function()
+        errors.usage("wecom:" .. name, "a third-party app's users are the suite's: suite:" .. name
+            .. " (the corp forms are for self-built and 代开发 apps)")
+    end
+end
+local third_corp_mt = { __index = make_index(third_corp_methods, NAMESPACES.app, LAZY_METHODS.corp) }
 local plain_mt = { __index = common }
 local function named(self)
     return self._name
 end
-corp_mt.__tostring, plain_mt.__tostring = named, named
+corp_mt.__tostring, third_corp_mt.__tostring, plain_mt.__tostring = named, named, named
 
 function app_mt.__tostring(self)
     return "wecom.app(corpid=" .. self.corpid .. ", agentid=" .. tostring(self.agentid) .. ")"
@@ -185,51 +207,72 @@ local function upstream_token(app)
     return ok and value or nil
 end
 
+-- What classify hands text from the server or the transport through before
+-- it goes into an error: the client's secret, the token this request
+-- carried, the upstream's (a downstream client: WeCom knows both tokens and
+-- might echo either).  One function for every request: req.client and
+-- req.token say whose.
+local function request_scrub(s, req)
+    local self = req.client
+    return self._scrub(s, req.token, self.upstream and upstream_token(self.upstream))
+end
+
 -- One request plus the retry policy.  query_string: encoded, without the
 -- token; payload: the JSON text of a POST.  with_token: inject (and refresh)
 -- the client's access token; without it (gettoken) the query goes as it is.
 -- -> data, nil, http_status | nil, err
+-- The common case (an answer at the first attempt) builds no more than the
+-- URL and the transport's request table.
 local function call(self, method, path, query_string, payload, opts, with_token)
     local token_param = self.token_param or "access_token"
-    local is_read = method == "GET" or (opts ~= nil and opts.idempotent == true)
     local timeout = opts and opts.timeout or self.timeout
     local headers
     if method == "POST" then
         headers = JSON_HEADERS
         payload = payload or "{}"
     end
-    local base = self.base_url .. path .. "?"
-    if query_string ~= "" then
-        base = base .. query_string .. "&"
-    end
+    local base_url = self.base_url
 
-    local tok
-    -- every text from the server or the transport passes here before it
-    -- goes into an error: the secret, this request's token, the upstream's
-    local req = { method = method, path = path, read = is_read, scrub = function(s)
-        return self._scrub(s, tok, self.upstream and upstream_token(self.upstream))
-    end }
-    local state = retry.start(self.retries, with_token and token_param)
+    local req, state, tok
     while true do
         local target, tok_expires_at
-        if with_token then
+        if not with_token then
+            if query_string ~= "" then
+                target = base_url .. path .. "?" .. query_string
+            else
+                target = base_url .. path
+            end
+        else
             tok, tok_expires_at = self:token()
             if not tok then
                 return nil, tok_expires_at
             end
-            target = base .. token_param .. "=" .. url.escape(tok)
-        else
-            target = self.base_url .. path .. (query_string ~= "" and "?" .. query_string or "")
+            if query_string ~= "" then
+                target = base_url .. path .. "?" .. query_string .. "&" .. token_param .. "=" .. url.escape(tok)
+            else
+                target = base_url .. path .. "?" .. token_param .. "=" .. url.escape(tok)
+            end
         end
 
         local res, herr = self.transport:request {
             method = method, url = target, headers = headers, body = payload, timeout = timeout,
         }
-        local data, err, status = retry.classify(req, res, herr)
+        local data, _, status = retry.success(res)
+        if data then
+            return data, nil, status
+        end
+        local err
+        if req == nil then
+            req = { method = method, path = path, client = self, scrub = request_scrub,
+                read = method == "GET" or (opts ~= nil and opts.idempotent == true) }
+        end
+        req.token = tok
+        data, err, status = retry.classify(req, res, herr)
         if data then
             return data, nil, status
         end
 
+        state = state or retry.start(self.retries, with_token and token_param)
         local step = retry.next_step(err, state)
         if step == "refresh" then
             token.invalidate(self.store, self.token_key, tok, tok_expires_at)
@@ -246,9 +289,24 @@ end
 
 -- blanks and control characters would break the request line or smuggle
 -- headers; a fragment would cut off the access_token
+-- Paths are nearly always literals: the ones that passed are remembered
+-- (up to PATHS_KEPT of them), so a call costs a table lookup instead of a
+-- pattern search (which LuaJIT does not compile).
+local PATHS_KEPT = 256
+local good_paths, good_path_count = {}, 0
 local PATH = errors.kind("a string starting with '/', without blanks, control characters or '#'",
     function(v)
-        return type(v) == "string" and str_byte(v, 1) == 47 and not str_find(v, "[%s%c#]")
+        if good_paths[v] then
+            return true
+        end
+        if type(v) == "string" and str_byte(v, 1) == 47 and not str_find(v, "[%s%c#]") then
+            if good_path_count < PATHS_KEPT then
+                good_path_count = good_path_count + 1
+                good_paths[v] = true
+            end
+            return true
+        end
+        return false
     end)
 
 local BODY = errors.kind("a table or a JSON string", function(v)
@@ -343,7 +401,12 @@ function common.token(self, opts)
         force = opts.force == true
     end
     local get = force and token.refresh or token.get
-    return get(self.store, self.token_key, self._fetch_token, lease(self))
+    local topts = self._token_opts
+    if topts == nil then
+        topts = lease(self)
+        self._token_opts = topts
+    end
+    return get(self.store, self.token_key, self._fetch_token, topts)
 end
 
 local TICKET_KIND = errors.kind("'jsapi' or 'agent_config'", function(v) return TICKETS[v] ~= nil end)
@@ -503,6 +566,8 @@ local BUILD_KIND = errors.kind("'corp' or 'plain'", function(v) return v == "cor
 --     scrub(text, ...) -> text (the wecom.scrub of the credentials behind
 --     the token), transport, downstream (optional: fn(client, opts) ->
 --     client, for a corp whose app reaches downstream corps another way),
+--     third_party (true: a third-party app's corp, whose users are the
+--     suite's to identify: no oauth_url, user_by_code, jscode2session),
 --     and the settings of wecom.options (base_url, timeout, retries,
 --     backoff, store).
 function _M.build(kind, fields)
@@ -523,7 +588,7 @@ function _M.build(kind, fields)
         _name = fields.name,
         _scrub = fields.scrub,
         _downstream = fields.downstream,
-    }, kind == "corp" and corp_mt or plain_mt)
+    }, kind ~= "corp" and plain_mt or fields.third_party and third_corp_mt or corp_mt)
     self._fetch_token = function()
         return fetch(self)
     end
@@ -554,7 +619,7 @@ function _M.credential(self, method, path, query, body, field, with_token)
             return nil, errors.new("decode", "cannot encode the request (" .. tostring(jerr) .. ")")
         end
     end
-    local read = method == "POST" and { idempotent = true } or nil
+    local read = method == "POST" and READ or nil
     local data, err, status = call(self, method, path, url.encode_query(query), payload, read, with_token)
     if not data then
         return nil, as_token_error(err)
@@ -583,7 +648,7 @@ end
 
 function _M.is_client(v)
     local mt = getmetatable(v)
-    return mt == app_mt or mt == down_mt or mt == corp_mt or mt == plain_mt
+    return mt == app_mt or mt == down_mt or mt == corp_mt or mt == third_corp_mt or mt == plain_mt
 end
 
 return _M

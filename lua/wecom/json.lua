@@ -73,6 +73,9 @@ end
 -- string(s) -> "\"...\"": control characters, '"' and '\' escaped; other
 -- bytes (UTF-8 included) pass unchanged
 local function encode_string(s)
+    if not find(s, '[%c"\\]') then
+        return '"' .. s .. '"'
+    end
     return '"' .. gsub(s, '[%c"\\]', escape_one) .. '"'
 end
 _M.string = encode_string
@@ -95,46 +98,6 @@ local function is_sequence(t)
     return count == n
 end
 
-local encode_value
-
-local function encode_table(t, out, depth)
-    if depth > MAX_DEPTH then
-        error("nesting deeper than " .. MAX_DEPTH, 0)
-    end
-    if is_sequence(t) then
-        out[#out + 1] = "["
-        for i, v in ipairs(t) do
-            if i > 1 then
-                out[#out + 1] = ","
-            end
-            encode_value(v, out, depth + 1)
-        end
-        out[#out + 1] = "]"
-        return
-    end
-    local keys, values = {}, {}
-    for k, v in pairs(t) do
-        local tk = type(k)
-        if tk ~= "string" and tk ~= "number" then
-            error("cannot encode a " .. tk .. " key", 0)
-        end
-        local name = tk == "number" and encode_value(k, {}, depth) or k
-        keys[#keys + 1] = name
-        values[name] = v
-    end
-    sort(keys)
-    out[#out + 1] = "{"
-    for i, k in ipairs(keys) do
-        if i > 1 then
-            out[#out + 1] = ","
-        end
-        out[#out + 1] = encode_string(k)
-        out[#out + 1] = ":"
-        encode_value(values[k], out, depth + 1)
-    end
-    out[#out + 1] = "}"
-end
-
 local function encode_number(v)
     if math_type and math_type(v) == "integer" then
         return format("%d", v)
@@ -148,31 +111,114 @@ local function encode_number(v)
     return format("%.17g", v)
 end
 
-encode_value = function(v, out, depth)
+-- '"key":' for the keys seen so far (object keys are mostly the same few
+-- field names), up to KEYS_KEPT of them
+local KEYS_KEPT = 1024
+local key_prefix, key_count = {}, 0
+
+local function key_text(k)
+    local text = key_prefix[k]
+    if text == nil then
+        text = encode_string(k) .. ":"
+        if key_count < KEYS_KEPT then
+            key_count = key_count + 1
+            key_prefix[k] = text
+        end
+    end
+    return text
+end
+
+-- The encoder appends the pieces of the text to out (n: how many it holds)
+-- and returns the new count; one concat makes the text.
+local encode_value
+
+local function encode_table(t, out, n, depth)
+    if depth > MAX_DEPTH then
+        error("nesting deeper than " .. MAX_DEPTH, 0)
+    end
+    if is_sequence(t) then
+        n = n + 1
+        out[n] = "["
+        for i = 1, #t do
+            if i > 1 then
+                n = n + 1
+                out[n] = ","
+            end
+            n = encode_value(t[i], out, n, depth + 1)
+        end
+        n = n + 1
+        out[n] = "]"
+        return n
+    end
+    -- the keys sorted as the strings they encode to; values is needed only
+    -- when a key is a number (its name is not the key)
+    local keys, values = {}, nil
+    local count = 0
+    for k, v in pairs(t) do
+        local tk = type(k)
+        if tk == "number" then
+            local name = encode_number(k)
+            values = values or {}
+            values[name] = v
+            k = name
+        elseif tk ~= "string" then
+            error("cannot encode a " .. tk .. " key", 0)
+        end
+        count = count + 1
+        keys[count] = k
+    end
+    if count > 1 then
+        sort(keys)
+    end
+    n = n + 1
+    out[n] = "{"
+    for i = 1, count do
+        local k = keys[i]
+        if i > 1 then
+            n = n + 1
+            out[n] = ","
+        end
+        n = n + 1
+        out[n] = key_text(k)
+        local v
+        if values and values[k] ~= nil then
+            v = values[k]
+        else
+            v = t[k]
+        end
+        n = encode_value(v, out, n, depth + 1)
+    end
+    n = n + 1
+    out[n] = "}"
+    return n
+end
+
+encode_value = function(v, out, n, depth)
     local tv = type(v)
-    local s
     if tv == "string" then
-        s = encode_string(v)
+        if not find(v, '[%c"\\]') then
+            out[n + 1], out[n + 2], out[n + 3] = '"', v, '"'
+            return n + 3
+        end
+        out[n + 1] = encode_string(v)
     elseif tv == "number" then
-        s = encode_number(v)
+        out[n + 1] = encode_number(v)
     elseif tv == "boolean" then
-        s = v and "true" or "false"
+        out[n + 1] = v and "true" or "false"
     elseif v == nil or v == cjson.null then
-        s = "null"
+        out[n + 1] = "null"
     elseif tv == "table" then
-        encode_table(v, out, depth)
-        return
+        return encode_table(v, out, n, depth)
     else
         error("cannot encode a " .. tv, 0)
     end
-    out[#out + 1] = s
-    return s
+    return n + 1
 end
 
 -- encode(value) -> string | nil, err (a function, a cycle, NaN...)
 function _M.encode(value)
     local out = {}
-    local ok, err = pcall(encode_value, value, out, 0)
+    local ok, err = pcall(encode_value, value, out, 0, 0)
     if not ok then
         return nil, "cannot encode as JSON: " .. tostring(err)
     end
@@ -215,7 +261,8 @@ function _M.decode(s)
     if value == nil then
         return nil, err
     end
-    if type(value) == "table" then
+    -- (without integers to fix, only arrays need the walk: none without a '[')
+    if type(value) == "table" and (tointeger or find(s, "[", 1, true)) then
         fix_up(value, 0)
     elseif tointeger and type(value) == "number" then
         value = tointeger(value) or value

@@ -1,9 +1,10 @@
 -- wecom.parallel: run functions as coroutines over one event loop.
 --
--- Each task is a coroutine.  When a task makes an HTTP request through the
--- curl transport, the request is submitted to the session's multi interface
--- and the task yields; the loop polls the sessions and resumes each task
--- with its response.  Sleeps (retry backoff, waiting for a token lock) yield
+-- Tasks run on worker coroutines (at most `concurrency` of them, each
+-- taking the next task when its last one is done).  When a task makes an
+-- HTTP request through the curl transport, the request is submitted to the
+-- session's multi interface and the worker yields; the loop polls the
+-- sessions and resumes each worker with its response.  Sleeps (retry backoff, waiting for a token lock) yield
 -- to the loop as well, so one slow task never blocks the others.
 --
 -- Results, one per task and in task order:
@@ -64,27 +65,27 @@ sched_mt.__index = sched_mt
 
 local function new_scheduler()
     return setmetatable({
-        ready = {},        -- queue of { co, nargs, ... } to resume
-        ready_head = 1,
+        -- queue of coroutines to resume, with up to 4 values each: parallel
+        -- arrays, so waking a task allocates nothing
+        rq_co = {}, rq_n = {}, rq_a = {}, rq_b = {}, rq_c = {}, rq_d = {},
+        rq_head = 1, rq_tail = 0,
         sessions = {},     -- session -> { [request id] = co }
         in_flight = 0,
         timers = {},       -- list of { at = t, co = co }
     }, sched_mt)
 end
 
+-- wake(co [, a [, b [, c [, d]]]]): resume co with those values (at most
+-- four: a reply, or nil and a transport error's three fields)
 function sched_mt:wake(co, ...)
-    local ready = self.ready
-    ready[#ready + 1] = { co = co, n = select("#", ...), ... }
-end
-
-local unpack = table.unpack or unpack  -- luacheck: ignore 143
-
-local function unpack_item(item)
-    return unpack(item, 1, item.n)
-end
-
-local function pack(...)
-    return { n = select("#", ...), ... }
+    local k = self.rq_tail + 1
+    self.rq_tail = k
+    self.rq_co[k] = co
+    local n = select("#", ...)
+    self.rq_n[k] = n
+    if n > 0 then
+        self.rq_a[k], self.rq_b[k], self.rq_c[k], self.rq_d[k] = ...
+    end
 end
 
 -- Called from a task: yields until the loop resumes it.
@@ -95,40 +96,34 @@ end
 local group_mt = {}
 group_mt.__index = group_mt
 
-local finish_task
-
-local function start_task(sched, group, index)
-    local fn = group.tasks[index]
-    local co = co_create(function()
-        local res = pack(pcall(fn))
-        local ok, first, second = res[1], res[2], res[3]
-        local result
-        if not ok then
-            result = { ok = false, err = first }
-        elseif first == nil and second ~= nil then
-            result = { ok = false, err = second }
-        else
-            result = { ok = true, value = first, n = res.n - 1 }
-            for i = 2, res.n do
-                result[i - 1] = res[i]
-            end
-        end
-        finish_task(sched, group, index, result)
-    end)
-    task_sched[co] = sched
-    group.running = group.running + 1
-    sched:wake(co)
+-- A task's result from what pcall(task) returned.
+local function task_result(ok, ...)
+    if not ok then
+        return { ok = false, err = (...) }
+    end
+    local first, second = ...
+    if first == nil and second ~= nil then
+        return { ok = false, err = second }
+    end
+    return { ok = true, value = first, n = select("#", ...), ... }
 end
 
-finish_task = function(sched, group, index, result)
-    group.results[index] = result
-    group.running = group.running - 1
-    group.finished = group.finished + 1
-    if group.next_index <= #group.tasks then
+-- A worker runs the group's tasks one after the other until none is left;
+-- a group has at most `concurrency` workers, so a task costs no coroutine
+-- of its own.
+local function worker(sched, group)
+    local tasks, results = group.tasks, group.results
+    while true do
         local i = group.next_index
+        if i > group.count then
+            break
+        end
         group.next_index = i + 1
-        start_task(sched, group, i)
-    elseif group.finished == #group.tasks then
+        results[i] = task_result(pcall(tasks[i]))
+        group.finished = group.finished + 1
+    end
+    group.running = group.running - 1
+    if group.running == 0 then
         group.done = true
         if group.parent then
             sched:wake(group.parent)
@@ -137,31 +132,43 @@ finish_task = function(sched, group, index, result)
 end
 
 local function start_group(sched, tasks, concurrency, parent)
+    local count = #tasks
     local group = setmetatable({
-        tasks = tasks, results = {}, running = 0, finished = 0,
-        next_index = 1, done = #tasks == 0, parent = parent,
+        tasks = tasks, count = count, results = {}, running = 0, finished = 0,
+        next_index = 1, done = count == 0, parent = parent,
     }, group_mt)
-    local first = math_min(concurrency, #tasks)
-    group.next_index = first + 1
-    for i = 1, first do
-        start_task(sched, group, i)
+    for _ = 1, math_min(concurrency, count) do
+        local co = co_create(worker)
+        task_sched[co] = sched
+        group.running = group.running + 1
+        sched:wake(co, sched, group)
     end
     return group
 end
 
 -- Runs everything that is ready, in order; tasks woken meanwhile run too.
 function sched_mt:run_ready()
-    local ready = self.ready
-    while self.ready_head <= #ready do
-        local item = ready[self.ready_head]
-        ready[self.ready_head] = false
-        self.ready_head = self.ready_head + 1
-        local co = item.co
+    local rq_co, rq_n, rq_a, rq_b, rq_c, rq_d = self.rq_co, self.rq_n, self.rq_a, self.rq_b, self.rq_c, self.rq_d
+    while self.rq_head <= self.rq_tail do
+        local k = self.rq_head
+        self.rq_head = k + 1
+        local co, n = rq_co[k], rq_n[k]
+        local a, b, c, d = rq_a[k], rq_b[k], rq_c[k], rq_d[k]
+        rq_co[k], rq_a[k], rq_b[k], rq_c[k], rq_d[k] = nil, nil, nil, nil, nil
         if co_status(co) == "suspended" then
-            local ok, what = co_resume(co, unpack_item(item))
+            local ok, what
+            if n == 0 then
+                ok, what = co_resume(co)
+            elseif n == 1 then
+                ok, what = co_resume(co, a)
+            elseif n == 2 then
+                ok, what = co_resume(co, a, b)
+            else
+                ok, what = co_resume(co, a, b, c, d)
+            end
             if not ok then
-                -- the task wrapper catches everything the task raises, so this
-                -- is a bug in the loop itself
+                -- the worker catches everything a task raises, so this is a
+                -- bug in the loop itself
                 error("wecom.parallel: internal error: " .. tostring(what), 0)
             end
             if what ~= WAIT and co_status(co) == "suspended" then
@@ -169,8 +176,7 @@ function sched_mt:run_ready()
             end
         end
     end
-    self.ready = {}
-    self.ready_head = 1
+    self.rq_head, self.rq_tail = 1, 0
 end
 
 function sched_mt:next_timer()

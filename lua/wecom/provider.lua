@@ -5,7 +5,8 @@
 --   local provider = wecom.provider{ corpid = "wwPROVIDER", provider_secret = "..." }
 --   provider:token()                          -- provider_access_token
 --   provider:customized_auth_url{ templateid_list = { "dk..." }, state = "s1" }
---   provider:corpid_to_opencorpid("wwCORP")
+--   provider:corpid_to_opencorpid("wwCORP")   -- wecom.api.identity3rd
+--   provider:finish_external_userid_migration("wwCORP")
 --   provider:get(path, query) / provider:post(path, body, query)
 --
 -- The token is cached in the store like every other (single flight,
@@ -24,7 +25,14 @@ local service = require "wecom.api.service"
 local _M = {}
 
 local mt = {}
-mt.__index = mt
+
+-- methods written by the endpoint modules, loaded on first use (as
+-- wecom.client's LAZY_METHODS); they raise naming wecom.provider:<name>
+local ID3 = "wecom.api.identity3rd"
+mt.__index = client.lazy_index(mt, {
+    corpid_to_opencorpid = { ID3, "corpid_to_opencorpid" },
+    finish_external_userid_migration = { ID3, "finish_external_userid_migration" },
+})
 
 function mt.__tostring(self)
     return "wecom.provider(corpid=" .. self.corpid .. ")"
@@ -42,6 +50,7 @@ function _M.new(opts)
         corpid = o.corpid,
         base_url = o.base_url,
         store = o.store,
+        transport = options.new_transport(o),
     }, mt)
     local secret = o.provider_secret
     local path = service.PATH.provider_token
@@ -52,7 +61,7 @@ function _M.new(opts)
         token_key = records.provider_key(o.corpid, secret, o.base_url),
         token_param = "provider_access_token",
         base_url = o.base_url, timeout = o.timeout, retries = o.retries, backoff = o.backoff,
-        store = o.store, transport = options.new_transport(o),
+        store = o.store, transport = self.transport,
         scrub = scrub.new(secret),
         fetch_token = function(api)
             return client.credential(api, "POST", path, nil, { corpid = o.corpid, provider_secret = secret },
@@ -81,11 +90,6 @@ end
 -- -> qrcode_url, expires_at | nil, err   (the 代开发 install QR code's link, 10 days)
 function mt.customized_auth_url(self, opts)
     return service.customized_auth_url(self._api, "wecom.provider:customized_auth_url", opts)
-end
-
--- provider:corpid_to_opencorpid(corpid) -> open_corpid | nil, err
-function mt.corpid_to_opencorpid(self, corpid)
-    return service.corpid_to_opencorpid(self._api, "wecom.provider:corpid_to_opencorpid", corpid)
 end
 
 return _M

@@ -5,11 +5,14 @@
 --
 --   classify(req, res, terr) -> data, nil, http_status | nil, err
 --       req:  { method =, path =, read = bool, scrub = fn(text) -> text }
---             read: a GET, or a POST marked idempotent; scrub removes
---             credentials from server or transport text before it goes into
---             an error (errors.new then cuts it to one bounded line).
+--             read: a GET, or a POST marked idempotent; scrub(text, req)
+--             removes credentials from server or transport text before it
+--             goes into an error (errors.new then cuts it to one bounded line).
 --       res:  { status, headers, body } from the transport, or nil
 --       terr: { kind, message, curl_code } from the transport, or nil
+--   success(res) -> data, nil, 200 | nil: classify's common case alone (an
+--       answer that is no error), for a caller that builds req only when
+--       it is needed
 --   start(retries, sent_token) -> state
 --       a fresh request's state: no retry spent, no refresh made yet;
 --       sent_token: the request carries the client's token (so a token
@@ -107,11 +110,36 @@ local function transport_error(req, terr)
     if type(message) ~= "string" then
         message = "request failed"
     end
-    return nil, errors.new(kind, (req.scrub or no_scrub)(message), fields)
+    return nil, errors.new(kind, (req.scrub or no_scrub)(message, req), fields)
 end
 
 local function looks_like_html(body)
     return str_find(body, "^%s*<") ~= nil
+end
+
+-- success(res) -> data, nil, 200 | nil, decoded: the common case (HTTP
+-- 200, one JSON object, errcode 0 or none), which needs no request
+-- description; decoded: the JSON object when there was one
+local function success(res)
+    local body = res.body
+    if res.status == 200 and body ~= nil and body ~= "" then
+        local data = json.decode_object(body)
+        if data then
+            local errcode = data.errcode
+            if errcode == 0 or errcode == nil then
+                return data, nil, 200
+            end
+        end
+        return nil, data
+    end
+    return nil
+end
+
+function _M.success(res)
+    if res == nil then
+        return nil
+    end
+    return success(res)
 end
 
 function _M.classify(req, res, terr)
@@ -122,15 +150,9 @@ function _M.classify(req, res, terr)
     local status = res.status
     local body = res.body
     -- the common case first, without building an error
-    local data
-    if status == 200 and body ~= nil and body ~= "" then
-        data = json.decode_object(body)
-        if data then
-            local errcode = data.errcode
-            if errcode == 0 or errcode == nil then
-                return data, nil, status
-            end
-        end
+    local ok, data = success(res)
+    if ok then
+        return ok, nil, status
     end
 
     local fields = { method = req.method, path = req.path, http_status = status }
@@ -167,7 +189,7 @@ function _M.classify(req, res, terr)
     fields.errcode = errcode
     local errmsg = data.errmsg
     if type(errmsg) == "string" then
-        errmsg = (req.scrub or no_scrub)(errmsg)
+        errmsg = (req.scrub or no_scrub)(errmsg, req)
     else
         errmsg = "errcode " .. errcode
     end

@@ -5,6 +5,9 @@
 --                              provider_corpid =, store = }
 --   suite:receive(query, body)  -- the 指令回调/数据回调 URL: tickets, installs
 --   local corp = suite:corp(corpid)  -- get/post/token, chain, JSAPI...
+--   suite:oauth_url{...}, suite:user_by_code(code), suite:user_detail(ticket),
+--   suite:jscode2session(js_code), suite:unionid_to_external_userid_3rd{...}
+--                                    -- wecom.api.identity3rd, loaded on first use
 --
 -- The pieces: wecom.api.service (the /cgi-bin/service/* calls),
 -- wecom.suite.records (what is kept in the store, under which keys),
@@ -36,7 +39,19 @@ local token = require "wecom.token"
 local _M = {}
 
 local mt = {}
-mt.__index = mt
+
+-- methods written by the endpoint modules, loaded on first use (as
+-- wecom.client's LAZY_METHODS): name -> { module, function name }; they
+-- take the suite first and raise naming wecom.suite:<name>
+local ID3 = "wecom.api.identity3rd"
+local LAZY_METHODS = {
+    oauth_url = { ID3, "oauth_url" },
+    user_by_code = { ID3, "user_by_code" },
+    user_detail = { ID3, "user_detail" },
+    jscode2session = { ID3, "jscode2session" },
+    unionid_to_external_userid_3rd = { ID3, "unionid_to_external_userid_3rd" },
+}
+mt.__index = client.lazy_index(mt, LAZY_METHODS)
 
 function mt.__tostring(self)
     return "wecom.suite(suite_id=" .. self.suite_id .. ")"
@@ -416,6 +431,7 @@ function corp_client(self, rec)
             return plain_scrub(s, code_in_use, ...)
         end,
         downstream = not customized and third_party_downstream(self) or nil,
+        third_party = not customized,
         fetch_token = function(cl)
             local cur, err = records.corp(store, ns, corpid)
             if not cur then
@@ -441,9 +457,12 @@ end
 
 -- suite:corp(corpid) -> client | nil, err
 -- The client of an authorized corp: wecom.new's surface (get/post/token,
--- chain, linkedcorp, shared_corps, downstream, each_shared_corp) plus
--- jsapi_config/agent_config; its token from get_corp_token (third-party)
--- or gettoken with the permanent code as secret (代开发).
+-- chain, linkedcorp, shared_corps, downstream, each_shared_corp), JSAPI
+-- (jsapi_config/agent_config: the corp's tickets, cached per corp and app)
+-- and the account-ID conversions (wecom.api.idconvert); its token from
+-- get_corp_token (third-party) or gettoken with the permanent code as
+-- secret (代开发).  A third-party app's users are the suite's to identify
+-- (suite:user_by_code); a 代开发 app's corp client has the corp forms.
 function mt.corp(self, corpid)
     errors.need("wecom.suite:corp", "corpid", corpid, CORPID)
     local rec, err = records.corp(self.store, self._ns, corpid)

@@ -12,6 +12,7 @@ local gsub = string.gsub
 local ipairs = ipairs
 local math_floor = math.floor
 local math_type = math.type     -- nil on LuaJIT
+local next = next
 local pairs = pairs
 local sort = table.sort
 local sub = string.sub
@@ -26,7 +27,12 @@ local function escape_char(c)
 end
 
 -- escape(s) -> s with every byte but the RFC 3986 unreserved ones as %XX
+-- (most of what goes into a URL, ids and tokens, needs none: find does not
+-- build a copy as gsub would)
 function _M.escape(s)
+    if not find(s, "[^%w%-%._~]") then
+        return s
+    end
     return (gsub(s, "[^%w%-%._~]", escape_char))
 end
 local escape = _M.escape
@@ -76,6 +82,14 @@ function _M.encode_query(query, where, level)
     end
     where = where or "wecom"
     level = (level or 2) + 1
+    local first = next(query)
+    if first == nil then
+        return ""
+    end
+    if next(query, first) == nil and type(first) == "string" then
+        -- one parameter (the common case): no lists to sort and join
+        return escape(first) .. "=" .. escape(query_value(where, first, query[first], level))
+    end
     local keys = {}
     for k in pairs(query) do
         if type(k) ~= "string" then

@@ -30,6 +30,11 @@ describe("wecom.json.encode", function()
         assert.equal('{}', json.encode(json.object {}))
     end)
 
+    it("encodes the numbers of a sparse or mixed table as keys, sorted as text", function()
+        assert.equal('{"1":"a","3":"b"}', json.encode { [1] = "a", [3] = "b" })
+        assert.equal('{"10":true,"2":"x","a":{"k\\n":1}}', json.encode { [2] = "x", [10] = true, a = { ["k\n"] = 1 } })
+    end)
+
     it("encodes null and booleans", function()
         assert.equal('[null,true,false]', json.encode { json.null, true, false })
     end)

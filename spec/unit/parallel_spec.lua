@@ -33,6 +33,29 @@ describe("wecom.parallel", function()
         assert.equal("still ran", results[4].value)
     end)
 
+    it("runs every task when there are more than the concurrency, whatever each one did", function()
+        local tasks, ran = {}, {}
+        for i = 1, 40 do
+            tasks[i] = function()
+                ran[#ran + 1] = i
+                if i % 5 == 0 then error("task " .. i, 0) end
+                if i % 3 == 0 then parallel.sleep(0.001) end
+                if i % 7 == 0 then coroutine.yield("not the loop's") end   -- put back in the queue
+                return i, i * 2
+            end
+        end
+        local results = wecom.parallel(tasks, { concurrency = 3 })
+        assert.equal(40, #results)
+        assert.equal(40, #ran)
+        for i = 1, 40 do
+            if i % 5 == 0 then
+                assert.same({ ok = false, err = "task " .. i }, results[i])
+            else
+                assert.same({ ok = true, value = i, n = 2, i, i * 2 }, results[i])
+            end
+        end
+    end)
+
     it("never runs more than `concurrency` tasks at once, and reaches it", function()
         local active, peak = 0, 0
         local tasks = {}

@@ -35,6 +35,7 @@ local PATH = {
 }
 _M.PATH = PATH
 
+local MAX_ID = 128        -- WeCom's ids; anything longer in an answer is not one
 local READ = { idempotent = true }
 
 local need = errors.need
@@ -155,7 +156,11 @@ function _M.corpid_to_opencorpid(provider, corpid)
     if not data then
         return nil, err
     end
-    return response.field(data, "open_corpid", "string", PATH.corpid_to_opencorpid)
+    local open = data.open_corpid
+    if type(open) ~= "string" or open == "" or #open > MAX_ID then
+        return nil, errors.new("decode", "response has no usable 'open_corpid'", { path = PATH.corpid_to_opencorpid })
+    end
+    return open
 end
 
 -- finish_external_userid_migration(provider, corpid) -> true: the corp's

@@ -27,7 +27,6 @@ local PATH = {
     permanent_code = S .. "v2/get_permanent_code",
     auth_info = S .. "get_auth_info",
     customized_auth_url = S .. "get_customized_auth_url",
-    corpid_to_opencorpid = S .. "corpid_to_opencorpid",
     gettoken = "/cgi-bin/gettoken",
 }
 _M.PATH = PATH
@@ -207,17 +206,6 @@ function _M.customized_auth_url(api, where, opts)
         return nil, errors.new("decode", "response has no usable 'expires_in'", { path = path })
     end
     return link, core.now() + expires_in
-end
-
--- corpid_to_opencorpid(api, where, corpid) -> open_corpid | nil, err
-function _M.corpid_to_opencorpid(api, where, corpid)
-    errors.need(where, "corpid", corpid, errors.string, 3)
-    local path = PATH.corpid_to_opencorpid
-    local data, err = client.request(api, "POST", path, nil, { corpid = corpid }, { idempotent = true })
-    if not data then
-        return nil, err
-    end
-    return text_field(data, "open_corpid", MAX_ID, path)
 end
 
 return _M

@@ -522,6 +522,33 @@ describe("wecom.core xml_decode", function()
       same_result(nested(40))
     end)
 
+    it("reads names of any length and ends them where expat does, whatever byte follows", function()
+      -- the scanner reads names 16 bytes at a time: every length around
+      -- that block, and every byte right after a name, start and end tag
+      local chars = "aZ_09.-"
+      for len = 1, 40 do
+        local parts = {}
+        for i = 1, len do
+          local k = (i * 7 + len) % #chars + 1
+          parts[i] = i == 1 and "N" or chars:sub(k, k)
+        end
+        local n = table.concat(parts)
+        local doc = "<x><" .. n .. ">v</" .. n .. "><" .. n .. "b/></x>"
+        local t = decode(doc, FAST)
+        assert.same({ [n] = "v", [n .. "b"] = "" }, t, doc)
+        same_result(doc)
+        same_result("<" .. n .. "/>")
+      end
+      for b = 0, 255 do
+        local c = string.char(b)
+        for _, doc in ipairs({ "<x><abcdefgh" .. c .. "ij>v</abcdefgh" .. c .. "ij></x>",
+                               "<x><abcdefgh" .. c .. ">v</abcdefgh" .. c .. "></x>",
+                               "<x><ab>v</ab" .. c .. "></x>", "<x><a" .. c .. "/></x>" }) do
+          same_result(doc)
+        end
+      end
+    end)
+
     it("decodes random documents of the subset exactly as expat does", function()
       for i = 1, 600 do
         seed = i

@@ -603,8 +603,10 @@ static int l_crypter_verify(lua_State *L)
  * Decrypts base64 text and pushes msg, receive_id, or nil, message, code.
  * The layout after unpadding is
  * random16 || uint32 big-endian msg length || msg || receive_id.
+ * When rid_idx is a stack index holding a string with the receive id's
+ * bytes, that string is pushed as the receive id instead of a new one.
  */
-static int crypter_decrypt_raw(lua_State *L, crypter *c, const char *b64, size_t b64_len)
+static int crypter_decrypt_raw(lua_State *L, crypter *c, const char *b64, size_t b64_len, int rid_idx)
 {
     unsigned char stack_buf[STACK_SCRATCH];
     size_t n, content_len;
@@ -648,7 +650,17 @@ static int crypter_decrypt_raw(lua_State *L, crypter *c, const char *b64, size_t
         return wecom_fail_code(L, "message length field past the end of the plaintext", WECOM_ILLEGAL_BUFFER);
 
     lua_pushlstring(L, (const char *)buf + FRAME_HEAD, msg_len);
-    lua_pushlstring(L, (const char *)buf + FRAME_HEAD + msg_len, content_len - FRAME_HEAD - msg_len);
+    {
+        const char *rid = (const char *)buf + FRAME_HEAD + msg_len, *expected;
+        size_t rid_len = content_len - FRAME_HEAD - msg_len, expected_len;
+
+        if (rid_idx != 0 && lua_type(L, rid_idx) == LUA_TSTRING
+            && (expected = lua_tolstring(L, rid_idx, &expected_len), expected_len == rid_len)
+            && memcmp(expected, rid, rid_len) == 0)
+            lua_pushvalue(L, rid_idx);      /* the usual case: no new string */
+        else
+            lua_pushlstring(L, rid, rid_len);
+    }
     return 2;
 }
 
@@ -658,14 +670,14 @@ static int l_crypter_decrypt(lua_State *L)
     size_t b64_len;
     const char *b64 = wecom_check_string(L, 2, METHOD("decrypt"), "encrypt", &b64_len);
 
-    return crypter_decrypt_raw(L, c, b64, b64_len);
+    return crypter_decrypt_raw(L, c, b64, b64_len, 0);
 }
 
 /* Verify, then decrypt: msg, receive_id (returns 2) or nil, message, code
  * (returns 3). */
 static int crypter_open_raw(lua_State *L, crypter *c, const char *sig, size_t sig_len,
                             const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
-                            const char *enc, size_t enc_len)
+                            const char *enc, size_t enc_len, int rid_idx)
 {
     int r = crypter_verify_raw(c, sig, sig_len, ts, ts_len, nonce, nonce_len, enc, enc_len);
 
@@ -673,7 +685,7 @@ static int crypter_open_raw(lua_State *L, crypter *c, const char *sig, size_t si
         return wecom_fail_code(L, "SHA-1 failed", WECOM_COMPUTE_SIGNATURE);
     if (r == 0)
         return wecom_fail_code(L, "signature mismatch", WECOM_VALIDATE_SIGNATURE);
-    return crypter_decrypt_raw(L, c, enc, enc_len);
+    return crypter_decrypt_raw(L, c, enc, enc_len, rid_idx);
 }
 
 /* c:open(msg_signature, timestamp, nonce, encrypt): verify, then decrypt. */
@@ -686,7 +698,7 @@ static int l_crypter_open(lua_State *L)
     const char *nonce = wecom_check_string(L, 4, METHOD("open"), "nonce", &nonce_len);
     const char *enc = wecom_check_string(L, 5, METHOD("open"), "encrypt", &enc_len);
 
-    return crypter_open_raw(L, c, sig, sig_len, ts, ts_len, nonce, nonce_len, enc, enc_len);
+    return crypter_open_raw(L, c, sig, sig_len, ts, ts_len, nonce, nonce_len, enc, enc_len, 0);
 }
 
 /* c:encrypt(msg, receive_id [, random16]) -> base64 */
@@ -742,49 +754,35 @@ static int l_crypter_encrypt(lua_State *L)
  * agentid, time): the table is made big enough for them at once. */
 #define EVENT_EXTRA_FIELDS 6
 
+/* What the query-string form needs from a query on the C stack. */
+#define QUERY_STACK 512
+
+/* The three signed parameters, pointing into the caller's strings. */
+typedef struct signed_params {
+    const char *sig, *ts, *nonce;
+    size_t sig_len, ts_len, nonce_len;
+} signed_params;
+
 /*
- * core.callback_open(crypter, msg_signature, timestamp, nonce, body): the
- * work of wecom.callback's decrypt for an XML envelope in one call, with
- * the Encrypt text going from the envelope to the cipher without becoming
- * a Lua string or the envelope a table.
- *   -> msg, receive_id, event    event: msg decoded as xml_decode would,
- *                                with room for the fields callback adds
- *   -> msg, receive_id           msg is not XML, or XML that does not parse:
- *                                the caller's own parser reports it
- *   -> nil, message, code        as crypter:open
- *   -> false                     declined, not a failure: one of the last
- *                                four is not a string, or body is not an XML
- *                                envelope (within xml_decode's limits) whose
- *                                root has one Encrypt leaf with text; the
- *                                caller takes its general path, which names
- *                                the problem
- * The crypter is checked like any argument (a bad one raises).
+ * The work shared by both forms, from the signed parameters on: body at
+ * index body_idx, the receive id to reuse at rid_idx (0: none).  Pushes
+ * what l_callback_open documents and returns the count.
  */
-static int l_callback_open(lua_State *L)
+static int callback_open_body(lua_State *L, crypter *c, const signed_params *q, int body_idx,
+                              int rid_idx)
 {
-    crypter *c = crypter_check(L, 1, WECOM_FN("callback_open"));
-    size_t sig_len, ts_len, nonce_len, body_len, msg_len;
-    const char *sig, *ts, *nonce, *body, *msg;
+    size_t body_len, msg_len;
+    const char *body = lua_tolstring(L, body_idx, &body_len), *msg;
     const xml_node *enc;
     char errbuf[XML_ERRBUF];
     xml_doc *d;
     int n;
 
-    lua_settop(L, 5);
-    if (lua_type(L, 2) != LUA_TSTRING || lua_type(L, 3) != LUA_TSTRING
-        || lua_type(L, 4) != LUA_TSTRING || lua_type(L, 5) != LUA_TSTRING) {
-        lua_pushboolean(L, 0);
-        return 1;
-    }
-    sig = lua_tolstring(L, 2, &sig_len);
-    ts = lua_tolstring(L, 3, &ts_len);
-    nonce = lua_tolstring(L, 4, &nonce_len);
-    body = lua_tolstring(L, 5, &body_len);
     if (body_len == 0 || body_len > WECOM_MAX_BODY) {
         lua_pushboolean(L, 0);
         return 1;
     }
-    d = wecom_xml_scratch_acquire(L);                               /* 6 */
+    d = wecom_xml_scratch_acquire(L);
     if (wecom_xml_parse(d, body, body_len, WECOM_MAX_DEPTH, XML_PARSER_AUTO, errbuf) != NULL
         || (enc = wecom_xml_only_leaf(d, "Encrypt")) == NULL) {
         wecom_xml_scratch_release(d);
@@ -792,8 +790,8 @@ static int l_callback_open(lua_State *L)
         return 1;
     }
     /* The text may lie in d's buffer: d is busy and anchored until here. */
-    n = crypter_open_raw(L, c, sig, sig_len, ts, ts_len, nonce, nonce_len,
-                         xml_node_text(d, enc), enc->text_len);
+    n = crypter_open_raw(L, c, q->sig, q->sig_len, q->ts, q->ts_len, q->nonce, q->nonce_len,
+                         xml_node_text(d, enc), enc->text_len, rid_idx);
     /* msg and receive_id on top (a scratch userdata may lie below them) */
     if (n != 2 || (msg = lua_tolstring(L, -2, &msg_len))[0] != '<' || msg_len > WECOM_MAX_BODY
         || wecom_xml_parse(d, msg, msg_len, WECOM_MAX_DEPTH, XML_PARSER_AUTO, errbuf) != NULL) {
@@ -803,6 +801,160 @@ static int l_callback_open(lua_State *L)
     wecom_xml_push_root(L, d, EVENT_EXTRA_FIELDS);
     wecom_xml_scratch_release(d);
     return 3;
+}
+
+/*
+ * core.callback_open(crypter, msg_signature, timestamp, nonce, body
+ * [, receive_id]): the work of wecom.callback's decrypt for an XML
+ * envelope in one call, with the Encrypt text going from the envelope to
+ * the cipher without becoming a Lua string or the envelope a table.
+ *   -> msg, receive_id, event    event: msg decoded as xml_decode would,
+ *                                with room for the fields callback adds
+ *   -> msg, receive_id           msg is not XML, or XML that does not parse:
+ *                                the caller's own parser reports it
+ *   -> nil, message, code        as crypter:open
+ *   -> false                     declined, not a failure: one of the four
+ *                                after the crypter is not a string, or body
+ *                                is not an XML envelope (within xml_decode's
+ *                                limits) whose root has one Encrypt leaf with
+ *                                text; the caller takes its general path,
+ *                                which names the problem
+ * receive_id (optional) is the one the caller expects: when the decrypted
+ * one has the same bytes, that string comes back as receive_id (no new
+ * string).  The crypter is checked like any argument (a bad one raises).
+ */
+static int l_callback_open(lua_State *L)
+{
+    crypter *c = crypter_check(L, 1, WECOM_FN("callback_open"));
+    signed_params q;
+
+    lua_settop(L, 6);
+    if (lua_type(L, 2) != LUA_TSTRING || lua_type(L, 3) != LUA_TSTRING
+        || lua_type(L, 4) != LUA_TSTRING || lua_type(L, 5) != LUA_TSTRING) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    q.sig = lua_tolstring(L, 2, &q.sig_len);
+    q.ts = lua_tolstring(L, 3, &q.ts_len);
+    q.nonce = lua_tolstring(L, 4, &q.nonce_len);
+    return callback_open_body(L, c, &q, 5, 6);
+}
+
+static int hex_digit(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch |= 0x20;
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* Percent-decodes s[0..len) as wecom.url.unescape does (each %XX with two
+ * hex digits becomes that byte, anything else stays) into out; returns the
+ * length written (at most len). */
+static size_t unescape_into(const char *s, size_t len, char *out)
+{
+    size_t i = 0, n = 0;
+
+    while (i < len) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < len && (hi = hex_digit((unsigned char)s[i + 1])) >= 0
+            && (lo = hex_digit((unsigned char)s[i + 2])) >= 0) {
+            out[n++] = (char)(hi << 4 | lo);
+            i += 3;
+        } else {
+            out[n++] = s[i++];
+        }
+    }
+    return n;
+}
+
+/*
+ * Finds msg_signature, timestamp and nonce in a query string as
+ * wecom.url.parse_query reads it: anything up to the first '?' skipped,
+ * pairs split at '&' (empty ones skipped), key and value at the first '='
+ * (no '=': the value is empty), both percent-decoded.  Values are decoded
+ * into out (room for len bytes) when they hold a '%'.  1 when each of the
+ * three is there exactly once; 0 when the general path must read the
+ * query: one missing or repeated, or a key with a '%' (decoding it might
+ * make it one of the three).
+ */
+static int query_params(const char *s, size_t len, char *out, signed_params *q)
+{
+    const char *end = s + len, *p = memchr(s, '?', len);
+    size_t used = 0;
+    int seen = 0;
+
+    p = p != NULL ? p + 1 : s;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p)), *pair_end = amp != NULL ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pair_end - p));
+        const char *key_end = eq != NULL ? eq : pair_end, *val = eq != NULL ? eq + 1 : pair_end;
+        size_t key_len = (size_t)(key_end - p), val_len = (size_t)(pair_end - val);
+        const char **dst = NULL;
+        size_t *dst_len = NULL;
+        int bit = 0;
+
+        if (memchr(p, '%', key_len) != NULL)
+            return 0;
+        if (key_len == 13 && memcmp(p, "msg_signature", 13) == 0)
+            dst = &q->sig, dst_len = &q->sig_len, bit = 1;
+        else if (key_len == 9 && memcmp(p, "timestamp", 9) == 0)
+            dst = &q->ts, dst_len = &q->ts_len, bit = 2;
+        else if (key_len == 5 && memcmp(p, "nonce", 5) == 0)
+            dst = &q->nonce, dst_len = &q->nonce_len, bit = 4;
+        if (dst != NULL) {
+            if (seen & bit)
+                return 0;
+            seen |= bit;
+            if (memchr(val, '%', val_len) == NULL) {
+                *dst = val;
+                *dst_len = val_len;
+            } else {
+                *dst = out + used;
+                *dst_len = unescape_into(val, val_len, out + used);
+                used += *dst_len;
+            }
+        }
+        if (amp == NULL)
+            break;
+        p = amp + 1;
+    }
+    return seen == 7;
+}
+
+/*
+ * core.callback_open_query(crypter, query, body [, receive_id]): the same
+ * with the query string as the request carried it, read as
+ * wecom.url.parse_query reads it (see query_params).  Answers as
+ * callback_open; false also when the query is not a string or does not
+ * hold each signed parameter exactly once.
+ */
+static int l_callback_open_query(lua_State *L)
+{
+    crypter *c = crypter_check(L, 1, WECOM_FN("callback_open_query"));
+    char stack_buf[QUERY_STACK];
+    signed_params q;
+    size_t len;
+    const char *s;
+    char *out;
+
+    lua_settop(L, 4);
+    if (lua_type(L, 2) != LUA_TSTRING || lua_type(L, 3) != LUA_TSTRING) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    s = lua_tolstring(L, 2, &len);
+    if (len > WECOM_MAX_BODY) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    /* decoded values are never longer than the query */
+    out = (char *)scratch(L, (unsigned char *)stack_buf, sizeof stack_buf, len);
+    if (!query_params(s, len, out, &q)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    return callback_open_body(L, c, &q, 3, 4);
 }
 
 /* ===== registration ==================================================== */
@@ -837,6 +989,11 @@ void wecom_crypto_open(lua_State *L)
     wecom_class_register(L, &crypter_class);
     luaL_setfuncs(L, crypto_funcs, 0);
     wecom_xml_scratch_new(L);
+    lua_pushvalue(L, -1);
     lua_pushcclosure(L, l_callback_open, 1);
-    lua_setfield(L, -2, "callback_open");
+    lua_setfield(L, -3, "callback_open");
+    /* the same scratch: the two are never busy at once but by re-entry,
+     * which acquire handles */
+    lua_pushcclosure(L, l_callback_open_query, 1);
+    lua_setfield(L, -2, "callback_open_query");
 }

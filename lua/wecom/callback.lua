@@ -30,6 +30,7 @@ local opt_arg = errors.opt
 
 local xml_decode = core.xml_decode
 local callback_open = core.callback_open
+local callback_open_query = core.callback_open_query
 
 local type = type
 local tostring = tostring
@@ -460,16 +461,26 @@ local function decrypt_checked(self, query, body)
     return parse_plaintext(msg)
 end
 
--- The usual POST in one C call (core.callback_open): a query table holding
--- the three strings, an XML envelope string with one Encrypt, no max_skew.  For
--- such a request that call does what decrypt_checked would, step for step;
--- anything else, and any envelope it does not take, goes to
--- decrypt_checked to be reported.
+-- The usual POST in one C call (core.callback_open, or
+-- core.callback_open_query for the raw query string): the three signed
+-- strings, each once, an XML envelope string with one Encrypt, no max_skew.
+-- For such a request that call does what decrypt_checked would, step for
+-- step; anything else, and any request it does not take, goes to
+-- decrypt_checked to be reported.  (Both answer false unless the query
+-- holds the three strings and body is a string.)  Given the expected
+-- receive id, the C call hands back that very string when it matches.
 function mt.decrypt(self, query, body)
-    if type(query) == "table" and self.max_skew == nil then
-        -- (callback_open answers false unless the four are strings)
-        local msg, rid, event = callback_open(self.crypter, query.msg_signature,
-                                              query.timestamp, query.nonce, body)
+    if self.max_skew == nil then
+        local msg, rid, event
+        local tq = type(query)
+        if tq == "string" then
+            msg, rid, event = callback_open_query(self.crypter, query, body, self.receive_id)
+        elseif tq == "table" then
+            msg, rid, event = callback_open(self.crypter, query.msg_signature, query.timestamp,
+                                            query.nonce, body, self.receive_id)
+        else
+            msg = false
+        end
         if msg then
             if rid ~= self.receive_id and self.receive_mode ~= "off" then
                 local err = receive_id_error(self, rid)

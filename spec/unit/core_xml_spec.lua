@@ -700,11 +700,90 @@ describe("wecom.core xml_decode", function()
                        "wecom.core.callback_open: attempt to use a closed crypter")
     end)
 
+    it("hands back the expected receive id's own string when the decrypted one matches", function()
+      local sig, ts, nonce, body = sealed(V1_PLAIN)
+      for _, expected in ipairs({ RID, "wwCORQ", "wwCOR", "", 42, false }) do
+        local msg, rid, event = open(c, sig, ts, nonce, body, expected)
+        assert.equal(V1_PLAIN, msg)
+        assert.equal(RID, rid)
+        assert.same(decode(V1_PLAIN), event)
+      end
+    end)
+
+    describe("with the query string (callback_open_query)", function()
+      local open_query = core.callback_open_query
+      local escape = require("wecom.url").escape
+
+      it("reads the signed parameters as wecom.url.parse_query does", function()
+        local nonce = "a+b c/d%e&f"
+        local enc = assert(c:encrypt(V1_PLAIN, RID))
+        local ts = "1700000000"
+        local sig = c:signature(ts, nonce, enc)
+        local body = "<xml><Encrypt><![CDATA[" .. enc .. "]]></Encrypt></xml>"
+        local n = nonce:gsub("[ /%%&]", function(ch) return ("%%%02X"):format(ch:byte()) end)
+        for _, q in ipairs({
+          "msg_signature=" .. sig .. "&timestamp=" .. ts .. "&nonce=" .. n,
+          "/cb?nonce=" .. n .. "&&msg_signature=" .. sig:upper():lower() .. "&x=1&timestamp=" .. ts .. "&",
+          "?a?b&timestamp=" .. ts .. "&nonce=" .. escape(nonce) .. "&msg_signature=" .. escape(sig),
+          "msg_signature=" .. sig .. "&timestamp=%3" .. "1" .. ts:sub(2) .. "&nonce=" .. n .. "&MSG_SIGNATURE=x",
+        }) do
+          local msg, rid, event = open_query(c, q, body, RID)
+          assert.equal(V1_PLAIN, msg, q)
+          assert.equal(RID, rid)
+          assert.same(decode(V1_PLAIN), event)
+        end
+        -- a percent sign that is not %XX stays, as in wecom.url.unescape
+        for _, odd in ipairs({ "%", "%4", "%zz", "%%41", "x%" }) do
+          local s2 = c:signature(ts, odd:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end), enc)
+          local msg = open_query(c, "msg_signature=" .. s2 .. "&timestamp=" .. ts .. "&nonce=" .. odd, body)
+          assert.equal(V1_PLAIN, msg, odd)
+        end
+      end)
+
+      it("answers false where the general path must read the query", function()
+        local sig, ts, nonce, body = sealed(V1_PLAIN)
+        local good = "msg_signature=" .. sig .. "&timestamp=" .. ts .. "&nonce=" .. nonce
+        for _, q in ipairs({
+          "", "msg_signature=" .. sig .. "&timestamp=" .. ts,        -- one missing
+          good .. "&nonce=" .. nonce,                                -- one repeated
+          good .. "&timestamp",
+          "msg%5Fsignature=" .. sig .. "&timestamp=" .. ts .. "&nonce=" .. nonce, -- a key parse_query decodes
+          good .. "&a%20b=1",
+          "MSG_SIGNATURE=" .. sig .. "&timestamp=" .. ts .. "&nonce=" .. nonce,
+        }) do
+          assert.is_false(open_query(c, q, body), q)
+        end
+        assert.is_false(open_query(c, good, "{}"))
+        assert.is_false(open_query(c, good, nil))
+        assert.is_false(open_query(c, { msg_signature = sig }, body))
+        assert.same({ nil, "signature mismatch", -40001 }, { open_query(c, good:gsub("nonce=%d+", "nonce"), body) })
+        assert.has_error(function() open_query({}, good, body) end,
+                         "wecom.core.callback_open_query: expected a wecom.core.crypter (got table)")
+      end)
+
+      it("takes a query longer than its stack buffer", function()
+        local sig, ts, nonce, body = sealed(V1_PLAIN)
+        local q = "pad=" .. rep("%41", 400) .. "&msg_signature=" .. sig .. "&timestamp=" .. ts
+          .. "&nonce=" .. nonce:gsub(".", function(ch) return ("%%%02X"):format(ch:byte()) end)
+        local msg, rid = open_query(c, q, body)
+        assert.equal(V1_PLAIN, msg)
+        assert.equal(RID, rid)
+      end)
+    end)
+
     it("lets cb:decrypt answer exactly as its general path does", function()
-      -- A query string takes cb:decrypt's general path (parse, then every
-      -- check in order); a table with the three strings its one-call path.
+      -- A callback object with max_skew takes cb:decrypt's general path
+      -- (parse, then every check in order) for a table and a string alike;
+      -- without it a table with the three strings and a query string take
+      -- the one-call paths.
+      local SKEW = 2 ^ 40
       local cb = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = RID }
       local listed = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = { "wwOTHER", RID } }
+      local general = {
+        [cb] = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = RID, max_skew = SKEW },
+        [listed] = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = { "wwOTHER", RID },
+                                  max_skew = SKEW },
+      }
       local function outcome(obj, query, body)
         local event, err = obj:decrypt(query, body)
         if event then
@@ -725,8 +804,16 @@ describe("wecom.core xml_decode", function()
           for _, b in ipairs(bodies) do
             for _, s in ipairs({ sig, sig:upper(), "" }) do
               local query = { msg_signature = s, timestamp = ts, nonce = nonce }
+              local qs = callback.build_query(query)
               for _, obj in ipairs({ cb, listed }) do
-                assert.same(outcome(obj, callback.build_query(query), b), outcome(obj, query, b))
+                local expected = outcome(general[obj], query, b)
+                assert.same(expected, outcome(general[obj], qs, b))
+                assert.same(expected, outcome(obj, query, b))
+                assert.same(expected, outcome(obj, qs, b))
+                for _, odd in ipairs({ qs .. "&nonce=" .. nonce, "x=1&" .. qs:gsub("msg_signature", "msg%%5Fsignature"),
+                                       qs:gsub("nonce=%d+", "nonce"), "/cb?" .. qs, (qs:gsub("&nonce", "&NONCE")) }) do
+                  assert.same(outcome(general[obj], odd, b), outcome(obj, odd, b), odd)
+                end
                 count = count + 1
               end
             end

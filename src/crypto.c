@@ -599,30 +599,34 @@ static int l_crypter_verify(lua_State *L)
     return 1;
 }
 
+/* A decrypted message: msg and receive_id, in the caller's buffer. */
+typedef struct opened {
+    const char *msg, *rid;
+    size_t msg_len, rid_len;
+} opened;
+
 /*
- * Decrypts base64 text and pushes msg, receive_id, or nil, message, code.
- * The layout after unpadding is
+ * Decodes and decrypts base64 text into buf (room for
+ * b64_decoded_max(b64_len) bytes) and finds msg and receive_id in it.  The
+ * layout after unpadding is
  * random16 || uint32 big-endian msg length || msg || receive_id.
- * When rid_idx is a stack index holding a string with the receive id's
- * bytes, that string is pushed as the receive id instead of a new one.
+ * NULL on success, else the failure's message with *code set.
  */
-static int crypter_decrypt_raw(lua_State *L, crypter *c, const char *b64, size_t b64_len, int rid_idx)
+static const char *crypter_decrypt_into(crypter *c, const char *b64, size_t b64_len,
+                                        unsigned char *buf, opened *out, int *code)
 {
-    unsigned char stack_buf[STACK_SCRATCH];
     size_t n, content_len;
-    unsigned char *buf;
     unsigned pad;
     uint32_t msg_len;
     int out_len = 0;
 
-    if (b64_len > WECOM_MAX_BODY)
-        return wecom_fail_code(L, "ciphertext over 1 MiB", WECOM_ILLEGAL_BUFFER);
-    buf = scratch(L, stack_buf, sizeof stack_buf, b64_decoded_max(b64_len));
     n = b64_decode(b64, b64_len, buf);
+    *code = WECOM_DECODE_BASE64;
     if (n == (size_t)-1)
-        return wecom_fail_code(L, "ciphertext is not valid base64", WECOM_DECODE_BASE64);
+        return "ciphertext is not valid base64";
+    *code = WECOM_DECRYPT_AES;
     if (n == 0 || n % AES_BLOCK != 0)
-        return wecom_fail_code(L, "ciphertext length is not a positive multiple of 16", WECOM_DECRYPT_AES);
+        return "ciphertext length is not a positive multiple of 16";
 
     /* The IV only enters the first block, and the first block is random16,
      * which nobody reads: so the context keeps chaining from the previous
@@ -633,34 +637,60 @@ static int crypter_decrypt_raw(lua_State *L, crypter *c, const char *b64, size_t
      * CBC decryption in place is allowed by EVP when in == out exactly. */
     if ((n == AES_BLOCK || c->dec_reset)
         && EVP_DecryptInit_ex(c->dec, NULL, NULL, NULL, c->key) != 1)
-        return wecom_fail_code(L, "AES decryption failed", WECOM_DECRYPT_AES);
+        return "AES decryption failed";
     c->dec_reset = 1;
     if (EVP_DecryptUpdate(c->dec, buf, &out_len, buf, (int)n) != 1 || (size_t)out_len != n)
-        return wecom_fail_code(L, "AES decryption failed", WECOM_DECRYPT_AES);
+        return "AES decryption failed";
     c->dec_reset = 0;
 
+    *code = WECOM_ILLEGAL_BUFFER;
     pad = buf[n - 1];
     if (pad == 0 || pad > PAD_BLOCK || pad > n)
-        return wecom_fail_code(L, "invalid padding", WECOM_ILLEGAL_BUFFER);
+        return "invalid padding";
     content_len = n - pad;
     if (content_len < FRAME_HEAD)
-        return wecom_fail_code(L, "plaintext shorter than its header", WECOM_ILLEGAL_BUFFER);
+        return "plaintext shorter than its header";
     msg_len = (uint32_t)buf[16] << 24 | (uint32_t)buf[17] << 16 | (uint32_t)buf[18] << 8 | buf[19];
     if (msg_len > content_len - FRAME_HEAD)
-        return wecom_fail_code(L, "message length field past the end of the plaintext", WECOM_ILLEGAL_BUFFER);
+        return "message length field past the end of the plaintext";
+    out->msg = (const char *)buf + FRAME_HEAD;
+    out->msg_len = msg_len;
+    out->rid = out->msg + msg_len;
+    out->rid_len = content_len - FRAME_HEAD - msg_len;
+    return NULL;
+}
 
-    lua_pushlstring(L, (const char *)buf + FRAME_HEAD, msg_len);
-    {
-        const char *rid = (const char *)buf + FRAME_HEAD + msg_len, *expected;
-        size_t rid_len = content_len - FRAME_HEAD - msg_len, expected_len;
+/* Pushes the receive id; when rid_idx is a stack index holding a string
+ * with the same bytes, that string instead of a new one. */
+static void push_receive_id(lua_State *L, const opened *o, int rid_idx)
+{
+    const char *expected;
+    size_t expected_len;
 
-        if (rid_idx != 0 && lua_type(L, rid_idx) == LUA_TSTRING
-            && (expected = lua_tolstring(L, rid_idx, &expected_len), expected_len == rid_len)
-            && memcmp(expected, rid, rid_len) == 0)
-            lua_pushvalue(L, rid_idx);      /* the usual case: no new string */
-        else
-            lua_pushlstring(L, rid, rid_len);
-    }
+    if (rid_idx != 0 && lua_type(L, rid_idx) == LUA_TSTRING
+        && (expected = lua_tolstring(L, rid_idx, &expected_len), expected_len == o->rid_len)
+        && memcmp(expected, o->rid, o->rid_len) == 0)
+        lua_pushvalue(L, rid_idx);      /* the usual case: no new string */
+    else
+        lua_pushlstring(L, o->rid, o->rid_len);
+}
+
+/* Decrypts base64 text and pushes msg, receive_id, or nil, message, code. */
+static int crypter_decrypt_raw(lua_State *L, crypter *c, const char *b64, size_t b64_len)
+{
+    unsigned char stack_buf[STACK_SCRATCH];
+    unsigned char *buf;
+    const char *err;
+    opened o;
+    int code;
+
+    if (b64_len > WECOM_MAX_BODY)
+        return wecom_fail_code(L, "ciphertext over 1 MiB", WECOM_ILLEGAL_BUFFER);
+    buf = scratch(L, stack_buf, sizeof stack_buf, b64_decoded_max(b64_len));
+    if ((err = crypter_decrypt_into(c, b64, b64_len, buf, &o, &code)) != NULL)
+        return wecom_fail_code(L, err, code);
+    lua_pushlstring(L, o.msg, o.msg_len);
+    push_receive_id(L, &o, 0);
     return 2;
 }
 
@@ -670,14 +700,14 @@ static int l_crypter_decrypt(lua_State *L)
     size_t b64_len;
     const char *b64 = wecom_check_string(L, 2, METHOD("decrypt"), "encrypt", &b64_len);
 
-    return crypter_decrypt_raw(L, c, b64, b64_len, 0);
+    return crypter_decrypt_raw(L, c, b64, b64_len);
 }
 
 /* Verify, then decrypt: msg, receive_id (returns 2) or nil, message, code
  * (returns 3). */
 static int crypter_open_raw(lua_State *L, crypter *c, const char *sig, size_t sig_len,
                             const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
-                            const char *enc, size_t enc_len, int rid_idx)
+                            const char *enc, size_t enc_len)
 {
     int r = crypter_verify_raw(c, sig, sig_len, ts, ts_len, nonce, nonce_len, enc, enc_len);
 
@@ -685,7 +715,7 @@ static int crypter_open_raw(lua_State *L, crypter *c, const char *sig, size_t si
         return wecom_fail_code(L, "SHA-1 failed", WECOM_COMPUTE_SIGNATURE);
     if (r == 0)
         return wecom_fail_code(L, "signature mismatch", WECOM_VALIDATE_SIGNATURE);
-    return crypter_decrypt_raw(L, c, enc, enc_len, rid_idx);
+    return crypter_decrypt_raw(L, c, enc, enc_len);
 }
 
 /* c:open(msg_signature, timestamp, nonce, encrypt): verify, then decrypt. */
@@ -698,7 +728,7 @@ static int l_crypter_open(lua_State *L)
     const char *nonce = wecom_check_string(L, 4, METHOD("open"), "nonce", &nonce_len);
     const char *enc = wecom_check_string(L, 5, METHOD("open"), "encrypt", &enc_len);
 
-    return crypter_open_raw(L, c, sig, sig_len, ts, ts_len, nonce, nonce_len, enc, enc_len, 0);
+    return crypter_open_raw(L, c, sig, sig_len, ts, ts_len, nonce, nonce_len, enc, enc_len);
 }
 
 /* c:encrypt(msg, receive_id [, random16]) -> base64 */
@@ -766,17 +796,22 @@ typedef struct signed_params {
 /*
  * The work shared by both forms, from the signed parameters on: body at
  * index body_idx, the receive id to reuse at rid_idx (0: none).  Pushes
- * what l_callback_open documents and returns the count.
+ * what l_callback_open documents and returns the count.  The plaintext is
+ * decrypted into a C buffer and parsed there; its texts go from there into
+ * the event table.
  */
 static int callback_open_body(lua_State *L, crypter *c, const signed_params *q, int body_idx,
                               int rid_idx)
 {
-    size_t body_len, msg_len;
-    const char *body = lua_tolstring(L, body_idx, &body_len), *msg;
+    unsigned char stack_buf[STACK_SCRATCH];
+    unsigned char *buf;
+    size_t body_len;
+    const char *body = lua_tolstring(L, body_idx, &body_len), *enc_text, *err;
     const xml_node *enc;
     char errbuf[XML_ERRBUF];
     xml_doc *d;
-    int n;
+    opened o;
+    int r, code, parsed;
 
     if (body_len == 0 || body_len > WECOM_MAX_BODY) {
         lua_pushboolean(L, 0);
@@ -789,18 +824,30 @@ static int callback_open_body(lua_State *L, crypter *c, const signed_params *q, 
         lua_pushboolean(L, 0);
         return 1;
     }
-    /* The text may lie in d's buffer: d is busy and anchored until here. */
-    n = crypter_open_raw(L, c, q->sig, q->sig_len, q->ts, q->ts_len, q->nonce, q->nonce_len,
-                         xml_node_text(d, enc), enc->text_len, rid_idx);
-    /* msg and receive_id on top (a scratch userdata may lie below them) */
-    if (n != 2 || (msg = lua_tolstring(L, -2, &msg_len))[0] != '<' || msg_len > WECOM_MAX_BODY
-        || wecom_xml_parse(d, msg, msg_len, WECOM_MAX_DEPTH, XML_PARSER_AUTO, errbuf) != NULL) {
+    /* The text may lie in d's buffer: d stays busy (and anchored) until it
+     * is decrypted, and the plaintext's tree until the event is built. */
+    enc_text = xml_node_text(d, enc);
+    r = crypter_verify_raw(c, q->sig, q->sig_len, q->ts, q->ts_len, q->nonce, q->nonce_len,
+                           enc_text, enc->text_len);
+    if (r <= 0) {
         wecom_xml_scratch_release(d);
-        return n;
+        return r < 0 ? wecom_fail_code(L, "SHA-1 failed", WECOM_COMPUTE_SIGNATURE)
+                     : wecom_fail_code(L, "signature mismatch", WECOM_VALIDATE_SIGNATURE);
     }
-    wecom_xml_push_root(L, d, EVENT_EXTRA_FIELDS);
+    buf = scratch(L, stack_buf, sizeof stack_buf, b64_decoded_max(enc->text_len));
+    if ((err = crypter_decrypt_into(c, enc_text, enc->text_len, buf, &o, &code)) != NULL) {
+        wecom_xml_scratch_release(d);
+        return wecom_fail_code(L, err, code);
+    }
+    /* Not XML, or XML that does not parse: msg, receive_id alone. */
+    parsed = o.msg_len > 0 && o.msg[0] == '<'
+             && wecom_xml_parse(d, o.msg, o.msg_len, WECOM_MAX_DEPTH, XML_PARSER_AUTO, errbuf) == NULL;
+    lua_pushlstring(L, o.msg, o.msg_len);
+    push_receive_id(L, &o, rid_idx);
+    if (parsed)
+        wecom_xml_push_root(L, d, EVENT_EXTRA_FIELDS);
     wecom_xml_scratch_release(d);
-    return 3;
+    return parsed ? 3 : 2;
 }
 
 /*

@@ -77,7 +77,7 @@ typedef const unsigned char *bytes;
 
 /* Length of the well-formed UTF-8 sequence at p that is an XML Char, or 0
  * (overlong forms, surrogates, U+FFFE, U+FFFF, past U+10FFFF, cut off). */
-static size_t utf8_char(bytes p, bytes end)
+static inline size_t utf8_char(bytes p, bytes end)
 {
     size_t avail = (size_t)(end - p);
     unsigned char c = p[0];
@@ -192,7 +192,7 @@ static bytes skip_name(bytes p, bytes end)
 /* Past the character at p, which is not a markup byte: a plain byte (tab,
  * newline, or one near the end that skip_plain left) or a valid UTF-8
  * sequence; NULL for a control character or a stray byte. */
-static bytes next_char(bytes p, bytes end)
+static inline bytes next_char(bytes p, bytes end)
 {
     size_t n;
 
@@ -394,7 +394,8 @@ int wecom_xml_scan(xml_doc *d, const char *input, size_t len, int max_depth)
             idx = fast_element(d, name, (size_t)(q - name));
             if (idx == XML_NO_NODE || ++depth > max_depth)
                 return 0;
-            q = skip_space(q, end);
+            if (q < end && *q != '>')
+                q = skip_space(q, end);
             if (q < end && *q == '>') {
                 d->current = idx;
                 p = q + 1;
@@ -411,7 +412,9 @@ int wecom_xml_scan(xml_doc *d, const char *input, size_t len, int max_depth)
             q = p + 2;
             if ((size_t)(end - q) <= n->name_len || !xml_same_bytes((const char *)q, n->name_src, n->name_len))
                 return 0;
-            q = skip_space(q + n->name_len, end);
+            q += n->name_len;
+            if (*q != '>')      /* q < end: checked with the name */
+                q = skip_space(q, end);
             if (q == end || *q != '>')
                 return 0;
             p = q + 1;

@@ -595,6 +595,21 @@ describe("wecom.core xml_decode", function()
     local c = assert(core.crypter(TOKEN, AES_KEY))
     local open = core.callback_open
 
+    -- A wecom.callback object that always takes decrypt's general path
+    -- (parse, then every check in order): a fresh copy of the module made
+    -- while both one-call functions decline everything.
+    local function general_path(opts)
+      local real_open, real_query = core.callback_open, core.callback_open_query
+      core.callback_open = function() return false end
+      core.callback_open_query = core.callback_open
+      package.loaded["wecom.callback"] = nil
+      local ok, fresh = pcall(require, "wecom.callback")
+      core.callback_open, core.callback_open_query = real_open, real_query
+      package.loaded["wecom.callback"] = callback
+      assert(ok, fresh)
+      return fresh.new(opts)
+    end
+
     local function sealed(msg, rid, wrap)
       local enc = assert(c:encrypt(msg, rid or RID))
       local ts, nonce = "1700000000", "424242"
@@ -761,6 +776,56 @@ describe("wecom.core xml_decode", function()
                          "wecom.core.callback_open_query: expected a wecom.core.crypter (got table)")
       end)
 
+      it("lets cb:decrypt answer random query strings exactly as its general path does", function()
+        -- pieces of queries, right and wrong: the signed values (plain and
+        -- percent-encoded), repeats, other names, case variants, stray
+        -- '%', '?', '=' and '&'
+        local enc = assert(c:encrypt(V1_PLAIN, RID))
+        local ts, nonce = "1700000000", "n+/=%"
+        local sig = c:signature(ts, nonce, enc)
+        local body = "<xml><Encrypt><![CDATA[" .. enc .. "]]></Encrypt></xml>"
+        local pieces = {
+          "msg_signature=" .. sig, "msg_signature=" .. sig:upper(), "msg_signature=%" .. sig,
+          "timestamp=" .. ts, "timestamp=%31" .. ts:sub(2), "timestamp", "timestamp=",
+          "nonce=n+/=%25", "nonce=n%2B%2F%3D%25", "nonce=n+/=%", "nonce=n+%2f=%",
+          "msg%5Fsignature=" .. sig, "Nonce=x", "nonce%3Dx", "x=1", "=", "", "?", "/cb?", "%", "%%", "a=b=c",
+        }
+        local seed = 7
+        local function rand(n)
+          seed = (seed * 16807) % 2147483647
+          return seed % n
+        end
+        local general = general_path { token = TOKEN, aes_key = AES_KEY, receive_id = RID }
+        local cb = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = RID }
+        local function outcome(obj, q)
+          local event, err = obj:decrypt(q, body)
+          return event or { code = err.code, errmsg = err.errmsg }
+        end
+        local taken = 0
+        for _ = 1, 3000 do
+          local parts = {}
+          for i = 1, rand(3) do
+            parts[i] = pieces[rand(#pieces) + 1]
+          end
+          if rand(4) ~= 0 then    -- most queries hold the three signed parameters
+            parts[#parts + 1] = pieces[1 + rand(3)]
+            parts[#parts + 1] = pieces[4 + rand(2)]
+            parts[#parts + 1] = pieces[8 + rand(4)]
+          end
+          for i = #parts, 2, -1 do
+            local j = rand(i) + 1
+            parts[i], parts[j] = parts[j], parts[i]
+          end
+          local q = table.concat(parts, rand(8) == 0 and "&&" or "&")
+          assert.same(outcome(general, q), outcome(cb, q), q)
+          if open_query(c, q, body) then
+            taken = taken + 1
+          end
+        end
+        -- the one-call path took a good share of them, right and wrong ones
+        assert.is_true(taken > 300, "taken " .. taken)
+      end)
+
       it("takes a query longer than its stack buffer", function()
         local sig, ts, nonce, body = sealed(V1_PLAIN)
         local q = "pad=" .. rep("%41", 400) .. "&msg_signature=" .. sig .. "&timestamp=" .. ts
@@ -772,18 +837,16 @@ describe("wecom.core xml_decode", function()
     end)
 
     it("lets cb:decrypt answer exactly as its general path does", function()
-      -- A callback object with max_skew takes cb:decrypt's general path
-      -- (parse, then every check in order) for a table and a string alike;
-      -- without it a table with the three strings and a query string take
-      -- the one-call paths.
-      local SKEW = 2 ^ 40
+      -- A table with the three strings and a query string take the
+      -- one-call paths; general_path objects, and a callback object with
+      -- max_skew, the general one.
       local cb = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = RID }
       local listed = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = { "wwOTHER", RID } }
       local general = {
-        [cb] = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = RID, max_skew = SKEW },
-        [listed] = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = { "wwOTHER", RID },
-                                  max_skew = SKEW },
+        [cb] = general_path { token = TOKEN, aes_key = AES_KEY, receive_id = RID },
+        [listed] = general_path { token = TOKEN, aes_key = AES_KEY, receive_id = { "wwOTHER", RID } },
       }
+      local skewed = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = RID, max_skew = 2 ^ 40 }
       local function outcome(obj, query, body)
         local event, err = obj:decrypt(query, body)
         if event then
@@ -810,8 +873,12 @@ describe("wecom.core xml_decode", function()
                 assert.same(expected, outcome(general[obj], qs, b))
                 assert.same(expected, outcome(obj, query, b))
                 assert.same(expected, outcome(obj, qs, b))
+                if obj == cb then
+                  assert.same(expected, outcome(skewed, query, b))
+                end
                 for _, odd in ipairs({ qs .. "&nonce=" .. nonce, "x=1&" .. qs:gsub("msg_signature", "msg%%5Fsignature"),
-                                       qs:gsub("nonce=%d+", "nonce"), "/cb?" .. qs, (qs:gsub("&nonce", "&NONCE")) }) do
+                                       qs:gsub("timestamp=%d+", "timestamp"), "/cb?" .. qs,
+                                       (qs:gsub("&nonce", "&NONCE")) }) do
                   assert.same(outcome(general[obj], odd, b), outcome(obj, odd, b), odd)
                 end
                 count = count + 1

@@ -795,13 +795,13 @@ typedef struct signed_params {
 
 /*
  * The work shared by both forms, from the signed parameters on: body at
- * index body_idx, the receive id to reuse at rid_idx (0: none).  Pushes
- * what l_callback_open documents and returns the count.  The plaintext is
- * decrypted into a C buffer and parsed there; its texts go from there into
- * the event table.
+ * index body_idx, the receive id to reuse at rid_idx, the boxed flag at
+ * boxed_idx.  Pushes what l_callback_open documents and returns the count.
+ * The plaintext is decrypted into a C buffer and parsed there; its texts
+ * go from there into the event table.
  */
 static int callback_open_body(lua_State *L, crypter *c, const signed_params *q, int body_idx,
-                              int rid_idx)
+                              int rid_idx, int boxed_idx)
 {
     unsigned char stack_buf[STACK_SCRATCH];
     unsigned char *buf;
@@ -842,7 +842,10 @@ static int callback_open_body(lua_State *L, crypter *c, const signed_params *q, 
     /* Not XML, or XML that does not parse: msg, receive_id alone. */
     parsed = o.msg_len > 0 && o.msg[0] == '<'
              && wecom_xml_parse(d, o.msg, o.msg_len, WECOM_MAX_DEPTH, XML_PARSER_AUTO, errbuf) == NULL;
-    lua_pushlstring(L, o.msg, o.msg_len);
+    if (parsed && lua_toboolean(L, boxed_idx))
+        memcpy(lua_newuserdata(L, o.msg_len), o.msg, o.msg_len);   /* parsed: never empty */
+    else
+        lua_pushlstring(L, o.msg, o.msg_len);
     push_receive_id(L, &o, rid_idx);
     if (parsed)
         wecom_xml_push_root(L, d, EVENT_EXTRA_FIELDS);
@@ -852,7 +855,7 @@ static int callback_open_body(lua_State *L, crypter *c, const signed_params *q, 
 
 /*
  * core.callback_open(crypter, msg_signature, timestamp, nonce, body
- * [, receive_id]): the work of wecom.callback's decrypt for an XML
+ * [, receive_id [, boxed]]): the work of wecom.callback's decrypt for an XML
  * envelope in one call, with the Encrypt text going from the envelope to
  * the cipher without becoming a Lua string or the envelope a table.
  *   -> msg, receive_id, event    event: msg decoded as xml_decode would,
@@ -868,14 +871,19 @@ static int callback_open_body(lua_State *L, crypter *c, const signed_params *q, 
  *                                which names the problem
  * receive_id (optional) is the one the caller expects: when the decrypted
  * one has the same bytes, that string comes back as receive_id (no new
- * string).  The crypter is checked like any argument (a bad one raises).
+ * string).  With boxed true, msg comes next to an event as a plain full
+ * userdata holding its bytes (callback_plaintext makes it a string): a
+ * caller that may never need the string does not make it, which under
+ * LuaJIT means hashing it into the string table, where plaintexts of one
+ * template and length collide.  The crypter is checked like any argument
+ * (a bad one raises).
  */
 static int l_callback_open(lua_State *L)
 {
     crypter *c = crypter_check(L, 1, WECOM_FN("callback_open"));
     signed_params q;
 
-    lua_settop(L, 6);
+    lua_settop(L, 7);
     if (lua_type(L, 2) != LUA_TSTRING || lua_type(L, 3) != LUA_TSTRING
         || lua_type(L, 4) != LUA_TSTRING || lua_type(L, 5) != LUA_TSTRING) {
         lua_pushboolean(L, 0);
@@ -884,7 +892,7 @@ static int l_callback_open(lua_State *L)
     q.sig = lua_tolstring(L, 2, &q.sig_len);
     q.ts = lua_tolstring(L, 3, &q.ts_len);
     q.nonce = lua_tolstring(L, 4, &q.nonce_len);
-    return callback_open_body(L, c, &q, 5, 6);
+    return callback_open_body(L, c, &q, 5, 6, 7);
 }
 
 static int hex_digit(unsigned char ch)
@@ -970,8 +978,8 @@ static int query_params(const char *s, size_t len, char *out, signed_params *q)
 }
 
 /*
- * core.callback_open_query(crypter, query, body [, receive_id]): the same
- * with the query string as the request carried it, read as
+ * core.callback_open_query(crypter, query, body [, receive_id [, boxed]]):
+ * the same with the query string as the request carried it, read as
  * wecom.url.parse_query reads it (see query_params).  Answers as
  * callback_open; false also when the query is not a string or does not
  * hold each signed parameter exactly once.
@@ -985,7 +993,7 @@ static int l_callback_open_query(lua_State *L)
     const char *s;
     char *out;
 
-    lua_settop(L, 4);
+    lua_settop(L, 5);
     if (lua_type(L, 2) != LUA_TSTRING || lua_type(L, 3) != LUA_TSTRING) {
         lua_pushboolean(L, 0);
         return 1;
@@ -1001,7 +1009,18 @@ static int l_callback_open_query(lua_State *L)
         lua_pushboolean(L, 0);
         return 1;
     }
-    return callback_open_body(L, c, &q, 3, 4);
+    return callback_open_body(L, c, &q, 3, 4, 5);
+}
+
+/* core.callback_plaintext(box) -> the string a boxed msg of callback_open
+ * holds.  A box is a full userdata without a metatable. */
+static int l_callback_plaintext(lua_State *L)
+{
+    if (lua_type(L, 1) != LUA_TUSERDATA || lua_getmetatable(L, 1))
+        wecom_bad_arg(L, 1, WECOM_FN("callback_plaintext"), "box",
+                      "a plaintext box from callback_open");
+    lua_pushlstring(L, (const char *)lua_touserdata(L, 1), (size_t)lua_rawlen(L, 1));
+    return 1;
 }
 
 /* ===== registration ==================================================== */
@@ -1028,6 +1047,7 @@ static const luaL_Reg crypto_funcs[] = {
     { "random_bytes", l_random_bytes },
     { "nonce", l_nonce },
     { "const_eq", l_const_eq },
+    { "callback_plaintext", l_callback_plaintext },
     { NULL, NULL }
 };
 

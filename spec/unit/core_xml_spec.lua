@@ -715,6 +715,26 @@ describe("wecom.core xml_decode", function()
                        "wecom.core.callback_open: attempt to use a closed crypter")
     end)
 
+    it("hands the plaintext back boxed next to an event when asked to", function()
+      local sig, ts, nonce, body = sealed(V1_PLAIN)
+      local box, rid, event = open(c, sig, ts, nonce, body, RID, true)
+      assert.equal("userdata", type(box))
+      assert.is_nil(getmetatable(box))
+      assert.equal(V1_PLAIN, core.callback_plaintext(box))
+      assert.equal(RID, rid)
+      assert.same(decode(V1_PLAIN), event)
+      local q = "msg_signature=" .. sig .. "&timestamp=" .. ts .. "&nonce=" .. nonce
+      box = core.callback_open_query(c, q, body, nil, true)
+      assert.equal(V1_PLAIN, core.callback_plaintext(box))
+      -- no event: the plaintext stays a string, for the caller's own parser
+      for _, plain in ipairs({ '{"a":1}', "<xml><a></xml>" }) do
+        sig, ts, nonce, body = sealed(plain)
+        assert.same({ plain, RID }, { open(c, sig, ts, nonce, body, RID, true) })
+      end
+      assert.has_error(function() core.callback_plaintext(io.stdout) end)
+      assert.has_error(function() core.callback_plaintext(nil) end)
+    end)
+
     it("hands back the expected receive id's own string when the decrypted one matches", function()
       local sig, ts, nonce, body = sealed(V1_PLAIN)
       for _, expected in ipairs({ RID, "wwCORQ", "wwCOR", "", 42, false }) do
@@ -799,7 +819,11 @@ describe("wecom.core xml_decode", function()
         local cb = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = RID }
         local function outcome(obj, q)
           local event, err = obj:decrypt(q, body)
-          return event or { code = err.code, errmsg = err.errmsg }
+          if event then
+            assert(event.xml)     -- made on first read: compared too
+            return event
+          end
+          return { code = err.code, errmsg = err.errmsg }
         end
         local taken = 0
         for _ = 1, 3000 do
@@ -850,6 +874,7 @@ describe("wecom.core xml_decode", function()
       local function outcome(obj, query, body)
         local event, err = obj:decrypt(query, body)
         if event then
+          assert(event.xml or event.json)     -- made on first read: compared too
           return event
         end
         return { kind = err.kind, code = err.code, errmsg = err.errmsg }

@@ -97,6 +97,26 @@ if not node_pid then
     error("callback endpoint: the node server did not start")
 end
 
+-- CPU seconds (user + system, every thread) a process has used so far,
+-- from /proc (nil where there is no /proc).
+local TICKS = tonumber(capture("getconf CLK_TCK 2>/dev/null"):match("%d+") or "") or 100
+local function cpu_seconds(pid)
+    local stat = sh.read_file("/proc/" .. pid .. "/stat")
+    if not stat then
+        return nil
+    end
+    -- fields after the command name (which may hold spaces): state is 3rd,
+    -- utime 14th, stime 15th
+    local rest = stat:match("%) (.*)$")
+    local fields = {}
+    for field in rest:gmatch("%S+") do
+        fields[#fields + 1] = field
+    end
+    return (tonumber(fields[12]) + tonumber(fields[13])) / TICKS
+end
+
+local worker_pid = tonumber(capture("pgrep -P " .. site:pid()):match("%d+"))
+
 local function stop_all()
     run("kill " .. node_pid .. " 2>/dev/null")
     site:stop()
@@ -107,23 +127,29 @@ local function wrk_output(url, seconds)
         .. " -s bench/callback_endpoint_wrk.lua " .. quote(url) .. " -- " .. quote(messages) .. " 2>&1")
 end
 
--- wrk(url) -> requests per second; raises when a reply was not a 200
-local function wrk(url)
+-- wrk(url, pid) -> requests per second, and requests per CPU second of
+-- the server process pid (nil without /proc); raises when a reply was not
+-- a 200
+local function wrk(url, pid)
+    local cpu0 = cpu_seconds(pid)
     local out = wrk_output(url, DURATION)
-    local rate, bad, socket_errors = out:match("RESULT (%S+) (%d+) (%d+)")
+    local cpu1 = cpu_seconds(pid)
+    local rate, bad, socket_errors, count = out:match("RESULT (%S+) (%d+) (%d+) (%d+)")
     if not rate or tonumber(bad) > 0 or tonumber(socket_errors) > 0 then
         stop_all()
         error("callback endpoint: wrk against " .. url .. " failed:\n" .. out)
     end
-    return tonumber(rate)
+    local per_cpu = cpu0 and cpu1 and cpu1 > cpu0 and tonumber(count) / (cpu1 - cpu0) or nil
+    return tonumber(rate), per_cpu
 end
 
 local contestants = {
-    { name = "cb", url = site:url("/cb") },
-    { name = "noop", url = site:url("/noop") },
-    { name = "node", url = "http://127.0.0.1:" .. node_port .. "/cb" },
+    { name = "cb", url = site:url("/cb"), pid = worker_pid },
+    { name = "noop", url = site:url("/noop"), pid = worker_pid },
+    { name = "node", url = "http://127.0.0.1:" .. node_port .. "/cb", pid = node_pid },
 }
 local best, pass_ratios = {}, { noop = {}, node = {} }
+local per_cpu = { cb = {}, noop = {}, node = {} }
 -- a short warm-up of each (LuaJIT's traces, V8's JIT)
 for _, c in ipairs(contestants) do
     wrk_output(c.url, 1)
@@ -131,8 +157,9 @@ end
 for _ = 1, PASSES do
     local rates = {}
     for _, c in ipairs(contestants) do
-        local rate = wrk(c.url)
+        local rate, rate_cpu = wrk(c.url, c.pid)
         rates[c.name] = rate
+        table.insert(per_cpu[c.name], rate_cpu)
         if not best[c.name] or rate > best[c.name] then
             best[c.name] = rate
         end
@@ -159,6 +186,17 @@ io.write(("ratios of the best passes (bars: / no-op >= 0.8, / node >= 3.0)\n  ha
     :format(to_noop, to_node))
 io.write(("  (median of the per-pass ratios: / no-op %.2f   / node %.2f)\n")
     :format(median(pass_ratios.noop), median(pass_ratios.node)))
+-- What the wall clock cannot show on a shared machine: the CPU time each
+-- server used for its requests (user + system, all its threads), which the
+-- other load on the machine barely moves.
+if #per_cpu.cb == PASSES and #per_cpu.noop == PASSES and #per_cpu.node == PASSES then
+    local cpu_cb, cpu_noop, cpu_node = median(per_cpu.cb), median(per_cpu.noop), median(per_cpu.node)
+    io.write("requests per CPU second of the server (median of the passes)\n")
+    io.write(("  %-52s %9.0f\n"):format("wecom.ngx.callback_handler", cpu_cb))
+    io.write(("  %-52s %9.0f\n"):format("no-op content_by_lua", cpu_noop))
+    io.write(("  %-52s %9.0f\n"):format("node (every thread)", cpu_node))
+    io.write(("  handler / no-op %.2f   / node %.2f\n"):format(cpu_cb / cpu_noop, cpu_cb / cpu_node))
+end
 local status = 0
 if to_noop < 0.8 then
     io.write("MISSED: callback endpoint < 0.8x the no-op handler\n")

@@ -47,6 +47,6 @@ end
 
 function done(summary)
   local e = summary.errors
-  io.write(string.format("RESULT %.1f %d %d\n", summary.requests / (summary.duration / 1e6),
-    e.status, e.connect + e.read + e.write + e.timeout))
+  io.write(string.format("RESULT %.1f %d %d %d\n", summary.requests / (summary.duration / 1e6),
+    e.status, e.connect + e.read + e.write + e.timeout, summary.requests))
 end

@@ -599,28 +599,34 @@ static int l_crypter_verify(lua_State *L)
     return 1;
 }
 
+/* A decrypted message: msg and receive_id, in the caller's buffer. */
+typedef struct opened {
+    const char *msg, *rid;
+    size_t msg_len, rid_len;
+} opened;
+
 /*
- * Decrypts base64 text and pushes msg, receive_id, or nil, message, code.
- * The layout after unpadding is
+ * Decodes and decrypts base64 text into buf (room for
+ * b64_decoded_max(b64_len) bytes) and finds msg and receive_id in it.  The
+ * layout after unpadding is
  * random16 || uint32 big-endian msg length || msg || receive_id.
+ * NULL on success, else the failure's message with *code set.
  */
-static int crypter_decrypt_raw(lua_State *L, crypter *c, const char *b64, size_t b64_len)
+static const char *crypter_decrypt_into(crypter *c, const char *b64, size_t b64_len,
+                                        unsigned char *buf, opened *out, int *code)
 {
-    unsigned char stack_buf[STACK_SCRATCH];
     size_t n, content_len;
-    unsigned char *buf;
     unsigned pad;
     uint32_t msg_len;
     int out_len = 0;
 
-    if (b64_len > WECOM_MAX_BODY)
-        return wecom_fail_code(L, "ciphertext over 1 MiB", WECOM_ILLEGAL_BUFFER);
-    buf = scratch(L, stack_buf, sizeof stack_buf, b64_decoded_max(b64_len));
     n = b64_decode(b64, b64_len, buf);
+    *code = WECOM_DECODE_BASE64;
     if (n == (size_t)-1)
-        return wecom_fail_code(L, "ciphertext is not valid base64", WECOM_DECODE_BASE64);
+        return "ciphertext is not valid base64";
+    *code = WECOM_DECRYPT_AES;
     if (n == 0 || n % AES_BLOCK != 0)
-        return wecom_fail_code(L, "ciphertext length is not a positive multiple of 16", WECOM_DECRYPT_AES);
+        return "ciphertext length is not a positive multiple of 16";
 
     /* The IV only enters the first block, and the first block is random16,
      * which nobody reads: so the context keeps chaining from the previous
@@ -631,24 +637,60 @@ static int crypter_decrypt_raw(lua_State *L, crypter *c, const char *b64, size_t
      * CBC decryption in place is allowed by EVP when in == out exactly. */
     if ((n == AES_BLOCK || c->dec_reset)
         && EVP_DecryptInit_ex(c->dec, NULL, NULL, NULL, c->key) != 1)
-        return wecom_fail_code(L, "AES decryption failed", WECOM_DECRYPT_AES);
+        return "AES decryption failed";
     c->dec_reset = 1;
     if (EVP_DecryptUpdate(c->dec, buf, &out_len, buf, (int)n) != 1 || (size_t)out_len != n)
-        return wecom_fail_code(L, "AES decryption failed", WECOM_DECRYPT_AES);
+        return "AES decryption failed";
     c->dec_reset = 0;
 
+    *code = WECOM_ILLEGAL_BUFFER;
     pad = buf[n - 1];
     if (pad == 0 || pad > PAD_BLOCK || pad > n)
-        return wecom_fail_code(L, "invalid padding", WECOM_ILLEGAL_BUFFER);
+        return "invalid padding";
     content_len = n - pad;
     if (content_len < FRAME_HEAD)
-        return wecom_fail_code(L, "plaintext shorter than its header", WECOM_ILLEGAL_BUFFER);
+        return "plaintext shorter than its header";
     msg_len = (uint32_t)buf[16] << 24 | (uint32_t)buf[17] << 16 | (uint32_t)buf[18] << 8 | buf[19];
     if (msg_len > content_len - FRAME_HEAD)
-        return wecom_fail_code(L, "message length field past the end of the plaintext", WECOM_ILLEGAL_BUFFER);
+        return "message length field past the end of the plaintext";
+    out->msg = (const char *)buf + FRAME_HEAD;
+    out->msg_len = msg_len;
+    out->rid = out->msg + msg_len;
+    out->rid_len = content_len - FRAME_HEAD - msg_len;
+    return NULL;
+}
 
-    lua_pushlstring(L, (const char *)buf + FRAME_HEAD, msg_len);
-    lua_pushlstring(L, (const char *)buf + FRAME_HEAD + msg_len, content_len - FRAME_HEAD - msg_len);
+/* Pushes the receive id; when rid_idx is a stack index holding a string
+ * with the same bytes, that string instead of a new one. */
+static void push_receive_id(lua_State *L, const opened *o, int rid_idx)
+{
+    const char *expected;
+    size_t expected_len;
+
+    if (rid_idx != 0 && lua_type(L, rid_idx) == LUA_TSTRING
+        && (expected = lua_tolstring(L, rid_idx, &expected_len), expected_len == o->rid_len)
+        && memcmp(expected, o->rid, o->rid_len) == 0)
+        lua_pushvalue(L, rid_idx);      /* the usual case: no new string */
+    else
+        lua_pushlstring(L, o->rid, o->rid_len);
+}
+
+/* Decrypts base64 text and pushes msg, receive_id, or nil, message, code. */
+static int crypter_decrypt_raw(lua_State *L, crypter *c, const char *b64, size_t b64_len)
+{
+    unsigned char stack_buf[STACK_SCRATCH];
+    unsigned char *buf;
+    const char *err;
+    opened o;
+    int code;
+
+    if (b64_len > WECOM_MAX_BODY)
+        return wecom_fail_code(L, "ciphertext over 1 MiB", WECOM_ILLEGAL_BUFFER);
+    buf = scratch(L, stack_buf, sizeof stack_buf, b64_decoded_max(b64_len));
+    if ((err = crypter_decrypt_into(c, b64, b64_len, buf, &o, &code)) != NULL)
+        return wecom_fail_code(L, err, code);
+    lua_pushlstring(L, o.msg, o.msg_len);
+    push_receive_id(L, &o, 0);
     return 2;
 }
 
@@ -742,67 +784,243 @@ static int l_crypter_encrypt(lua_State *L)
  * agentid, time): the table is made big enough for them at once. */
 #define EVENT_EXTRA_FIELDS 6
 
+/* What the query-string form needs from a query on the C stack. */
+#define QUERY_STACK 512
+
+/* The three signed parameters, pointing into the caller's strings. */
+typedef struct signed_params {
+    const char *sig, *ts, *nonce;
+    size_t sig_len, ts_len, nonce_len;
+} signed_params;
+
 /*
- * core.callback_open(crypter, msg_signature, timestamp, nonce, body): the
- * work of wecom.callback's decrypt for an XML envelope in one call, with
- * the Encrypt text going from the envelope to the cipher without becoming
- * a Lua string or the envelope a table.
- *   -> msg, receive_id, event    event: msg decoded as xml_decode would,
- *                                with room for the fields callback adds
- *   -> msg, receive_id           msg is not XML, or XML that does not parse:
- *                                the caller's own parser reports it
- *   -> nil, message, code        as crypter:open
- *   -> false                     declined, not a failure: one of the last
- *                                four is not a string, or body is not an XML
- *                                envelope (within xml_decode's limits) whose
- *                                root has one Encrypt leaf with text; the
- *                                caller takes its general path, which names
- *                                the problem
- * The crypter is checked like any argument (a bad one raises).
+ * The work shared by both forms, from the signed parameters on: body at
+ * index body_idx, the receive id to reuse at rid_idx, the boxed flag at
+ * boxed_idx.  Pushes what l_callback_open documents and returns the count.
+ * The plaintext is decrypted into a C buffer and parsed there; its texts
+ * go from there into the event table.
  */
-static int l_callback_open(lua_State *L)
+static int callback_open_body(lua_State *L, crypter *c, const signed_params *q, int body_idx,
+                              int rid_idx, int boxed_idx)
 {
-    crypter *c = crypter_check(L, 1, WECOM_FN("callback_open"));
-    size_t sig_len, ts_len, nonce_len, body_len, msg_len;
-    const char *sig, *ts, *nonce, *body, *msg;
+    unsigned char stack_buf[STACK_SCRATCH];
+    unsigned char *buf;
+    size_t body_len;
+    const char *body = lua_tolstring(L, body_idx, &body_len), *enc_text, *err;
     const xml_node *enc;
     char errbuf[XML_ERRBUF];
     xml_doc *d;
-    int n;
+    opened o;
+    int r, code, parsed;
 
-    lua_settop(L, 5);
-    if (lua_type(L, 2) != LUA_TSTRING || lua_type(L, 3) != LUA_TSTRING
-        || lua_type(L, 4) != LUA_TSTRING || lua_type(L, 5) != LUA_TSTRING) {
-        lua_pushboolean(L, 0);
-        return 1;
-    }
-    sig = lua_tolstring(L, 2, &sig_len);
-    ts = lua_tolstring(L, 3, &ts_len);
-    nonce = lua_tolstring(L, 4, &nonce_len);
-    body = lua_tolstring(L, 5, &body_len);
     if (body_len == 0 || body_len > WECOM_MAX_BODY) {
         lua_pushboolean(L, 0);
         return 1;
     }
-    d = wecom_xml_scratch_acquire(L);                               /* 6 */
+    d = wecom_xml_scratch_acquire(L);
     if (wecom_xml_parse(d, body, body_len, WECOM_MAX_DEPTH, XML_PARSER_AUTO, errbuf) != NULL
         || (enc = wecom_xml_only_leaf(d, "Encrypt")) == NULL) {
         wecom_xml_scratch_release(d);
         lua_pushboolean(L, 0);
         return 1;
     }
-    /* The text may lie in d's buffer: d is busy and anchored until here. */
-    n = crypter_open_raw(L, c, sig, sig_len, ts, ts_len, nonce, nonce_len,
-                         xml_node_text(d, enc), enc->text_len);
-    /* msg and receive_id on top (a scratch userdata may lie below them) */
-    if (n != 2 || (msg = lua_tolstring(L, -2, &msg_len))[0] != '<' || msg_len > WECOM_MAX_BODY
-        || wecom_xml_parse(d, msg, msg_len, WECOM_MAX_DEPTH, XML_PARSER_AUTO, errbuf) != NULL) {
+    /* The text may lie in d's buffer: d stays busy (and anchored) until it
+     * is decrypted, and the plaintext's tree until the event is built. */
+    enc_text = xml_node_text(d, enc);
+    r = crypter_verify_raw(c, q->sig, q->sig_len, q->ts, q->ts_len, q->nonce, q->nonce_len,
+                           enc_text, enc->text_len);
+    if (r <= 0) {
         wecom_xml_scratch_release(d);
-        return n;
+        return r < 0 ? wecom_fail_code(L, "SHA-1 failed", WECOM_COMPUTE_SIGNATURE)
+                     : wecom_fail_code(L, "signature mismatch", WECOM_VALIDATE_SIGNATURE);
     }
-    wecom_xml_push_root(L, d, EVENT_EXTRA_FIELDS);
+    buf = scratch(L, stack_buf, sizeof stack_buf, b64_decoded_max(enc->text_len));
+    if ((err = crypter_decrypt_into(c, enc_text, enc->text_len, buf, &o, &code)) != NULL) {
+        wecom_xml_scratch_release(d);
+        return wecom_fail_code(L, err, code);
+    }
+    /* Not XML, or XML that does not parse: msg, receive_id alone. */
+    parsed = o.msg_len > 0 && o.msg[0] == '<'
+             && wecom_xml_parse(d, o.msg, o.msg_len, WECOM_MAX_DEPTH, XML_PARSER_AUTO, errbuf) == NULL;
+    if (parsed && lua_toboolean(L, boxed_idx))
+        memcpy(lua_newuserdata(L, o.msg_len), o.msg, o.msg_len);   /* parsed: never empty */
+    else
+        lua_pushlstring(L, o.msg, o.msg_len);
+    push_receive_id(L, &o, rid_idx);
+    if (parsed)
+        wecom_xml_push_root(L, d, EVENT_EXTRA_FIELDS);
     wecom_xml_scratch_release(d);
-    return 3;
+    return parsed ? 3 : 2;
+}
+
+/*
+ * core.callback_open(crypter, msg_signature, timestamp, nonce, body
+ * [, receive_id [, boxed]]): the work of wecom.callback's decrypt for an XML
+ * envelope in one call, with the Encrypt text going from the envelope to
+ * the cipher without becoming a Lua string or the envelope a table.
+ *   -> msg, receive_id, event    event: msg decoded as xml_decode would,
+ *                                with room for the fields callback adds
+ *   -> msg, receive_id           msg is not XML, or XML that does not parse:
+ *                                the caller's own parser reports it
+ *   -> nil, message, code        as crypter:open
+ *   -> false                     declined, not a failure: one of the four
+ *                                after the crypter is not a string, or body
+ *                                is not an XML envelope (within xml_decode's
+ *                                limits) whose root has one Encrypt leaf with
+ *                                text; the caller takes its general path,
+ *                                which names the problem
+ * receive_id (optional) is the one the caller expects: when the decrypted
+ * one has the same bytes, that string comes back as receive_id (no new
+ * string).  With boxed true, msg comes next to an event as a plain full
+ * userdata holding its bytes (callback_plaintext makes it a string): a
+ * caller that may never need the string does not make it, which under
+ * LuaJIT means hashing it into the string table, where plaintexts of one
+ * template and length collide.  The crypter is checked like any argument
+ * (a bad one raises).
+ */
+static int l_callback_open(lua_State *L)
+{
+    crypter *c = crypter_check(L, 1, WECOM_FN("callback_open"));
+    signed_params q;
+
+    lua_settop(L, 7);
+    if (lua_type(L, 2) != LUA_TSTRING || lua_type(L, 3) != LUA_TSTRING
+        || lua_type(L, 4) != LUA_TSTRING || lua_type(L, 5) != LUA_TSTRING) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    q.sig = lua_tolstring(L, 2, &q.sig_len);
+    q.ts = lua_tolstring(L, 3, &q.ts_len);
+    q.nonce = lua_tolstring(L, 4, &q.nonce_len);
+    return callback_open_body(L, c, &q, 5, 6, 7);
+}
+
+static int hex_digit(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch |= 0x20;
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* Percent-decodes s[0..len) as wecom.url.unescape does (each %XX with two
+ * hex digits becomes that byte, anything else stays) into out; returns the
+ * length written (at most len). */
+static size_t unescape_into(const char *s, size_t len, char *out)
+{
+    size_t i = 0, n = 0;
+
+    while (i < len) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < len && (hi = hex_digit((unsigned char)s[i + 1])) >= 0
+            && (lo = hex_digit((unsigned char)s[i + 2])) >= 0) {
+            out[n++] = (char)(hi << 4 | lo);
+            i += 3;
+        } else {
+            out[n++] = s[i++];
+        }
+    }
+    return n;
+}
+
+/*
+ * Finds msg_signature, timestamp and nonce in a query string as
+ * wecom.url.parse_query reads it: anything up to the first '?' skipped,
+ * pairs split at '&' (empty ones skipped), key and value at the first '='
+ * (no '=': the value is empty), both percent-decoded.  Values are decoded
+ * into out (room for len bytes) when they hold a '%'.  1 when each of the
+ * three is there exactly once; 0 when the general path must read the
+ * query: one missing or repeated, or a key with a '%' (decoding it might
+ * make it one of the three).
+ */
+static int query_params(const char *s, size_t len, char *out, signed_params *q)
+{
+    const char *end = s + len, *p = memchr(s, '?', len);
+    size_t used = 0;
+    int seen = 0;
+
+    p = p != NULL ? p + 1 : s;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p)), *pair_end = amp != NULL ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pair_end - p));
+        const char *key_end = eq != NULL ? eq : pair_end, *val = eq != NULL ? eq + 1 : pair_end;
+        size_t key_len = (size_t)(key_end - p), val_len = (size_t)(pair_end - val);
+        const char **dst = NULL;
+        size_t *dst_len = NULL;
+        int bit = 0;
+
+        if (memchr(p, '%', key_len) != NULL)
+            return 0;
+        if (key_len == 13 && memcmp(p, "msg_signature", 13) == 0)
+            dst = &q->sig, dst_len = &q->sig_len, bit = 1;
+        else if (key_len == 9 && memcmp(p, "timestamp", 9) == 0)
+            dst = &q->ts, dst_len = &q->ts_len, bit = 2;
+        else if (key_len == 5 && memcmp(p, "nonce", 5) == 0)
+            dst = &q->nonce, dst_len = &q->nonce_len, bit = 4;
+        if (dst != NULL) {
+            if (seen & bit)
+                return 0;
+            seen |= bit;
+            if (memchr(val, '%', val_len) == NULL) {
+                *dst = val;
+                *dst_len = val_len;
+            } else {
+                *dst = out + used;
+                *dst_len = unescape_into(val, val_len, out + used);
+                used += *dst_len;
+            }
+        }
+        if (amp == NULL)
+            break;
+        p = amp + 1;
+    }
+    return seen == 7;
+}
+
+/*
+ * core.callback_open_query(crypter, query, body [, receive_id [, boxed]]):
+ * the same with the query string as the request carried it, read as
+ * wecom.url.parse_query reads it (see query_params).  Answers as
+ * callback_open; false also when the query is not a string or does not
+ * hold each signed parameter exactly once.
+ */
+static int l_callback_open_query(lua_State *L)
+{
+    crypter *c = crypter_check(L, 1, WECOM_FN("callback_open_query"));
+    char stack_buf[QUERY_STACK];
+    signed_params q;
+    size_t len;
+    const char *s;
+    char *out;
+
+    lua_settop(L, 5);
+    if (lua_type(L, 2) != LUA_TSTRING || lua_type(L, 3) != LUA_TSTRING) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    s = lua_tolstring(L, 2, &len);
+    if (len > WECOM_MAX_BODY) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    /* decoded values are never longer than the query */
+    out = (char *)scratch(L, (unsigned char *)stack_buf, sizeof stack_buf, len);
+    if (!query_params(s, len, out, &q)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    return callback_open_body(L, c, &q, 3, 4, 5);
+}
+
+/* core.callback_plaintext(box) -> the string a boxed msg of callback_open
+ * holds.  A box is a full userdata without a metatable. */
+static int l_callback_plaintext(lua_State *L)
+{
+    if (lua_type(L, 1) != LUA_TUSERDATA || lua_getmetatable(L, 1))
+        wecom_bad_arg(L, 1, WECOM_FN("callback_plaintext"), "box",
+                      "a plaintext box from callback_open");
+    lua_pushlstring(L, (const char *)lua_touserdata(L, 1), (size_t)lua_rawlen(L, 1));
+    return 1;
 }
 
 /* ===== registration ==================================================== */
@@ -829,6 +1047,7 @@ static const luaL_Reg crypto_funcs[] = {
     { "random_bytes", l_random_bytes },
     { "nonce", l_nonce },
     { "const_eq", l_const_eq },
+    { "callback_plaintext", l_callback_plaintext },
     { NULL, NULL }
 };
 
@@ -837,6 +1056,11 @@ void wecom_crypto_open(lua_State *L)
     wecom_class_register(L, &crypter_class);
     luaL_setfuncs(L, crypto_funcs, 0);
     wecom_xml_scratch_new(L);
+    lua_pushvalue(L, -1);
     lua_pushcclosure(L, l_callback_open, 1);
-    lua_setfield(L, -2, "callback_open");
+    lua_setfield(L, -3, "callback_open");
+    /* the same scratch: the two are never busy at once but by re-entry,
+     * which acquire handles */
+    lua_pushcclosure(L, l_callback_open_query, 1);
+    lua_setfield(L, -2, "callback_open_query");
 }

@@ -51,16 +51,33 @@ static const unsigned char byte_class[256] = {
 };
 #undef B_ROW
 
+/* Name bytes: 1 where a name may start (ASCII letters, '_'), 2 where it
+ * may only go on (digits, '-', '.'). */
+#define N_ROW0 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+static const unsigned char name_class[256] = {
+    N_ROW0, N_ROW0,
+    /* 0x20-0x3f: '-' '.' and the digits */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0,
+    /* 0x40-0x7f: letters and '_' */
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
+    N_ROW0, N_ROW0, N_ROW0, N_ROW0, N_ROW0, N_ROW0, N_ROW0, N_ROW0,
+};
+#undef N_ROW0
+
 #define IS_SPACE(c)      ((c) == ' ' || (c) == '\n' || (c) == '\t')
-#define IS_NAME_START(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || (c) == '_')
-#define IS_NAME_CHAR(c)  (IS_NAME_START(c) || ((c) >= '0' && (c) <= '9') || (c) == '-' || (c) == '.')
+#define IS_NAME_START(c) (name_class[(unsigned char)(c)] == 1)
+#define IS_NAME_CHAR(c)  (name_class[(unsigned char)(c)] != 0)
 #define IS_CONT(c)       (((c) & 0xc0) == 0x80)
 
 typedef const unsigned char *bytes;
 
 /* Length of the well-formed UTF-8 sequence at p that is an XML Char, or 0
  * (overlong forms, surrogates, U+FFFE, U+FFFF, past U+10FFFF, cut off). */
-static size_t utf8_char(bytes p, bytes end)
+static inline size_t utf8_char(bytes p, bytes end)
 {
     size_t avail = (size_t)(end - p);
     unsigned char c = p[0];
@@ -116,6 +133,28 @@ static bytes skip_plain(bytes p, bytes end, char a, char b, char c)
     }
     return p;
 }
+
+/* The first byte from p that cannot go on a name, as far as a 16-byte
+ * block shows it (the caller finishes byte by byte). */
+static bytes skip_name(bytes p, bytes end)
+{
+    if (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        /* as signed bytes, everything >= 0x80 is below every range here;
+         * v | 0x20 maps 'A'-'Z' onto 'a'-'z' and nothing else into them */
+        __m128i folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
+        __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(folded, _mm_set1_epi8('a' - 1)),
+                                       _mm_cmplt_epi8(folded, _mm_set1_epi8('z' + 1)));
+        __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+                                      _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
+        __m128i punct = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('_')),
+                                     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')),
+                                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('.'))));
+        int mask = ~_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(letter, digit), punct)) & 0xffff;
+        return p + (mask != 0 ? __builtin_ctz((unsigned)mask) : 16);
+    }
+    return p;
+}
 #else
 /* Eight bytes at a time (SWAR): nonzero when a byte of w is >= 0x80, below
  * 0x20, or equal to one of the markup bytes the caller tests for. */
@@ -142,12 +181,18 @@ static bytes skip_plain(bytes p, bytes end, char a, char b, char c)
     }
     return p;
 }
+
+static bytes skip_name(bytes p, bytes end)
+{
+    (void)end;
+    return p;
+}
 #endif
 
 /* Past the character at p, which is not a markup byte: a plain byte (tab,
  * newline, or one near the end that skip_plain left) or a valid UTF-8
  * sequence; NULL for a control character or a stray byte. */
-static bytes next_char(bytes p, bytes end)
+static inline bytes next_char(bytes p, bytes end)
 {
     size_t n;
 
@@ -165,6 +210,13 @@ static bytes next_char(bytes p, bytes end)
 /* Character data from p: the '<' that ends it, end, or NULL to give up. */
 static bytes scan_text(bytes p, bytes end)
 {
+    /* Most text is none at all, or the line break between two elements. */
+    if (p < end && *p == '<')
+        return p;
+    while (p < end && (*p == '\n' || *p == ' ' || *p == '\t'))
+        p++;
+    if (p < end && *p == '<')
+        return p;
     while (p < end) {
         p = skip_plain(p, end, '<', '&', '>');
         if (p == end)
@@ -277,29 +329,36 @@ static int fast_element(xml_doc *d, bytes name, size_t name_len)
     return idx;
 }
 
+/* Joins a second piece of a leaf's text (text next to CDATA) with the
+ * first in the buffer.  1, or 0 when out of memory. */
+static int join_text(xml_doc *d, xml_node *n, bytes s, size_t len)
+{
+    if (!xml_buf_reserve(d, n->text_len + len))
+        return 0;
+    if (n->text_src != NULL) {
+        n->text_off = d->len;
+        memcpy(d->buf + d->len, n->text_src, n->text_len);
+        d->len += n->text_len;
+        n->text_src = NULL;
+    }
+    memcpy(d->buf + d->len, s, len);
+    d->len += len;
+    n->text_len += len;
+    return 1;
+}
+
 /* Adds a piece of text to the open element.  A leaf's first piece stays in
- * the input; more pieces (text next to CDATA) are joined in the buffer. */
-static int fast_text(xml_doc *d, bytes s, size_t len)
+ * the input; more pieces are joined in the buffer. */
+static inline int fast_text(xml_doc *d, bytes s, size_t len)
 {
     xml_node *n = &d->nodes[d->current];
 
     if (n->first_child != XML_NO_NODE || len == 0)
         return 1;
-    if (n->text_len == 0) {
-        n->text_src = (const char *)s;
-    } else {
-        if (!xml_buf_reserve(d, n->text_len + len))
-            return 0;
-        if (n->text_src != NULL) {
-            n->text_off = d->len;
-            memcpy(d->buf + d->len, n->text_src, n->text_len);
-            d->len += n->text_len;
-            n->text_src = NULL;
-        }
-        memcpy(d->buf + d->len, s, len);
-        d->len += len;
-    }
-    n->text_len += len;
+    if (n->text_len != 0)
+        return join_text(d, n, s, len);
+    n->text_src = (const char *)s;
+    n->text_len = len;
     return 1;
 }
 
@@ -330,12 +389,13 @@ int wecom_xml_scan(xml_doc *d, const char *input, size_t len, int max_depth)
             bytes name = p + 1;
             int idx;
 
-            for (q = name + 1; q < end && IS_NAME_CHAR(*q); q++)
+            for (q = skip_name(name + 1, end); q < end && IS_NAME_CHAR(*q); q++)
                 ;
             idx = fast_element(d, name, (size_t)(q - name));
             if (idx == XML_NO_NODE || ++depth > max_depth)
                 return 0;
-            q = skip_space(q, end);
+            if (q < end && *q != '>')
+                q = skip_space(q, end);
             if (q < end && *q == '>') {
                 d->current = idx;
                 p = q + 1;
@@ -352,7 +412,9 @@ int wecom_xml_scan(xml_doc *d, const char *input, size_t len, int max_depth)
             q = p + 2;
             if ((size_t)(end - q) <= n->name_len || !xml_same_bytes((const char *)q, n->name_src, n->name_len))
                 return 0;
-            q = skip_space(q + n->name_len, end);
+            q += n->name_len;
+            if (*q != '>')      /* q < end: checked with the name */
+                q = skip_space(q, end);
             if (q == end || *q != '>')
                 return 0;
             p = q + 1;

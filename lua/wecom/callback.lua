@@ -30,8 +30,11 @@ local opt_arg = errors.opt
 
 local xml_decode = core.xml_decode
 local callback_open = core.callback_open
+local callback_open_query = core.callback_open_query
+local callback_plaintext = core.callback_plaintext
 
 local type = type
+local rawset = rawset
 local tostring = tostring
 local tonumber = tonumber
 local setmetatable = setmetatable
@@ -406,6 +409,39 @@ local function normalize(event)
 end
 _M.normalize = normalize
 
+-- An event's plaintext (event.xml, or event.json) is made a string when it
+-- is first read, not before: LuaJIT hashes every new string into its
+-- string table, where plaintexts of one template and length collide, which
+-- cost as much as all the rest of a decrypt for a handler that never reads
+-- it.  Meanwhile it waits in a weak-keyed table: the string, or the C
+-- core's box of its bytes.
+local pending = setmetatable({}, { __mode = "k" })
+
+local function plaintext_mt(field)
+    return {
+        __index = function(event, key)
+            if key ~= field then
+                return nil
+            end
+            local text = pending[event]
+            if text ~= nil then
+                if type(text) ~= "string" then
+                    text = callback_plaintext(text)
+                end
+                pending[event] = nil
+                rawset(event, key, text)
+            end
+            return text
+        end,
+    }
+end
+local XML_TEXT, JSON_TEXT = plaintext_mt("xml"), plaintext_mt("json")
+
+local function with_plaintext(event, text_mt, text)
+    pending[event] = text
+    return setmetatable(event, text_mt)
+end
+
 local function parse_plaintext(msg)
     local c = byte(msg, 1) == 60 and "<" or first_char(msg)
     if c == "<" then
@@ -413,8 +449,7 @@ local function parse_plaintext(msg)
         if not event then
             return fail(CODES.PARSE_XML, "decrypted message is not valid XML: " .. tostring(root))
         end
-        event.xml = msg
-        return normalize(event)
+        return normalize(with_plaintext(event, XML_TEXT, msg))
     end
     if c == "{" then
         -- wecom.json: integers stay integers, so agentid is 1000002 here as
@@ -423,8 +458,7 @@ local function parse_plaintext(msg)
         if not event then
             return fail(CODES.PARSE_XML, "decrypted message is not one JSON object")
         end
-        event.json = msg
-        return normalize(event)
+        return normalize(with_plaintext(event, JSON_TEXT, msg))
     end
     return fail(CODES.PARSE_XML, "decrypted message is neither XML nor JSON")
 end
@@ -466,16 +500,27 @@ local function decrypt_checked(self, query, body)
     return parse_plaintext(msg)
 end
 
--- The usual POST in one C call (core.callback_open): a query table holding
--- the three strings, an XML envelope string with one Encrypt, no max_skew.  For
--- such a request that call does what decrypt_checked would, step for step;
--- anything else, and any envelope it does not take, goes to
--- decrypt_checked to be reported.
+-- The usual POST in one C call (core.callback_open, or
+-- core.callback_open_query for the raw query string): the three signed
+-- strings, each once, an XML envelope string with one Encrypt, no max_skew.
+-- For such a request that call does what decrypt_checked would, step for
+-- step; anything else, and any request it does not take, goes to
+-- decrypt_checked to be reported.  (Both answer false unless the query
+-- holds the three strings and body is a string.)  Given the expected
+-- receive id, the C call hands back that very string when it matches; with
+-- an event, the plaintext comes boxed (see plaintext_field).
 function mt.decrypt(self, query, body)
-    if type(query) == "table" and self.max_skew == nil then
-        -- (callback_open answers false unless the four are strings)
-        local msg, rid, event = callback_open(self.crypter, query.msg_signature,
-                                              query.timestamp, query.nonce, body)
+    if self.max_skew == nil then
+        local msg, rid, event
+        local tq = type(query)
+        if tq == "string" then
+            msg, rid, event = callback_open_query(self.crypter, query, body, self.receive_id, true)
+        elseif tq == "table" then
+            msg, rid, event = callback_open(self.crypter, query.msg_signature, query.timestamp,
+                                            query.nonce, body, self.receive_id, true)
+        else
+            msg = false
+        end
         if msg then
             if rid ~= self.receive_id and self.receive_mode ~= "off" then
                 local err = receive_id_error(self, rid)
@@ -484,8 +529,7 @@ function mt.decrypt(self, query, body)
                 end
             end
             if event then
-                event.xml = msg
-                return normalize(event)
+                return normalize(with_plaintext(event, XML_TEXT, msg))
             end
             return parse_plaintext(msg)
         elseif msg == nil then

@@ -45,7 +45,6 @@ local url = require "wecom.url"
 
 local line = errors.line
 local parse_query = url.parse_query
-local unescape = url.unescape
 local log = env.log
 
 local _M = {}
@@ -118,15 +117,6 @@ end
 local function json_envelope(body)
     return str_find(body, "^[ \t\r\n]*\239\187\191[ \t\r\n]*{") ~= nil
         or str_find(body, "^[ \t\r\n]*{") ~= nil
-end
-
--- A signed parameter of the query: nginx's $arg_<name> (the first one, as
--- sent), percent-decoded once; '+' stays '+'.
-local function signed_arg(value)
-    if value and str_find(value, "%", 1, true) then
-        return unescape(value)
-    end
-    return value
 end
 
 local function callable(v)
@@ -209,13 +199,10 @@ function _M.callback_handler(opts)
         end
 
         local body = read_body(ngx)
-        -- the raw $arg_ values: ngx.req.get_uri_args() would turn the "+"
-        -- of a base64 value into a space
-        local event, err = decrypt(cb, {
-            msg_signature = signed_arg(var.arg_msg_signature),
-            timestamp = signed_arg(var.arg_timestamp),
-            nonce = signed_arg(var.arg_nonce),
-        }, body)
+        -- the raw query string, which cb:decrypt reads as the GET check's
+        -- parse_query does ('+' stays '+'), in C for the usual request:
+        -- no $arg_ lookups, no query table
+        local event, err = decrypt(cb, var.args or "", body)
         if not event then
             return reject(ngx, "POST", err)
         end

@@ -215,7 +215,7 @@ describe("callback event shapes (reference §9)", function()
     local fresh = require "wecom.callback"
     core.callback_open = real
     cb = fresh.new { token = TOKEN, aes_key = AES_KEY, receive_id = UPSTREAM }
-    -- max_skew and a raw query string both take decrypt's general path
+    -- max_skew takes decrypt's general path, a raw query string callback_open_query
     skewed = fresh.new { token = TOKEN, aes_key = AES_KEY, receive_id = UPSTREAM, max_skew = 3600 }
   end)
 

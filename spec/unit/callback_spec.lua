@@ -255,6 +255,56 @@ describe("round trips", function()
     assert.equal("收到 ]]>", back.Content)
   end)
 
+  it("makes event.xml / event.json when first read, on every path, and keeps it then", function()
+    local skewed = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = UPSTREAM, max_skew = 2 ^ 40 }
+    local json_event = '{"ToUserName":"wwDOWNSTREAMCORP","MsgType":"event","Event":"x","CreateTime":1}'
+    local cases = {}
+    for _, form in ipairs({ "xml", "json" }) do
+      local body, query = cb:encrypt_event(EVENT, { format = form })
+      cases[#cases + 1] = { "xml", EVENT, cb, query, body }
+      cases[#cases + 1] = { "xml", EVENT, cb, callback.build_query(query), body }
+      cases[#cases + 1] = { "xml", EVENT, skewed, query, body }
+      body, query = cb:encrypt_event(json_event, { format = form })
+      cases[#cases + 1] = { "json", json_event, cb, query, body }
+      cases[#cases + 1] = { "json", json_event, skewed, callback.build_query(query), body }
+    end
+    for i, case in ipairs(cases) do
+      local field, plaintext, obj, query, body = case[1], case[2], case[3], case[4], case[5]
+      local event = assert(obj:decrypt(query, body))
+      local listed = {}
+      for k in pairs(event) do
+        listed[k] = true
+      end
+      -- not made yet; every other field is there
+      assert.is_nil(rawget(event, field), i)
+      assert.is_nil(listed[field], i)
+      assert.equal("wwDOWNSTREAMCORP", event.corpid)
+      assert.is_nil(event.Missing)
+      assert.is_nil(event[field == "xml" and "json" or "xml"], i)
+      -- made on the first read, then a plain field
+      assert.equal(plaintext, event[field], i)
+      assert.equal(plaintext, rawget(event, field), i)
+      assert.equal(plaintext, event[field], i)
+      event[field] = nil
+      assert.is_nil(event[field], i)
+    end
+  end)
+
+  it("lets a handler set event.xml before it was read, and forgets the plaintext with the event", function()
+    local body, query = cb:encrypt_event(EVENT)
+    local event = assert(cb:decrypt(query, body))
+    event.xml = "mine"
+    assert.equal("mine", event.xml)
+    -- events that were never read are collected with their plaintexts
+    local weak = setmetatable({}, { __mode = "k" })
+    for _ = 1, 20 do
+      weak[assert(cb:decrypt(query, body))] = true
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(weak))
+  end)
+
   it("reply follows the template of reference §7.6 with fresh nonce, timestamp and random", function()
     local before = os.time()
     local a = cb:reply("<xml><Content>a</Content></xml>")

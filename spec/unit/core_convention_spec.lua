@@ -57,6 +57,11 @@ describe("wecom.core failure convention", function()
                      "wecom.core.const_eq: b must be a string (got nil)" },
         callback_open = { function() return core.callback_open("x", "s", "t", "n", "b") end,
                           "wecom.core.callback_open: expected a wecom.core.crypter (got string)" },
+        callback_open_query = { function() return core.callback_open_query("x", "q", "b") end,
+                                "wecom.core.callback_open_query: expected a wecom.core.crypter (got string)" },
+        callback_plaintext = { function() return core.callback_plaintext("x") end,
+                               "wecom.core.callback_plaintext: box must be a plaintext box from callback_open"
+                               .. " (got string)" },
         xml_decode = { function() return core.xml_decode("<x/>", { max_size = "big" }) end,
                        "wecom.core.xml_decode: opts.max_size must be an integer in [0, 2147483647] (got string)" },
         http_session = { function() return core.http_session{ max_connections = 0 } end,

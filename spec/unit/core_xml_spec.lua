@@ -522,6 +522,33 @@ describe("wecom.core xml_decode", function()
       same_result(nested(40))
     end)
 
+    it("reads names of any length and ends them where expat does, whatever byte follows", function()
+      -- the scanner reads names 16 bytes at a time: every length around
+      -- that block, and every byte right after a name, start and end tag
+      local chars = "aZ_09.-"
+      for len = 1, 40 do
+        local parts = {}
+        for i = 1, len do
+          local k = (i * 7 + len) % #chars + 1
+          parts[i] = i == 1 and "N" or chars:sub(k, k)
+        end
+        local n = table.concat(parts)
+        local doc = "<x><" .. n .. ">v</" .. n .. "><" .. n .. "b/></x>"
+        local t = decode(doc, FAST)
+        assert.same({ [n] = "v", [n .. "b"] = "" }, t, doc)
+        same_result(doc)
+        same_result("<" .. n .. "/>")
+      end
+      for b = 0, 255 do
+        local c = string.char(b)
+        for _, doc in ipairs({ "<x><abcdefgh" .. c .. "ij>v</abcdefgh" .. c .. "ij></x>",
+                               "<x><abcdefgh" .. c .. ">v</abcdefgh" .. c .. "></x>",
+                               "<x><ab>v</ab" .. c .. "></x>", "<x><a" .. c .. "/></x>" }) do
+          same_result(doc)
+        end
+      end
+    end)
+
     it("decodes random documents of the subset exactly as expat does", function()
       for i = 1, 600 do
         seed = i
@@ -567,6 +594,21 @@ describe("wecom.core xml_decode", function()
     local TOKEN, AES_KEY, RID = "tok3n", "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR", "wwCORP"
     local c = assert(core.crypter(TOKEN, AES_KEY))
     local open = core.callback_open
+
+    -- A wecom.callback object that always takes decrypt's general path
+    -- (parse, then every check in order): a fresh copy of the module made
+    -- while both one-call functions decline everything.
+    local function general_path(opts)
+      local real_open, real_query = core.callback_open, core.callback_open_query
+      core.callback_open = function() return false end
+      core.callback_open_query = core.callback_open
+      package.loaded["wecom.callback"] = nil
+      local ok, fresh = pcall(require, "wecom.callback")
+      core.callback_open, core.callback_open_query = real_open, real_query
+      package.loaded["wecom.callback"] = callback
+      assert(ok, fresh)
+      return fresh.new(opts)
+    end
 
     local function sealed(msg, rid, wrap)
       local enc = assert(c:encrypt(msg, rid or RID))
@@ -673,14 +715,166 @@ describe("wecom.core xml_decode", function()
                        "wecom.core.callback_open: attempt to use a closed crypter")
     end)
 
+    it("hands the plaintext back boxed next to an event when asked to", function()
+      local sig, ts, nonce, body = sealed(V1_PLAIN)
+      local box, rid, event = open(c, sig, ts, nonce, body, RID, true)
+      assert.equal("userdata", type(box))
+      assert.is_nil(getmetatable(box))
+      assert.equal(V1_PLAIN, core.callback_plaintext(box))
+      assert.equal(RID, rid)
+      assert.same(decode(V1_PLAIN), event)
+      local q = "msg_signature=" .. sig .. "&timestamp=" .. ts .. "&nonce=" .. nonce
+      box = core.callback_open_query(c, q, body, nil, true)
+      assert.equal(V1_PLAIN, core.callback_plaintext(box))
+      -- no event: the plaintext stays a string, for the caller's own parser
+      for _, plain in ipairs({ '{"a":1}', "<xml><a></xml>" }) do
+        sig, ts, nonce, body = sealed(plain)
+        assert.same({ plain, RID }, { open(c, sig, ts, nonce, body, RID, true) })
+      end
+      assert.has_error(function() core.callback_plaintext(io.stdout) end)
+      assert.has_error(function() core.callback_plaintext(nil) end)
+    end)
+
+    it("hands back the expected receive id's own string when the decrypted one matches", function()
+      local sig, ts, nonce, body = sealed(V1_PLAIN)
+      for _, expected in ipairs({ RID, "wwCORQ", "wwCOR", "", 42, false }) do
+        local msg, rid, event = open(c, sig, ts, nonce, body, expected)
+        assert.equal(V1_PLAIN, msg)
+        assert.equal(RID, rid)
+        assert.same(decode(V1_PLAIN), event)
+      end
+    end)
+
+    describe("with the query string (callback_open_query)", function()
+      local open_query = core.callback_open_query
+      local escape = require("wecom.url").escape
+
+      it("reads the signed parameters as wecom.url.parse_query does", function()
+        local nonce = "a+b c/d%e&f"
+        local enc = assert(c:encrypt(V1_PLAIN, RID))
+        local ts = "1700000000"
+        local sig = c:signature(ts, nonce, enc)
+        local body = "<xml><Encrypt><![CDATA[" .. enc .. "]]></Encrypt></xml>"
+        local n = nonce:gsub("[ /%%&]", function(ch) return ("%%%02X"):format(ch:byte()) end)
+        for _, q in ipairs({
+          "msg_signature=" .. sig .. "&timestamp=" .. ts .. "&nonce=" .. n,
+          "/cb?nonce=" .. n .. "&&msg_signature=" .. sig:upper():lower() .. "&x=1&timestamp=" .. ts .. "&",
+          "?a?b&timestamp=" .. ts .. "&nonce=" .. escape(nonce) .. "&msg_signature=" .. escape(sig),
+          "msg_signature=" .. sig .. "&timestamp=%3" .. "1" .. ts:sub(2) .. "&nonce=" .. n .. "&MSG_SIGNATURE=x",
+        }) do
+          local msg, rid, event = open_query(c, q, body, RID)
+          assert.equal(V1_PLAIN, msg, q)
+          assert.equal(RID, rid)
+          assert.same(decode(V1_PLAIN), event)
+        end
+        -- a percent sign that is not %XX stays, as in wecom.url.unescape
+        for _, odd in ipairs({ "%", "%4", "%zz", "%%41", "x%" }) do
+          local s2 = c:signature(ts, odd:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end), enc)
+          local msg = open_query(c, "msg_signature=" .. s2 .. "&timestamp=" .. ts .. "&nonce=" .. odd, body)
+          assert.equal(V1_PLAIN, msg, odd)
+        end
+      end)
+
+      it("answers false where the general path must read the query", function()
+        local sig, ts, nonce, body = sealed(V1_PLAIN)
+        local good = "msg_signature=" .. sig .. "&timestamp=" .. ts .. "&nonce=" .. nonce
+        for _, q in ipairs({
+          "", "msg_signature=" .. sig .. "&timestamp=" .. ts,        -- one missing
+          good .. "&nonce=" .. nonce,                                -- one repeated
+          good .. "&timestamp",
+          "msg%5Fsignature=" .. sig .. "&timestamp=" .. ts .. "&nonce=" .. nonce, -- a key parse_query decodes
+          good .. "&a%20b=1",
+          "MSG_SIGNATURE=" .. sig .. "&timestamp=" .. ts .. "&nonce=" .. nonce,
+        }) do
+          assert.is_false(open_query(c, q, body), q)
+        end
+        assert.is_false(open_query(c, good, "{}"))
+        assert.is_false(open_query(c, good, nil))
+        assert.is_false(open_query(c, { msg_signature = sig }, body))
+        assert.same({ nil, "signature mismatch", -40001 }, { open_query(c, good:gsub("nonce=%d+", "nonce"), body) })
+        assert.has_error(function() open_query({}, good, body) end,
+                         "wecom.core.callback_open_query: expected a wecom.core.crypter (got table)")
+      end)
+
+      it("lets cb:decrypt answer random query strings exactly as its general path does", function()
+        -- pieces of queries, right and wrong: the signed values (plain and
+        -- percent-encoded), repeats, other names, case variants, stray
+        -- '%', '?', '=' and '&'
+        local enc = assert(c:encrypt(V1_PLAIN, RID))
+        local ts, nonce = "1700000000", "n+/=%"
+        local sig = c:signature(ts, nonce, enc)
+        local body = "<xml><Encrypt><![CDATA[" .. enc .. "]]></Encrypt></xml>"
+        local pieces = {
+          "msg_signature=" .. sig, "msg_signature=" .. sig:upper(), "msg_signature=%" .. sig,
+          "timestamp=" .. ts, "timestamp=%31" .. ts:sub(2), "timestamp", "timestamp=",
+          "nonce=n+/=%25", "nonce=n%2B%2F%3D%25", "nonce=n+/=%", "nonce=n+%2f=%",
+          "msg%5Fsignature=" .. sig, "Nonce=x", "nonce%3Dx", "x=1", "=", "", "?", "/cb?", "%", "%%", "a=b=c",
+        }
+        local seed = 7
+        local function rand(n)
+          seed = (seed * 16807) % 2147483647
+          return seed % n
+        end
+        local general = general_path { token = TOKEN, aes_key = AES_KEY, receive_id = RID }
+        local cb = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = RID }
+        local function outcome(obj, q)
+          local event, err = obj:decrypt(q, body)
+          if event then
+            assert(event.xml)     -- made on first read: compared too
+            return event
+          end
+          return { code = err.code, errmsg = err.errmsg }
+        end
+        local taken = 0
+        for _ = 1, 3000 do
+          local parts = {}
+          for i = 1, rand(3) do
+            parts[i] = pieces[rand(#pieces) + 1]
+          end
+          if rand(4) ~= 0 then    -- most queries hold the three signed parameters
+            parts[#parts + 1] = pieces[1 + rand(3)]
+            parts[#parts + 1] = pieces[4 + rand(2)]
+            parts[#parts + 1] = pieces[8 + rand(4)]
+          end
+          for i = #parts, 2, -1 do
+            local j = rand(i) + 1
+            parts[i], parts[j] = parts[j], parts[i]
+          end
+          local q = table.concat(parts, rand(8) == 0 and "&&" or "&")
+          assert.same(outcome(general, q), outcome(cb, q), q)
+          if open_query(c, q, body) then
+            taken = taken + 1
+          end
+        end
+        -- the one-call path took a good share of them, right and wrong ones
+        assert.is_true(taken > 300, "taken " .. taken)
+      end)
+
+      it("takes a query longer than its stack buffer", function()
+        local sig, ts, nonce, body = sealed(V1_PLAIN)
+        local q = "pad=" .. rep("%41", 400) .. "&msg_signature=" .. sig .. "&timestamp=" .. ts
+          .. "&nonce=" .. nonce:gsub(".", function(ch) return ("%%%02X"):format(ch:byte()) end)
+        local msg, rid = open_query(c, q, body)
+        assert.equal(V1_PLAIN, msg)
+        assert.equal(RID, rid)
+      end)
+    end)
+
     it("lets cb:decrypt answer exactly as its general path does", function()
-      -- A query string takes cb:decrypt's general path (parse, then every
-      -- check in order); a table with the three strings its one-call path.
+      -- A table with the three strings and a query string take the
+      -- one-call paths; general_path objects, and a callback object with
+      -- max_skew, the general one.
       local cb = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = RID }
       local listed = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = { "wwOTHER", RID } }
+      local general = {
+        [cb] = general_path { token = TOKEN, aes_key = AES_KEY, receive_id = RID },
+        [listed] = general_path { token = TOKEN, aes_key = AES_KEY, receive_id = { "wwOTHER", RID } },
+      }
+      local skewed = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = RID, max_skew = 2 ^ 40 }
       local function outcome(obj, query, body)
         local event, err = obj:decrypt(query, body)
         if event then
+          assert(event.xml or event.json)     -- made on first read: compared too
           return event
         end
         return { kind = err.kind, code = err.code, errmsg = err.errmsg }
@@ -698,8 +892,20 @@ describe("wecom.core xml_decode", function()
           for _, b in ipairs(bodies) do
             for _, s in ipairs({ sig, sig:upper(), "" }) do
               local query = { msg_signature = s, timestamp = ts, nonce = nonce }
+              local qs = callback.build_query(query)
               for _, obj in ipairs({ cb, listed }) do
-                assert.same(outcome(obj, callback.build_query(query), b), outcome(obj, query, b))
+                local expected = outcome(general[obj], query, b)
+                assert.same(expected, outcome(general[obj], qs, b))
+                assert.same(expected, outcome(obj, query, b))
+                assert.same(expected, outcome(obj, qs, b))
+                if obj == cb then
+                  assert.same(expected, outcome(skewed, query, b))
+                end
+                for _, odd in ipairs({ qs .. "&nonce=" .. nonce, "x=1&" .. qs:gsub("msg_signature", "msg%%5Fsignature"),
+                                       qs:gsub("timestamp=%d+", "timestamp"), "/cb?" .. qs,
+                                       (qs:gsub("&nonce", "&NONCE")) }) do
+                  assert.same(outcome(general[obj], odd, b), outcome(obj, odd, b), odd)
+                end
                 count = count + 1
               end
             end

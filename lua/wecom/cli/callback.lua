@@ -108,7 +108,8 @@ function callback_decrypt.run(ctx, opts, positional)
         return
     end
     local event = ctx:call(cb:decrypt(q, body))
-    local plain = {}
+    -- the plaintext field is made on first read: read it, so pairs sees it
+    local plain = { xml = event.xml, json = event.json }
     for k, v in pairs(event) do
         plain[k] = v
     end

@@ -19,7 +19,6 @@ local format = string.format
 local getmetatable = getmetatable
 local gsub = string.gsub
 local huge = math.huge
-local ipairs = ipairs
 local math_type = math.type          -- nil on LuaJIT
 local next = next
 local pairs = pairs

@@ -32,7 +32,7 @@
 #if defined(__linux__)
 #define WECOM_HTTP_EPOLL 1
 #include <errno.h>
-#include <fcntl.h>
+#include <stdint.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 #endif
@@ -306,6 +306,12 @@ static const char *const session_keys[] = {
 };
 
 #ifdef WECOM_HTTP_EPOLL
+/* An idle connection's socket stays in the epoll set, "parked" (no events
+ * asked for, this bit in its data), so the next request on it costs one
+ * epoll_ctl instead of three.  Only an error or a hang-up can be reported
+ * for a parked socket: it is taken out of the set then. */
+#define PARKED ((uint64_t)1 << 32)
+
 /* libcurl says which socket to watch for what (no Lua in here).  A socket
  * libcurl closed has left the epoll set by itself; a failed epoll_ctl
  * surfaces as a transfer that times out. */
@@ -315,13 +321,14 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     struct epoll_event ev;
     (void)easy;
     (void)socketp;
+    memset(&ev, 0, sizeof ev);
     if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+        ev.data.u64 = (uint64_t)(uint32_t)fd | PARKED;
+        epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev);
         return 0;
     }
-    memset(&ev, 0, sizeof ev);
     ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
-    ev.data.fd = fd;
+    ev.data.u64 = (uint64_t)(uint32_t)fd;
     if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
         epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
     return 0;
@@ -750,10 +757,16 @@ static CURLMcode step(session *s, int wait_ms)
     }
     n = epoll_wait(s->epfd, ev, MAX_EVENTS, wait_ms);
     for (i = 0; i < n && mc == CURLM_OK; i++) {
-        int bits = (ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0)
-                 | (ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0)
-                 | (ev[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
-        mc = curl_multi_socket_action(s->multi, ev[i].data.fd, bits, &running);
+        int fd = (int)(uint32_t)ev[i].data.u64;
+        int bits;
+        if (ev[i].data.u64 & PARKED) {
+            epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+            continue;
+        }
+        bits = (ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0)
+             | (ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0)
+             | (ev[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+        mc = curl_multi_socket_action(s->multi, fd, bits, &running);
     }
     if (mc == CURLM_OK && s->timer_at >= 0 && s->timer_at <= wecom_clock(CLOCK_MONOTONIC)) {
         s->timer_at = -1;      /* libcurl sets it again if it wants */

@@ -157,7 +157,11 @@ end
 local third_corp_mt = { __index = make_index(third_corp_methods, NAMESPACES.app, LAZY_METHODS.corp) }
 local plain_mt = { __index = common }
 local function named(self)
-    return self._name
+    local name = self._name
+    if type(name) == "function" then
+        return name(self)
+    end
+    return name
 end
 corp_mt.__tostring, third_corp_mt.__tostring, plain_mt.__tostring = named, named, named
 
@@ -560,7 +564,7 @@ local BUILD_KIND = errors.kind("'corp' or 'plain'", function(v) return v == "cor
 -- build(kind, fields) -> client
 --   kind "corp": an authorized corp's client (the app's methods and
 --   namespaces, jsapi_config and agent_config); "plain": get, post, token.
---   fields: name (what tostring shows), corpid, agentid, token_key,
+--   fields: name (what tostring shows, or a function(client) making it), corpid, agentid, token_key,
 --     token_param (the query parameter of the token, "access_token" by
 --     default), fetch_token(client) -> value, expires_at | nil, err,
 --     scrub(text, ...) -> text (the wecom.scrub of the credentials behind

@@ -120,6 +120,8 @@ function _M.new(opts)
     }, mt)
     local ns = records.ns(suite_id, o.base_url)
     self._ns = ns
+    -- the scrubber the corp clients share (each adds its permanent code)
+    self._plain_scrub = scrub.new()
 
     -- the secret and the ticket in use live only in these closures
     local secret = o.suite_secret
@@ -409,19 +411,52 @@ local function third_party_downstream(self)
     end
 end
 
--- corp_client(self, rec) -> the client of an authorized corp; its token
--- fetch reads the permanent code from the store each time (a 代开发 secret
--- may have been reset by another process)
-function corp_client(self, rec)
+-- corp_token(self, cl, rec) -> the corp's token with rec's permanent code
+-- (get_corp_token; a 代开发 app: gettoken with the code as its secret)
+local function corp_token(self, cl, rec)
+    local code = rec.permanent_code
+    if self.customized then
+        return client.credential(cl, "GET", GETTOKEN, { corpid = rec.corpid, corpsecret = code },
+            nil, "access_token", false)
+    end
+    local value, expires_at = client.credential(self._api, "POST", service.PATH.corp_token, nil,
+        { auth_corpid = rec.corpid, permanent_code = code }, "access_token", true)
+    if not value then
+        expires_at.errmsg = scrub.value(expires_at.errmsg, code)
+    end
+    return value, expires_at
+end
+
+-- what tostring shows for a corp client (built when asked: a fan-out makes
+-- a client per corp)
+local function corp_client_name(c)
+    return "wecom.corp(suite_id=" .. c.suite_id .. ", corpid=" .. c.corpid .. ", agentid="
+        .. (c.agentid and ("%d"):format(c.agentid) or "?") .. ")"
+end
+
+-- A record read this recently (by suite:corp or each_corp's task, right
+-- before the client is made) serves the client's first token fetch.
+local FRESH_RECORD = 1
+
+-- corp_client(self, rec [, just_read]) -> the client of an authorized
+-- corp; its token fetch reads the permanent code from the store each time
+-- (a 代开发 secret may have been reset by another process), but for the
+-- first one right after the record was read (just_read: rec is the stored
+-- record, read a moment ago)
+function corp_client(self, rec, just_read)
     local corpid = rec.corpid
     local store, ns = self.store, self._ns
     local code_in_use = rec.permanent_code
-    local plain_scrub = scrub.new()
-    local api = self._api
+    local fresh, fresh_at = just_read and rec or nil, core.monotonic()
+    local plain_scrub = self._plain_scrub
     local customized = self.customized
+    local downstream = self._downstream
+    if downstream == nil and not customized then
+        downstream = third_party_downstream(self)     -- one for all the suite's corp clients
+        self._downstream = downstream
+    end
     local c = client.build("corp", {
-        name = "wecom.corp(suite_id=" .. self.suite_id .. ", corpid=" .. corpid .. ", agentid="
-            .. (rec.agentid and ("%d"):format(rec.agentid) or "?") .. ")",
+        name = corp_client_name,
         corpid = corpid,
         agentid = rec.agentid,
         token_key = records.corp_token_key(ns, corpid),
@@ -430,23 +465,30 @@ function corp_client(self, rec)
         scrub = function(s, ...)
             return plain_scrub(s, code_in_use, ...)
         end,
-        downstream = not customized and third_party_downstream(self) or nil,
+        downstream = downstream,
         third_party = not customized,
         fetch_token = function(cl)
-            local cur, err = records.corp(store, ns, corpid)
+            local cur, err
+            local used_fresh = fresh ~= nil and core.monotonic() - fresh_at < FRESH_RECORD
+            if used_fresh then
+                cur = fresh
+            else
+                cur, err = records.corp(store, ns, corpid)
+            end
+            fresh = nil
             if not cur then
                 return nil, err or not_authorized(self, corpid)
             end
             code_in_use = cur.permanent_code
-            if customized then
-                -- a 代开发 app: its secret is the permanent code
-                return client.credential(cl, "GET", GETTOKEN, { corpid = corpid, corpsecret = code_in_use },
-                    nil, "access_token", false)
-            end
-            local value, expires_at = client.credential(api, "POST", service.PATH.corp_token, nil,
-                { auth_corpid = corpid, permanent_code = code_in_use }, "access_token", true)
-            if not value then
-                expires_at.errmsg = scrub.value(expires_at.errmsg, code_in_use)
+            local value, expires_at = corp_token(self, cl, cur)
+            if value == nil and used_fresh then
+                -- the code may have changed since the record was read (a
+                -- 代开发 secret reset): the stored one, if it is another
+                local again = records.corp(store, ns, corpid)
+                if again and again.permanent_code ~= cur.permanent_code then
+                    code_in_use = again.permanent_code
+                    value, expires_at = corp_token(self, cl, again)
+                end
             end
             return value, expires_at
         end,
@@ -475,7 +517,7 @@ function mt.corp(self, corpid)
         -- still works, for every call that needs no agentid
         details(self, rec)
     end
-    return corp_client(self, rec)
+    return corp_client(self, rec, true)
 end
 
 -- suite:corps() -> iterator of { corpid, corp_name, agentid, state,
@@ -522,7 +564,7 @@ function mt.each_corp(self, fn, opts)
             if not rec then
                 return nil, err or not_authorized(self, corpid)   -- forgotten meanwhile
             end
-            return fn(corp_client(self, rec), records.public(rec))
+            return fn(corp_client(self, rec, true), records.public(rec))
         end
     end
     return parallel.run(tasks, { concurrency = opts and opts.concurrency })

@@ -218,6 +218,20 @@ describe("wecom.suite", function()
         assert.equal(3, emu.stats()["/cgi-bin/gettoken"])
     end)
 
+    it("代开发: a secret reset right after suite:corp, before the client's first token", function()
+        local suite = sh.ready(sh.new(info, fx, true))
+        local first = sh.install(suite, "wwRETAILCORP02").auth
+        local corp = assert(suite:corp("wwRETAILCORP02"))      -- the record as it was
+        local event = sh.push(suite, "authorize", { corpid = "wwRETAILCORP02", action = "reset" })
+        assert.are_not.equal(first.permanent_code, event.auth.permanent_code)
+        -- the client gets its token with the new secret all the same
+        assert(corp:get("/cgi-bin/agent/get", { agentid = corp.agentid }))
+        local tok = assert(corp:token())
+        local _, app = emu.request("GET", "/cgi-bin/agent/get",
+            { query = { access_token = tok, agentid = corp.agentid } })
+        assert.equal(0, app.errcode)
+    end)
+
     it("the install link is for third-party apps: a 代开发 template raises", function()
         local suite = sh.ready(sh.new(info, fx, true))
         assert.has_error(function()

@@ -420,6 +420,29 @@ describe("core.http_session response handling", function()
         assert.equal(0, r.res.new_connections)
     end)
 
+    for _, how in ipairs { "closed", "reset" } do
+        it("opens a new connection when the peer " .. how .. " the idle kept-alive one", function()
+            local first = s:submit{ url = url("/1") }
+            local peer = accept()
+            read_request(peer)
+            peer:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+            assert.equal(1, wait(first).res.new_connections)
+            if how == "reset" then
+                assert(peer:setoption("linger", { on = true, timeout = 0 }))
+            end
+            peer:close()
+            assert.same({}, s:poll(0.05))     -- nothing in flight: the idle socket's news only
+            local second = s:submit{ url = url("/2") }
+            local again = accept()
+            assert.equal("GET /2 HTTP/1.1", read_request(again).line)
+            again:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2")
+            local r = wait(second)
+            again:close()
+            assert.equal("2", r.res.body)
+            assert.equal(1, r.res.new_connections)
+        end)
+    end
+
     it("opens a new connection per call with reuse = false", function()
         local fresh = core.http_session{ allow_http = true, reuse = false, timeout = 5 }
         s:close()

@@ -192,15 +192,27 @@ end
 -- Random identifiers (not secrets: the emulator only needs uniqueness).
 local ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
+-- alphabet -> its characters as one-character strings (the alphabets are
+-- the few constants of the callers); buf: the pieces of the string being
+-- made (nothing yields in between)
+local alphabet_chars = {}
+local buf = {}
+
 function _M.random_string(n, alphabet)
     alphabet = alphabet or ALNUM
-    local len = #alphabet
-    local out = {}
-    for i = 1, n do
-        local k = random(len)
-        out[i] = alphabet:sub(k, k)
+    local chars = alphabet_chars[alphabet]
+    if chars == nil then
+        chars = {}
+        for i = 1, #alphabet do
+            chars[i] = alphabet:sub(i, i)
+        end
+        alphabet_chars[alphabet] = chars
     end
-    return concat(out)
+    local len = #chars
+    for i = 1, n do
+        buf[i] = chars[random(len)]
+    end
+    return concat(buf, "", 1, n)
 end
 
 -- A unique id: a shared counter plus randomness.

@@ -27,13 +27,15 @@ DEB_PACKAGES := lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson \
 	libcurl4-openssl-dev libssl-dev libexpat1-dev lua-busted lua-check \
 	nginx libnginx-mod-http-lua redis-server libhiredis-dev lua-socket curl \
 	openssl ca-certificates valgrind luarocks make gcc wrk \
-	lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev
+	lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
+	chromium chromium-driver fonts-noto-cjk
 
 NODE_DIR  := build/node
+DIST      ?= dist
 LUA_ENV    = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;'
 
-.PHONY: all deps build test lint spec spec-lua54 spec-luajit spec-compat check check-asan \
-	check-valgrind demo bench clean rock-test node-deps
+.PHONY: all deps build test lint spec spec-lua54 spec-luajit spec-compat spec-browser check check-asan \
+	check-valgrind demo bench clean rock rock-test node-deps
 
 all: build
 
@@ -73,7 +75,7 @@ $(NODE_DIR)/node_modules/@wecom/crypto/package.json:
 	cd $(NODE_DIR) && npm install --no-audit --no-fund --silent @wecom/crypto@1.0.1
 
 lint:
-	luacheck -q lua spec bin/wecom-emulator examples bench
+	luacheck -q lua spec bin/wecom-emulator bin/wecom examples bench
 
 spec-lua54: build node-deps
 	$(LUA_ENV) LUA_CPATH='$(BUILD)/lua5.4/?.so;;' lua5.4 /usr/bin/busted --run=lua54
@@ -88,6 +90,11 @@ spec-compat: $(CORE_52) $(CORE_53) node-deps
 	$(LUA_ENV) LUA_CPATH='$(BUILD)/lua5.3/?.so;;' lua5.3 /usr/bin/busted --run=check -o utfTerminal
 
 spec: spec-lua54 spec-luajit spec-compat
+
+# examples/openresty clicked through in Debian's headless Chromium (chromedriver)
+# against the emulator, once (about 20 s); the screenshots stay in build/screenshots/.
+spec-browser: build
+	$(LUA_ENV) LUA_CPATH='$(BUILD)/lua5.4/?.so;;' lua5.4 /usr/bin/busted spec/browser
 
 # Sanitizers: the unit, integration and emulator specs on lua5.4 with the ASan/UBSan
 # core, then the unit specs under valgrind with the normal core.
@@ -105,12 +112,25 @@ check-valgrind: $(CORE_54) node-deps
 	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	lua5.4 /usr/bin/busted --run=check
 
+# Installs the rock for lua5.4 and for LuaJIT into temporary trees and uses
+# each from outside the checkout (spec/install).
 rock-test: build
 	$(LUA_ENV) lua5.4 /usr/bin/busted --run=install
 
-test: deps build lint spec check rock-test
+# A source rock of HEAD in $(DIST)/: `luarocks pack` needs the sources at
+# source.url, which is not published yet, so they come from `git archive`.
+rock:
+	@mkdir -p $(DIST) && tmp=$$(mktemp -d) && \
+	git archive --format=tar.gz --prefix=wecom/ -o $$tmp/wecom-dev.tar.gz HEAD && \
+	sed 's|^   url = .*|   url = "file://'"$$tmp"'/wecom-dev.tar.gz",\n   dir = "wecom",|' \
+		wecom-dev-1.rockspec >$$tmp/wecom-dev-1.rockspec && \
+	(cd $(DIST) && luarocks pack $$tmp/wecom-dev-1.rockspec); \
+	rc=$$?; rm -rf $$tmp; exit $$rc
 
-# The main example against a private emulator, stopped again afterwards.
+test: deps build lint spec spec-browser check rock-test
+
+# The main example against a private emulator on a free port (one already on
+# 8443 does not matter), stopped again afterwards.
 demo: deps build
 	@dir=$$(mktemp -d /tmp/wecom-demo.XXXXXX) && \
 	out=$$($(LUA_ENV) lua5.4 bin/wecom-emulator start --dir "$$dir" --core-cpath $(BUILD)/luajit) && \
@@ -122,4 +142,4 @@ bench: deps build node-deps
 	BUILD=$(BUILD) sh bench/run.sh
 
 clean:
-	rm -rf build
+	rm -rf build $(DIST)

@@ -3,7 +3,7 @@
 # measured in the same run.  Exits non-zero when a bar is missed.
 cd "$(dirname "$0")/.."
 status=0
-for b in callback callback_endpoint http fanout openresty; do
+for b in callback callback_endpoint http fanout provider openresty; do
     if [ -f "bench/$b.sh" ]; then
         echo "== $b"
         sh "bench/$b.sh" || status=1

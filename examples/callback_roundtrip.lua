@@ -5,6 +5,19 @@
 --   LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/lua5.4/?.so;;' \
 --     lua5.4 examples/callback_roundtrip.lua
 
+-- --help before anything is loaded: it works without the module paths set
+if arg and (arg[1] == "-h" or arg[1] == "--help") then
+    io.write([=[
+callback_roundtrip: encrypt an event as WeCom does, then verify, decrypt, route and reply to it (no network)
+
+from a checkout (after make build):
+  LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/lua5.4/?.so;;' \
+    lua5.4 examples/callback_roundtrip.lua
+with the rock installed (luarocks make): lua5.4 examples/callback_roundtrip.lua   (or luajit)
+]=])
+    os.exit(0)
+end
+
 local callback = require "wecom.callback"
 local core = require "wecom.core"
 

@@ -10,6 +10,21 @@
 -- fixture.  For a real corp set WECOM_CORPID, WECOM_SECRET and WECOM_AGENTID
 -- (and leave WECOM_BASE_URL unset).
 
+-- --help before anything is loaded: it works without the module paths set
+if arg and (arg[1] == "-h" or arg[1] == "--help") then
+    io.write([=[
+chain_report: chains, their groups and corps, and the shared corps with their downstream token status
+
+from a checkout (after make build):
+  LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/lua5.4/?.so;;' \
+    lua5.4 examples/chain_report.lua
+with the rock installed (luarocks make): lua5.4 examples/chain_report.lua   (or luajit)
+against the emulator: eval "$(bin/wecom-emulator start)"; export WECOM_BASE_URL WECOM_CA_FILE
+against a real corp: set WECOM_CORPID, WECOM_SECRET and WECOM_AGENTID
+]=])
+    os.exit(0)
+end
+
 local wecom = require "wecom"
 -- common.lua sits next to this script
 package.path = arg[0]:gsub("[^/]*$", "") .. "?.lua;" .. package.path

@@ -6,6 +6,21 @@
 -- For a real corp set WECOM_CORPID, WECOM_SECRET, WECOM_AGENTID (the chain
 -- system app, which sees every chain).
 
+-- --help before anything is loaded: it works without the module paths set
+if arg and (arg[1] == "-h" or arg[1] == "--help") then
+    io.write([=[
+export_chain_corps_csv: every corp of every chain as CSV on stdout
+
+from a checkout (after make build):
+  LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/lua5.4/?.so;;' \
+    lua5.4 examples/export_chain_corps_csv.lua > corps.csv
+with the rock installed (luarocks make): lua5.4 examples/export_chain_corps_csv.lua > corps.csv   (or luajit)
+against the emulator: eval "$(bin/wecom-emulator start)"; export WECOM_BASE_URL WECOM_CA_FILE
+against a real corp: set WECOM_CORPID, WECOM_SECRET and WECOM_AGENTID
+]=])
+    os.exit(0)
+end
+
 local wecom = require "wecom"
 -- common.lua sits next to this script
 package.path = arg[0]:gsub("[^/]*$", "") .. "?.lua;" .. package.path

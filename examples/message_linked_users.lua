@@ -6,6 +6,21 @@
 -- Without WECOM_CORPID/WECOM_SECRET/WECOM_AGENTID the emulator's ordinary
 -- (non-system) app is used.  Add --dry-run to list the recipients only.
 
+-- --help before anything is loaded: it works without the module paths set
+if arg and (arg[1] == "-h" or arg[1] == "--help") then
+    io.write([=[
+message_linked_users: send TEXT to every linked-corp member the app can see (--dry-run: list them only)
+
+from a checkout (after make build):
+  LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/lua5.4/?.so;;' \
+    lua5.4 examples/message_linked_users.lua "TEXT" [--dry-run]
+with the rock installed (luarocks make): lua5.4 examples/message_linked_users.lua "TEXT" [--dry-run]   (or luajit)
+against the emulator: eval "$(bin/wecom-emulator start)"; export WECOM_BASE_URL WECOM_CA_FILE
+against a real corp: set WECOM_CORPID, WECOM_SECRET and WECOM_AGENTID
+]=])
+    os.exit(0)
+end
+
 local wecom = require "wecom"
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 -- common.lua sits next to this script

@@ -5,7 +5,8 @@
  * The cache is the only mutable global state of wecom.core, on purpose:
  * every lua_State in the process (threads, OpenResty's timers, several
  * clients) must see the same access tokens and the same refresh locks.  It
- * is a chained hash map behind one mutex, initialised with pthread_once.
+ * is two chained hash maps (below: "the cache") behind one mutex,
+ * initialised with pthread_once.
  * No Lua API call happens while the mutex is held: arguments are checked
  * first and results are copied out before anything is pushed, so a Lua
  * error can never leave the mutex locked.
@@ -57,23 +58,41 @@ static int l_sleep(lua_State *L)
 
 /* ===== the cache ===== */
 
+/*
+ * Two tables behind the one mutex:
+ * - tokens: expiring values and refresh locks, a cache.  It holds at most
+ *   TOKEN_MAX_ENTRIES entries; when full, what has expired is purged, and
+ *   if that is not enough a new key is refused ("token cache full"): a
+ *   value is never evicted before its expiry.
+ * - durable: values written with token_set_durable (a suite's permanent
+ *   codes, a mass-call ticket).  Never purged, evicted or counted against
+ *   the cap; an entry goes when it is deleted, or when the expiry it was
+ *   given (if any) has passed.
+ * A key has a value in at most one of them: each write drops the other's.
+ */
 typedef struct entry {
     struct entry *next;
     uint32_t hash;
     size_t key_len;
     char *value;            /* NULL: no value, only a lock */
     size_t value_len;
-    double expires_at;      /* wall clock */
-    double lock_until;      /* monotonic; <= now means unlocked */
+    double expires_at;      /* wall clock; INFINITY: a durable value without expiry */
+    double lock_until;      /* monotonic; <= now means unlocked (tokens only) */
     double lock_owner;      /* handed to the holder, checked by unlock */
     char key[];
 } entry;
 
+typedef struct {
+    entry **buckets;        /* allocated lazily under the mutex */
+    size_t nbuckets;
+    size_t count;
+    size_t max_count;       /* SIZE_MAX: no cap */
+} table;
+
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t cache_mutex;
-static entry **cache_buckets;     /* allocated lazily under the mutex */
-static size_t cache_nbuckets;
-static size_t cache_count;
+static table tokens = { NULL, 0, 0, TOKEN_MAX_ENTRIES };
+static table durable = { NULL, 0, 0, SIZE_MAX };
 static double cache_next_owner;   /* a double so it round-trips through Lua 5.1 numbers */
 
 static void cache_init(void)
@@ -92,42 +111,42 @@ static uint32_t hash_key(const char *k, size_t len)
     return h;
 }
 
-/* All cache_* helpers below run with the mutex held. */
+/* All table_* helpers below run with the mutex held. */
 
-static int cache_ready(void)
+static int table_ready(table *t)
 {
-    if (cache_buckets == NULL) {
-        cache_buckets = calloc(64, sizeof *cache_buckets);
-        if (cache_buckets == NULL)
+    if (t->buckets == NULL) {
+        t->buckets = calloc(64, sizeof *t->buckets);
+        if (t->buckets == NULL)
             return 0;
-        cache_nbuckets = 64;
+        t->nbuckets = 64;
     }
     return 1;
 }
 
-static void cache_grow(void)
+static void table_grow(table *t)
 {
-    size_t n = cache_nbuckets * 2, i;
+    size_t n = t->nbuckets * 2, i;
     entry **b = calloc(n, sizeof *b);
     if (b == NULL)
         return;   /* longer chains, still correct */
-    for (i = 0; i < cache_nbuckets; i++) {
-        entry *e = cache_buckets[i], *next;
+    for (i = 0; i < t->nbuckets; i++) {
+        entry *e = t->buckets[i], *next;
         for (; e != NULL; e = next) {
             next = e->next;
             e->next = b[e->hash & (n - 1)];
             b[e->hash & (n - 1)] = e;
         }
     }
-    free(cache_buckets);
-    cache_buckets = b;
-    cache_nbuckets = n;
+    free(t->buckets);
+    t->buckets = b;
+    t->nbuckets = n;
 }
 
 /* Returns the slot that points at the entry for key (or at NULL). */
-static entry **cache_slot(const char *key, size_t len, uint32_t h)
+static entry **table_slot(table *t, const char *key, size_t len, uint32_t h)
 {
-    entry **p = &cache_buckets[h & (cache_nbuckets - 1)];
+    entry **p = &t->buckets[h & (t->nbuckets - 1)];
     for (; *p != NULL; p = &(*p)->next)
         if ((*p)->hash == h && (*p)->key_len == len && memcmp((*p)->key, key, len) == 0)
             return p;
@@ -143,7 +162,7 @@ static void drop_value(entry *e)
 
 /* Drops what has expired; unlinks and frees the entry when nothing is left.
  * Returns the entry, or NULL when it was freed. */
-static entry *cache_settle(entry **slot, double wall, double mono)
+static entry *table_settle(table *t, entry **slot, double wall, double mono)
 {
     entry *e = *slot;
     if (e->value != NULL && e->expires_at <= wall)
@@ -151,36 +170,36 @@ static entry *cache_settle(entry **slot, double wall, double mono)
     if (e->value == NULL && e->lock_until <= mono) {
         *slot = e->next;
         free(e);
-        cache_count--;
+        t->count--;
         return NULL;
     }
     return e;
 }
 
-static void cache_purge(double wall, double mono)
+static void table_purge(table *t, double wall, double mono)
 {
     size_t i;
-    for (i = 0; i < cache_nbuckets; i++) {
-        entry **p = &cache_buckets[i];
+    for (i = 0; i < t->nbuckets; i++) {
+        entry **p = &t->buckets[i];
         while (*p != NULL) {
-            if (cache_settle(p, wall, mono) != NULL)
+            if (table_settle(t, p, wall, mono) != NULL)
                 p = &(*p)->next;
         }
     }
 }
 
 /* Finds or creates the entry; NULL when out of memory or full. */
-static entry *cache_obtain(const char *key, size_t len, uint32_t h, double wall, double mono)
+static entry *table_obtain(table *t, const char *key, size_t len, uint32_t h, double wall, double mono)
 {
-    entry **slot = cache_slot(key, len, h);
+    entry **slot = table_slot(t, key, len, h);
     entry *e;
     if (*slot != NULL)
         return *slot;
-    if (cache_count >= TOKEN_MAX_ENTRIES) {
-        cache_purge(wall, mono);
-        if (cache_count >= TOKEN_MAX_ENTRIES)
+    if (t->count >= t->max_count) {
+        table_purge(t, wall, mono);
+        if (t->count >= t->max_count)
             return NULL;
-        slot = cache_slot(key, len, h);
+        slot = table_slot(t, key, len, h);
     }
     e = calloc(1, sizeof *e + len + 1);
     if (e == NULL)
@@ -189,9 +208,9 @@ static entry *cache_obtain(const char *key, size_t len, uint32_t h, double wall,
     e->key_len = len;
     memcpy(e->key, key, len);
     *slot = e;
-    cache_count++;
-    if (cache_count > cache_nbuckets)
-        cache_grow();
+    t->count++;
+    if (t->count > t->nbuckets)
+        table_grow(t);
     return e;
 }
 
@@ -220,30 +239,41 @@ static void lookup_init(lua_State *L, lookup *q, const char *where)
     q->mono = wecom_clock(CLOCK_MONOTONIC);
 }
 
-/* With the mutex held: the slot of q's entry after dropping what has
+/* With the mutex held: the slot of q's entry in t after dropping what has
  * expired, or NULL when there is no entry (left). */
-static entry **cache_find(const lookup *q)
+static entry **table_find(table *t, const lookup *q)
 {
-    entry **slot = cache_slot(q->key, q->len, q->hash);
-    if (*slot == NULL || cache_settle(slot, q->wall, q->mono) == NULL)
+    entry **slot = table_slot(t, q->key, q->len, q->hash);
+    if (*slot == NULL || table_settle(t, slot, q->wall, q->mono) == NULL)
         return NULL;
     return slot;
 }
 
-/* Takes the mutex; returns 0 (mutex released) when the table cannot be
+/* With the mutex held: drops q's value from t, if it has one (a lock
+ * stays). */
+static void table_drop(table *t, const lookup *q)
+{
+    entry **slot = table_find(t, q);
+    if (slot != NULL && (*slot)->value != NULL) {
+        drop_value(*slot);
+        table_settle(t, slot, q->wall, q->mono);
+    }
+}
+
+/* Takes the mutex; returns 0 (mutex released) when the tables cannot be
  * allocated.  The caller raises (out of memory) after freeing what it holds. */
 static int cache_lock(void)
 {
     pthread_once(&cache_once, cache_init);
     pthread_mutex_lock(&cache_mutex);
-    if (!cache_ready()) {
+    if (!table_ready(&tokens) || !table_ready(&durable)) {
         pthread_mutex_unlock(&cache_mutex);
         return 0;
     }
     return 1;
 }
 
-/* After cache_obtain failed (mutex released): a full cache is a runtime
+/* After table_obtain failed (mutex released): a full cache is a runtime
  * failure, nil, "token cache full"; out of memory raises, as in Lua. */
 static int obtain_failed(lua_State *L, int full, const char *where)
 {
@@ -252,7 +282,7 @@ static int obtain_failed(lua_State *L, int full, const char *where)
     return luaL_error(L, "%s: out of memory", where);
 }
 
-/* core.token_get(key) -> value, expires_at | nil */
+/* core.token_get(key) -> value, expires_at | value (durable, no expiry) | nil */
 static int l_token_get(lua_State *L)
 {
     lookup q;
@@ -265,8 +295,12 @@ static int l_token_get(lua_State *L)
     lookup_init(L, &q, WECOM_FN("token_get"));
     if (!cache_lock())
         return luaL_error(L, WECOM_FN("token_get") ": out of memory");
-    slot = cache_find(&q);
+    slot = table_find(&tokens, &q);
     e = slot != NULL ? *slot : NULL;
+    if (e == NULL || e->value == NULL) {
+        slot = table_find(&durable, &q);
+        e = slot != NULL ? *slot : NULL;
+    }
     if (e != NULL && e->value != NULL) {
         vlen = e->value_len;
         memcpy(value, e->value, vlen);
@@ -280,8 +314,40 @@ static int l_token_get(lua_State *L)
         return 1;
     }
     lua_pushlstring(L, value, vlen);
+    if (isinf(expires_at))
+        return 1;
     lua_pushnumber(L, expires_at);
     return 2;
+}
+
+/* The value at idx, at most TOKEN_MAX_VALUE bytes, copied (malloc) */
+static char *copy_value(lua_State *L, int idx, const char *where, size_t *vlen)
+{
+    const char *value = wecom_check_string(L, idx, where, "value", vlen);
+    char *copy;
+
+    if (*vlen > TOKEN_MAX_VALUE)
+        wecom_bad_arg(L, idx, where, "value", "a string of at most 8192 bytes");
+    copy = malloc(*vlen ? *vlen : 1);
+    if (copy == NULL)
+        luaL_error(L, "%s: out of memory", where);
+    memcpy(copy, value, *vlen);
+    return copy;
+}
+
+/* Stores copy (vlen bytes, expires_at) into t's entry for q, dropping q's
+ * value from other; returns 0 (copy untouched) when t has no room. */
+static int store_value(table *t, table *other, const lookup *q, char *copy, size_t vlen, double expires_at)
+{
+    entry *e = table_obtain(t, q->key, q->len, q->hash, q->wall, q->mono);
+    if (e == NULL)
+        return 0;
+    free(e->value);
+    e->value = copy;
+    e->value_len = vlen;
+    e->expires_at = expires_at;
+    table_drop(other, q);
+    return 1;
 }
 
 /* core.token_set(key, value, expires_at) -> true | nil, "token cache full" */
@@ -289,45 +355,78 @@ static int l_token_set(lua_State *L)
 {
     lookup q;
     size_t vlen;
-    const char *value;
     double expires_at;
-    int failed = 0, full = 0;
+    int stored, full;
     char *copy;
-    entry *e;
 
     lookup_init(L, &q, WECOM_FN("token_set"));
-    value = wecom_check_string(L, 2, WECOM_FN("token_set"), "value", &vlen);
-    if (vlen > TOKEN_MAX_VALUE)
-        wecom_bad_arg(L, 2, WECOM_FN("token_set"), "value", "a string of at most 8192 bytes");
     expires_at = lua_type(L, 3) == LUA_TNUMBER ? (double)lua_tonumber(L, 3) : NAN;
     if (!isfinite(expires_at))
         wecom_bad_arg(L, 3, WECOM_FN("token_set"), "expires_at", "a finite number (seconds since the epoch)");
-    copy = malloc(vlen ? vlen : 1);
-    if (copy == NULL)
-        return luaL_error(L, WECOM_FN("token_set") ": out of memory");
-    memcpy(copy, value, vlen);
+    copy = copy_value(L, 2, WECOM_FN("token_set"), &vlen);
 
     if (!cache_lock()) {
         free(copy);
         return luaL_error(L, WECOM_FN("token_set") ": out of memory");
     }
-    e = cache_obtain(q.key, q.len, q.hash, q.wall, q.mono);
-    if (e == NULL) {
-        failed = 1;
-        full = cache_count >= TOKEN_MAX_ENTRIES;
-    } else {
-        free(e->value);
-        e->value = copy;
-        e->value_len = vlen;
-        e->expires_at = expires_at;
-        copy = NULL;
-    }
+    stored = store_value(&tokens, &durable, &q, copy, vlen, expires_at);
+    full = !stored && tokens.count >= tokens.max_count;
     pthread_mutex_unlock(&cache_mutex);
 
-    free(copy);
-    if (failed)
+    if (!stored) {
+        free(copy);
         return obtain_failed(L, full, WECOM_FN("token_set"));
+    }
     lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.token_set_durable(key, value [, expires_at]) -> true
+ * A value that no cap or purge removes: only a delete, or its own expiry
+ * when one is given. */
+static int l_token_set_durable(lua_State *L)
+{
+    lookup q;
+    size_t vlen;
+    double expires_at = INFINITY;
+    int stored;
+    char *copy;
+
+    lookup_init(L, &q, WECOM_FN("token_set_durable"));
+    if (!lua_isnoneornil(L, 3)) {
+        expires_at = lua_type(L, 3) == LUA_TNUMBER ? (double)lua_tonumber(L, 3) : NAN;
+        if (!isfinite(expires_at))
+            wecom_bad_arg(L, 3, WECOM_FN("token_set_durable"), "expires_at",
+                          "a finite number (seconds since the epoch) or nil");
+    }
+    copy = copy_value(L, 2, WECOM_FN("token_set_durable"), &vlen);
+
+    if (!cache_lock()) {
+        free(copy);
+        return luaL_error(L, WECOM_FN("token_set_durable") ": out of memory");
+    }
+    stored = store_value(&durable, &tokens, &q, copy, vlen, expires_at);
+    pthread_mutex_unlock(&cache_mutex);
+
+    if (!stored) {
+        free(copy);
+        return luaL_error(L, WECOM_FN("token_set_durable") ": out of memory");
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* With the mutex held: removes q's value from t if it matches only_if
+ * (NULL: any); returns whether it did. */
+static int table_delete(table *t, const lookup *q, const char *only_if, size_t olen)
+{
+    entry **slot = table_find(t, q);
+    entry *e = slot != NULL ? *slot : NULL;
+    if (e == NULL || e->value == NULL
+        || (only_if != NULL && (e->value_len != olen || memcmp(e->value, only_if, olen) != 0)))
+        return 0;
+    drop_value(e);
+    table_settle(t, slot, q->wall, q->mono);
     return 1;
 }
 
@@ -337,23 +436,90 @@ static int l_token_delete(lua_State *L)
     lookup q;
     size_t olen = 0;
     const char *only_if;
-    int deleted = 0;
-    entry **slot, *e;
+    int deleted;
 
     lookup_init(L, &q, WECOM_FN("token_delete"));
     only_if = wecom_opt_string(L, 2, WECOM_FN("token_delete"), "only_if_value", &olen);
     if (!cache_lock())
         return luaL_error(L, WECOM_FN("token_delete") ": out of memory");
-    slot = cache_find(&q);
-    e = slot != NULL ? *slot : NULL;
-    if (e != NULL && e->value != NULL
-        && (only_if == NULL || (e->value_len == olen && memcmp(e->value, only_if, olen) == 0))) {
-        drop_value(e);
-        cache_settle(slot, q.wall, q.mono);
-        deleted = 1;
-    }
+    deleted = table_delete(&tokens, &q, only_if, olen);
+    if (!deleted)
+        deleted = table_delete(&durable, &q, only_if, olen);
     pthread_mutex_unlock(&cache_mutex);
     lua_pushboolean(L, deleted);
+    return 1;
+}
+
+/* With the mutex held: the durable keys that start with prefix (plen
+ * bytes); their count and total length, and when buf is not NULL (room for
+ * max_keys keys of max_bytes in all) the keys, one after the other, and
+ * their lengths.  Returns 0 when they do not fit. */
+static int durable_keys(const lookup *q, const char *prefix, size_t plen, size_t *nkeys, size_t *nbytes,
+                        size_t *lens, char *buf, size_t max_keys, size_t max_bytes)
+{
+    size_t i;
+
+    *nkeys = *nbytes = 0;
+    for (i = 0; i < durable.nbuckets; i++) {
+        entry **p = &durable.buckets[i];
+        while (*p != NULL) {
+            entry *e = table_settle(&durable, p, q->wall, q->mono);
+            if (e == NULL)
+                continue;
+            if (e->value != NULL && e->key_len >= plen && memcmp(e->key, prefix, plen) == 0) {
+                if (buf != NULL) {
+                    if (*nkeys >= max_keys || e->key_len > max_bytes - *nbytes)
+                        return 0;
+                    memcpy(buf + *nbytes, e->key, e->key_len);
+                    lens[*nkeys] = e->key_len;
+                }
+                *nkeys += 1;
+                *nbytes += e->key_len;
+            }
+            p = &e->next;
+        }
+    }
+    return 1;
+}
+
+/* core.token_list_durable(prefix) -> { key, ... } (in no order): the keys
+ * of the durable values that start with prefix ("" lists them all).
+ * Counted first, then copied into a userdata sized for them (the mutex is
+ * never held across a Lua call); a table that grew in between is counted
+ * again. */
+static int l_token_list_durable(lua_State *L)
+{
+    lookup q;
+    size_t plen, nkeys, nbytes, i, at;
+    const char *prefix = wecom_check_string(L, 1, WECOM_FN("token_list_durable"), "prefix", &plen);
+    size_t *lens;
+    char *buf;
+    int fits;
+
+    q.wall = wecom_clock(CLOCK_REALTIME);
+    q.mono = wecom_clock(CLOCK_MONOTONIC);
+    for (;;) {
+        if (!cache_lock())
+            return luaL_error(L, WECOM_FN("token_list_durable") ": out of memory");
+        durable_keys(&q, prefix, plen, &nkeys, &nbytes, NULL, NULL, 0, 0);
+        pthread_mutex_unlock(&cache_mutex);
+
+        lens = (size_t *)lua_newuserdata(L, (nkeys + 1) * sizeof *lens + nbytes + 1);
+        buf = (char *)(lens + nkeys + 1);
+        if (!cache_lock())
+            return luaL_error(L, WECOM_FN("token_list_durable") ": out of memory");
+        fits = durable_keys(&q, prefix, plen, &nkeys, &nbytes, lens, buf, nkeys, nbytes);
+        pthread_mutex_unlock(&cache_mutex);
+        if (fits)
+            break;
+        lua_pop(L, 1);
+    }
+    lua_createtable(L, (int)nkeys, 0);
+    for (i = 0, at = 0; i < nkeys; i++) {
+        lua_pushlstring(L, buf + at, lens[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+        at += lens[i];
+    }
     return 1;
 }
 
@@ -372,10 +538,10 @@ static int l_token_lock(lua_State *L)
     lease = wecom_check_seconds(L, 2, WECOM_FN("token_lock"), "lease_seconds", 1);
     if (!cache_lock())
         return luaL_error(L, WECOM_FN("token_lock") ": out of memory");
-    e = cache_obtain(q.key, q.len, q.hash, q.wall, q.mono);
+    e = table_obtain(&tokens, q.key, q.len, q.hash, q.wall, q.mono);
     if (e == NULL) {
         failed = 1;
-        full = cache_count >= TOKEN_MAX_ENTRIES;
+        full = tokens.count >= tokens.max_count;
     } else if (e->lock_until <= q.mono) {
         e->lock_until = q.mono + lease;
         e->lock_owner = owner = ++cache_next_owner;
@@ -410,11 +576,11 @@ static int l_token_unlock(lua_State *L)
     owner = has_owner ? (double)lua_tonumber(L, 2) : 0;
     if (!cache_lock())
         return luaL_error(L, WECOM_FN("token_unlock") ": out of memory");
-    slot = cache_find(&q);
+    slot = table_find(&tokens, &q);
     e = slot != NULL ? *slot : NULL;
     if (e != NULL && e->lock_until > q.mono && (!has_owner || e->lock_owner == owner)) {
         e->lock_until = 0;
-        cache_settle(slot, q.wall, q.mono);
+        table_settle(&tokens, slot, q.wall, q.mono);
         released = 1;
     }
     pthread_mutex_unlock(&cache_mutex);
@@ -422,26 +588,32 @@ static int l_token_unlock(lua_State *L)
     return 1;
 }
 
-/* Runs when the last user unloads the module (dlclose) or at exit: no code of
- * this module can be running then, so the table goes without the mutex.
- * Without it every unload would leak the table. */
-#if defined(__GNUC__)
-__attribute__((destructor))
-#endif
-static void cache_unload(void)
+static void table_free(table *t)
 {
     size_t i;
-    for (i = 0; i < cache_nbuckets; i++) {
-        entry *e = cache_buckets[i], *next;
+    for (i = 0; i < t->nbuckets; i++) {
+        entry *e = t->buckets[i], *next;
         for (; e != NULL; e = next) {
             next = e->next;
             free(e->value);
             free(e);
         }
     }
-    free(cache_buckets);
-    cache_buckets = NULL;
-    cache_nbuckets = cache_count = 0;
+    free(t->buckets);
+    t->buckets = NULL;
+    t->nbuckets = t->count = 0;
+}
+
+/* Runs when the last user unloads the module (dlclose) or at exit: no code of
+ * this module can be running then, so the tables go without the mutex.
+ * Without it every unload would leak the tables. */
+#if defined(__GNUC__)
+__attribute__((destructor))
+#endif
+static void cache_unload(void)
+{
+    table_free(&tokens);
+    table_free(&durable);
 }
 
 static const luaL_Reg token_funcs[] = {
@@ -450,6 +622,8 @@ static const luaL_Reg token_funcs[] = {
     { "sleep", l_sleep },
     { "token_get", l_token_get },
     { "token_set", l_token_set },
+    { "token_set_durable", l_token_set_durable },
+    { "token_list_durable", l_token_list_durable },
     { "token_delete", l_token_delete },
     { "token_lock", l_token_lock },
     { "token_unlock", l_token_unlock },

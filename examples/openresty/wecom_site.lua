@@ -1,11 +1,15 @@
 -- The Lua side of examples/openresty/nginx.conf.
 --
--- init()         init_by_lua: the app client, the callback crypto, the router
---                (built once in the master, inherited by every worker)
+-- init()         init_by_lua: the app client, the callback crypto, the router,
+--                and the provider's third-party app (wecom.suite) when
+--                WECOM_SUITE_ID is set (built once in the master, inherited
+--                by every worker)
 -- init_worker()  init_worker_by_lua: warms the token from a timer, the way
 --                out of phases that cannot do network I/O
--- callback()     content_by_lua for the callback URL
+-- callback()     content_by_lua for the app's callback URL
+-- suite_callback()  content_by_lua for the suite's 指令回调/数据回调 URL
 -- admin()        content_by_lua for /admin/*: JSON
+-- app, suite     the clients, for the pages (wecom_web.lua)
 
 local cjson = require "cjson.safe"
 local wecom = require "wecom"
@@ -16,7 +20,7 @@ local ngx = ngx
 
 local _M = {}
 
-local app, handler
+local app, handler, suite_handler
 
 local function env(name, default)
     local v = os.getenv(name)
@@ -37,15 +41,48 @@ local function record(event)
     events:set("last", cjson.encode { type = event.type, corpid = event.corpid, time = event.time })
 end
 
+-- The provider's third-party app, when the site is also a provider's:
+-- its ticket, its token and the permanent codes of the corps that installed
+-- it live in the shared dict (for nginx's lifetime: a real site also keeps
+-- auth.permanent_code in its database and hands it back with
+-- suite:set_permanent_code at start).
+local function new_suite(base_url, web_base_url)
+    local suite_id = env("WECOM_SUITE_ID", false)
+    if not suite_id then
+        return nil
+    end
+    return wecom.suite {
+        suite_id = suite_id,
+        suite_secret = env("WECOM_SUITE_SECRET"),
+        token = env("WECOM_SUITE_TOKEN"),
+        aes_key = env("WECOM_SUITE_AES_KEY"),
+        provider_corpid = env("WECOM_PROVIDER_CORPID", false) or nil,
+        base_url = base_url,
+        web_base_url = web_base_url,
+        store = wecom.store.shdict("wecom_tokens"),
+    }
+end
+
 function _M.init()
     local corpid = env("WECOM_CORPID")
+    local base_url = env("WECOM_BASE_URL", "https://qyapi.weixin.qq.com")
+    -- WeCom's web pages (install, OAuth); the emulator serves them on its own URL
+    local web_base_url = env("WECOM_WEB_BASE_URL", false) or nil
     app = wecom.new {
         corpid = corpid,
         secret = env("WECOM_SECRET"),
         agentid = tonumber(env("WECOM_AGENTID")),
-        base_url = env("WECOM_BASE_URL", "https://qyapi.weixin.qq.com"),
+        base_url = base_url,
+        web_base_url = web_base_url,
         store = wecom.store.shdict("wecom_tokens"),
     }
+    _M.app = app
+    _M.suite = new_suite(base_url, web_base_url)
+    if _M.suite then
+        -- answers WeCom at once; the bookkeeping (the ticket, create_auth's
+        -- exchange) runs in a timer right after
+        suite_handler = wecom.ngx.callback_handler { suite = _M.suite }
+    end
 
     local cb = wecom.callback.new {
         token = env("WECOM_CALLBACK_TOKEN"),
@@ -96,6 +133,14 @@ end
 
 function _M.callback()
     return handler()
+end
+
+function _M.suite_callback()
+    if not suite_handler then
+        ngx.status = 404
+        return ngx.say("no third-party app here (WECOM_SUITE_ID is not set)")
+    end
+    return suite_handler()
 end
 
 local function send_json(status, value)

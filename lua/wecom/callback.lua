@@ -116,8 +116,8 @@ local function check_receive_id(value)
     if value == false then
         return false
     end
-    if type(value) == "string" then
-        return value
+    if type(value) == "string" or type(value) == "function" then
+        return value   -- a function: fn(receive_id) -> whether it is ours
     end
     if type(value) == "table" then
         local set, first = {}, nil
@@ -133,7 +133,7 @@ local function check_receive_id(value)
         end
         return set, first
     end
-    error("wecom.callback.new: receive_id must be a string, a list of strings or false, got "
+    error("wecom.callback.new: receive_id must be a string, a list of strings, a function or false, got "
           .. type(value), 3)
 end
 
@@ -190,7 +190,8 @@ function _M.new(opts)
         dedupe = dedupe,
         dedupe_ttl = dedupe and (dedupe_ttl or DEDUPE_TTL) or nil,
         receive_mode = receive_id == false and "off"
-                       or type(receive_id) == "string" and "one" or "list",
+                       or type(receive_id) == "string" and "one"
+                       or type(receive_id) == "function" and "function" or "list",
     }
     if self.receive_mode == "one" then
         self.receive_id = receive_id
@@ -198,6 +199,9 @@ function _M.new(opts)
     elseif self.receive_mode == "list" then
         self.receive_ids = receive_id
         self.reply_id = first_id
+    elseif self.receive_mode == "function" then
+        self.receive_check = receive_id
+        self.reply_id = ""
     else
         self.reply_id = ""
     end
@@ -283,6 +287,8 @@ local function receive_id_error(self, rid)
         if not self.receive_ids[rid] then
             return select(2, fail(CODES.VALIDATE_CORPID, "receive id " .. short_id(rid) .. " is not in the list"))
         end
+    elseif mode == "function" and not self.receive_check(rid) then
+        return select(2, fail(CODES.VALIDATE_CORPID, "receive id " .. short_id(rid) .. " is not accepted"))
     end
     return nil
 end

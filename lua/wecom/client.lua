@@ -2,7 +2,9 @@
 --
 -- Both share one implementation; they differ only in where their access
 -- token comes from (gettoken with the app's secret, or corpgroup/corp/gettoken
--- with the upstream app's token).  Every request gets a token from the token
+-- with the upstream app's token).  wecom.suite and wecom.provider build
+-- theirs with _M.build: an authorized corp's client (the app's surface), and
+-- plain clients that send a suite or provider token instead.  Every request gets a token from the token
 -- store (wecom.token), sends it as the access_token query parameter, and
 -- follows wecom.retry's policy: refresh a rejected token once, retry what is
 -- safe to retry with backoff, give up with an error object otherwise.
@@ -23,12 +25,10 @@ local require = require
 local setmetatable = setmetatable
 local str_byte = string.byte
 local str_find = string.find
-local str_format = string.format
 local str_sub = string.sub
 local tostring = tostring
 local type = type
 
-local core = require "wecom.core"
 local errors = require "wecom.errors"
 local json = require "wecom.json"
 local options = require "wecom.options"
@@ -121,6 +121,24 @@ end
 local app_mt = { __index = make_index(app_methods, NAMESPACES.app, LAZY_METHODS.app) }
 local down_mt = { __index = make_index(down_methods, NAMESPACES.downstream, LAZY_METHODS.downstream) }
 
+-- An authorized corp of a provider's app (wecom.suite): the app's surface
+-- and JSAPI; a plain client: get, post and token (a suite or provider token).
+local corp_methods = setmetatable({}, { __index = app_methods })
+LAZY_METHODS.corp = {}
+for _, kind in ipairs({ "app", "downstream" }) do
+    for name, where in pairs(LAZY_METHODS[kind]) do
+        if name ~= "transfer_session" then
+            LAZY_METHODS.corp[name] = where
+        end
+    end
+end
+local corp_mt = { __index = make_index(corp_methods, NAMESPACES.app, LAZY_METHODS.corp) }
+local plain_mt = { __index = common }
+local function named(self)
+    return self._name
+end
+corp_mt.__tostring, plain_mt.__tostring = named, named
+
 function app_mt.__tostring(self)
     return "wecom.app(corpid=" .. self.corpid .. ", agentid=" .. tostring(self.agentid) .. ")"
 end
@@ -172,6 +190,7 @@ end
 -- the client's access token; without it (gettoken) the query goes as it is.
 -- -> data, nil, http_status | nil, err
 local function call(self, method, path, query_string, payload, opts, with_token)
+    local token_param = self.token_param or "access_token"
     local is_read = method == "GET" or (opts ~= nil and opts.idempotent == true)
     local timeout = opts and opts.timeout or self.timeout
     local headers
@@ -190,16 +209,15 @@ local function call(self, method, path, query_string, payload, opts, with_token)
     local req = { method = method, path = path, read = is_read, scrub = function(s)
         return self._scrub(s, tok, self.upstream and upstream_token(self.upstream))
     end }
-    local state = retry.start(self.retries, with_token)
+    local state = retry.start(self.retries, with_token and token_param)
     while true do
-        local target
+        local target, tok_expires_at
         if with_token then
-            local terr
-            tok, terr = self:token()
+            tok, tok_expires_at = self:token()
             if not tok then
-                return nil, terr
+                return nil, tok_expires_at
             end
-            target = base .. "access_token=" .. url.escape(tok)
+            target = base .. token_param .. "=" .. url.escape(tok)
         else
             target = self.base_url .. path .. (query_string ~= "" and "?" .. query_string or "")
         end
@@ -214,7 +232,7 @@ local function call(self, method, path, query_string, payload, opts, with_token)
 
         local step = retry.next_step(err, state)
         if step == "refresh" then
-            token.invalidate(self.store, self.token_key, tok)
+            token.invalidate(self.store, self.token_key, tok, tok_expires_at)
         elseif step == "retry" then
             parallel.sleep(retry.delay(self.backoff, state.retries_used))
         else
@@ -260,13 +278,14 @@ end
 
 -- The arguments of get and post checked (raising at their caller's line)
 -- -> the bare path, the query string without the token
-local function request_target(where, path, query, opts)
+local function request_target(where, path, query, opts, token_param)
     errors.need(where, "path", path, PATH, 3)
     errors.opt(where, "query", query, errors.table, 3)
     options.request(where, opts, 3)
     path, query = split_path(path, query)
-    if query ~= nil and query.access_token ~= nil then
-        errors.usage(where, "query.access_token is set by the client", 3)
+    token_param = token_param or "access_token"
+    if query ~= nil and query[token_param] ~= nil then
+        errors.usage(where, "query." .. token_param .. " is set by the client", 3)
     end
     -- raises for a value that cannot go into a URL, before any I/O
     return path, url.encode_query(query, where, 3)
@@ -275,7 +294,7 @@ end
 -- client:get(path [, query [, opts]]) -> data | nil, err
 function common.get(self, path, query, opts)
     local query_string
-    path, query_string = request_target("wecom:get", path, query, opts)
+    path, query_string = request_target("wecom:get", path, query, opts, self.token_param)
     local data, err = call(self, "GET", path, query_string, nil, opts, true)
     if data == nil then
         return nil, err
@@ -287,7 +306,7 @@ end
 -- opts.idempotent = true marks a read, which may be retried after a timeout.
 function common.post(self, path, body, query, opts)
     local query_string
-    path, query_string = request_target("wecom:post", path, query, opts)
+    path, query_string = request_target("wecom:post", path, query, opts, self.token_param)
     errors.opt("wecom:post", "body", body, BODY)
     local payload = body
     if type(body) == "table" then
@@ -309,9 +328,7 @@ end
 ---------------------------------------------------------------------------
 
 local function lease(self)
-    -- long enough for a fetch with all its retries (a downstream fetch may
-    -- first need the upstream token)
-    return (self.timeout + MAX_BACKOFF) * (self.retries + 1) * 2
+    return token.flight_opts(self.timeout, self.retries, MAX_BACKOFF)
 end
 
 local TOKEN_OPTIONS = { force = errors.boolean }
@@ -326,7 +343,7 @@ function common.token(self, opts)
         force = opts.force == true
     end
     local get = force and token.refresh or token.get
-    return get(self.store, self.token_key, self._fetch_token, { lease = lease(self) })
+    return get(self.store, self.token_key, self._fetch_token, lease(self))
 end
 
 local TICKET_KIND = errors.kind("'jsapi' or 'agent_config'", function(v) return TICKETS[v] ~= nil end)
@@ -341,32 +358,11 @@ function common.ticket(self, kind)
             return nil, err
         end
         return _M.credential_from(data, "ticket", "GET", spec.path, status)
-    end, { lease = lease(self) })
+    end, lease(self))
 end
-
--- What WeCom issues is 7200 s; anything outside (0, MAX_LIFETIME] is a
--- broken answer that must not be cached (0 would mean a fetch per call, a
--- huge value a token kept long after WeCom dropped it).
-local MAX_LIFETIME = 86400
 
 -- credential_from(data, field, method, path, http_status) -> value, expires_at | nil, err
--- Turns a token or ticket endpoint's answer into (value, expires_at).
-function _M.credential_from(data, field, method, path, http_status)
-    local value, expires_in = data[field], data.expires_in
-    local problem
-    if type(value) ~= "string" or value == "" then
-        problem = "without a " .. field
-    elseif type(expires_in) ~= "number" then
-        problem = "without a numeric expires_in"
-    elseif not (expires_in > 0 and expires_in <= MAX_LIFETIME) then
-        problem = "with expires_in out of range (" .. str_format("%.0f", expires_in) .. ")"
-    end
-    if problem then
-        return nil, errors.new("decode", field .. " response " .. problem,
-            { method = method, path = path, http_status = http_status })
-    end
-    return value, core.now() + expires_in
-end
+_M.credential_from = token.credential_from
 
 -- A failed token request is a "token" error, except for the kinds that say
 -- something more useful (busy, rate limit, transport, decode).
@@ -386,9 +382,10 @@ local APP_OPTIONS = {
     { "corpid", errors.string, required = true },
     { "secret", errors.string, required = true },
     { "agentid", errors.id },
+    { "web_base_url", options.BASE_URL },   -- where app:oauth_url points (the emulator's pages)
 }
 
--- new{ corpid, secret [, agentid, and the options of wecom.options] } -> app
+-- new{ corpid, secret [, agentid, web_base_url, and the options of wecom.options] } -> app
 function _M.new(opts)
     local o = options.resolve("wecom.new", opts, APP_OPTIONS)
     local self = setmetatable({
@@ -396,6 +393,7 @@ function _M.new(opts)
         corpid = o.corpid,
         agentid = tointeger and o.agentid and tointeger(o.agentid) or o.agentid,
         base_url = o.base_url,
+        web_base_url = o.web_base_url and o.web_base_url:gsub("/+$", "") or nil,
         timeout = o.timeout,
         retries = o.retries,
         backoff = o.backoff,
@@ -490,9 +488,102 @@ function app_methods.each_shared_corp(self, fn, opts)
     return parallel.run(tasks, { concurrency = concurrency })
 end
 
+---------------------------------------------------------------------------
+-- Clients of other modules (wecom.suite, wecom.provider)
+---------------------------------------------------------------------------
+
+local BUILD_KIND = errors.kind("'corp' or 'plain'", function(v) return v == "corp" or v == "plain" end)
+
+-- build(kind, fields) -> client
+--   kind "corp": an authorized corp's client (the app's methods and
+--   namespaces, jsapi_config and agent_config); "plain": get, post, token.
+--   fields: name (what tostring shows), corpid, agentid, token_key,
+--     token_param (the query parameter of the token, "access_token" by
+--     default), fetch_token(client) -> value, expires_at | nil, err,
+--     scrub(text, ...) -> text (the wecom.scrub of the credentials behind
+--     the token), transport, downstream (optional: fn(client, opts) ->
+--     client, for a corp whose app reaches downstream corps another way),
+--     and the settings of wecom.options (base_url, timeout, retries,
+--     backoff, store).
+function _M.build(kind, fields)
+    errors.need("wecom.client.build", "kind", kind, BUILD_KIND)
+    local fetch = fields.fetch_token
+    local self = setmetatable({
+        kind = kind == "corp" and "corp" or fields.kind or "plain",
+        corpid = fields.corpid,
+        agentid = tointeger and fields.agentid and tointeger(fields.agentid) or fields.agentid,
+        base_url = fields.base_url,
+        timeout = fields.timeout,
+        retries = fields.retries,
+        backoff = fields.backoff,
+        store = fields.store,
+        transport = fields.transport,
+        token_key = fields.token_key,
+        token_param = fields.token_param,
+        _name = fields.name,
+        _scrub = fields.scrub,
+        _downstream = fields.downstream,
+    }, kind == "corp" and corp_mt or plain_mt)
+    self._fetch_token = function()
+        return fetch(self)
+    end
+    return self
+end
+
+-- A corp whose app reaches downstream corps another way (a third-party
+-- app: each downstream corp installs it) says so with fields.downstream.
+function corp_methods.downstream(self, opts)
+    if self._downstream then
+        return self._downstream(self, opts)
+    end
+    return app_methods.downstream(self, opts)
+end
+
+-- credential(client, method, path, query, body, field [, with_token])
+--   -> value, expires_at | nil, err
+-- Calls a token endpoint through client's requests (its retries, its
+-- scrubbing; with_token: the client's own token goes along, refreshed once
+-- if rejected) and reads data[field] and expires_in; a failure is a "token"
+-- error unless its kind says more.  query: a table; body: a table (POST).
+function _M.credential(self, method, path, query, body, field, with_token)
+    local payload
+    if body ~= nil then
+        local jerr
+        payload, jerr = json.encode(body)
+        if not payload then
+            return nil, errors.new("decode", "cannot encode the request (" .. tostring(jerr) .. ")")
+        end
+    end
+    local read = method == "POST" and { idempotent = true } or nil
+    local data, err, status = call(self, method, path, url.encode_query(query), payload, read, with_token)
+    if not data then
+        return nil, as_token_error(err)
+    end
+    return _M.credential_from(data, field, method, path, status)
+end
+
+-- request(client, method, path, query, body, opts) -> data | nil, err
+-- get/post without their argument checks, for modules that checked their
+-- own (query: a table or nil; body: a table or nil).
+function _M.request(self, method, path, query, body, opts)
+    local payload
+    if body ~= nil then
+        local jerr
+        payload, jerr = json.encode(body)
+        if not payload then
+            return nil, errors.new("decode", "cannot encode the request (" .. tostring(jerr) .. ")")
+        end
+    end
+    local data, err = call(self, method, path, url.encode_query(query), payload, opts, true)
+    if data == nil then
+        return nil, err
+    end
+    return data
+end
+
 function _M.is_client(v)
     local mt = getmetatable(v)
-    return mt == app_mt or mt == down_mt
+    return mt == app_mt or mt == down_mt or mt == corp_mt or mt == plain_mt
 end
 
 return _M

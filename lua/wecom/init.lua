@@ -42,6 +42,15 @@ _M.store = setmetatable({}, {
     end,
 })
 
+-- wecom.suite{...} and wecom.provider{...}: a service provider's apps and
+-- its own identity (loaded on first call)
+_M.suite = function(opts)
+    return require("wecom.suite").new(opts)
+end
+_M.provider = function(opts)
+    return require("wecom.provider").new(opts)
+end
+
 -- wecom.callback and wecom.ngx are loaded on first use: a script that only
 -- calls APIs never loads them.
 setmetatable(_M, {

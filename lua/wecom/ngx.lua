@@ -139,7 +139,12 @@ local OPTIONS = {
 local REQUIRED = { "callback" }
 
 -- callback_handler{ callback = cb [, router = router] } -> function for content_by_lua*
+-- callback_handler{ suite = suite [, router = router] }: a suite's URL (wecom.ngx.suite)
 function _M.callback_handler(opts)
+    if type(opts) == "table" and opts.suite ~= nil then
+        -- a suite's URL (wecom.ngx.suite): served by this handler, behind the callback interface
+        return require("wecom.ngx.suite").handler(opts, _M.callback_handler)
+    end
     errors.options("wecom.ngx.callback_handler", opts, OPTIONS, REQUIRED)
     local ngx = env.ngx
     if not ngx then

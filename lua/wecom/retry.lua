@@ -12,8 +12,10 @@
 --       terr: { kind, message, curl_code } from the transport, or nil
 --   start(retries, sent_token) -> state
 --       a fresh request's state: no retry spent, no refresh made yet;
---       sent_token: the request carries the client's access token (so a
---       token error can be cured by a refresh).
+--       sent_token: the request carries the client's token (so a token
+--       error can be cured by a refresh): true or "access_token" for an
+--       access_token, "suite_access_token" or "provider_access_token" for
+--       a service provider's tokens (each has its own rejection codes).
 --   next_step(err, state) -> "refresh" | "retry" | nil
 --       "refresh": drop the rejected token, get a new one, resend (once);
 --       "retry": wait delay(...) and resend (up to `retries` times);
@@ -25,6 +27,9 @@
 -- The policy (DESIGN.md "Errors"):
 --   * 40001/40014/42001, and 41001 ("access_token missing") for a request
 --     that did carry our token: kind "token", refresh once and resend;
+--     for a suite or provider token the same with 40082/42009 (and 41022,
+--     "suite_access_token missing"); 40085 (no valid suite_ticket) is kind
+--     "token" too, but no refresh cures it;
 --   * -1 (system busy): kind "busy", retried;
 --   * 45009/45033: kind "rate_limit", never retried;
 --   * failures before anything was sent (resolve, connect) are retried for
@@ -36,6 +41,7 @@
 --   * any other errcode is kind "api", not retried.
 
 local math_min = math.min
+local pairs = pairs
 local str_byte = string.byte
 local str_find = string.find
 local tonumber = tonumber
@@ -51,12 +57,23 @@ local _M = {}
 _M.MAX_BACKOFF = 8
 local MAX_BACKOFF = _M.MAX_BACKOFF
 
--- errcodes meaning "this access_token is no good": refresh once and resend
-local REFRESH_ERRCODES = { [40001] = true, [40014] = true, [42001] = true }
--- "access_token missing": a refresh cures it only when we did send one (an
--- empty or mangled token from a store)
-local MISSING_TOKEN = 41001
-local TOKEN_ERRCODES = { [40001] = true, [40014] = true, [42001] = true, [MISSING_TOKEN] = true }
+-- errcodes meaning "the token this request carried is no good", by the
+-- query parameter that carried it: refresh once and resend.  "... missing"
+-- (41001, 41022) is cured by a refresh only when we did send one (an empty
+-- or mangled token from a store).
+local REFRESH_ERRCODES = {
+    access_token = { [40001] = true, [40014] = true, [42001] = true, [41001] = true },
+    suite_access_token = { [40082] = true, [42009] = true, [41022] = true },
+    provider_access_token = { [40082] = true, [42009] = true, [41001] = true },
+}
+-- kind "token": any of those, and 40085 (the suite_ticket is missing,
+-- expired or another suite's: only WeCom's next push cures it)
+local TOKEN_ERRCODES = { [40085] = true }
+for _, codes in pairs(REFRESH_ERRCODES) do
+    for code in pairs(codes) do
+        TOKEN_ERRCODES[code] = true
+    end
+end
 local RATE_LIMIT_ERRCODES = { [45009] = true, [45033] = true }
 local BUSY_ERRCODE = -1
 -- libcurl codes for failures before anything was sent (resolve, connect):
@@ -167,12 +184,13 @@ function _M.classify(req, res, terr)
 end
 
 function _M.start(retries, sent_token)
-    return { retries = retries, retries_used = 0, refreshed = false, sent_token = sent_token == true }
+    local refresh = REFRESH_ERRCODES[sent_token == true and "access_token" or sent_token]
+    return { retries = retries, retries_used = 0, refreshed = false, refresh = refresh }
 end
 
 function _M.next_step(err, state)
-    if err.kind == "token" and state.sent_token and not state.refreshed
-        and (REFRESH_ERRCODES[err.errcode] or err.errcode == MISSING_TOKEN) then
+    local refresh = state.refresh
+    if err.kind == "token" and refresh and not state.refreshed and refresh[err.errcode] then
         state.refreshed = true
         return "refresh"
     end

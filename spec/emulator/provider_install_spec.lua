@@ -11,23 +11,9 @@ local wurl = require "wecom.url"
 
 -- A receiver for the 指令回调 POSTs: answers "success" with what it got
 -- in a header-free JSON echo after it.
-local RECEIVER = [[
-${modules}
-${user}
-worker_processes 1;
-pid logs/nginx.pid;
-error_log logs/error.log warn;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path tmp/client_body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-    lua_package_path '${lua_path}';
-    server {
-        listen 127.0.0.1:${port};
+local RECEIVER = nginx.conf {
+    lua_path = "${lua_path}",
+    servers = { { text = [[
         location /cmd {
             content_by_lua_block {
                 local cjson = require "cjson"
@@ -36,9 +22,8 @@ http {
                     content_type = ngx.var.content_type, body = ngx.req.get_body_data() or "" }))
             }
         }
-    }
+]] } },
 }
-]]
 
 describe("emulator providers", function()
     local fx, third, dk

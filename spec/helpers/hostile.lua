@@ -17,52 +17,28 @@ local _M = {}
 
 _M.peak_rss = require("helpers.hostile_peer").peak_rss
 
-local CONF = [[
-${modules}
-${user}
-worker_processes 1;
-pid logs/nginx.pid;
-error_log logs/error.log warn;
-
-events {
-    worker_connections 256;
-}
-
-http {
-    access_log off;
-    lua_socket_log_errors off;
-    client_body_temp_path tmp/client_body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-
-    lua_package_path '${root}/spec/helpers/?.lua;${lua_path}';
-    lua_package_cpath '${lua_cpath}';
-    lua_shared_dict hostile 1m;
-
-    # bookkeeping, plain HTTP
-    server {
-        listen 127.0.0.1:${port};
+local CONF = nginx.conf {
+    lua_path = "${root}/spec/helpers/?.lua;${lua_path}",
+    dicts = { hostile = "1m" },
+    http = "    lua_socket_log_errors off;\n",
+    servers = {
+        -- bookkeeping, plain HTTP
+        { text = [[
         location /sent/ {
             content_by_lua_block { require("hostile_peer").sent() }
         }
         location = /reset {
             content_by_lua_block { require("hostile_peer").reset() }
         }
-    }
-
-    # the hostile answers, HTTPS for localhost
-    server {
-        listen 127.0.0.1:${port2} ssl;
-        ssl_certificate ${prefix}/cert.pem;
-        ssl_certificate_key ${prefix}/key.pem;
+]] },
+        -- the hostile answers, HTTPS for localhost
+        { listen = "127.0.0.1:${port2}", ssl = { cert = "${prefix}/cert.pem", key = "${prefix}/key.pem" }, text = [[
         location / {
             content_by_lua_block { require("hostile_peer").serve() }
         }
-    }
+]] },
+    },
 }
-]]
 
 local Hostile = {}
 Hostile.__index = Hostile

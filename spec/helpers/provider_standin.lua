@@ -17,9 +17,21 @@ local url = require "wecom.url"
 
 local _M = {}
 
-local function requester(info, token_name, get_token)
+-- requester(info, token_name, fetch_token): get/post sending token_name,
+-- fetched once by fetch_token() and kept until forget_token()
+local function requester(info, token_name, fetch_token)
     local t = transport.new { ca_file = info.ca_file, timeout = 10 }
     local self = { base_url = info.base_url, sent = {} }
+    local token
+
+    local function get_token()
+        token = token or fetch_token()
+        return token
+    end
+
+    function self.forget_token()
+        token = nil
+    end
 
     local function call(method, path, query, body)
         local q = {}
@@ -56,26 +68,15 @@ end
 
 -- suite(info, s) -> a suite stand-in for the fixture's suite s
 function _M.suite(info, s)
-    local token
-    local self = requester(info, "suite_access_token", function()
-        token = token or pv.suite_token(s)
-        return token
-    end)
+    local self = requester(info, "suite_access_token", function() return pv.suite_token(s) end)
     self.suite_id = s.suite_id
     self.web_base_url = info.base_url
-    function self.forget_token()
-        token = nil
-    end
     return self
 end
 
 -- provider(info, fx) -> a provider stand-in
 function _M.provider(info, fx)
-    local token
-    local self = requester(info, "provider_access_token", function()
-        token = token or pv.provider_token(fx)
-        return token
-    end)
+    local self = requester(info, "provider_access_token", function() return pv.provider_token(fx) end)
     self.corpid = fx.provider.corpid
     return self
 end

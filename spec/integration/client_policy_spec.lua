@@ -137,7 +137,7 @@ describe("client policy against the emulator", function()
             '{"errcode":0,"errmsg":"ok","expires_in":7200}',
             '{"errcode":0,"errmsg":"ok","ticket":"","expires_in":7200}',
             '{"errcode":0,"errmsg":"ok","ticket":"T","expires_in":"soon"}',
-            '{"errcode":0,"errmsg":"ok","ticket":"T","expires_in":0}',
+            '{"errcode":0,"errmsg":"ok","ticket":"T","expires_in":-1}',
         } do
             it("a ticket answer " .. body .. " is a decode error and not cached", function()
                 local app = fresh_app()
@@ -163,7 +163,7 @@ describe("client policy against the emulator", function()
             '{"errcode":0,"errmsg":"ok","access_token":"BOGUS"}',
             '{"errcode":0,"errmsg":"ok","access_token":"BOGUS","expires_in":"7200"}',
             '{"errcode":0,"errmsg":"ok","access_token":"BOGUS","expires_in":"soon"}',
-            '{"errcode":0,"errmsg":"ok","access_token":"BOGUS","expires_in":0}',
+            '{"errcode":0,"errmsg":"ok","access_token":"BOGUS","expires_in":86401}',
             '{"errcode":0,"errmsg":"ok","access_token":"BOGUS","expires_in":-7200}',
             '{"errcode":0,"errmsg":"ok","access_token":"BOGUS","expires_in":1e300}',
             '[{"access_token":"BOGUS","expires_in":7200}]',

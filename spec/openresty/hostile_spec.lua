@@ -8,41 +8,17 @@
 local cjson = require "cjson"
 local hostile = require "helpers.hostile"
 local nginx = require "helpers.nginx"
+local url = require "wecom.url"
 
-local CONF = [[
-${modules}
-${user}
-worker_processes 1;
-pid logs/nginx.pid;
-error_log logs/error.log warn;
-
-env SPEC_HOSTILE;
-
-events {
-    worker_connections 256;
-}
-
-http {
-    access_log off;
-    client_body_temp_path tmp/client_body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-
-    lua_package_path '${root}/spec/openresty/?.lua;${lua_path}';
-    lua_package_cpath '${lua_cpath}';
-    lua_ssl_trusted_certificate ${ca_file};
-    lua_ssl_verify_depth 2;
-
-    server {
-        listen 127.0.0.1:${port};
+local CONF = nginx.conf {
+    env = { "SPEC_HOSTILE" },
+    trusted = "${ca_file}",
+    servers = { { text = [[
         location /run/ {
             content_by_lua_block { require("hostile_cases").run() }
         }
-    }
+]] } },
 }
-]]
 
 -- what an endless answer sends at most: enough to show a client without a
 -- cap reading all of it, small enough not to hurt the machine when it does
@@ -59,8 +35,7 @@ describe("the cosocket transport against a hostile server", function()
     end
 
     local function get(path, extra)
-        local q = "?path=" .. path:gsub("[?&=]", function(c) return string.format("%%%02X", c:byte()) end)
-        return run("get", q .. (extra or ""))
+        return run("get", "?path=" .. url.escape(path) .. (extra or ""))
     end
 
     setup(function()

@@ -19,8 +19,8 @@ local function site_env(emu, fx)
         WECOM_CORPID = fx.upstream.corpid,
         WECOM_SECRET = app.secret,
         WECOM_AGENTID = tostring(app.agentid),
-        -- a host name: nginx verifies certificates by DNS name
-        WECOM_BASE_URL = "https://localhost:" .. emu.port,
+        -- the URL the emulator printed, unchanged (a host name: nginx verifies by DNS name)
+        WECOM_BASE_URL = emu.base_url,
         WECOM_CALLBACK_TOKEN = app.callback.token,
         WECOM_CALLBACK_AES_KEY = app.callback.aes_key,
     }, app

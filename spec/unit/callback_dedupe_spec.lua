@@ -106,10 +106,11 @@ describe("wecom.callback dedupe", function()
 
     it("stores a keyed fingerprint: no plaintext, token or key in the store keys", function()
       local seen = {}
+      local inner = memory.new()
       local spy = setmetatable({}, { __index = function(_, name)
         return function(_, key, ...)
           seen[#seen + 1] = key
-          return memory[name](nil, key, ...)
+          return inner[name](inner, key, ...)
         end
       end })
       local spied = new_cb { dedupe = spy }

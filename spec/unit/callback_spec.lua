@@ -375,6 +375,22 @@ describe("round trips", function()
     expect_code(-40005, listed.decrypt, listed, query, body)
   end)
 
+  it("asks a receive_id function about each decrypted receive id (POST and URL check)", function()
+    local asked = {}
+    local picky = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = function(id)
+      asked[#asked + 1] = id
+      return id == "wwA"
+    end }
+    local body, query = cb:encrypt_event(EVENT, { receive_id = "wwA" })
+    assert.is_table(picky:decrypt(query, body))
+    body, query = cb:encrypt_event(EVENT, { receive_id = "wwB" })
+    local err = expect_code(-40005, picky.decrypt, picky, query, body)
+    assert.matches('"wwB" is not accepted', err.errmsg)
+    local q = cb:encrypt_echostr(nil, { receive_id = "wwB" })
+    expect_code(-40005, picky.verify_url, picky, q)
+    assert.same({ "wwA", "wwB", "wwB" }, asked)
+  end)
+
   it("decrypts a large event (600 KB) below the 1 MiB limit", function()
     local big = "<xml><Event>big</Event><Data>" .. string.rep("0123456789", 60000) .. "</Data></xml>"
     local body, query = cb:encrypt_event(big)

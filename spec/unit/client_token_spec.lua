@@ -1,45 +1,13 @@
--- The token manager (wecom.token) and the memory store, without HTTP.
+-- The token manager (wecom.token), without HTTP, over a store in plain Lua
+-- (the stores themselves keep spec/helpers/store_contract.lua).
 local token = require "wecom.token"
 local parallel = require "wecom.parallel"
-local memory = require "wecom.store.memory"
 local core = require "wecom.core"
 local errors = require "wecom.errors"
 
 -- A store in plain Lua that records what is asked of it.
-local function table_store()
-    local data, locks = {}, {}
-    local s = { sets = 0, locks_taken = 0 }
-    function s.get(_, key)
-        local e = data[key]
-        if e and e.expires_at > core.now() then return e.value, e.expires_at end
-        return nil
-    end
-    function s.set(_, key, value, expires_at)
-        s.sets = s.sets + 1
-        data[key] = { value = value, expires_at = expires_at }
-        return true
-    end
-    function s.delete(_, key, only_if)
-        local e = data[key]
-        if e and (only_if == nil or e.value == only_if) then data[key] = nil; return true end
-        return false
-    end
-    function s.lock(_, key)
-        if locks[key] then return false end
-        locks[key] = true
-        s.locks_taken = s.locks_taken + 1
-        return true
-    end
-    function s.unlock(_, key) locks[key] = nil; return true end
-    s.data, s.locks = data, locks
-    return s
-end
-
-local n = 0
-local function unique(prefix)
-    n = n + 1
-    return prefix .. ":" .. n .. ":" .. core.nonce(8)
-end
+local table_store = require "helpers.table_store"
+local unique = table_store.unique
 
 describe("token keys", function()
     it("isolate corp, app and secret", function()
@@ -299,47 +267,3 @@ describe("token.invalidate", function()
     end)
 end)
 
-describe("memory store", function()
-    local store = memory.new()
-
-    it("stores, expires and compare-deletes", function()
-        local key = unique("mem")
-        assert.is_nil(store:get(key))
-        store:set(key, "V", core.now() + 60)
-        local v, exp = store:get(key)
-        assert.equal("V", v)
-        assert.is_true(exp > core.now())
-        assert.is_false(store:delete(key, "OTHER"))
-        assert.is_true(store:delete(key, "V"))
-        store:set(key, "GONE", core.now() - 1)
-        assert.is_nil(store:get(key))
-    end)
-
-    it("is shared by every instance (process-wide)", function()
-        local key = unique("mem")
-        store:set(key, "V", core.now() + 60)
-        assert.equal("V", (memory.new():get(key)))
-    end)
-
-    it("locks are try-locks", function()
-        local key = unique("mem")
-        assert.is_true(store:lock(key, 5))
-        assert.is_false(store:lock(key, 5))
-        store:unlock(key)
-        assert.is_true(store:lock(key, 5))
-        store:unlock(key)
-    end)
-
-    it("works with the token manager", function()
-        local key, calls = unique("mem"), 0
-        local function fetch() calls = calls + 1; return "M", core.now() + 7200 end
-        assert.equal("M", (token.get(store, key, fetch)))
-        assert.equal("M", (token.get(store, key, fetch)))
-        assert.equal(1, calls)
-    end)
-
-    it("raises on a bad key", function()
-        assert.has_error(function() store:get("") end)
-        assert.has_error(function() store:set("k", 1, 2) end)
-    end)
-end)

@@ -91,6 +91,13 @@ describe("wecom.core failure convention", function()
                          "wecom.core.write_atomic: data must be a string (got nil)" },
         mkdir = { function() return core.mkdir(dir, 65536) end,
                   "wecom.core.mkdir: mode must be an integer in [0, 4095] (got number 65536)" },
+        token_set_durable = { function() return core.token_set_durable("", "v") end,
+                              "wecom.core.token_set_durable: key must be a string of 1..1024 bytes"
+                                  .. " (got empty string)" },
+        token_list_durable = { function() return core.token_list_durable(nil) end,
+                               "wecom.core.token_list_durable: prefix must be a string (got nil)" },
+        list_dir = { function() return core.list_dir("", ".keep") end,
+                     "wecom.core.list_dir: path must be 1..4000 bytes without NUL (got empty string)" },
         private_dir = { function() return core.private_dir(nil) end,
                         "wecom.core.private_dir: path must be a string (got nil)" },
         read_regular = { function() return core.read_regular(nil, 10) end,

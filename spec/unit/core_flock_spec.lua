@@ -264,3 +264,119 @@ describe("core.mkdir and core.getpid", function()
         assert.not_equal(pid, tonumber(out))
     end)
 end)
+
+describe("core.private_dir, read_regular and flock_open_nofollow", function()
+    local dir
+
+    before_each(function() dir = tmpdir() end)
+    after_each(function() os.execute("rm -rf " .. child.quote(dir)) end)
+
+    local function sh_ok(cmd)
+        assert(os.execute(cmd), cmd)
+    end
+
+    it("private_dir: true for a 0700 directory of this user, through a symbolic link too", function()
+        sh_ok("chmod 700 " .. sh.quote(dir))
+        assert.is_true(core.private_dir(dir))
+        sh_ok("chmod 755 " .. sh.quote(dir))   -- readable by others is fine; writable is not
+        assert.is_true(core.private_dir(dir))
+        sh_ok("ln -s " .. sh.quote(dir) .. " " .. sh.quote(dir .. ".link"))
+        assert.is_true(core.private_dir(dir .. ".link"))
+        os.remove(dir .. ".link")
+    end)
+
+    it("private_dir: refuses a directory writable by group or others, a file, a missing path", function()
+        for _, mode in ipairs { "1777", "0770", "0702" } do
+            sh_ok("chmod " .. mode .. " " .. sh.quote(dir))
+            local ok, err = core.private_dir(dir)
+            assert.is_nil(ok)
+            assert.equal("refusing " .. dir .. ": it is writable by group or others (mode " .. mode .. ")", err)
+        end
+        sh_ok("chmod 700 " .. sh.quote(dir))
+        sh.write_file(dir .. "/f", "x")
+        assert.equal("refusing " .. dir .. "/f: it is not a directory", select(2, core.private_dir(dir .. "/f")))
+        assert.matches("No such file", select(2, core.private_dir(dir .. "/missing")))
+        assert.has_error(function() core.private_dir() end)
+        assert.has_error(function() core.private_dir("") end)
+    end)
+
+    it("private_dir: refuses a directory of another user", function()
+        if not sh.capture("id -u"):match("^0%s*$") then
+            pending("needs root, to give the directory away")
+            return
+        end
+        sh_ok("chown nobody " .. sh.quote(dir))
+        local ok, err = core.private_dir(dir)
+        assert.is_nil(ok)
+        local want = "^refusing " .. dir:gsub("%p", "%%%0")
+            .. ": it is owned by uid %d+, not by this process' user %(uid 0%)$"
+        assert.matches(want, err)
+    end)
+
+    it("read_regular: reads a file whole, binary safe; nil for a missing one", function()
+        sh.write_file(dir .. "/f", "a\0b\nc")
+        assert.equal("a\0b\nc", core.read_regular(dir .. "/f", 100))
+        assert.equal("a\0b\nc", core.read_regular(dir .. "/f", 5))
+        sh.write_file(dir .. "/empty", "")
+        assert.equal("", core.read_regular(dir .. "/empty", 0))
+        local v, err = core.read_regular(dir .. "/missing", 100)
+        assert.is_nil(v)
+        assert.is_nil(err)
+    end)
+
+    it("read_regular: refuses what is over max_bytes, without reading it", function()
+        sh.write_file(dir .. "/f", "123456")
+        local v, err = core.read_regular(dir .. "/f", 5)
+        assert.is_nil(v)
+        assert.equal("refusing " .. dir .. "/f: it is larger than the store's entries can be", err)
+    end)
+
+    it("read_regular: refuses symbolic links, FIFOs, directories and devices without blocking", function()
+        sh.write_file(dir .. "/target", "planted")
+        sh_ok("ln -s " .. sh.quote(dir .. "/target") .. " " .. sh.quote(dir .. "/link"))
+        sh_ok("ln -s /dev/zero " .. sh.quote(dir .. "/zero"))
+        sh_ok("ln -s " .. sh.quote(dir .. "/nowhere") .. " " .. sh.quote(dir .. "/dangling"))
+        sh_ok("mkfifo " .. sh.quote(dir .. "/fifo"))
+        sh_ok("mkdir " .. sh.quote(dir .. "/sub"))
+        for name, why in pairs {
+            link = "it is a symbolic link", zero = "it is a symbolic link", dangling = "it is a symbolic link",
+            fifo = "it is not a regular file", sub = "it is not a regular file",
+        } do
+            local v, err = core.read_regular(dir .. "/" .. name, 1000)
+            assert.is_nil(v, name)
+            assert.equal("refusing " .. dir .. "/" .. name .. ": " .. why, err)
+        end
+        local v, err = core.read_regular("/dev/null", 1000)
+        assert.is_nil(v)
+        assert.equal("refusing /dev/null: it is not a regular file", err)
+    end)
+
+    it("read_regular: raises on arguments of the wrong type or range", function()
+        assert.has_error(function() core.read_regular(dir .. "/f") end)
+        assert.has_error(function() core.read_regular(dir .. "/f", -1) end)
+        assert.has_error(function() core.read_regular(dir .. "/f", 2^40) end)
+        assert.has_error(function() core.read_regular(5, 10) end)
+    end)
+
+    it("flock_open_nofollow: a lock like flock_open's, refusing links and special files", function()
+        local path = dir .. "/x.lock"
+        local a = assert(core.flock_open_nofollow(path))
+        assert.equal("600", sh.mode(path))
+        local b = assert(core.flock_open(path))
+        assert.is_true(a:lock())
+        assert.is_false(b:lock(true, 0))
+        a:close()
+        b:close()
+
+        sh_ok("ln -s " .. sh.quote(dir .. "/created") .. " " .. sh.quote(dir .. "/dangling.lock"))
+        local lk, err = core.flock_open_nofollow(dir .. "/dangling.lock")
+        assert.is_nil(lk)
+        assert.equal("refusing " .. dir .. "/dangling.lock: it is a symbolic link", err)
+        assert.is_nil(read_file(dir .. "/created"))
+
+        sh_ok("mkfifo " .. sh.quote(dir .. "/fifo.lock"))
+        lk, err = core.flock_open_nofollow(dir .. "/fifo.lock")
+        assert.is_nil(lk)
+        assert.equal("refusing " .. dir .. "/fifo.lock: it is not a regular file", err)
+    end)
+end)

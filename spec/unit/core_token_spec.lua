@@ -124,6 +124,79 @@ describe("core.token_delete", function()
     end)
 end)
 
+describe("core.token_set_durable / token_list_durable", function()
+    it("keeps a value without expiry, lists it by prefix, and set and delete replace it", function()
+        local base = fresh_key() .. ":"
+        assert.is_true(core.token_set_durable(base .. "b", "code-b"))
+        assert.is_true(core.token_set_durable(base .. "a", "code-a", core.now() + 60))
+        core.token_set(base .. "c", "expiring", core.now() + 60)
+        assert.equal(1, select("#", core.token_get(base .. "b")))     -- no expiry
+        assert.equal("code-b", core.token_get(base .. "b"))
+        local keys = core.token_list_durable(base)
+        table.sort(keys)
+        assert.same({ base .. "a", base .. "b" }, keys)
+        core.token_set(base .. "b", "now expiring", core.now() + 60)
+        assert.same({ base .. "a" }, core.token_list_durable(base))
+        assert.is_false(core.token_delete(base .. "a", "other"))
+        assert.is_true(core.token_delete(base .. "a", "code-a"))
+        assert.same({}, core.token_list_durable(base))
+        assert.is_true(core.token_delete(base .. "b"))
+        assert.is_true(core.token_delete(base .. "c"))
+    end)
+
+    it("drops a durable value at the expiry it was given, and lists it no more", function()
+        local key = fresh_key()
+        assert.is_true(core.token_set_durable(key, "ticket", core.now() + 0.05))
+        assert.same({ key }, core.token_list_durable(key))
+        core.sleep(0.1)
+        assert.is_nil(core.token_get(key))
+        assert.same({}, core.token_list_durable(key))
+    end)
+
+    it("is exempt from the 100,000-entry cap and from the purge of a full cache", function()
+        local base = fresh_key() .. ":"
+        assert.is_true(core.token_set_durable(base .. "durable", "permanent"))
+        local n = 0
+        while true do
+            n = n + 1
+            local ok, err = core.token_set(base .. n, "v", core.now() + 60)
+            if not ok then
+                assert.equal("token cache full", err)
+                break
+            end
+            assert.is_true(n <= 100000, "the cache took more than 100,000 entries")
+        end
+        -- full of live tokens: a durable value still goes in, and stays
+        assert.is_true(core.token_set_durable(base .. "durable2", "another"))
+        assert.equal("permanent", core.token_get(base .. "durable"))
+        assert.equal("another", core.token_get(base .. "durable2"))
+        for i = 1, n - 1 do core.token_delete(base .. i) end
+        assert.is_true(core.token_delete(base .. "durable"))
+        assert.is_true(core.token_delete(base .. "durable2"))
+    end)
+
+    it("lets a lock and a durable value of one key live side by side", function()
+        local key = fresh_key()
+        assert.is_true((core.token_lock(key, 30)))
+        assert.is_true(core.token_set_durable(key, "code"))
+        assert.is_false(core.token_lock(key, 30))
+        assert.is_true(core.token_unlock(key))
+        assert.equal("code", core.token_get(key))
+        assert.is_true(core.token_delete(key))
+    end)
+
+    it("raises on bad arguments", function()
+        assert.has_error(function() core.token_set_durable(fresh_key(), nil) end)
+        assert.has_error(function() core.token_set_durable(fresh_key(), "v", "later") end)
+        assert.has_error(function() core.token_set_durable(fresh_key(), "v", 0 / 0) end)
+        assert.has_error(function() core.token_set_durable(fresh_key(), "v", math.huge) end)
+        assert.has_error(function() core.token_set_durable(fresh_key(), string.rep("v", 8193)) end)
+        assert.has_error(function() core.token_set_durable("", "v") end)
+        assert.has_error(function() core.token_list_durable(nil) end)
+        assert.has_error(function() core.token_list_durable(5) end)
+    end)
+end)
+
 describe("core.token_lock / token_unlock", function()
     it("is a try-lock", function()
         local key = fresh_key()

@@ -8,6 +8,7 @@ local errors = require "wecom.errors"
 
 local JSAPI = require("helpers.vectors").JSAPI
 local TICKET, NONCE, TIMESTAMP = JSAPI.ticket, JSAPI.noncestr, JSAPI.timestamp
+local URL, BARE_URL = JSAPI.url, JSAPI.bare_url
 
 -- a downstream client stand-in: records which ticket kinds were asked for
 local function fake_down(tickets)
@@ -28,31 +29,27 @@ describe("wecom.api.jsapi", function()
 
   describe("sign()", function()
     it("matches WeCom's documented vector", function()
-      assert.equal("0f9de62fce790f9a083d5c99e95740ceb90c27ed",
-        jsapi.sign(TICKET, NONCE, TIMESTAMP, "http://mp.weixin.qq.com?params=value"))
+      assert.equal(JSAPI.signature, jsapi.sign(TICKET, NONCE, TIMESTAMP, URL))
     end)
 
     it("matches the JS-SDK vector without a query", function()
-      assert.equal("f4d90daf4b3bca3078ab155816175ba34c443a7b",
-        jsapi.sign(TICKET, NONCE, TIMESTAMP, "http://mp.weixin.qq.com"))
+      assert.equal(JSAPI.bare_signature, jsapi.sign(TICKET, NONCE, TIMESTAMP, BARE_URL))
     end)
 
     it("ignores the fragment of the url", function()
-      assert.equal(jsapi.sign(TICKET, NONCE, TIMESTAMP, "http://mp.weixin.qq.com?params=value"),
-        jsapi.sign(TICKET, NONCE, TIMESTAMP, "http://mp.weixin.qq.com?params=value#/page/2"))
+      assert.equal(JSAPI.signature, jsapi.sign(TICKET, NONCE, TIMESTAMP, URL .. "#/page/2"))
     end)
   end)
 
   describe("config()", function()
     it("signs with the corp's jsapi ticket and names the corp as appId", function()
       local down = fake_down({ jsapi = TICKET, agent_config = "other" })
-      local cfg = assert(jsapi.config(down, "http://mp.weixin.qq.com?params=value",
-        { timestamp = TIMESTAMP, nonce = NONCE }))
+      local cfg = assert(jsapi.config(down, URL, { timestamp = TIMESTAMP, nonce = NONCE }))
       assert.same({
         appId = "wwDOWNSTREAM",
         timestamp = TIMESTAMP,
         nonceStr = NONCE,
-        signature = "0f9de62fce790f9a083d5c99e95740ceb90c27ed",
+        signature = JSAPI.signature,
       }, cfg)
       assert.same({ "jsapi" }, down.asked)
     end)
@@ -92,14 +89,13 @@ describe("wecom.api.jsapi", function()
   describe("agent_config()", function()
     it("signs with the agent_config ticket and names the downstream corp and agent", function()
       local down = fake_down({ jsapi = "other", agent_config = TICKET })
-      local cfg = assert(jsapi.agent_config(down, "http://mp.weixin.qq.com",
-        { timestamp = TIMESTAMP, nonce = NONCE }))
+      local cfg = assert(jsapi.agent_config(down, BARE_URL, { timestamp = TIMESTAMP, nonce = NONCE }))
       assert.same({
         corpid = "wwDOWNSTREAM",
         agentid = 2000001,
         timestamp = TIMESTAMP,
         nonceStr = NONCE,
-        signature = "f4d90daf4b3bca3078ab155816175ba34c443a7b",
+        signature = JSAPI.bare_signature,
       }, cfg)
       assert.same({ "agent_config" }, down.asked)
     end)

@@ -142,6 +142,37 @@ describe("retry.next_step", function()
         end
     end)
 
+    it("refreshes a suite or provider token once on 40082/42009 (and 41022/41001 for a missing one)", function()
+        local cases = {
+            suite_access_token = { 40082, 42009, 41022 },
+            provider_access_token = { 40082, 42009, 41001 },
+        }
+        for param, codes in pairs(cases) do
+            for _, code in ipairs(codes) do
+                local state = retry.start(2, param)
+                assert.equal("refresh", retry.next_step(err("token", code), state), param .. " " .. code)
+                assert.is_nil(retry.next_step(err("token", code), state))
+            end
+            -- an access_token's codes do not refresh these tokens, nor theirs an access_token
+            assert.is_nil(retry.next_step(err("token", 40014), retry.start(2, param)))
+        end
+        for _, code in ipairs { 40082, 42009, 41022 } do
+            assert.is_nil(retry.next_step(err("token", code), retry.start(2, true)))
+        end
+    end)
+
+    it("classifies 40085 (no valid suite_ticket) and the suite token codes as token errors, never refreshed",
+        function()
+        for _, code in ipairs { 40085, 40082, 42009, 41022 } do
+            local _, e = classify(res(200, '{"errcode":' .. code .. ',"errmsg":"x"}'), nil, true)
+            assert.equal("token", e.kind, code)
+            assert.is_false(e.retryable)
+        end
+        for _, param in ipairs { true, "suite_access_token", "provider_access_token" } do
+            assert.is_nil(retry.next_step(err("token", 40085), retry.start(2, param)))
+        end
+    end)
+
     it("never refreshes for a request without our token (gettoken itself)", function()
         for _, code in ipairs { 40001, 40014, 42001, 41001 } do
             assert.is_nil(retry.next_step(err("token", code), retry.start(2, false)))

@@ -38,6 +38,7 @@ local core = require "wecom.core"
 local errors = require "wecom.errors"
 local parallel = require "wecom.parallel"
 local response = require "wecom.response"
+local retry = require "wecom.retry"
 local token = require "wecom.token"
 
 local _M = {}
@@ -151,31 +152,52 @@ local function invalid_into(data, name, path, into)
     return true
 end
 
+-- convert(client, ids, c) -> map, invalid | nil, err: the ids (repeats
+-- dropped) in batches of c.size, each POSTed to c.path as c.body(batch);
+-- every answer's list c.list of { [c.from] =, [c.to] = } records fills the
+-- map, and with c.invalid the answer's list of that name fills `invalid`.
+local function convert(client, ids, c)
+    local path, map, invalid = c.path, {}, c.invalid and {} or nil
+    local ok, err = batches(unique(ids), c.size, function(batch)
+        local data, perr = client:post(path, c.body(batch), nil, READ)
+        if not data then
+            return nil, perr
+        end
+        local done, derr = pairs_of(data, c.list, c.from, c.to, path, map)
+        if not done or not invalid then
+            return done, derr
+        end
+        return invalid_into(data, c.invalid, path, invalid)
+    end)
+    if not ok then
+        return nil, err
+    end
+    return map, invalid
+end
+
+local CHAT_OPTIONS = { chat_id = STRING }
+
+-- chat_id_of(where, opts) -> opts.chat_id: the optional { chat_id = } (raises)
+local function chat_id_of(where, opts)
+    if opts == nil then
+        return nil
+    end
+    errors.options(where, opts, CHAT_OPTIONS, nil, 3)
+    return opts.chat_id
+end
+
 ---------------------------------------------------------------------------
 -- userid <-> open_userid
 ---------------------------------------------------------------------------
 
 -- userid_to_openuserid(client, userids) -> { [userid] = open_userid }, invalid
 function _M.userid_to_openuserid(client, userids)
-    local where = W "userid_to_openuserid"
-    check_ids(where, "userids", userids)
-    local map, invalid = {}, {}
-    local ok, err = batches(unique(userids), _M.MAX_USERIDS, function(batch)
-        local data, perr = client:post(PATH.userid_to_openuserid, { userid_list = batch }, nil, READ)
-        if not data then
-            return nil, perr
-        end
-        local done, derr = pairs_of(data, "open_userid_list", "userid", "open_userid",
-            PATH.userid_to_openuserid, map)
-        if not done then
-            return nil, derr
-        end
-        return invalid_into(data, "invalid_userid_list", PATH.userid_to_openuserid, invalid)
-    end)
-    if not ok then
-        return nil, err
-    end
-    return map, invalid
+    check_ids(W "userid_to_openuserid", "userids", userids)
+    return convert(client, userids, {
+        path = PATH.userid_to_openuserid, size = _M.MAX_USERIDS,
+        body = function(batch) return { userid_list = batch } end,
+        list = "open_userid_list", from = "userid", to = "open_userid", invalid = "invalid_userid_list",
+    })
 end
 
 -- openuserid_to_userid(client, open_userids, source_agentid) -> { [open_userid] = userid }, invalid
@@ -185,23 +207,11 @@ function _M.openuserid_to_userid(client, open_userids, source_agentid)
     local where = W "openuserid_to_userid"
     check_ids(where, "open_userids", open_userids)
     need(where, "source_agentid", source_agentid, AGENTID)
-    local map, invalid = {}, {}
-    local ok, err = batches(unique(open_userids), _M.MAX_USERIDS, function(batch)
-        local data, perr = client:post(PATH.openuserid_to_userid,
-            { open_userid_list = batch, source_agentid = source_agentid }, nil, READ)
-        if not data then
-            return nil, perr
-        end
-        local done, derr = pairs_of(data, "userid_list", "open_userid", "userid", PATH.openuserid_to_userid, map)
-        if not done then
-            return nil, derr
-        end
-        return invalid_into(data, "invalid_open_userid_list", PATH.openuserid_to_userid, invalid)
-    end)
-    if not ok then
-        return nil, err
-    end
-    return map, invalid
+    return convert(client, open_userids, {
+        path = PATH.openuserid_to_userid, size = _M.MAX_USERIDS,
+        body = function(batch) return { open_userid_list = batch, source_agentid = source_agentid } end,
+        list = "userid_list", from = "open_userid", to = "userid", invalid = "invalid_open_userid_list",
+    })
 end
 
 ---------------------------------------------------------------------------
@@ -233,32 +243,19 @@ function _M.from_service_external_userid(client, external_userid, source_agentid
         { external_userid = external_userid, source_agentid = source_agentid })
 end
 
-local CHAT_OPTIONS = { chat_id = STRING }
-
 -- get_new_external_userid(client, ids [, { chat_id = }]) -> { [old] = new }
 -- Ids WeCom cannot convert are absent from the map.  With chat_id: the
 -- customers of that customer group (groupchat/get_new_external_userid).
 function _M.get_new_external_userid(client, ids, opts)
     local where = W "get_new_external_userid"
     check_ids(where, "external_userids", ids)
-    local chat_id
-    if opts ~= nil then
-        errors.options(where, opts, CHAT_OPTIONS)
-        chat_id = opts.chat_id
-    end
-    local path = chat_id and PATH.get_new_chat_external_userid or PATH.get_new_external_userid
-    local map = {}
-    local ok, err = batches(unique(ids), _M.MAX_EXTERNAL_USERIDS, function(batch)
-        local data, perr = client:post(path, { chat_id = chat_id, external_userid_list = batch }, nil, READ)
-        if not data then
-            return nil, perr
-        end
-        return pairs_of(data, "items", "external_userid", "new_external_userid", path, map)
-    end)
-    if not ok then
-        return nil, err
-    end
-    return map
+    local chat_id = chat_id_of(where, opts)
+    return (convert(client, ids, {
+        path = chat_id and PATH.get_new_chat_external_userid or PATH.get_new_external_userid,
+        size = _M.MAX_EXTERNAL_USERIDS,
+        body = function(batch) return { chat_id = chat_id, external_userid_list = batch } end,
+        list = "items", from = "external_userid", to = "new_external_userid",
+    }))
 end
 
 -- external_userid_to_pending_id(client, ids [, { chat_id = }]) -> { [external_userid] = pending_id }
@@ -266,24 +263,12 @@ end
 function _M.external_userid_to_pending_id(client, ids, opts)
     local where = W "external_userid_to_pending_id"
     check_ids(where, "external_userids", ids)
-    local chat_id
-    if opts ~= nil then
-        errors.options(where, opts, CHAT_OPTIONS)
-        chat_id = opts.chat_id
-    end
-    local map = {}
-    local ok, err = batches(unique(ids), _M.MAX_PENDING_IDS, function(batch)
-        local data, perr = client:post(PATH.external_userid_to_pending_id,
-            { chat_id = chat_id, external_userid = batch }, nil, READ)
-        if not data then
-            return nil, perr
-        end
-        return pairs_of(data, "result", "external_userid", "pending_id", PATH.external_userid_to_pending_id, map)
-    end)
-    if not ok then
-        return nil, err
-    end
-    return map
+    local chat_id = chat_id_of(where, opts)
+    return (convert(client, ids, {
+        path = PATH.external_userid_to_pending_id, size = _M.MAX_PENDING_IDS,
+        body = function(batch) return { chat_id = chat_id, external_userid = batch } end,
+        list = "result", from = "external_userid", to = "pending_id",
+    }))
 end
 
 ---------------------------------------------------------------------------
@@ -295,6 +280,13 @@ end
 -- key is in wecom.token's scheme; the constant stands where an app key has
 -- a secret's hash, so it can never be an app's token key.
 local MASS_CALL_KEY_SALT = "wecom: mass_call_ticket"
+
+-- the ticket's single flight, written with the store's durable write
+local function durable_flight(client)
+    local opts = token.flight_opts(client.timeout or 5, client.retries or 2, retry.MAX_BACKOFF)
+    opts.durable = true
+    return opts
+end
 
 function _M.mass_call_key(client)
     return token.ticket_key(token.app_key(client.corpid, nil, MASS_CALL_KEY_SALT, client.base_url), "mass_call")
@@ -319,7 +311,9 @@ end
 -- The stored ticket while it is valid; otherwise apply_mass_call_ticket once
 -- (one caller at a time across everything sharing the store) and keep the
 -- answer for its 7 days.  Nothing ever drops it early: a token error, a
--- retry or a restart (with a file, Redis or shdict store) keeps it.
+-- retry or a restart (with a file, Redis or shdict store) keeps it, and it
+-- is a durable entry (set_durable with its expiry), so no cache policy of
+-- the store evicts it either.
 function _M.mass_call_ticket(client)
     local ticket, expires_at = _M.cached_mass_call_ticket(client)
     if ticket then
@@ -343,7 +337,7 @@ function _M.mass_call_ticket(client)
             lifetime = expires_in
         end
         return value, core.now() + lifetime
-    end, { lease = (client.timeout or 5) * ((client.retries or 2) + 1) * 4 })
+    end, durable_flight(client))
 end
 
 ---------------------------------------------------------------------------

@@ -16,7 +16,12 @@ local url = require "wecom.url"
 
 local _M = {}
 
-local AUTHORIZE_URL = "https://open.weixin.qq.com/connect/oauth2/authorize"
+-- WeCom's OAuth authorize page: its host (app.web_base_url replaces it),
+-- and the path on it
+local WEB_BASE_URL = "https://open.weixin.qq.com"
+local AUTHORIZE_PATH = "/connect/oauth2/authorize"
+_M.WEB_BASE_URL = WEB_BASE_URL
+
 local PATH = {
     user_by_code = "/cgi-bin/auth/getuserinfo",
     jscode2session = "/cgi-bin/miniprogram/jscode2session",
@@ -45,14 +50,20 @@ function _M.split_userid(s)
     return corpid, userid
 end
 
+-- The options of an OAuth link, checked the same for every app kind
+-- (wecom.api.identity3rd's suite:oauth_url too)
+_M.REDIRECT_URI = errors.kind("an absolute http(s) URL", function(v)
+    return type(v) == "string" and v:match("^https?://[^/?#]") ~= nil
+end)
+_M.SCOPE = errors.kind("snsapi_base or snsapi_privateinfo", function(v) return SCOPES[v] == true end)
+_M.STATE = errors.kind("at most " .. MAX_STATE .. " letters and digits", function(v)
+    return type(v) == "string" and #v <= MAX_STATE and v:match("^[A-Za-z0-9]*$") ~= nil
+end)
+
 local OAUTH_OPTIONS = {
-    redirect_uri = errors.kind("an absolute http(s) URL", function(v)
-        return type(v) == "string" and v:match("^https?://[^/?#]") ~= nil
-    end),
-    scope = errors.kind("snsapi_base or snsapi_privateinfo", function(v) return SCOPES[v] == true end),
-    state = errors.kind("at most " .. MAX_STATE .. " letters and digits", function(v)
-        return type(v) == "string" and #v <= MAX_STATE and v:match("^[A-Za-z0-9]*$") ~= nil
-    end),
+    redirect_uri = _M.REDIRECT_URI,
+    scope = _M.SCOPE,
+    state = _M.STATE,
     agentid = errors.kind("an integer >= 0", function(v)
         return errors.id[2](v) or (type(v) == "string" and v:match("^%d+$") ~= nil)
     end),
@@ -79,8 +90,14 @@ function _M.oauth_url(app, opts)
     end
     local corpid = need(where, "the app's corpid", app.corpid, STRING)
 
+    return _M.authorize_url(app.web_base_url or WEB_BASE_URL, corpid, redirect_uri, scope, state, agentid)
+end
+
+-- authorize_url(base, appid, redirect_uri, scope, state?, agentid?) -> the
+-- link to the OAuth authorize page at base (scheme and host)
+function _M.authorize_url(base, appid, redirect_uri, scope, state, agentid)
     local q = {
-        "appid=", url.escape(corpid),
+        "appid=", url.escape(appid),
         "&redirect_uri=", url.escape(redirect_uri),
         "&response_type=code",
         "&scope=", scope,
@@ -91,8 +108,22 @@ function _M.oauth_url(app, opts)
     if agentid ~= nil then
         q[#q + 1] = "&agentid=" .. agentid
     end
-    return AUTHORIZE_URL .. "?" .. concat(q) .. "#wechat_redirect"
+    return base .. AUTHORIZE_PATH .. "?" .. concat(q) .. "#wechat_redirect"
 end
+
+-- session_answer(path, data, err) -> data | nil, err: the answer of a
+-- request to path, which must carry a userid and a session_key
+-- (jscode2session, transfer_session)
+function _M.session_answer(path, data, err)
+    if not data then
+        return nil, err
+    end
+    if type(data.userid) ~= "string" or type(data.session_key) ~= "string" then
+        return nil, errors.new("decode", "answer has no userid/session_key", { path = path })
+    end
+    return data
+end
+local session_answer = _M.session_answer
 
 -- user_by_code(app, code) -> { corpid, userid, raw } for members,
 -- { openid, external_userid, raw } for visitors who are not.
@@ -127,12 +158,10 @@ end
 -- jscode2session(app, js_code) -> { corpid, userid, session_key }
 function _M.jscode2session(app, js_code)
     need("wecom:jscode2session", "js_code", js_code, STRING)
-    local data, err = app:get(PATH.jscode2session, { js_code = js_code, grant_type = "authorization_code" })
+    local data, err = session_answer(PATH.jscode2session,
+        app:get(PATH.jscode2session, { js_code = js_code, grant_type = "authorization_code" }))
     if not data then
         return nil, err
-    end
-    if type(data.userid) ~= "string" or type(data.session_key) ~= "string" then
-        return nil, errors.new("decode", "answer has no userid/session_key", { path = PATH.jscode2session })
     end
     return { corpid = data.corpid, userid = data.userid, session_key = data.session_key }
 end
@@ -142,12 +171,10 @@ function _M.transfer_session(down, userid, session_key)
     need("wecom:transfer_session", "userid", userid, STRING)
     need("wecom:transfer_session", "session_key", session_key, STRING)
     -- a session key is spent by the exchange: not safe to resend blindly
-    local data, err = down:post(PATH.transfer_session, { userid = userid, session_key = session_key })
+    local data, err = session_answer(PATH.transfer_session,
+        down:post(PATH.transfer_session, { userid = userid, session_key = session_key }))
     if not data then
         return nil, err
-    end
-    if type(data.userid) ~= "string" or type(data.session_key) ~= "string" then
-        return nil, errors.new("decode", "answer has no userid/session_key", { path = PATH.transfer_session })
     end
     return { userid = data.userid, session_key = data.session_key }
 end

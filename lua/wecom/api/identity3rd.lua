@@ -18,11 +18,10 @@
 -- serve 代开发 templates.
 
 local type = type
-local concat = table.concat
 
 local errors = require "wecom.errors"
+local identity = require "wecom.api.identity"
 local response = require "wecom.response"
-local url = require "wecom.url"
 
 local _M = {}
 
@@ -36,9 +35,6 @@ local PATH = {
 }
 _M.PATH = PATH
 
-local WEB_BASE_URL = "https://open.weixin.qq.com"
-local AUTHORIZE_PATH = "/connect/oauth2/authorize"
-local MAX_STATE = 128
 local READ = { idempotent = true }
 
 local need = errors.need
@@ -54,17 +50,7 @@ local function third_party(where, suite)
     return suite_id
 end
 
-local OAUTH_OPTIONS = {
-    redirect_uri = errors.kind("an absolute http(s) URL", function(v)
-        return type(v) == "string" and v:match("^https?://[^/?#]") ~= nil
-    end),
-    scope = errors.kind("snsapi_base or snsapi_privateinfo", function(v)
-        return v == "snsapi_base" or v == "snsapi_privateinfo"
-    end),
-    state = errors.kind("at most " .. MAX_STATE .. " letters and digits", function(v)
-        return type(v) == "string" and #v <= MAX_STATE and v:match("^[A-Za-z0-9]*$") ~= nil
-    end),
-}
+local OAUTH_OPTIONS = { redirect_uri = identity.REDIRECT_URI, scope = identity.SCOPE, state = identity.STATE }
 
 -- oauth_url(suite, { redirect_uri, state?, scope = "snsapi_base" }) -> url
 -- appid is the suite_id and there is no agentid, for every corp (also a
@@ -76,18 +62,10 @@ function _M.oauth_url(suite, opts)
     local suite_id = third_party(where, suite)
     local base = suite.web_base_url
     if type(base) ~= "string" or base == "" then
-        base = WEB_BASE_URL
+        base = identity.WEB_BASE_URL
     end
-    local q = {
-        "appid=", url.escape(suite_id),
-        "&redirect_uri=", url.escape(opts.redirect_uri),
-        "&response_type=code",
-        "&scope=", opts.scope or "snsapi_base",
-    }
-    if opts.state and opts.state ~= "" then
-        q[#q + 1] = "&state=" .. opts.state
-    end
-    return (base:gsub("/+$", "")) .. AUTHORIZE_PATH .. "?" .. concat(q) .. "#wechat_redirect"
+    return identity.authorize_url((base:gsub("/+$", "")), suite_id, opts.redirect_uri, opts.scope or "snsapi_base",
+        opts.state)
 end
 
 -- user_by_code(suite, code) -> for a member { corpid, userid, open_userid,
@@ -144,12 +122,10 @@ function _M.jscode2session(suite, js_code)
     local where = "wecom.suite:jscode2session"
     need(where, "js_code", js_code, STRING)
     third_party(where, suite)
-    local data, err = suite:get(PATH.jscode2session, { js_code = js_code, grant_type = "authorization_code" })
+    local data, err = identity.session_answer(PATH.jscode2session,
+        suite:get(PATH.jscode2session, { js_code = js_code, grant_type = "authorization_code" }))
     if not data then
         return nil, err
-    end
-    if type(data.userid) ~= "string" or type(data.session_key) ~= "string" then
-        return nil, errors.new("decode", "answer has no userid/session_key", { path = PATH.jscode2session })
     end
     return { corpid = data.corpid, userid = data.userid, open_userid = data.open_userid,
              session_key = data.session_key }

@@ -55,28 +55,15 @@ end
 -- seal(suite, plaintext) -> event | nil, err: the envelope and the query
 -- WeCom signs it with (ToUserName = SuiteId, AgentID empty, §3.1).
 local function seal(suite, plaintext)
-    local core = push.core()
-    if not core then
-        return nil, "provider events need wecom.core built for LuaJIT (start the emulator with"
-            .. " --core-cpath or WECOM_EMULATOR_CPATH)"
+    local crypter, encrypted = push.seal(suite.callback, "suite " .. suite.suite_id, suite.suite_id, plaintext)
+    if not crypter then
+        return nil, encrypted
     end
-    local ok, crypter = pcall(core.crypter, suite.callback.token, suite.callback.aes_key)
-    if not ok then
-        return nil, "suite " .. suite.suite_id .. " callback aes_key: " .. tostring(crypter)
-    end
-    local encrypted, emsg = crypter:encrypt(plaintext, suite.suite_id)
-    if not encrypted then
-        crypter:close()
-        return nil, "encrypt failed: " .. tostring(emsg)
-    end
-    local timestamp = tostring(now())
-    local nonce = store.random_string(10, "0123456789")
-    local signature = crypter:signature(timestamp, nonce, encrypted)
+    local timestamp, nonce, signature = push.signed(crypter, encrypted)
     crypter:close()
     return {
         query = { msg_signature = signature, timestamp = timestamp, nonce = nonce },
-        body = "<xml><ToUserName>" .. push.cdata(suite.suite_id) .. "</ToUserName><Encrypt>"
-            .. push.cdata(encrypted) .. "</Encrypt><AgentID>" .. push.cdata("") .. "</AgentID></xml>",
+        body = push.envelope(suite.suite_id, encrypted, ""),
         plaintext = plaintext,
     }
 end

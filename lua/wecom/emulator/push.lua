@@ -211,34 +211,58 @@ local function numeric_nonce()
     return store.random_string(10, "0123456789")
 end
 
+-- seal(callback, whose, receive_id, plaintext) -> crypter, encrypted |
+-- nil, err: plaintext encrypted with a callback's Token and EncodingAESKey
+-- (`whose` names them in an error).  The crypter then signs each delivery;
+-- the caller closes it.
+local function seal(callback, whose, receive_id, plaintext)
+    local c = core()
+    if not c then
+        return nil, "pushes need wecom.core built for LuaJIT (start the emulator with --core-cpath"
+            .. " or WECOM_EMULATOR_CPATH)"
+    end
+    local ok, crypter = pcall(c.crypter, callback.token, callback.aes_key)
+    if not ok then
+        return nil, whose .. " callback aes_key: " .. tostring(crypter)
+    end
+    local encrypted, emsg = crypter:encrypt(plaintext, receive_id)
+    if not encrypted then
+        crypter:close()
+        return nil, "encrypt failed: " .. tostring(emsg)
+    end
+    return crypter, encrypted
+end
+
+-- signed(crypter, encrypted) -> timestamp, nonce, msg_signature: signed
+-- afresh, as WeCom signs every delivery and retry
+local function signed(crypter, encrypted)
+    local timestamp = tostring(floor(store.now()))
+    local nonce = numeric_nonce()
+    return timestamp, nonce, crypter:signature(timestamp, nonce, encrypted)
+end
+
+-- envelope(to_user_name, encrypted, agentid) -> the body of the POST
+local function envelope(to_user_name, encrypted, agentid)
+    return "<xml><ToUserName>" .. cdata(to_user_name) .. "</ToUserName><Encrypt>" .. cdata(encrypted)
+        .. "</Encrypt><AgentID>" .. cdata(agentid) .. "</AgentID></xml>"
+end
+
 -- deliver(F, app, target, plaintext, o) -> answer | nil, err. Encrypts
 -- plaintext with the app's callback settings and sends it (o.verify: as the
 -- GET URL check's echostr), retrying up to o.attempts times on a non-200
 -- answer or a transport error. o.receive_id and o.to_user_name (the
 -- envelope's) default to the upstream corpid.
 local function deliver(F, app, target, plaintext, o)
-    local c = core()
-    if not c then
-        return nil, "push needs wecom.core built for LuaJIT (start the emulator with --core-cpath"
-            .. " or WECOM_EMULATOR_CPATH)"
-    end
-    local ok, crypter = pcall(c.crypter, app.callback.token, app.callback.aes_key)
-    if not ok then
-        return nil, "app " .. app.agentid .. " callback aes_key: " .. tostring(crypter)
-    end
-    local encrypted, emsg = crypter:encrypt(plaintext, o.receive_id or F.upstream.corpid)
-    if not encrypted then
-        crypter:close()
-        return nil, "encrypt failed: " .. tostring(emsg)
+    local crypter, encrypted = seal(app.callback, "app " .. app.agentid, o.receive_id or F.upstream.corpid,
+        plaintext)
+    if not crypter then
+        return nil, encrypted
     end
 
     local answer = { attempts = 0 }
     local last_err
     for attempt = 1, o.attempts or 3 do
-        -- every delivery is signed afresh, like WeCom's retries
-        local timestamp = tostring(floor(store.now()))
-        local nonce = numeric_nonce()
-        local signature = crypter:signature(timestamp, nonce, encrypted)
+        local timestamp, nonce, signature = signed(crypter, encrypted)
         local sep = target.path:find("?", 1, true) and "&" or "?"
         local query = "msg_signature=" .. signature .. "&timestamp=" .. timestamp .. "&nonce=" .. nonce
         local status, rbody
@@ -246,10 +270,8 @@ local function deliver(F, app, target, plaintext, o)
             status, rbody = http("GET", target, target.path .. sep .. query .. "&echostr=" .. escape(encrypted),
                 nil, o.timeout_ms or 5000)
         else
-            local envelope = "<xml><ToUserName>" .. cdata(o.to_user_name or F.upstream.corpid)
-                .. "</ToUserName><Encrypt>" .. cdata(encrypted) .. "</Encrypt><AgentID>" .. cdata(app.agentid)
-                .. "</AgentID></xml>"
-            status, rbody = http("POST", target, target.path .. sep .. query, envelope, o.timeout_ms or 5000)
+            status, rbody = http("POST", target, target.path .. sep .. query,
+                envelope(o.to_user_name or F.upstream.corpid, encrypted, app.agentid), o.timeout_ms or 5000)
         end
         answer.attempts = attempt
         answer.timestamp, answer.nonce, answer.msg_signature = timestamp, nonce, signature
@@ -458,7 +480,8 @@ end
 
 -- The pieces the provider control endpoints (provider_control.lua) seal and
 -- POST their 指令回调 envelopes with.
-_M.core, _M.cdata, _M.parse_url, _M.http = core, cdata, parse_url, http
+_M.cdata, _M.parse_url, _M.http = cdata, parse_url, http
+_M.seal, _M.signed, _M.envelope = seal, signed, envelope
 
 -- §9.6: what WeCom sends when an async job finished.
 function _M.batch_job_xml(corpid, jobid, job_type, now)

@@ -5,11 +5,19 @@
 --
 -- Keys (prefix + the store key):
 --   <prefix><key>        "<expires_at>\n<value>", SET with PX so Redis drops
---                        it when the token expires
+--                        it when the token expires; a durable entry
+--                        (set_durable) is SET without PX: "-\n<value>", or
+--                        "<expires_at>\n<value>" checked on read, so no
+--                        volatile-* policy ever evicts it
 --   <prefix>lock:<key>   a random owner id, SET NX PX <lease>: the refresh
 --                        lock of a key; it ends by itself after the lease
--- Unlock and compare-and-delete are Lua scripts (EVAL), so only the holder
--- of the lock, or of the expected value, deletes.
+--   <prefix>durable      a sorted set of the durable keys (every score 0):
+--                        list_durable reads a prefix of it with ZRANGEBYLEX
+-- Every write and delete is one command or one Lua script (EVAL) that also
+-- keeps the sorted set right, so it never lists a key that is not durable;
+-- unlock and compare-and-delete are scripts too, so only the holder of the
+-- lock, or of the expected value, deletes.  The scripts name two keys:
+-- Redis Cluster is not supported.
 --
 -- Transport: hiredis does the protocol everywhere.  In plain Lua it is the
 -- core's blocking connection (one per store object, re-made after an I/O
@@ -19,34 +27,64 @@
 -- core.redis_reader parses the answer; the worker never blocks.
 --
 -- When Redis is unreachable every method returns nil, err (err.kind ==
--- "store"); the message names host and port, never the password.
+-- "store"); the message names host and port, never the password.  The
+-- password is in no field of the store: only the closures that connect and
+-- authenticate hold it (as the client holds the app secret).
 
-local error = error
 local ipairs = ipairs
 local math_floor = math.floor
-local pairs = pairs
+local str_byte = string.byte
+local str_char = string.char
 local setmetatable = setmetatable
 local tostring = tostring
 local type = type
 
 local core = require "wecom.core"
+local env = require "wecom.env"
 local errors = require "wecom.errors"
 local common = require "wecom.store.common"
+
+local ngx = env.ngx
 
 local _M = { name = "redis" }
 
 local mt = { __index = _M }
 
--- deletes KEYS[1] only if its value (after the expiry header) is ARGV[1]
-local DELETE_IF_VALUE = [[
+-- In every script: KEYS[1] the entry, KEYS[2] the sorted set of durable
+-- keys, ARGV[1] the store key (the member).
+
+-- an expiring entry: SET PX (ARGV[3] ms) of the record ARGV[2]; it is no
+-- durable key (any more)
+local SET_EXPIRING = [[
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+]]
+
+-- a durable entry: SET of the record ARGV[2], without expiry, and listed
+local SET_DURABLE = [[
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+return 1
+]]
+
+-- deletes KEYS[1]: ARGV[2] "any"; "value": only if its value (after the
+-- expiry header) is ARGV[3]; "record": only if it holds exactly the record
+-- ARGV[3] (value and expiry: the same fetch)
+local DELETE = [[
 local v = redis.call('GET', KEYS[1])
-if v then
-  local nl = string.find(v, '\n', 1, true)
-  if nl and string.sub(v, nl + 1) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-  end
+if not v then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 0
 end
-return 0
+if ARGV[2] == 'record' then
+  if v ~= ARGV[3] then return 0 end
+elseif ARGV[2] == 'value' then
+  local nl = string.find(v, '\n', 1, true)
+  if not nl or string.sub(v, nl + 1) ~= ARGV[3] then return 0 end
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1])
 ]]
 
 -- deletes the lock KEYS[1] only if ARGV[1] still owns it
@@ -57,24 +95,8 @@ end
 return 0
 ]]
 
-local COSOCKET_PHASES = {
-    rewrite = true, access = true, content = true, timer = true,
-    ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
-}
-
-local OPTION_TYPES = {
-    host = "string", port = "number", path = "string", password = "string",
-    db = "number", prefix = "string", timeout = "number", reconnect_delay = "number",
-    pool_size = "number", keepalive_timeout = "number",
-}
-
 function mt.__tostring(self)
     return "wecom.store.redis (" .. self.where .. ", db " .. self.db .. ", prefix " .. self.prefix .. ")"
-end
-
-local function in_cosocket_phase()
-    return ngx ~= nil and ngx.socket ~= nil and ngx.socket.tcp ~= nil and ngx.get_phase ~= nil
-        and COSOCKET_PHASES[ngx.get_phase()] == true
 end
 
 -- ===== blocking connection (plain Lua) ====================================
@@ -101,7 +123,7 @@ local function blocking_command(self, ...)
             return nil, self.down_err, "io"
         end
         local err
-        conn, err = core.redis_connect(self.connect_opts)
+        conn, err = self.connect_blocking()
         if not conn then
             -- do not pay a connect timeout on every call while Redis is away
             self.down_until = core.monotonic() + self.reconnect_delay
@@ -177,10 +199,7 @@ local function cosocket_command(self, ...)
     end
     self.down_until, self.down_err = nil, nil
     if sock:getreusedtimes() == 0 then
-        local setup = {}
-        if self.password then setup[#setup + 1] = { "AUTH", self.password } end
-        if self.db > 0 then setup[#setup + 1] = { "SELECT", self.db } end
-        for _, cmd in ipairs(setup) do
+        for _, cmd in ipairs(self.setup_commands()) do
             local res, serr, marker = cosocket_roundtrip(sock, cmd[1], cmd[2])
             if res == nil then
                 sock:close()
@@ -207,7 +226,7 @@ end
 local function command(self, ...)
     after_fork(self)
     local res, err, marker
-    if in_cosocket_phase() then
+    if env.can_yield() then
         res, err, marker = cosocket_command(self, ...)
     else
         res, err, marker = blocking_command(self, ...)
@@ -238,12 +257,41 @@ function _M.get(self, key)
     elseif type(res) ~= "string" then
         return unexpected(self, "GET", res)
     end
-    local expires_at, value = common.split_record(res)
-    -- the expiry check also covers hosts whose clocks run ahead of Redis'
-    if not expires_at or expires_at <= core.now() then
-        return nil
+    local value, expires_at = common.split_record(res)
+    -- the expiry check also covers hosts whose clocks run ahead of Redis',
+    -- and durable entries, which Redis never drops by itself
+    return common.live(value, expires_at, core.now())
+end
+
+-- script(self, name, script, key, ...) -> reply | nil, err: one of the
+-- scripts above on key's entry and the sorted set
+local function script(self, name, text, key, ...)
+    local res, err = command(self, "EVAL", text, 2, self.prefix .. key, self.index, key, ...)
+    if res == nil then
+        return nil, err or errors.new("store", "redis " .. self.where .. ": " .. name .. " was not applied")
+    elseif type(res) ~= "number" then
+        return unexpected(self, name, res)
     end
-    return value, expires_at
+    return res
+end
+
+-- delete(key [, only_if_value [, only_if_expires_at]]) -> removed (boolean) | nil, err
+function _M.delete(self, key, only_if_value, only_if_expires_at)
+    check_key("delete", key)
+    check.only_if_value(only_if_value)
+    check.only_if_expires_at(only_if_expires_at, only_if_value)
+    local res, err
+    if only_if_expires_at ~= nil then
+        res, err = script(self, "DEL", DELETE, key, "record", common.record(only_if_expires_at, only_if_value))
+    elseif only_if_value ~= nil then
+        res, err = script(self, "DEL", DELETE, key, "value", only_if_value)
+    else
+        res, err = script(self, "DEL", DELETE, key, "any", "")
+    end
+    if res == nil then
+        return nil, err
+    end
+    return res == 1
 end
 
 -- set(key, value, expires_at) -> true | nil, err
@@ -254,33 +302,60 @@ function _M.set(self, key, value, expires_at)
     local ttl_ms = math_floor((expires_at - core.now()) * 1000)
     local res, err
     if ttl_ms <= 0 then
-        res, err = command(self, "DEL", self.prefix .. key)
+        res, err = script(self, "DEL", DELETE, key, "any", "")
     else
-        res, err = command(self, "SET", self.prefix .. key,
-            common.record(expires_at, value), "PX", ttl_ms)
+        res, err = script(self, "SET", SET_EXPIRING, key, common.record(expires_at, value), ttl_ms)
     end
     if res == nil then
-        return nil, err or errors.new("store", "redis " .. self.where .. ": SET was not applied")
+        return nil, err
     end
     return true
 end
 
--- delete(key [, only_if_value]) -> removed (boolean) | nil, err
-function _M.delete(self, key, only_if_value)
-    check_key("delete", key)
-    check.only_if_value(only_if_value)
-    local res, err
-    if only_if_value == nil then
-        res, err = command(self, "DEL", self.prefix .. key)
-    else
-        res, err = command(self, "EVAL", DELETE_IF_VALUE, 1, self.prefix .. key, only_if_value)
-    end
+-- set_durable(key, value [, expires_at]) -> true | nil, err
+-- No PX: Redis itself never drops it (with maxmemory, keep a policy that
+-- spares keys without a TTL: noeviction or volatile-*).  An expires_at is
+-- kept in the record and checked by get.
+function _M.set_durable(self, key, value, expires_at)
+    check_key("set_durable", key)
+    check.durable(value, expires_at)
+    local res, err = script(self, "SET", SET_DURABLE, key, common.record(expires_at, value))
     if res == nil then
         return nil, err
-    elseif type(res) ~= "number" then
-        return unexpected(self, "DEL", res)
     end
-    return res == 1
+    return true
+end
+
+-- the least string greater than every string that starts with prefix, or
+-- nil when there is none (prefix is all "\255")
+local function after_prefix(prefix)
+    local p = prefix:gsub("\255+$", "")
+    if p == "" then
+        return nil
+    end
+    return p:sub(1, -2) .. str_char(str_byte(p, -1) + 1)
+end
+
+-- list_durable(prefix) -> { key, ... } | nil, err: the durable keys that
+-- start with prefix, sorted (ZRANGEBYLEX: O(log n + m))
+function _M.list_durable(self, prefix)
+    check.prefix(prefix)
+    local upper = after_prefix(prefix)
+    local res, err = command(self, "ZRANGEBYLEX", self.index, prefix == "" and "-" or "[" .. prefix,
+        upper and "(" .. upper or "+")
+    if res == nil then
+        return nil, err or unexpected(self, "ZRANGEBYLEX", res)
+    elseif type(res) ~= "table" then
+        return unexpected(self, "ZRANGEBYLEX", res)
+    end
+    local keys = {}
+    for i, k in ipairs(res) do
+        if type(k) ~= "string" then
+            return unexpected(self, "ZRANGEBYLEX", k)
+        end
+        keys[i] = k
+    end
+    return keys
 end
 
 -- lock(key, lease_seconds) -> true | false | nil, err   (never waits)
@@ -329,74 +404,66 @@ function _M.close(self)
     end
 end
 
-local function check_options(opts)
-    if opts == nil then
-        return {}
-    elseif type(opts) ~= "table" then
-        error("wecom.store.redis: options must be a table (got " .. type(opts) .. ")", 3)
-    end
-    for name, value in pairs(opts) do
-        local want = OPTION_TYPES[name]
-        if not want then
-            error("wecom.store.redis: unknown option '" .. tostring(name) .. "'", 3)
-        elseif type(value) ~= want then
-            error("wecom.store.redis: option '" .. name .. "' must be a " .. want
-                .. " (got " .. type(value) .. ")", 3)
-        end
-    end
-    local function positive(name)
-        local v = opts[name]
-        if v ~= nil and (v ~= v or v <= 0) then
-            error("wecom.store.redis: option '" .. name .. "' must be positive", 3)
-        end
-    end
-    positive("timeout")
-    positive("pool_size")
-    positive("keepalive_timeout")
-    local delay = opts.reconnect_delay
-    if delay ~= nil and (delay ~= delay or delay < 0) then
-        error("wecom.store.redis: option 'reconnect_delay' must be >= 0", 3)
-    end
-    if opts.port ~= nil and (opts.port ~= math_floor(opts.port) or opts.port < 1 or opts.port > 65535) then
-        error("wecom.store.redis: option 'port' must be an integer 1..65535", 3)
-    end
-    if opts.db ~= nil and (opts.db ~= math_floor(opts.db) or opts.db < 0) then
-        error("wecom.store.redis: option 'db' must be a non-negative integer", 3)
-    end
-    return opts
-end
+local positive = errors.kind("a positive number", function(v) return type(v) == "number" and v > 0 end)
+local non_negative = errors.kind("a number >= 0", function(v) return type(v) == "number" and v >= 0 end)
+
+local OPTIONS = {
+    host = errors.string, path = errors.string, password = errors.any_string,
+    prefix = errors.any_string,
+    port = errors.kind("an integer 1..65535", function(v) return errors.is_integer(v, 1, 65535) end),
+    db = errors.id,
+    timeout = positive, reconnect_delay = non_negative, pool_size = positive,
+    keepalive_timeout = positive,
+}
+
+-- A random key per process for the pool name's hash: pools of different
+-- credentials stay apart, and the name is no offline test of a password.
+local pool_salt = core.nonce(16)
 
 -- new{ host = "127.0.0.1", port = 6379, path = nil (unix socket), password,
 --      db = 0, prefix = "wecom:", timeout = 1, reconnect_delay = 0.2,
 --      pool_size = 16, keepalive_timeout = 60 } -> store
 -- Connects on first use, so a Redis that is down at startup is no error here.
 function _M.new(opts)
-    opts = check_options(opts)
+    if opts == nil then
+        opts = {}
+    end
+    errors.options("wecom.store.redis", opts, OPTIONS)
     local host, port = opts.host or "127.0.0.1", math_floor(opts.port or 6379)
     local db = math_floor(opts.db or 0)
     local timeout = opts.timeout or 1
     local where = opts.path or (host .. ":" .. port)
+    local path = opts.path
+    local prefix = opts.prefix or "wecom:"
     local self = {
-        host = host, port = port, path = opts.path, db = db, where = where,
-        prefix = opts.prefix or "wecom:",
-        password = opts.password,
+        host = host, port = port, path = path, db = db, where = where,
+        prefix = prefix, index = prefix .. "durable",
         timeout_ms = math_floor(timeout * 1000 + 0.5),
         reconnect_delay = opts.reconnect_delay or 0.2,
-        pool_size = opts.pool_size or 16,
+        pool_size = math_floor(opts.pool_size or 16),
         keepalive_ms = math_floor((opts.keepalive_timeout or 60) * 1000),
-        connect_opts = {
-            host = host, port = port, path = opts.path, password = opts.password,
-            db = db, timeout = timeout,
-        },
         held = {},
         serial = 0,
         owner_prefix = core.nonce(16) .. ":",
         pid = core.getpid(),
     }
-    -- connections with different credentials or db never share a pool; the
-    -- pool name carries a hash, not the password
+
+    -- the password lives only in these closures, never in a field
+    local password = opts.password
+    self.connect_blocking = function()
+        return core.redis_connect { host = host, port = port, path = path, password = password,
+                                    db = db, timeout = timeout }
+    end
+    -- the commands a new cosocket connection sends first
+    self.setup_commands = function()
+        local setup = {}
+        if password then setup[#setup + 1] = { "AUTH", password } end
+        if db > 0 then setup[#setup + 1] = { "SELECT", db } end
+        return setup
+    end
+    -- connections with different credentials or db never share a pool
     self.pool = "wecom.redis:" .. where .. ":" .. db .. ":"
-        .. core.sha1_hex(where .. "\0" .. db .. "\0" .. (opts.password or "")):sub(1, 16)
+        .. core.sha1_hex(pool_salt .. "\0" .. where .. "\0" .. db .. "\0" .. (password or "")):sub(1, 16)
     return setmetatable(self, mt)
 end
 

@@ -5,12 +5,24 @@
 --   local store = wecom.store.shdict("wecom")
 --
 -- Entries:
---   <key>              "<expires_at>|<value>", with the dict's own expiry set
---                      to expires_at, so an expired token is never handed out
+--   <key>              "<expires_at>|<value>" (%.17g: the expiry reads back
+--                      exactly), with the dict's own expiry set to
+--                      expires_at, so an expired token is never handed out;
+--                      an entry in another shape is a miss.  A durable entry
+--                      (set_durable) has the dict flag DURABLE, and
+--                      "-|<value>" without dict expiry when it has none
 --   wecom-lock|<key>   the refresh lock of <key>: an owner id added with
---                      dict:add (atomic "only if absent") and the lease as
---                      its expiry, so a worker that dies holding it cannot
---                      wedge the key
+--                      dict:safe_add (atomic "only if absent") and the lease
+--                      as its expiry, so a worker that dies holding it
+--                      cannot wedge the key
+-- Nothing is ever evicted: every write is a safe_set or safe_add, which
+-- fails with "no memory" rather than drop the least recently used entries
+-- (nginx's set and add do that, to entries with or without an expiry).  A
+-- write that finds the dict full first frees the expired entries
+-- (flush_expired), then tries once more; still full, it is a store error
+-- (the token manager keeps the token in the process meanwhile; a suite
+-- reports it and hands the permanent code back).  So durable entries stay
+-- as long as nginx runs, provided no other code writes into the dict.
 -- Single flight: across workers the lock above; the token manager re-reads
 -- the entry after taking it.  Within a worker, callers waiting for a refresh
 -- sleep on an ngx.semaphore that the refresher posts when it unlocks, so they
@@ -18,24 +30,31 @@
 -- Nothing here blocks the worker: shared-dict calls only take the dict's
 -- mutex for a moment.
 
-local error = error
+local ipairs = ipairs
 local math_max = math.max
+local pcall = pcall
+local require = require
 local setmetatable = setmetatable
 local str_find = string.find
 local str_format = string.format
 local str_sub = string.sub
-local tonumber = tonumber
+local table_sort = table.sort
 local tostring = tostring
 local type = type
 
-local ngx = ngx
+local env = require "wecom.env"
+local errors = require "wecom.errors"
 local common = require "wecom.store.common"
+
+local ngx = env.ngx
 
 local _M = { name = "shdict" }
 
 local mt = { __index = _M }
 
 local LOCK_PREFIX = "wecom-lock|"
+local NO_EXPIRY = "-"
+local DURABLE = 1     -- the dict flag of a durable entry
 
 -- ngx.semaphore comes with lua-resty-core (OpenResty, and Debian's
 -- lua-resty-core); without it waiters just sleep their poll interval.
@@ -63,25 +82,56 @@ function mt.__tostring(self)
     return "wecom.store.shdict (" .. self.dict_name .. ")"
 end
 
--- get(key) -> value, expires_at | nil
-function _M.get(self, key)
-    check_key("get", key)
-    local raw = self.dict:get(key)
-    if raw == nil then
-        return nil
-    end
+-- parse(raw) -> true, value, expires_at ("-": nil) | nil (not an entry of
+-- ours, or empty)
+local function parse(raw)
     if type(raw) ~= "string" then
-        return nil, "entry " .. key .. " is not a wecom token entry"
+        return nil
     end
     local bar = str_find(raw, "|", 1, true)
-    local expires_at = bar and tonumber(str_sub(raw, 1, bar - 1))
-    if not expires_at then
-        return nil, "entry " .. key .. " is not a wecom token entry"
-    end
-    if expires_at <= now() then
+    if not bar or bar == #raw then
         return nil
     end
-    return str_sub(raw, bar + 1), expires_at
+    local head = str_sub(raw, 1, bar - 1)
+    local expires_at = common.expiry(head)
+    if not expires_at and head ~= NO_EXPIRY then
+        return nil
+    end
+    return true, str_sub(raw, bar + 1), expires_at
+end
+
+local function dict_error(self, err)
+    return nil, errors.new("store", "lua_shared_dict " .. self.dict_name .. ": " .. tostring(err))
+end
+
+-- write(self, op, key, value, ttl, flags) -> true | nil, err | false
+-- (op "safe_add": the key exists).  A full dict first drops its expired
+-- entries; evicting a live one is never an option.
+local function write(self, op, key, value, ttl, flags)
+    local dict = self.dict
+    local ok, err = dict[op](dict, key, value, ttl, flags)
+    if not ok and err == "no memory" then
+        dict:flush_expired()
+        ok, err = dict[op](dict, key, value, ttl, flags)
+    end
+    if ok then
+        return true
+    elseif err == "exists" then
+        return false
+    elseif err == "no memory" then
+        err = "full (" .. #key + #value .. " bytes more do not fit; no entry is evicted to make room)"
+    end
+    return dict_error(self, err)
+end
+
+-- get(key) -> value, expires_at | value (durable, no expiry) | nil
+function _M.get(self, key)
+    check_key("get", key)
+    local ok, value, expires_at = parse(self.dict:get(key))
+    if not ok then
+        return nil
+    end
+    return common.live(value, expires_at, now())
 end
 
 -- set(key, value, expires_at) -> true | nil, err
@@ -95,28 +145,60 @@ function _M.set(self, key, value, expires_at)
         self.dict:delete(key)
         return true
     end
-    local ok, err = self.dict:set(key, str_format("%.3f", expires_at) .. "|" .. value, math_max(ttl, 0.001))
-    if not ok then
-        return nil, "lua_shared_dict " .. self.dict_name .. ": " .. tostring(err)
-    end
-    return true
+    return write(self, "safe_set", key, str_format("%.17g", expires_at) .. "|" .. value, math_max(ttl, 0.001), 0)
 end
 
--- delete(key [, only_if_value]) -> true (removed) | false
+-- set_durable(key, value [, expires_at]) -> true | nil, err
+-- With expires_at, the dict expiry drops it then (a dict expiry is no
+-- eviction: nothing here evicts); without, only delete or nginx's exit.
+function _M.set_durable(self, key, value, expires_at)
+    check_key("set_durable", key)
+    check.durable(value, expires_at)
+    if expires_at == nil then
+        return write(self, "safe_set", key, NO_EXPIRY .. "|" .. value, 0, DURABLE)
+    end
+    local ttl = expires_at - now()
+    if ttl <= 0 then
+        self.dict:delete(key)
+        return true
+    end
+    return write(self, "safe_set", key, str_format("%.17g", expires_at) .. "|" .. value, math_max(ttl, 0.001),
+        DURABLE)
+end
+
+-- list_durable(prefix) -> { key, ... }: the durable keys that start with
+-- prefix, sorted.  dict:get_keys walks the whole dict (holding its lock):
+-- fine for a listing of authorized corps, not for every request.
+function _M.list_durable(self, prefix)
+    check.prefix(prefix)
+    local dict, keys, t = self.dict, {}, now()
+    for _, key in ipairs(dict:get_keys(0)) do
+        if str_sub(key, 1, #prefix) == prefix then
+            local raw, flags = dict:get(key)
+            local ok, value, expires_at = parse(raw)
+            if ok and flags == DURABLE and common.live(value, expires_at, t) then
+                keys[#keys + 1] = key
+            end
+        end
+    end
+    table_sort(keys)
+    return keys
+end
+
+-- delete(key [, only_if_value [, only_if_expires_at]]) -> true (removed) | false
 -- The compare and the delete are two dict calls; between them only another
 -- worker can act, and it only ever replaces a token with a newer one.
-function _M.delete(self, key, only_if_value)
+function _M.delete(self, key, only_if_value, only_if_expires_at)
     check_key("delete", key)
+    check.only_if_value(only_if_value)
+    check.only_if_expires_at(only_if_expires_at, only_if_value)
     local raw = self.dict:get(key)
     if raw == nil then
         return false
     end
-    if only_if_value ~= nil then
-        if type(raw) ~= "string" then
-            return false
-        end
-        local bar = str_find(raw, "|", 1, true)
-        if not bar or str_sub(raw, bar + 1) ~= only_if_value then
+    if only_if_value ~= nil or only_if_expires_at ~= nil then
+        local ok, value, expires_at = parse(raw)
+        if not ok or not common.matches(expires_at, value, only_if_value, only_if_expires_at) then
             return false
         end
     end
@@ -130,15 +212,11 @@ function _M.lock(self, key, lease_seconds)
     check.lease(lease_seconds)
     lock_counter = lock_counter + 1
     local owner = ngx.worker.pid() .. ":" .. lock_counter
-    local ok, err = self.dict:add(LOCK_PREFIX .. key, owner, lease_seconds)
+    local ok, err = write(self, "safe_add", LOCK_PREFIX .. key, owner, lease_seconds, 0)
     if ok then
         self.owners[key] = owner
-        return true
     end
-    if err == "exists" then
-        return false
-    end
-    return nil, "lua_shared_dict " .. self.dict_name .. ": " .. tostring(err)
+    return ok, err
 end
 
 -- unlock(key) -> true.  Only our own lock is removed; waiters in this
@@ -164,12 +242,9 @@ end
 -- or after seconds (a refresher in another worker cannot wake us).  Used by
 -- the token manager instead of a plain sleep while someone else refreshes.
 function _M.wait(self, key, seconds)
-    local phase = ngx.get_phase()
-    if not semaphore or phase == "init" or phase == "init_worker" or phase == "log"
-        or phase == "header_filter" or phase == "body_filter" or phase == "set"
-        or phase == "balancer" then
-        -- ngx.sleep raises its own clear error where yielding is impossible
-        return ngx.sleep(seconds)
+    if not semaphore or not env.can_yield() then
+        -- env.sleep raises its own clear error where nginx cannot sleep
+        return env.sleep(seconds)
     end
     local id = self.dict_name .. "|" .. key
     local w = waiting[id]
@@ -188,18 +263,19 @@ end
 
 -- new(name) -> store; raises when the dict is not declared
 function _M.new(name)
+    local where = "wecom.store.shdict"
     if type(name) ~= "string" or name == "" then
-        error("wecom.store.shdict: name must be the name of a lua_shared_dict (got "
-            .. type(name) .. ")", 2)
+        errors.usage(where, "name must be the name of a lua_shared_dict (got "
+            .. errors.describe(name) .. ")")
     end
     if ngx == nil or type(ngx.shared) ~= "table" then
-        error("wecom.store.shdict needs nginx with lua-nginx-module (OpenResty): ngx.shared"
-            .. " is not available here", 2)
+        errors.usage(where, "needs nginx with lua-nginx-module (OpenResty): ngx.shared"
+            .. " is not available here")
     end
     local dict = ngx.shared[name]
     if dict == nil then
-        error("wecom.store.shdict: lua_shared_dict '" .. name .. "' is not declared; add"
-            .. " `lua_shared_dict " .. name .. " 1m;` to nginx's http block", 2)
+        errors.usage(where, "lua_shared_dict '" .. name .. "' is not declared; add"
+            .. " `lua_shared_dict " .. name .. " 1m;` to nginx's http block")
     end
     return setmetatable({ dict = dict, dict_name = name, owners = {} }, mt)
 end

@@ -13,7 +13,9 @@
 --   * host names: the `resolver` directive.  "localhost" is connected to
 --     127.0.0.1 without it, since no DNS server knows that name.
 --   * hostname checks: nginx matches the certificate's DNS names only, so a
---     base_url with an IP address cannot pass verification; use a name.
+--     base_url with an IP address cannot pass verification; use a name.  A
+--     failed handshake with an IP address says so (the cause is otherwise
+--     only in error.log).
 -- Proxies are not supported (an error at construction says so).
 --
 -- Bounded like the libcurl transport: `timeout` is a deadline for the whole
@@ -131,11 +133,24 @@ local function connect_error(where, err)
     return fail("transport", "connect to " .. where .. " failed: " .. err, CURLE.COULDNT_CONNECT)
 end
 
-local function tls_error(where, err)
+-- an IPv4 or IPv6 address (split_url strips an IPv6 one of its brackets)
+local function ip_literal(host)
+    return str_find(host, ":", 1, true) ~= nil or str_match(host, "^%d+%.%d+%.%d+%.%d+$") ~= nil
+end
+
+local function tls_error(where, err, host, port)
     if err == "timeout" then
         return fail("timeout", "TLS handshake with " .. where .. " timed out", CURLE.OPERATION_TIMEDOUT)
     end
     err = tostring(err)
+    if ip_literal(host) then
+        -- whatever nginx said: it checks a certificate against host names,
+        -- never an IP address, so no certificate passes here
+        local example = (host == "::1" or str_find(host, "^127%.")) and (", e.g. https://localhost:" .. port) or ""
+        return fail("tls", "TLS handshake with " .. where .. " failed: " .. err .. " (" .. host
+            .. " is an IP address, and inside nginx a certificate is checked against host names only:"
+            .. " use a host name the certificate covers" .. example .. ")", CURLE.PEER_FAILED_VERIFICATION)
+    end
     if str_find(err, "certificate", 1, true) or str_find(err, "verif", 1, true) then
         return fail("tls", "TLS handshake with " .. where .. " failed: " .. err
             .. " (inside nginx the trusted CAs come from lua_ssl_trusted_certificate)",
@@ -238,13 +253,15 @@ function _M.request(self, req)
     if not host then
         return fail("transport", "unsupported URL (only https://host[:port]/path)", CURLE.URL_MALFORMAT)
     end
-    local where = host .. ":" .. port
-    local host_header = str_find(host, ":", 1, true) and ("[" .. host .. "]") or host
+    -- an IPv6 address in brackets, for nginx and in messages, as in the URL
+    local bracketed = str_find(host, ":", 1, true) and ("[" .. host .. "]") or host
+    local where = bracketed .. ":" .. port
+    local host_header = bracketed
     if port ~= 443 then
         host_header = host_header .. ":" .. port
     end
     -- no DNS server knows "localhost"; nginx's resolver does not read /etc/hosts
-    local address = host == "localhost" and "127.0.0.1" or host
+    local address = host == "localhost" and "127.0.0.1" or bracketed
     local pool = "wecom:" .. where
 
     -- one deadline for the whole request, like libcurl's total timeout:
@@ -274,11 +291,11 @@ function _M.request(self, req)
             local hs_ok, session, herr = pcall(sock.sslhandshake, sock, tls_sessions[pool], host, true)
             if not hs_ok then
                 sock:close()
-                return tls_error(where, "certificate verification failed")
+                return tls_error(where, "certificate verification failed", host, port)
             end
             if session == nil and herr ~= nil then
                 sock:close()
-                return tls_error(where, herr)
+                return tls_error(where, herr, host, port)
             end
             -- nil without an error: no session ticket yet, nothing to resume
             if session ~= nil then

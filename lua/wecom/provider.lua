@@ -1,0 +1,91 @@
+-- wecom.provider: a service provider's own identity (服务商): the provider
+-- token and the calls made with it (reference wecom-provider-api.md §1.3,
+-- §2.8, §6.2).
+--
+--   local provider = wecom.provider{ corpid = "wwPROVIDER", provider_secret = "..." }
+--   provider:token()                          -- provider_access_token
+--   provider:customized_auth_url{ templateid_list = { "dk..." }, state = "s1" }
+--   provider:corpid_to_opencorpid("wwCORP")
+--   provider:get(path, query) / provider:post(path, body, query)
+--
+-- The token is cached in the store like every other (single flight,
+-- refresh ahead, a rejected one dropped only if it is still the cached
+-- one, 40082/42009 refreshed once); the secret lives only in closures.
+
+local setmetatable = setmetatable
+
+local client = require "wecom.client"
+local errors = require "wecom.errors"
+local options = require "wecom.options"
+local records = require "wecom.suite.records"
+local scrub = require "wecom.scrub"
+local service = require "wecom.api.service"
+
+local _M = {}
+
+local mt = {}
+mt.__index = mt
+
+function mt.__tostring(self)
+    return "wecom.provider(corpid=" .. self.corpid .. ")"
+end
+
+local PROVIDER_OPTIONS = {
+    { "corpid", errors.string, required = true },
+    { "provider_secret", errors.string, required = true },
+}
+
+-- provider{ corpid, provider_secret [, and the options of wecom.options] } -> provider
+function _M.new(opts)
+    local o = options.resolve("wecom.provider", opts, PROVIDER_OPTIONS)
+    local self = setmetatable({
+        corpid = o.corpid,
+        base_url = o.base_url,
+        store = o.store,
+    }, mt)
+    local secret = o.provider_secret
+    local path = service.PATH.provider_token
+    self._api = client.build("plain", {
+        kind = "provider",
+        name = "wecom.provider(corpid=" .. o.corpid .. ")",
+        corpid = o.corpid,
+        token_key = records.provider_key(o.corpid, secret, o.base_url),
+        token_param = "provider_access_token",
+        base_url = o.base_url, timeout = o.timeout, retries = o.retries, backoff = o.backoff,
+        store = o.store, transport = options.new_transport(o),
+        scrub = scrub.new(secret),
+        fetch_token = function(api)
+            return client.credential(api, "POST", path, nil, { corpid = o.corpid, provider_secret = secret },
+                "provider_access_token", false)
+        end,
+    })
+    return self
+end
+
+-- provider:token([{ force = true }]) -> provider_access_token, expires_at | nil, err
+function mt.token(self, opts)
+    return self._api:token(opts)
+end
+
+-- provider:get(path [, query [, opts]]) / provider:post(path, body [, query [, opts]])
+-- -> data | nil, err: any provider-token endpoint, provider_access_token injected
+function mt.get(self, path, query, opts)
+    return self._api:get(path, query, opts)
+end
+
+function mt.post(self, path, body, query, opts)
+    return self._api:post(path, body, query, opts)
+end
+
+-- provider:customized_auth_url{ templateid_list = { "dk..." } [, state] }
+-- -> qrcode_url, expires_at | nil, err   (the 代开发 install QR code's link, 10 days)
+function mt.customized_auth_url(self, opts)
+    return service.customized_auth_url(self._api, "wecom.provider:customized_auth_url", opts)
+end
+
+-- provider:corpid_to_opencorpid(corpid) -> open_corpid | nil, err
+function mt.corpid_to_opencorpid(self, corpid)
+    return service.corpid_to_opencorpid(self._api, "wecom.provider:corpid_to_opencorpid", corpid)
+end
+
+return _M

@@ -775,19 +775,6 @@ static CURLMcode step(session *s, int wait_ms)
     return mc;
 }
 
-/* A transfer just added: libcurl starts it when its timer runs, which is
- * now.  Sending it at once, not at the next poll, keeps a loop that
- * resumes many tasks in a row from sending all their requests together
- * (they would come back together, and wait for each other again). */
-static void kick(session *s)
-{
-    int running = 0;
-    if (s->timer_at >= 0 && s->timer_at <= wecom_clock(CLOCK_MONOTONIC)) {
-        s->timer_at = -1;
-        (void)curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    }
-}
-
 /* One round: what is ready, collect, and wait up to wait_ms for socket
  * activity when nothing finished. Returns a CURLMcode. */
 static CURLMcode drive(session *s, int wait_ms)
@@ -1024,9 +1011,6 @@ static int l_submit(lua_State *L)
 {
     session *s = check_session(L, METHOD("submit"));
     transfer *t = submit(L, s, 2, METHOD("submit"));
-#ifdef WECOM_HTTP_EPOLL
-    kick(s);   /* a failure shows in the transfer's result */
-#endif
     lua_pushinteger(L, t->id);
     return 1;
 }

@@ -2,7 +2,8 @@
 --   wecom_emu        tokens, codes, tickets, faults, options, clock offset,
 --                    locks and the mutable collections (chain corps, rules, jobs)
 --   wecom_emu_stats  call counters by path
---   wecom_emu_meta   the reset epoch (never flushed, so workers notice resets)
+--   wecom_emu_meta   the reset epoch and the control version (never flushed,
+--                    so workers notice resets and new control values)
 -- Read-modify-write goes through a small add()-based lock; nothing blocks the
 -- worker (waiting is ngx.sleep).
 
@@ -16,6 +17,7 @@ local tostring = tostring
 local random = math.random
 local floor = math.floor
 local concat = table.concat
+local sub = string.sub
 
 local _M = {}
 
@@ -39,17 +41,56 @@ local function zones()
     return dict
 end
 
+-- Control values: read by every request, written only by the control API
+-- (the latency, the clock offset, options "opt:*", queued faults
+-- "fault:*").  The big zone is a deep tree of cold nodes, so each worker
+-- keeps what it read, for as long as the control version in the small
+-- meta zone has not moved; every write of a control value (and a reset)
+-- moves it.  Control values have no expiry.
+local MISSING = {}
+local control_cache, control_seen = {}, nil
+
+local function is_control(key)
+    return key == "latency_ms" or key == "clock_offset" or sub(key, 1, 4) == "opt:" or sub(key, 1, 6) == "fault:"
+end
+
+local function control_changed()
+    meta:incr("control", 1, 0)
+end
+
+local function control_get(key)
+    zones()
+    local version = meta:get("control") or 0
+    if version ~= control_seen then
+        control_cache, control_seen = {}, version
+    end
+    local v = control_cache[key]
+    if v == nil then
+        v = dict:get(key)
+        if v == nil then
+            v = MISSING
+        end
+        control_cache[key] = v
+    end
+    if v == MISSING then
+        return nil
+    end
+    return v
+end
+
 -- The emulator clock: real time plus the offset moved by /__emulator/clock.
 function _M.now()
-    return ngx.now() + (zones():get("clock_offset") or 0)
+    return ngx.now() + (control_get("clock_offset") or 0)
 end
 
 function _M.clock_offset()
-    return zones():get("clock_offset") or 0
+    return control_get("clock_offset") or 0
 end
 
 function _M.advance(seconds)
-    return zones():incr("clock_offset", seconds, 0)
+    local v, err = zones():incr("clock_offset", seconds, 0)
+    control_changed()
+    return v, err
 end
 
 -- Lock with a lease, so a crashed holder cannot wedge the key.
@@ -81,26 +122,47 @@ function _M.with_lock(name, fn, ...)
 end
 
 function _M.get(key)
+    if is_control(key) then
+        return control_get(key)
+    end
     return zones():get(key)
 end
 
 function _M.set(key, value, ttl)
+    local control = is_control(key)
+    if control and ttl and ttl > 0 then
+        error("wecom emulator: " .. key .. " is a control value: no expiry")
+    end
     local ok, err = zones():set(key, value, ttl or 0)
     if not ok then
         error("wecom emulator: shared dict full (" .. tostring(err) .. ")")
     end
+    if control then
+        control_changed()
+    end
 end
 
 function _M.add(key, value, ttl)
-    return zones():add(key, value, ttl or 0)
+    local ok, err = zones():add(key, value, ttl or 0)
+    if ok and is_control(key) then
+        control_changed()
+    end
+    return ok, err
 end
 
 function _M.delete(key)
     zones():delete(key)
+    if is_control(key) then
+        control_changed()
+    end
 end
 
 function _M.incr(key, n, init)
-    return zones():incr(key, n or 1, init or 0)
+    local v, err = zones():incr(key, n or 1, init or 0)
+    if is_control(key) then
+        control_changed()
+    end
+    return v, err
 end
 
 function _M.get_json(key)
@@ -186,6 +248,7 @@ function _M.reset()
     stats:flush_all()
     stats:flush_expired()
     meta:incr("epoch", 1, 0)
+    control_changed()
     cache = {}
 end
 
@@ -222,7 +285,7 @@ function _M.unique(prefix, n)
 end
 
 function _M.option(name, default)
-    local v = zones():get("opt:" .. name)
+    local v = control_get("opt:" .. name)
     if v == nil then
         return default
     end

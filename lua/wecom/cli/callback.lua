@@ -113,6 +113,7 @@ function callback_decrypt.run(ctx, opts, positional)
     for k, v in pairs(event) do
         plain[k] = v
     end
+    plain.xml, plain.json = event.xml, event.json   -- made when first read (wecom.callback)
     if ctx.out.format == "json" then
         ctx.out:write(json.encode(plain) or "{}", "\n")
         return

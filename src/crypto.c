@@ -1056,11 +1056,13 @@ void wecom_crypto_open(lua_State *L)
     wecom_class_register(L, &crypter_class);
     luaL_setfuncs(L, crypto_funcs, 0);
     wecom_xml_scratch_new(L);
-    lua_pushvalue(L, -1);
-    lua_pushcclosure(L, l_callback_open, 1);
-    lua_setfield(L, -3, "callback_open");
-    /* the same scratch: the two are never busy at once but by re-entry,
-     * which acquire handles */
-    lua_pushcclosure(L, l_callback_open_query, 1);
+    wecom_xml_names_new(L);
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, l_callback_open, 2);
+    lua_setfield(L, -4, "callback_open");
+    /* the same scratch and names: the two are never busy at once but by
+     * re-entry, which acquire handles */
+    lua_pushcclosure(L, l_callback_open_query, 2);
     lua_setfield(L, -2, "callback_open_query");
 }

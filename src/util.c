@@ -316,13 +316,30 @@ void wecom_class_register(lua_State *L, const wecom_class *c)
         lua_setfield(L, -2, "__name");
         lua_pushboolean(L, 0);
         lua_setfield(L, -2, "__metatable");
+        /* also under the class's address: wecom_check_object finds it
+         * there without making its name a string first */
+        lua_pushlightuserdata(L, (void *)c);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, LUA_REGISTRYINDEX);
     }
     lua_pop(L, 1);
 }
 
 void *wecom_check_object(lua_State *L, int idx, const wecom_class *c, const char *where)
 {
-    void *p = luaL_testudata(L, idx, c->name);
+    void *p = lua_touserdata(L, idx);
+
+    if (p != NULL) {
+        if (lua_getmetatable(L, idx)) {
+            lua_pushlightuserdata(L, (void *)c);
+            lua_rawget(L, LUA_REGISTRYINDEX);
+            if (!lua_rawequal(L, -1, -2))
+                p = NULL;
+            lua_pop(L, 2);
+        } else {
+            p = NULL;
+        }
+    }
     if (p == NULL) {
         idx = lua_absindex(L, idx);
         push_described(L, idx);

@@ -262,7 +262,42 @@ void wecom_xml_scratch_release(xml_doc *d)
 
 /* ===== conversion to Lua (after parsing) =============================== */
 
-static void push_element(lua_State *L, const xml_doc *d, int idx);
+static void push_element(lua_State *L, const xml_doc *d, int idx, int names);
+
+/* Element names as Lua strings, kept in a small table (upvalue 2 of the C
+ * functions that build tables here) by a hash of their bytes: the same few
+ * names come in every callback, and taking one from the table costs less
+ * than interning it again, which in LuaJIT walks a hash chain through cold
+ * memory.  Two names on one slot take turns; long names are not kept. */
+#define NAME_SLOTS      64
+#define NAME_MAX_KEPT   32
+
+void wecom_xml_names_new(lua_State *L)
+{
+    lua_createtable(L, NAME_SLOTS, 0);
+}
+
+static void push_name(lua_State *L, int names, const char *name, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)name;
+    const char *kept;
+    size_t kept_len;
+    int slot;
+
+    if (len == 0 || len > NAME_MAX_KEPT) {
+        lua_pushlstring(L, name, len);
+        return;
+    }
+    slot = (int)((len * 131u + u[0] * 31u + u[len / 2] * 7u + u[len - 1]) % NAME_SLOTS) + 1;
+    lua_rawgeti(L, names, slot);
+    kept = lua_tolstring(L, -1, &kept_len);
+    if (kept != NULL && kept_len == len && memcmp(kept, name, len) == 0)
+        return;
+    lua_pop(L, 1);
+    lua_pushlstring(L, name, len);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, names, slot);
+}
 
 /* The usual case, checked in C for a few children: no name repeats, so
  * the children go straight into the table without a lookup each. */
@@ -284,7 +319,7 @@ static int names_unique(const xml_doc *d, const xml_node *n)
 /* Pushes a table of node idx's children by name; repeats become arrays.
  * The table has room for `extra` more fields.  Nesting is bounded by
  * max_depth at parse time; the stack check covers the recursion. */
-static void push_children(lua_State *L, const xml_doc *d, int idx, int extra)
+static void push_children(lua_State *L, const xml_doc *d, int idx, int extra, int names)
 {
     const xml_node *n = &d->nodes[idx];
     int tbl, lists, child;
@@ -295,8 +330,8 @@ static void push_children(lua_State *L, const xml_doc *d, int idx, int extra)
     if (names_unique(d, n)) {
         for (child = n->first_child; child != XML_NO_NODE; child = d->nodes[child].next_sibling) {
             const xml_node *c = &d->nodes[child];
-            lua_pushlstring(L, xml_node_name(d, c), c->name_len);
-            push_element(L, d, child);
+            push_name(L, names, xml_node_name(d, c), c->name_len);
+            push_element(L, d, child, names);
             lua_rawset(L, tbl);
         }
         return;
@@ -308,12 +343,12 @@ static void push_children(lua_State *L, const xml_doc *d, int idx, int extra)
     for (child = n->first_child; child != XML_NO_NODE; child = d->nodes[child].next_sibling) {
         const xml_node *c = &d->nodes[child];
 
-        lua_pushlstring(L, xml_node_name(d, c), c->name_len);       /* key */
+        push_name(L, names, xml_node_name(d, c), c->name_len);      /* key */
         lua_pushvalue(L, -1);
         lua_rawget(L, tbl);                                         /* key, existing */
         if (lua_isnil(L, -1)) {
             lua_pop(L, 1);
-            push_element(L, d, child);
+            push_element(L, d, child, names);
             lua_rawset(L, tbl);
             continue;
         }
@@ -328,7 +363,7 @@ static void push_children(lua_State *L, const xml_doc *d, int idx, int extra)
             lua_pop(L, 1);
             lua_pushvalue(L, -1);
             lua_rawget(L, tbl);                                     /* key, list */
-            push_element(L, d, child);
+            push_element(L, d, child, names);
             lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
             lua_pop(L, 2);
         } else {
@@ -337,7 +372,7 @@ static void push_children(lua_State *L, const xml_doc *d, int idx, int extra)
             lua_pushvalue(L, -2);
             lua_rawget(L, tbl);
             lua_rawseti(L, -2, 1);
-            push_element(L, d, child);
+            push_element(L, d, child, names);
             lua_rawseti(L, -2, 2);
             lua_pushvalue(L, -2);
             lua_insert(L, -2);                                      /* key, key, list */
@@ -349,19 +384,19 @@ static void push_children(lua_State *L, const xml_doc *d, int idx, int extra)
     lua_pop(L, 1);                                                  /* lists */
 }
 
-static void push_element(lua_State *L, const xml_doc *d, int idx)
+static void push_element(lua_State *L, const xml_doc *d, int idx, int names)
 {
     const xml_node *n = &d->nodes[idx];
 
     if (n->first_child == XML_NO_NODE)
         lua_pushlstring(L, xml_node_text(d, n), n->text_len);
     else
-        push_children(L, d, idx, 0);
+        push_children(L, d, idx, 0, names);
 }
 
 void wecom_xml_push_root(lua_State *L, const xml_doc *d, int extra)
 {
-    push_children(L, d, 0, extra);
+    push_children(L, d, 0, extra, lua_upvalueindex(2));
 }
 
 const xml_node *wecom_xml_only_leaf(const xml_doc *d, const char *name)
@@ -433,6 +468,7 @@ static int l_xml_decode(lua_State *L)
 void wecom_xml_open(lua_State *L)
 {
     wecom_xml_scratch_new(L);
-    lua_pushcclosure(L, l_xml_decode, 1);
+    wecom_xml_names_new(L);
+    lua_pushcclosure(L, l_xml_decode, 2);
     lua_setfield(L, -2, "xml_decode");
 }

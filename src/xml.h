@@ -134,8 +134,12 @@ const char *wecom_xml_parse(xml_doc *d, const char *s, size_t len, int max_depth
 /* Pushes "xml: <err>" for a message from wecom_xml_parse. */
 void wecom_xml_push_error(lua_State *L, const char *err, int max_depth);
 /* Pushes the root's children as a table (as xml_decode returns it), with
- * room for `extra` more fields. */
+ * room for `extra` more fields.  The calling C closure's upvalue 2 is its
+ * table of element names (wecom_xml_names_new). */
 void wecom_xml_push_root(lua_State *L, const xml_doc *d, int extra);
+/* Pushes an empty table of element names, to become upvalue 2 of a C
+ * closure that calls wecom_xml_push_root. */
+void wecom_xml_names_new(lua_State *L);
 /* The root's one child element called name, if it is a leaf with text. */
 const xml_node *wecom_xml_only_leaf(const xml_doc *d, const char *name);
 

@@ -141,6 +141,27 @@ describe("wecom.core xml_decode", function()
       assert.equal("top", t.i)
     end)
 
+    it("keys every element by its own name, however many names come and go", function()
+      -- more distinct names than the core keeps strings for (64), of many
+      -- lengths, some over the kept length (32), decoded in turns: each
+      -- table holds exactly its document's names
+      local function doc(k)
+        local parts, want = {}, {}
+        for i = 1, 9 do
+          local name = ("N" .. (k * 7 + i) % 150):rep(1 + (k + i) % 12)
+          parts[i] = "<" .. name .. ">v" .. i .. "</" .. name .. ">"
+          want[name] = "v" .. i
+        end
+        return "<xml>" .. table.concat(parts) .. "</xml>", want
+      end
+      for round = 1, 3 do
+        for k = 1, 200 do
+          local text, want = doc(k)
+          assert.same(want, decode(text), "round " .. round .. ", doc " .. k)
+        end
+      end
+    end)
+
     it("handles many siblings", function()
       local parts = {}
       for i = 1, 5000 do

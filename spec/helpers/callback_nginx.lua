@@ -10,9 +10,11 @@
 --       -- from setup on: t.site (a helpers.nginx site), t.cb (wecom.callback)
 --       t:delivery(xml [, opts]) -> "/cb?<query>", body   (encrypted and signed anew each call)
 --       t:post(path, xml [, opts]) -> status, body, headers
+--       t:json(path) -> the decoded body of GET path
 --   end)
 --   callback_nginx.event_xml(event_type [, { from =, time =, extra = }]) -> an app event's XML
 
+local cjson = require "cjson"
 local callback = require "wecom.callback"
 local nginx = require "helpers.nginx"
 
@@ -39,6 +41,12 @@ end
 function Peer:post(path, xml, opts)
     local target, body = self:delivery(xml, opts, path)
     return self.site:request("POST", target, { body = body })
+end
+
+-- json(path) -> the decoded body of GET path (what the site's router saw)
+function Peer:json(path)
+    local _, body = self.site:request("GET", path)
+    return cjson.decode(body)
 end
 
 -- use(conf, keys): inside a describe, starts nginx with conf and the keys

@@ -100,13 +100,7 @@ describe("wecom.store.redis inside nginx", function()
 
     -- error.log lines at [error] or worse, less those matching an allowed pattern
     local function unexpected_errors(site, allowed)
-        local lines = {}
-        for _, line in ipairs(site:error_lines()) do
-            if not (allowed and line:find(allowed)) then
-                lines[#lines + 1] = line
-            end
-        end
-        return lines
+        return site:error_lines(allowed and function(line) return line:find(allowed) end)
     end
 
     -- the [warn] lines that report the store's failure

@@ -40,13 +40,7 @@ local function calls(emu, path)
 end
 
 local function assert_no_errors(site, expected)
-    local unexpected = {}
-    for _, line in ipairs(site:error_lines()) do
-        if not (expected and line:find(expected, 1, true)) then
-            unexpected[#unexpected + 1] = line
-        end
-    end
-    assert.same({}, unexpected)
+    assert.same({}, site:error_lines(expected and function(line) return line:find(expected, 1, true) end))
 end
 
 describe("examples/openresty/nginx.conf", function()

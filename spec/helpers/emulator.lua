@@ -7,6 +7,8 @@
 --   emu.advance(7200); emu.latency(20); emu.fixture(); emu.stop()
 --   emu.fixture_app(fx, true); wecom.new(emu.app_options(info, fx, app, { retries = 0 }))
 --   emu.hooks(function(fx, system, ordinary, info) ... end)  -- a describe's setup/teardown/before_each
+--   emu.app_hooks(function(fx, system, ordinary, sys_token, ord_token) ... end)   -- and tokens before each
+--   local data = emu.post(token, path, body)
 --
 -- Each start gets a free port and its own --dir under /tmp, so parallel spec
 -- runs do not collide. emu.new{...} gives an independent instance (several
@@ -164,6 +166,12 @@ function Emulator:api(method, path, token, params)
     return self:request("POST", path, { query = { access_token = token }, body = params or {} })
 end
 
+-- post(token, path [, body]) -> the decoded answer of a POST API call
+function Emulator:post(token, path, body)
+    local _, data = self:api("POST", path, token, body)
+    return data
+end
+
 -- An app token of the fixture's upstream corp (agentid: defaults to the system app).
 function Emulator:app_token(agentid)
     local fx = self.fixture_cache or self:fixture()
@@ -214,6 +222,17 @@ function _M.hooks(on_start)
     end)
     busted.before_each(function()
         _M.reset()
+    end)
+end
+
+-- app_hooks(on_each), inside a describe: hooks, and before each test (after
+-- the reset) fresh tokens of the system app and of the ordinary app:
+-- on_each(fixture, system app, ordinary app, system token, ordinary token)
+function _M.app_hooks(on_each)
+    local fx, system, ordinary
+    _M.hooks(function(f, s, o) fx, system, ordinary = f, s, o end)
+    require("busted").before_each(function()
+        on_each(fx, system, ordinary, _M.app_token(system.agentid), _M.app_token(ordinary.agentid))
     end)
 end
 
@@ -327,7 +346,7 @@ local function delegate(name)
 end
 
 for _, name in ipairs { "request", "raw_request", "reset", "stats", "fault", "advance", "latency",
-    "fixture", "options", "oauth_code", "js_code", "push", "api", "app_token", "down_token" } do
+    "fixture", "options", "oauth_code", "js_code", "push", "api", "post", "app_token", "down_token" } do
     _M[name] = delegate(name)
 end
 

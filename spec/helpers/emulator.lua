@@ -9,6 +9,7 @@
 --   emu.hooks(function(fx, system, ordinary, info) ... end)  -- a describe's setup/teardown/before_each
 --   emu.app_hooks(function(fx, system, ordinary, sys_token, ord_token) ... end)   -- and tokens before each
 --   local data = emu.post(token, path, body)
+--   local app = emu.client(true)    -- a wecom client for the system app (false: the ordinary one)
 --
 -- Each start gets a free port and its own --dir under /tmp, so parallel spec
 -- runs do not collide. emu.new{...} gives an independent instance (several
@@ -166,16 +167,28 @@ function Emulator:api(method, path, token, params)
     return self:request("POST", path, { query = { access_token = token }, body = params or {} })
 end
 
+-- the fixture, asked once per instance
+local function cached_fixture(self)
+    self.fixture_cache = self.fixture_cache or self:fixture()
+    return self.fixture_cache
+end
+
 -- post(token, path [, body]) -> the decoded answer of a POST API call
 function Emulator:post(token, path, body)
     local _, data = self:api("POST", path, token, body)
     return data
 end
 
+-- client(system [, extra]) -> a wecom client (retries 0) for the fixture's
+-- system app (true) or ordinary app (false), extra's options on top
+function Emulator:client(system, extra)
+    local fx = cached_fixture(self)
+    return require("wecom").new(_M.app_options(self, fx, _M.fixture_app(fx, system), { retries = 0 }, extra))
+end
+
 -- An app token of the fixture's upstream corp (agentid: defaults to the system app).
 function Emulator:app_token(agentid)
-    local fx = self.fixture_cache or self:fixture()
-    self.fixture_cache = fx
+    local fx = cached_fixture(self)
     local app
     for _, a in ipairs(fx.upstream.apps) do
         if (agentid == nil and a.system) or a.agentid == agentid then
@@ -207,10 +220,11 @@ function _M.fixture_app(fx, system)
     end
 end
 
--- hooks(on_start), inside a describe: the emulator started in its setup (then
--- on_start(fixture, the system app, the ordinary app, what start returned)),
--- stopped in its teardown and reset before each of its tests.
-function _M.hooks(on_start)
+-- hooks(on_start [, { reset = false }]), inside a describe: the emulator
+-- started in its setup (then on_start(fixture, the system app, the ordinary
+-- app, what start returned)), stopped in its teardown and reset before each
+-- of its tests (not with reset = false: the tests build on each other).
+function _M.hooks(on_start, opts)
     local busted = require "busted"
     busted.setup(function()
         local info = _M.start()
@@ -220,9 +234,11 @@ function _M.hooks(on_start)
     busted.teardown(function()
         _M.stop()
     end)
-    busted.before_each(function()
-        _M.reset()
-    end)
+    if not (opts and opts.reset == false) then
+        busted.before_each(function()
+            _M.reset()
+        end)
+    end
 end
 
 -- app_hooks(on_each), inside a describe: hooks, and before each test (after
@@ -346,7 +362,7 @@ local function delegate(name)
 end
 
 for _, name in ipairs { "request", "raw_request", "reset", "stats", "fault", "advance", "latency",
-    "fixture", "options", "oauth_code", "js_code", "push", "api", "post", "app_token", "down_token" } do
+    "fixture", "options", "oauth_code", "js_code", "push", "api", "post", "client", "app_token", "down_token" } do
     _M[name] = delegate(name)
 end
 

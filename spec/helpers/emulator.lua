@@ -3,7 +3,7 @@
 --   local emu = require "helpers.emulator"
 --   local info = emu.start{ corps = 50 }      -- {base_url, ca_file, dir, port}
 --   local status, data = emu.request("GET", "/cgi-bin/gettoken", { query = {...} })
---   emu.reset(); emu.stats(); emu.fault{ path = ..., errcode = -1 }
+--   emu.reset(); emu.stats(); emu.calls(path); emu.fault{ path = ..., errcode = -1 }
 --   emu.advance(7200); emu.latency(20); emu.fixture(); emu.stop()
 --   emu.fixture_app(fx, true); wecom.new(emu.app_options(info, fx, app, { retries = 0 }))
 --   emu.hooks(function(fx, system, ordinary, info) ... end)  -- a describe's setup/teardown/before_each
@@ -146,6 +146,8 @@ end
 
 function Emulator:reset() return self:control("POST", "reset", {}) end
 function Emulator:stats() return self:control("GET", "stats").calls end
+-- calls(path) -> how many requests the path got since the last reset
+function Emulator:calls(path) return self:stats()[path] or 0 end
 function Emulator:fault(spec) return self:control("POST", "faults", spec) end
 function Emulator:advance(seconds) return self:control("POST", "clock", { advance = seconds }) end
 function Emulator:latency(ms) return self:control("POST", "latency", { ms = ms }) end
@@ -361,7 +363,7 @@ local function delegate(name)
     end
 end
 
-for _, name in ipairs { "request", "raw_request", "reset", "stats", "fault", "advance", "latency",
+for _, name in ipairs { "request", "raw_request", "reset", "stats", "calls", "fault", "advance", "latency",
     "fixture", "options", "oauth_code", "js_code", "push", "api", "post", "client", "app_token", "down_token" } do
     _M[name] = delegate(name)
 end

@@ -53,9 +53,7 @@ local function subtree_set(chain, root)
   return set
 end
 
-local function calls(path)
-  return emu.stats()[path] or 0
-end
+local calls = emu.calls
 
 local LIST_PATH = "/cgi-bin/corpgroup/corp/get_chain_corpinfo_list"
 

@@ -58,7 +58,7 @@ describe("inside nginx", function()
     end
 
     local function calls(path)
-        return emu:stats()[path] or 0
+        return emu:calls(path)
     end
 
     setup(function()

@@ -51,7 +51,7 @@ describe("wecom.store.redis inside nginx", function()
     local password = "spec-" .. core.nonce(24)
 
     local function calls(path)
-        return emu:stats()[path] or 0
+        return emu:calls(path)
     end
 
     local function start_site(redis_password)

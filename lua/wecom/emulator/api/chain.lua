@@ -71,6 +71,22 @@ local function require_system(req)
     end
 end
 
+-- add_descendants(groups, set) -> set, with every group under one already in
+-- it (its value not nil) added as true
+local function add_descendants(groups, set)
+    local changed = true
+    while changed do
+        changed = false
+        for _, g in ipairs(groups) do
+            if set[g.parentid] ~= nil and set[g.groupid] == nil then
+                set[g.groupid] = true
+                changed = true
+            end
+        end
+    end
+    return set
+end
+
 -- The app's range for a chain: false (not visible), true (everything), or a
 -- set of visible groupids (the listed groups and their descendants).
 local function range_of(req, chain_id, groups)
@@ -83,20 +99,11 @@ local function range_of(req, chain_id, groups)
             if not entry.groupids then
                 return true
             end
-            local set, changed = {}, true
+            local set = {}
             for _, gid in ipairs(entry.groupids) do
                 set[gid] = true
             end
-            while changed do
-                changed = false
-                for _, g in ipairs(groups) do
-                    if set[g.parentid] and not set[g.groupid] then
-                        set[g.groupid] = true
-                        changed = true
-                    end
-                end
-            end
-            return set
+            return add_descendants(groups, set)
         end
     end
     return false
@@ -147,17 +154,7 @@ end
 
 -- The set of groupids under gid (children, grandchildren, ...).
 local function descendants(groups, gid)
-    local set, changed = { [gid] = false }, true
-    while changed do
-        changed = false
-        for _, g in ipairs(groups) do
-            if set[g.parentid] ~= nil and set[g.groupid] == nil then
-                set[g.groupid] = true
-                changed = true
-            end
-        end
-    end
-    return set
+    return add_descendants(groups, { [gid] = false })
 end
 
 function handlers.get_chain_group(req)

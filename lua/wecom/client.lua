@@ -291,6 +291,15 @@ local function call(self, method, path, query_string, payload, opts, with_token)
     end
 end
 
+-- call with the client's token, without the http status -> data | nil, err
+local function call_data(self, method, path, query_string, payload, opts)
+    local data, err = call(self, method, path, query_string, payload, opts, true)
+    if data == nil then
+        return nil, err
+    end
+    return data
+end
+
 -- blanks and control characters would break the request line or smuggle
 -- headers; a fragment would cut off the access_token
 -- Paths are nearly always literals: the ones that passed are remembered
@@ -357,11 +366,7 @@ end
 function common.get(self, path, query, opts)
     local query_string
     path, query_string = request_target("wecom:get", path, query, opts, self.token_param)
-    local data, err = call(self, "GET", path, query_string, nil, opts, true)
-    if data == nil then
-        return nil, err
-    end
-    return data
+    return call_data(self, "GET", path, query_string, nil, opts)
 end
 
 -- client:post(path, body [, query [, opts]]) -> data | nil, err
@@ -378,11 +383,7 @@ function common.post(self, path, body, query, opts)
             errors.usage("wecom:post", "body cannot be sent as JSON (" .. jerr .. ")")
         end
     end
-    local data, err = call(self, "POST", path, query_string, payload, opts, true)
-    if data == nil then
-        return nil, err
-    end
-    return data
+    return call_data(self, "POST", path, query_string, payload, opts)
 end
 
 ---------------------------------------------------------------------------
@@ -608,6 +609,18 @@ function corp_methods.downstream(self, opts)
     return app_methods.downstream(self, opts)
 end
 
+-- The JSON text of a request's body table (nil: none) -> payload | nil, err
+local function payload_of(body)
+    if body == nil then
+        return nil
+    end
+    local payload, jerr = json.encode(body)
+    if not payload then
+        return nil, errors.new("decode", "cannot encode the request (" .. tostring(jerr) .. ")")
+    end
+    return payload
+end
+
 -- credential(client, method, path, query, body, field [, with_token])
 --   -> value, expires_at | nil, err
 -- Calls a token endpoint through client's requests (its retries, its
@@ -615,13 +628,9 @@ end
 -- if rejected) and reads data[field] and expires_in; a failure is a "token"
 -- error unless its kind says more.  query: a table; body: a table (POST).
 function _M.credential(self, method, path, query, body, field, with_token)
-    local payload
-    if body ~= nil then
-        local jerr
-        payload, jerr = json.encode(body)
-        if not payload then
-            return nil, errors.new("decode", "cannot encode the request (" .. tostring(jerr) .. ")")
-        end
+    local payload, perr = payload_of(body)
+    if perr then
+        return nil, perr
     end
     local read = method == "POST" and READ or nil
     local data, err, status = call(self, method, path, url.encode_query(query), payload, read, with_token)
@@ -635,19 +644,26 @@ end
 -- get/post without their argument checks, for modules that checked their
 -- own (query: a table or nil; body: a table or nil).
 function _M.request(self, method, path, query, body, opts)
-    local payload
-    if body ~= nil then
-        local jerr
-        payload, jerr = json.encode(body)
-        if not payload then
-            return nil, errors.new("decode", "cannot encode the request (" .. tostring(jerr) .. ")")
-        end
+    local payload, perr = payload_of(body)
+    if perr then
+        return nil, perr
     end
-    local data, err = call(self, method, path, url.encode_query(query), payload, opts, true)
-    if data == nil then
-        return nil, err
+    return call_data(self, method, path, url.encode_query(query), payload, opts)
+end
+
+-- plain_front(mt): the token, get and post methods of another module's
+-- object (wecom.suite, wecom.provider) whose requests go through the plain
+-- client in its _api field
+function _M.plain_front(mt)
+    function mt.token(self, opts)
+        return self._api:token(opts)
     end
-    return data
+    function mt.get(self, path, query, opts)
+        return self._api:get(path, query, opts)
+    end
+    function mt.post(self, path, body, query, opts)
+        return self._api:post(path, body, query, opts)
+    end
 end
 
 function _M.is_client(v)

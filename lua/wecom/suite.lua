@@ -188,19 +188,9 @@ end
 ---------------------------------------------------------------------------
 
 -- suite:token([{ force = true }]) -> suite_access_token, expires_at | nil, err
-function mt.token(self, opts)
-    return self._api:token(opts)
-end
-
 -- suite:get(path [, query [, opts]]) / suite:post(path, body [, query [, opts]])
 -- -> data | nil, err: any suite-token endpoint, suite_access_token injected
-function mt.get(self, path, query, opts)
-    return self._api:get(path, query, opts)
-end
-
-function mt.post(self, path, body, query, opts)
-    return self._api:post(path, body, query, opts)
-end
+client.plain_front(mt)
 
 local ISSUED_AT = errors.kind("a Unix time in seconds", function(v)
     return type(v) == "number" and v > 0 and v < 2 ^ 40

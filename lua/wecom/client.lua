@@ -441,6 +441,16 @@ local function as_token_error(err)
     return err
 end
 
+-- A token endpoint's answer: one call (see call) -> data[field], expires_at
+-- | nil, err (see as_token_error)
+local function token_call(self, field, method, path, query_string, payload, opts, with_token)
+    local data, err, status = call(self, method, path, query_string, payload, opts, with_token)
+    if not data then
+        return nil, as_token_error(err)
+    end
+    return _M.credential_from(data, field, method, path, status)
+end
+
 ---------------------------------------------------------------------------
 -- Constructors
 ---------------------------------------------------------------------------
@@ -475,11 +485,7 @@ function _M.new(opts)
     self._scrub = scrub.new(secret)
     local query = url.encode_query { corpid = o.corpid, corpsecret = secret }
     self._fetch_token = function()
-        local data, err, status = call(self, "GET", GETTOKEN_PATH, query, nil, nil, false)
-        if not data then
-            return nil, as_token_error(err)
-        end
-        return _M.credential_from(data, "access_token", "GET", GETTOKEN_PATH, status)
+        return token_call(self, "access_token", "GET", GETTOKEN_PATH, query, nil, nil, false)
     end
     return self
 end
@@ -515,11 +521,7 @@ function app_methods.downstream(self, opts)
     local read = { idempotent = true }
     down._fetch_token = function()
         -- the upstream client refreshes its own token if this call rejects it
-        local data, err, status = call(self, "POST", DOWNSTREAM_GETTOKEN_PATH, "", body, read, true)
-        if not data then
-            return nil, as_token_error(err)
-        end
-        return _M.credential_from(data, "access_token", "POST", DOWNSTREAM_GETTOKEN_PATH, status)
+        return token_call(self, "access_token", "POST", DOWNSTREAM_GETTOKEN_PATH, "", body, read, true)
     end
     return down
 end
@@ -632,12 +634,8 @@ function _M.credential(self, method, path, query, body, field, with_token)
     if perr then
         return nil, perr
     end
-    local read = method == "POST" and READ or nil
-    local data, err, status = call(self, method, path, url.encode_query(query), payload, read, with_token)
-    if not data then
-        return nil, as_token_error(err)
-    end
-    return _M.credential_from(data, field, method, path, status)
+    return token_call(self, field, method, path, url.encode_query(query), payload, method == "POST" and READ or nil,
+        with_token)
 end
 
 -- request(client, method, path, query, body, opts) -> data | nil, err

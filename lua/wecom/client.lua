@@ -291,6 +291,15 @@ local function call(self, method, path, query_string, payload, opts, with_token)
     end
 end
 
+-- call with the client's token, without the http status -> data | nil, err
+local function call_data(self, method, path, query_string, payload, opts)
+    local data, err = call(self, method, path, query_string, payload, opts, true)
+    if data == nil then
+        return nil, err
+    end
+    return data
+end
+
 -- blanks and control characters would break the request line or smuggle
 -- headers; a fragment would cut off the access_token
 -- Paths are nearly always literals: the ones that passed are remembered
@@ -357,11 +366,7 @@ end
 function common.get(self, path, query, opts)
     local query_string
     path, query_string = request_target("wecom:get", path, query, opts, self.token_param)
-    local data, err = call(self, "GET", path, query_string, nil, opts, true)
-    if data == nil then
-        return nil, err
-    end
-    return data
+    return call_data(self, "GET", path, query_string, nil, opts)
 end
 
 -- client:post(path, body [, query [, opts]]) -> data | nil, err
@@ -378,11 +383,7 @@ function common.post(self, path, body, query, opts)
             errors.usage("wecom:post", "body cannot be sent as JSON (" .. jerr .. ")")
         end
     end
-    local data, err = call(self, "POST", path, query_string, payload, opts, true)
-    if data == nil then
-        return nil, err
-    end
-    return data
+    return call_data(self, "POST", path, query_string, payload, opts)
 end
 
 ---------------------------------------------------------------------------
@@ -440,6 +441,16 @@ local function as_token_error(err)
     return err
 end
 
+-- A token endpoint's answer: one call (see call) -> data[field], expires_at
+-- | nil, err (see as_token_error)
+local function token_call(self, field, method, path, query_string, payload, opts, with_token)
+    local data, err, status = call(self, method, path, query_string, payload, opts, with_token)
+    if not data then
+        return nil, as_token_error(err)
+    end
+    return _M.credential_from(data, field, method, path, status)
+end
+
 ---------------------------------------------------------------------------
 -- Constructors
 ---------------------------------------------------------------------------
@@ -474,11 +485,7 @@ function _M.new(opts)
     self._scrub = scrub.new(secret)
     local query = url.encode_query { corpid = o.corpid, corpsecret = secret }
     self._fetch_token = function()
-        local data, err, status = call(self, "GET", GETTOKEN_PATH, query, nil, nil, false)
-        if not data then
-            return nil, as_token_error(err)
-        end
-        return _M.credential_from(data, "access_token", "GET", GETTOKEN_PATH, status)
+        return token_call(self, "access_token", "GET", GETTOKEN_PATH, query, nil, nil, false)
     end
     return self
 end
@@ -514,11 +521,7 @@ function app_methods.downstream(self, opts)
     local read = { idempotent = true }
     down._fetch_token = function()
         -- the upstream client refreshes its own token if this call rejects it
-        local data, err, status = call(self, "POST", DOWNSTREAM_GETTOKEN_PATH, "", body, read, true)
-        if not data then
-            return nil, as_token_error(err)
-        end
-        return _M.credential_from(data, "access_token", "POST", DOWNSTREAM_GETTOKEN_PATH, status)
+        return token_call(self, "access_token", "POST", DOWNSTREAM_GETTOKEN_PATH, "", body, read, true)
     end
     return down
 end
@@ -608,6 +611,18 @@ function corp_methods.downstream(self, opts)
     return app_methods.downstream(self, opts)
 end
 
+-- The JSON text of a request's body table (nil: none) -> payload | nil, err
+local function payload_of(body)
+    if body == nil then
+        return nil
+    end
+    local payload, jerr = json.encode(body)
+    if not payload then
+        return nil, errors.new("decode", "cannot encode the request (" .. tostring(jerr) .. ")")
+    end
+    return payload
+end
+
 -- credential(client, method, path, query, body, field [, with_token])
 --   -> value, expires_at | nil, err
 -- Calls a token endpoint through client's requests (its retries, its
@@ -615,39 +630,38 @@ end
 -- if rejected) and reads data[field] and expires_in; a failure is a "token"
 -- error unless its kind says more.  query: a table; body: a table (POST).
 function _M.credential(self, method, path, query, body, field, with_token)
-    local payload
-    if body ~= nil then
-        local jerr
-        payload, jerr = json.encode(body)
-        if not payload then
-            return nil, errors.new("decode", "cannot encode the request (" .. tostring(jerr) .. ")")
-        end
+    local payload, perr = payload_of(body)
+    if perr then
+        return nil, perr
     end
-    local read = method == "POST" and READ or nil
-    local data, err, status = call(self, method, path, url.encode_query(query), payload, read, with_token)
-    if not data then
-        return nil, as_token_error(err)
-    end
-    return _M.credential_from(data, field, method, path, status)
+    return token_call(self, field, method, path, url.encode_query(query), payload, method == "POST" and READ or nil,
+        with_token)
 end
 
 -- request(client, method, path, query, body, opts) -> data | nil, err
 -- get/post without their argument checks, for modules that checked their
 -- own (query: a table or nil; body: a table or nil).
 function _M.request(self, method, path, query, body, opts)
-    local payload
-    if body ~= nil then
-        local jerr
-        payload, jerr = json.encode(body)
-        if not payload then
-            return nil, errors.new("decode", "cannot encode the request (" .. tostring(jerr) .. ")")
-        end
+    local payload, perr = payload_of(body)
+    if perr then
+        return nil, perr
     end
-    local data, err = call(self, method, path, url.encode_query(query), payload, opts, true)
-    if data == nil then
-        return nil, err
+    return call_data(self, method, path, url.encode_query(query), payload, opts)
+end
+
+-- plain_front(mt): the token, get and post methods of another module's
+-- object (wecom.suite, wecom.provider) whose requests go through the plain
+-- client in its _api field
+function _M.plain_front(mt)
+    function mt.token(self, opts)
+        return self._api:token(opts)
     end
-    return data
+    function mt.get(self, path, query, opts)
+        return self._api:get(path, query, opts)
+    end
+    function mt.post(self, path, body, query, opts)
+        return self._api:post(path, body, query, opts)
+    end
 end
 
 function _M.is_client(v)

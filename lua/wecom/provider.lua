@@ -72,19 +72,9 @@ function _M.new(opts)
 end
 
 -- provider:token([{ force = true }]) -> provider_access_token, expires_at | nil, err
-function mt.token(self, opts)
-    return self._api:token(opts)
-end
-
 -- provider:get(path [, query [, opts]]) / provider:post(path, body [, query [, opts]])
 -- -> data | nil, err: any provider-token endpoint, provider_access_token injected
-function mt.get(self, path, query, opts)
-    return self._api:get(path, query, opts)
-end
-
-function mt.post(self, path, body, query, opts)
-    return self._api:post(path, body, query, opts)
-end
+client.plain_front(mt)
 
 -- provider:customized_auth_url{ templateid_list = { "dk..." } [, state] }
 -- -> qrcode_url, expires_at | nil, err   (the 代开发 install QR code's link, 10 days)

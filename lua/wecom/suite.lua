@@ -87,6 +87,16 @@ local function not_authorized(self, corpid)
         .. " (no permanent code in the store)")
 end
 
+-- the stored authorization of corpid -> record | nil, err (a corp without
+-- one has not authorized the suite)
+local function authorization(self, corpid)
+    local rec, err = records.corp(self.store, self._ns, corpid)
+    if not rec then
+        return nil, err or not_authorized(self, corpid)
+    end
+    return rec
+end
+
 local function no_ticket(self, what)
     return errors.new("token", what .. " for suite " .. self.suite_id .. ": WeCom pushes one to the"
         .. " 指令回调 URL every 10 minutes (suite:receive keeps it); the console's 刷新Ticket pushes one now",
@@ -188,19 +198,9 @@ end
 ---------------------------------------------------------------------------
 
 -- suite:token([{ force = true }]) -> suite_access_token, expires_at | nil, err
-function mt.token(self, opts)
-    return self._api:token(opts)
-end
-
 -- suite:get(path [, query [, opts]]) / suite:post(path, body [, query [, opts]])
 -- -> data | nil, err: any suite-token endpoint, suite_access_token injected
-function mt.get(self, path, query, opts)
-    return self._api:get(path, query, opts)
-end
-
-function mt.post(self, path, body, query, opts)
-    return self._api:post(path, body, query, opts)
-end
+client.plain_front(mt)
 
 local ISSUED_AT = errors.kind("a Unix time in seconds", function(v)
     return type(v) == "number" and v > 0 and v < 2 ^ 40
@@ -373,9 +373,9 @@ end
 -- (the stored agentid and corp name follow it)
 function mt.auth_info(self, corpid)
     errors.need("wecom.suite:auth_info", "corpid", corpid, CORPID)
-    local rec, err = records.corp(self.store, self._ns, corpid)
+    local rec, err = authorization(self, corpid)
     if not rec then
-        return nil, err or not_authorized(self, corpid)
+        return nil, err
     end
     return details(self, rec)
 end
@@ -507,9 +507,9 @@ end
 -- (suite:user_by_code); a 代开发 app's corp client has the corp forms.
 function mt.corp(self, corpid)
     errors.need("wecom.suite:corp", "corpid", corpid, CORPID)
-    local rec, err = records.corp(self.store, self._ns, corpid)
+    local rec, err = authorization(self, corpid)
     if not rec then
-        return nil, err or not_authorized(self, corpid)
+        return nil, err
     end
     if rec.agentid == nil then
         -- stored without its details (set_permanent_code, a failed
@@ -560,9 +560,9 @@ function mt.each_corp(self, fn, opts)
     local tasks = {}
     for corpid in records.corpids(store, ns) do
         tasks[#tasks + 1] = function()
-            local rec, err = records.corp(store, ns, corpid)
+            local rec, err = authorization(self, corpid)
             if not rec then
-                return nil, err or not_authorized(self, corpid)   -- forgotten meanwhile
+                return nil, err   -- forgotten meanwhile
             end
             return fn(corp_client(self, rec, true), records.public(rec))
         end

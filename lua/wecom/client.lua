@@ -466,19 +466,14 @@ local APP_OPTIONS = {
 -- new{ corpid, secret [, agentid, web_base_url, and the options of wecom.options] } -> app
 function _M.new(opts)
     local o = options.resolve("wecom.new", opts, APP_OPTIONS)
-    local self = setmetatable({
+    local self = setmetatable(options.settings_into({
         kind = "app",
         corpid = o.corpid,
         agentid = tointeger and o.agentid and tointeger(o.agentid) or o.agentid,
-        base_url = o.base_url,
         web_base_url = o.web_base_url and o.web_base_url:gsub("/+$", "") or nil,
-        timeout = o.timeout,
-        retries = o.retries,
-        backoff = o.backoff,
-        store = o.store,
         transport = options.new_transport(o),
         token_key = token.app_key(o.corpid, o.agentid, o.secret, o.base_url),
-    }, app_mt)
+    }, o), app_mt)
 
     -- the secret lives only in these closures, never in a field of the client
     local secret = o.secret
@@ -499,23 +494,18 @@ function app_methods.downstream(self, opts)
     errors.options("wecom:downstream", opts, DOWNSTREAM_OPTIONS, DOWNSTREAM_REQUIRED)
     local business_type = opts.business_type or 0
 
-    local down = setmetatable({
+    local down = setmetatable(options.settings_into({
         kind = "downstream",
         corpid = opts.corpid,
         agentid = tointeger and tointeger(opts.agentid) or opts.agentid,
         business_type = business_type,
         upstream = self,
-        base_url = self.base_url,
-        timeout = self.timeout,
-        retries = self.retries,
-        backoff = self.backoff,
-        store = self.store,
         transport = self.transport,
         token_key = token.downstream_key(self.corpid, self.agentid, opts.corpid, opts.agentid, business_type,
             self.base_url),
         -- the upstream app's secret is scrubbed from the downstream's errors too
         _scrub = self._scrub,
-    }, down_mt)
+    }, self), down_mt)
 
     local body = json.encode { corpid = opts.corpid, agentid = down.agentid, business_type = business_type }
     local read = { idempotent = true }
@@ -580,22 +570,17 @@ local BUILD_KIND = errors.kind("'corp' or 'plain'", function(v) return v == "cor
 function _M.build(kind, fields)
     errors.need("wecom.client.build", "kind", kind, BUILD_KIND)
     local fetch = fields.fetch_token
-    local self = setmetatable({
+    local self = setmetatable(options.settings_into({
         kind = kind == "corp" and "corp" or fields.kind or "plain",
         corpid = fields.corpid,
         agentid = tointeger and fields.agentid and tointeger(fields.agentid) or fields.agentid,
-        base_url = fields.base_url,
-        timeout = fields.timeout,
-        retries = fields.retries,
-        backoff = fields.backoff,
-        store = fields.store,
         transport = fields.transport,
         token_key = fields.token_key,
         token_param = fields.token_param,
         _name = fields.name,
         _scrub = fields.scrub,
         _downstream = fields.downstream,
-    }, kind ~= "corp" and plain_mt or fields.third_party and third_corp_mt or corp_mt)
+    }, fields), kind ~= "corp" and plain_mt or fields.third_party and third_corp_mt or corp_mt)
     self._fetch_token = function()
         return fetch(self)
     end

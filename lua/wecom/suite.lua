@@ -116,18 +116,13 @@ function _M.new(opts)
         errors.usage(where, "opts.token and opts.aes_key go together (the app's callback settings)")
     end
     local suite_id = o.suite_id
-    local self = setmetatable({
+    local self = setmetatable(options.settings_into({
         suite_id = suite_id,
         customized = suite_id:sub(1, 2) == "dk",     -- a 代开发 template
         provider_corpid = o.provider_corpid,
-        base_url = o.base_url,
         web_base_url = o.web_base_url and o.web_base_url:gsub("/+$", "") or nil,
-        timeout = o.timeout,
-        retries = o.retries,
-        backoff = o.backoff,
-        store = o.store,
         transport = options.new_transport(o),
-    }, mt)
+    }, o), mt)
     local ns = records.ns(suite_id, o.base_url)
     self._ns = ns
     -- the scrubber the corp clients share (each adds its permanent code)
@@ -138,13 +133,12 @@ function _M.new(opts)
     local secret_scrub = scrub.new(secret)
     local ticket_in_use
     local store = self.store
-    self._api = client.build("plain", {
+    self._api = client.build("plain", options.settings_into({
         kind = "suite",
         name = "wecom.suite(suite_id=" .. suite_id .. ")",
         token_key = records.token_key(ns),
         token_param = "suite_access_token",
-        base_url = o.base_url, timeout = o.timeout, retries = o.retries, backoff = o.backoff,
-        store = store, transport = self.transport,
+        transport = self.transport,
         scrub = function(s, ...)
             return secret_scrub(s, ticket_in_use, ...)
         end,
@@ -168,7 +162,7 @@ function _M.new(opts)
             end
             return value, err
         end,
-    })
+    }, self))
 
     if o.token then
         local cb_token, aes_key = o.token, o.aes_key
@@ -455,13 +449,12 @@ function corp_client(self, rec, just_read)
         downstream = third_party_downstream(self)     -- one for all the suite's corp clients
         self._downstream = downstream
     end
-    local c = client.build("corp", {
+    local c = client.build("corp", options.settings_into({
         name = corp_client_name,
         corpid = corpid,
         agentid = rec.agentid,
         token_key = records.corp_token_key(ns, corpid),
-        base_url = self.base_url, timeout = self.timeout, retries = self.retries, backoff = self.backoff,
-        store = store, transport = self.transport,
+        transport = self.transport,
         scrub = function(s, ...)
             return plain_scrub(s, code_in_use, ...)
         end,
@@ -492,7 +485,7 @@ function corp_client(self, rec, just_read)
             end
             return value, expires_at
         end,
-    })
+    }, self))
     c.suite_id = self.suite_id
     return c
 end

@@ -132,7 +132,7 @@ end
 -- Inputs are prepared CHUNK messages at a time, outside the timed region:
 -- a server holds its in-flight requests, not 20,000 parsed queries, and
 -- 60,000 resident short strings would make every new string a cache miss
--- in Lua's string table (see notes/readme-core-crypto.md).
+-- in Lua's string table (docs/performance.md, "The callback path").
 local CHUNK = tonumber(os.getenv("CHUNK") or "") or 1000
 
 -- The body WeCom POSTs: the envelope of reference §7 around Encrypt.

@@ -9,26 +9,8 @@
 
 const fs = require('fs');
 const http = require('http');
-const path = require('path');
 
-function loadWecomCrypto() {
-  const dirs = [
-    process.env.WECOM_NODE_MODULES,
-    path.resolve(__dirname, '..', 'build', 'node', 'node_modules'),
-  ].filter(Boolean);
-  for (const dir of dirs) {
-    try {
-      return require(path.join(dir, '@wecom', 'crypto'));
-    } catch (e) {
-      // try the next place
-    }
-  }
-  process.stderr.write('callback_endpoint_node.js: @wecom/crypto not found (run `make node-deps`)\n');
-  process.exit(2);
-  return null;
-}
-
-const wecom = loadWecomCrypto();
+const wecom = require('./node_wecom_crypto')('callback_endpoint_node.js');
 const [file, port] = process.argv.slice(2);
 const [token, aesKey, receiveId] = fs.readFileSync(file, 'utf8').split('\n')[0].split(' ');
 const ENCRYPT = /<Encrypt><!\[CDATA\[([^\]]*)\]\]><\/Encrypt>/;

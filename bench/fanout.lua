@@ -7,22 +7,12 @@
 
 local wecom = require "wecom"
 local core = require "wecom.core"
-local cjson = require "cjson"
 
 local base_url, ca_file = arg[1], arg[2]
 local latency_ms = tonumber(arg[3]) or 20
 local concurrency = tonumber(arg[4]) or 32
 
-local session = core.http_session { ca_file = ca_file, timeout = 30 }
-local function control(method, name, body)
-    local res = assert(session:request {
-        method = method, url = base_url .. "/__emulator/" .. name,
-        headers = { ["Content-Type"] = "application/json" },
-        body = body and cjson.encode(body) or nil,
-    })
-    assert(res.status == 200, name .. ": HTTP " .. res.status)
-    return cjson.decode(res.body)
-end
+local control = dofile(arg[0]:match("^(.-)[^/]*$") .. "bench_util.lua").control(base_url, ca_file, 30)
 
 local fixture = control("GET", "fixture")
 local system_app

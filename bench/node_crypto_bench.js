@@ -7,26 +7,8 @@
 'use strict';
 
 const fs = require('fs');
-const path = require('path');
 
-function loadWecomCrypto() {
-  const dirs = [
-    process.env.WECOM_NODE_MODULES,
-    path.resolve(__dirname, '..', 'build', 'node', 'node_modules'),
-  ].filter(Boolean);
-  for (const dir of dirs) {
-    try {
-      return require(path.join(dir, '@wecom', 'crypto'));
-    } catch (e) {
-      // try the next place
-    }
-  }
-  process.stderr.write('node_crypto_bench.js: @wecom/crypto not found (run `make node-deps`)\n');
-  process.exit(2);
-  return null;
-}
-
-const wecom = loadWecomCrypto();
+const wecom = require('./node_wecom_crypto')('node_crypto_bench.js');
 const [file, roundsArg] = process.argv.slice(2);
 const rounds = Number(roundsArg || 5);
 const lines = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.length > 0);

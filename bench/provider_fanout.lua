@@ -19,16 +19,7 @@ local latency_ms = tonumber(arg[4]) or 20
 local concurrency = tonumber(arg[5]) or 64
 local MAX_RSS = 64 * 1024 * 1024
 
-local session = core.http_session { ca_file = ca_file, timeout = 30 }
-local function control(method, name, body)
-    local res = assert(session:request {
-        method = method, url = base_url .. "/__emulator/" .. name,
-        headers = { ["Content-Type"] = "application/json" },
-        body = body and cjson.encode(body) or nil,
-    })
-    assert(res.status == 200, name .. ": HTTP " .. res.status)
-    return cjson.decode(res.body)
-end
+local control = dofile(arg[0]:match("^(.-)[^/]*$") .. "bench_util.lua").control(base_url, ca_file, 30)
 
 local function peak_rss()
     local f = io.open("/proc/self/status")

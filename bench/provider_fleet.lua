@@ -9,7 +9,6 @@
 -- the Redis server spec/helpers/redis.lua) and redis-server on PATH.
 
 local core = require "wecom.core"
-local cjson = require "cjson"
 local redis = require "helpers.redis"
 
 local base_url, ca_file = arg[1], arg[2]
@@ -17,16 +16,7 @@ local corps = tonumber(arg[3]) or 1000
 local processes = tonumber(arg[4]) or 8
 local lua = arg[-1]
 
-local session = core.http_session { ca_file = ca_file, timeout = 120 }
-local function control(method, name, body)
-    local res = assert(session:request {
-        method = method, url = base_url .. "/__emulator/" .. name,
-        headers = { ["Content-Type"] = "application/json" },
-        body = body and cjson.encode(body) or nil,
-    })
-    assert(res.status == 200, name .. ": HTTP " .. res.status)
-    return cjson.decode(res.body)
-end
+local control = dofile(arg[0]:match("^(.-)[^/]*$") .. "bench_util.lua").control(base_url, ca_file, 120)
 
 local function quote(s)
     return "'" .. tostring(s):gsub("'", "'\\''") .. "'"

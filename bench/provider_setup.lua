@@ -18,17 +18,7 @@ local cjson = require "cjson"
 local base_url, ca_file, kind, store_arg = arg[1], arg[2], arg[3], arg[4]
 local corps, codes_file = tonumber(arg[5]), arg[6]
 
-local session = core.http_session { ca_file = ca_file, timeout = 120 }
-local function control(method, name, body)
-    local res, err = session:request {
-        method = method, url = base_url .. "/__emulator/" .. name,
-        headers = { ["Content-Type"] = "application/json" },
-        body = body and cjson.encode(body) or nil,
-    }
-    assert(res, name .. ": " .. tostring(err and err.message))
-    assert(res.status == 200, name .. ": HTTP " .. res.status .. " " .. res.body)
-    return cjson.decode(res.body)
-end
+local control = dofile(arg[0]:match("^(.-)[^/]*$") .. "bench_util.lua").control(base_url, ca_file, 120)
 
 control("POST", "reset", {})
 local fx = control("GET", "fixture")

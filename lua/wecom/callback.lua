@@ -695,14 +695,6 @@ local function event_text(event, method)
     return text
 end
 
-local function dedupe_key(self, text)
-    local fp, message = self.crypter:signature("", "", text)
-    if not fp then
-        return nil, message
-    end
-    return DEDUPE_PREFIX .. fp
-end
-
 local function store_error(what, err)
     if errors.is_error(err) then
         return err
@@ -710,21 +702,41 @@ local function store_error(what, err)
     return errors.new("store", "callback dedupe: " .. what .. " failed: " .. tostring(err))
 end
 
+-- The dedupe store and the message's key in it: store, key | nil (no dedupe
+-- store: nothing to do) | store, nil, err (the fingerprint failed).
+local function dedupe_slot(self, text)
+    local store = self.dedupe
+    if not store then
+        return nil
+    end
+    local fp, message = self.crypter:signature("", "", text)
+    if not fp then
+        return store, nil, store_error("fingerprint", message)
+    end
+    return store, DEDUPE_PREFIX .. fp
+end
+
+-- A store write's (ok, err) as true | nil, err.
+local function written(what, ok, err)
+    if not ok then
+        return nil, store_error(what, err)
+    end
+    return true
+end
+
 -- claim(event) -> true: the first delivery of this message within
 -- dedupe_ttl, handle it | false, reply: a resend (reply: what settle
 -- recorded for it, or nil) | nil, err: the store failed (handling the
 -- event anyway is the safe choice).  Without dedupe: always true.
 function mt.claim(self, event)
-    local text = event_text(event, "claim")
-    local store = self.dedupe
+    local store, key, err = dedupe_slot(self, event_text(event, "claim"))
     if not store then
         return true
+    elseif not key then
+        return nil, err
     end
-    local key, kerr = dedupe_key(self, text)
-    if not key then
-        return nil, store_error("fingerprint", kerr)
-    end
-    local ok, err = store:lock(key, self.dedupe_ttl)
+    local ok
+    ok, err = store:lock(key, self.dedupe_ttl)
     if ok then
         return true
     elseif ok == nil then
@@ -741,38 +753,28 @@ function mt.settle(self, event, reply)
     if reply ~= nil and type(reply) ~= "string" then
         usage("wecom.callback:settle", "reply must be a string (got " .. describe(reply) .. ")")
     end
-    local store = self.dedupe
-    if not store or reply == nil or reply == "" then
+    if reply == nil or reply == "" then
         return true
     end
-    local key, kerr = dedupe_key(self, text)
-    if not key then
-        return nil, store_error("fingerprint", kerr)
+    local store, key, err = dedupe_slot(self, text)
+    if not store then
+        return true
+    elseif not key then
+        return nil, err
     end
-    local ok, err = store:set(key .. ":reply", reply, core.now() + self.dedupe_ttl)
-    if not ok then
-        return nil, store_error("set", err)
-    end
-    return true
+    return written("set", store:set(key .. ":reply", reply, core.now() + self.dedupe_ttl))
 end
 
 -- release(event) -> true | nil, err: forgets a claimed event whose handling
 -- failed, so WeCom's next resend is handled again.
 function mt.release(self, event)
-    local text = event_text(event, "release")
-    local store = self.dedupe
+    local store, key, err = dedupe_slot(self, event_text(event, "release"))
     if not store then
         return true
+    elseif not key then
+        return nil, err
     end
-    local key, kerr = dedupe_key(self, text)
-    if not key then
-        return nil, store_error("fingerprint", kerr)
-    end
-    local ok, err = store:unlock(key)
-    if not ok then
-        return nil, store_error("unlock", err)
-    end
-    return true
+    return written("unlock", store:unlock(key))
 end
 
 ---------------------------------------------------------------------------

@@ -291,6 +291,15 @@ local function call(self, method, path, query_string, payload, opts, with_token)
     end
 end
 
+-- call with the client's token, without the http status -> data | nil, err
+local function call_data(self, method, path, query_string, payload, opts)
+    local data, err = call(self, method, path, query_string, payload, opts, true)
+    if data == nil then
+        return nil, err
+    end
+    return data
+end
+
 -- blanks and control characters would break the request line or smuggle
 -- headers; a fragment would cut off the access_token
 -- Paths are nearly always literals: the ones that passed are remembered
@@ -357,11 +366,7 @@ end
 function common.get(self, path, query, opts)
     local query_string
     path, query_string = request_target("wecom:get", path, query, opts, self.token_param)
-    local data, err = call(self, "GET", path, query_string, nil, opts, true)
-    if data == nil then
-        return nil, err
-    end
-    return data
+    return call_data(self, "GET", path, query_string, nil, opts)
 end
 
 -- client:post(path, body [, query [, opts]]) -> data | nil, err
@@ -378,11 +383,7 @@ function common.post(self, path, body, query, opts)
             errors.usage("wecom:post", "body cannot be sent as JSON (" .. jerr .. ")")
         end
     end
-    local data, err = call(self, "POST", path, query_string, payload, opts, true)
-    if data == nil then
-        return nil, err
-    end
-    return data
+    return call_data(self, "POST", path, query_string, payload, opts)
 end
 
 ---------------------------------------------------------------------------
@@ -440,6 +441,16 @@ local function as_token_error(err)
     return err
 end
 
+-- A token endpoint's answer: one call (see call) -> data[field], expires_at
+-- | nil, err (see as_token_error)
+local function token_call(self, field, method, path, query_string, payload, opts, with_token)
+    local data, err, status = call(self, method, path, query_string, payload, opts, with_token)
+    if not data then
+        return nil, as_token_error(err)
+    end
+    return _M.credential_from(data, field, method, path, status)
+end
+
 ---------------------------------------------------------------------------
 -- Constructors
 ---------------------------------------------------------------------------
@@ -455,30 +466,21 @@ local APP_OPTIONS = {
 -- new{ corpid, secret [, agentid, web_base_url, and the options of wecom.options] } -> app
 function _M.new(opts)
     local o = options.resolve("wecom.new", opts, APP_OPTIONS)
-    local self = setmetatable({
+    local self = setmetatable(options.settings_into({
         kind = "app",
         corpid = o.corpid,
         agentid = tointeger and o.agentid and tointeger(o.agentid) or o.agentid,
-        base_url = o.base_url,
         web_base_url = o.web_base_url and o.web_base_url:gsub("/+$", "") or nil,
-        timeout = o.timeout,
-        retries = o.retries,
-        backoff = o.backoff,
-        store = o.store,
         transport = options.new_transport(o),
         token_key = token.app_key(o.corpid, o.agentid, o.secret, o.base_url),
-    }, app_mt)
+    }, o), app_mt)
 
     -- the secret lives only in these closures, never in a field of the client
     local secret = o.secret
     self._scrub = scrub.new(secret)
     local query = url.encode_query { corpid = o.corpid, corpsecret = secret }
     self._fetch_token = function()
-        local data, err, status = call(self, "GET", GETTOKEN_PATH, query, nil, nil, false)
-        if not data then
-            return nil, as_token_error(err)
-        end
-        return _M.credential_from(data, "access_token", "GET", GETTOKEN_PATH, status)
+        return token_call(self, "access_token", "GET", GETTOKEN_PATH, query, nil, nil, false)
     end
     return self
 end
@@ -492,33 +494,24 @@ function app_methods.downstream(self, opts)
     errors.options("wecom:downstream", opts, DOWNSTREAM_OPTIONS, DOWNSTREAM_REQUIRED)
     local business_type = opts.business_type or 0
 
-    local down = setmetatable({
+    local down = setmetatable(options.settings_into({
         kind = "downstream",
         corpid = opts.corpid,
         agentid = tointeger and tointeger(opts.agentid) or opts.agentid,
         business_type = business_type,
         upstream = self,
-        base_url = self.base_url,
-        timeout = self.timeout,
-        retries = self.retries,
-        backoff = self.backoff,
-        store = self.store,
         transport = self.transport,
         token_key = token.downstream_key(self.corpid, self.agentid, opts.corpid, opts.agentid, business_type,
             self.base_url),
         -- the upstream app's secret is scrubbed from the downstream's errors too
         _scrub = self._scrub,
-    }, down_mt)
+    }, self), down_mt)
 
     local body = json.encode { corpid = opts.corpid, agentid = down.agentid, business_type = business_type }
     local read = { idempotent = true }
     down._fetch_token = function()
         -- the upstream client refreshes its own token if this call rejects it
-        local data, err, status = call(self, "POST", DOWNSTREAM_GETTOKEN_PATH, "", body, read, true)
-        if not data then
-            return nil, as_token_error(err)
-        end
-        return _M.credential_from(data, "access_token", "POST", DOWNSTREAM_GETTOKEN_PATH, status)
+        return token_call(self, "access_token", "POST", DOWNSTREAM_GETTOKEN_PATH, "", body, read, true)
     end
     return down
 end
@@ -577,22 +570,17 @@ local BUILD_KIND = errors.kind("'corp' or 'plain'", function(v) return v == "cor
 function _M.build(kind, fields)
     errors.need("wecom.client.build", "kind", kind, BUILD_KIND)
     local fetch = fields.fetch_token
-    local self = setmetatable({
+    local self = setmetatable(options.settings_into({
         kind = kind == "corp" and "corp" or fields.kind or "plain",
         corpid = fields.corpid,
         agentid = tointeger and fields.agentid and tointeger(fields.agentid) or fields.agentid,
-        base_url = fields.base_url,
-        timeout = fields.timeout,
-        retries = fields.retries,
-        backoff = fields.backoff,
-        store = fields.store,
         transport = fields.transport,
         token_key = fields.token_key,
         token_param = fields.token_param,
         _name = fields.name,
         _scrub = fields.scrub,
         _downstream = fields.downstream,
-    }, kind ~= "corp" and plain_mt or fields.third_party and third_corp_mt or corp_mt)
+    }, fields), kind ~= "corp" and plain_mt or fields.third_party and third_corp_mt or corp_mt)
     self._fetch_token = function()
         return fetch(self)
     end
@@ -608,6 +596,18 @@ function corp_methods.downstream(self, opts)
     return app_methods.downstream(self, opts)
 end
 
+-- The JSON text of a request's body table (nil: none) -> payload | nil, err
+local function payload_of(body)
+    if body == nil then
+        return nil
+    end
+    local payload, jerr = json.encode(body)
+    if not payload then
+        return nil, errors.new("decode", "cannot encode the request (" .. tostring(jerr) .. ")")
+    end
+    return payload
+end
+
 -- credential(client, method, path, query, body, field [, with_token])
 --   -> value, expires_at | nil, err
 -- Calls a token endpoint through client's requests (its retries, its
@@ -615,39 +615,38 @@ end
 -- if rejected) and reads data[field] and expires_in; a failure is a "token"
 -- error unless its kind says more.  query: a table; body: a table (POST).
 function _M.credential(self, method, path, query, body, field, with_token)
-    local payload
-    if body ~= nil then
-        local jerr
-        payload, jerr = json.encode(body)
-        if not payload then
-            return nil, errors.new("decode", "cannot encode the request (" .. tostring(jerr) .. ")")
-        end
+    local payload, perr = payload_of(body)
+    if perr then
+        return nil, perr
     end
-    local read = method == "POST" and READ or nil
-    local data, err, status = call(self, method, path, url.encode_query(query), payload, read, with_token)
-    if not data then
-        return nil, as_token_error(err)
-    end
-    return _M.credential_from(data, field, method, path, status)
+    return token_call(self, field, method, path, url.encode_query(query), payload, method == "POST" and READ or nil,
+        with_token)
 end
 
 -- request(client, method, path, query, body, opts) -> data | nil, err
 -- get/post without their argument checks, for modules that checked their
 -- own (query: a table or nil; body: a table or nil).
 function _M.request(self, method, path, query, body, opts)
-    local payload
-    if body ~= nil then
-        local jerr
-        payload, jerr = json.encode(body)
-        if not payload then
-            return nil, errors.new("decode", "cannot encode the request (" .. tostring(jerr) .. ")")
-        end
+    local payload, perr = payload_of(body)
+    if perr then
+        return nil, perr
     end
-    local data, err = call(self, method, path, url.encode_query(query), payload, opts, true)
-    if data == nil then
-        return nil, err
+    return call_data(self, method, path, url.encode_query(query), payload, opts)
+end
+
+-- plain_front(mt): the token, get and post methods of another module's
+-- object (wecom.suite, wecom.provider) whose requests go through the plain
+-- client in its _api field
+function _M.plain_front(mt)
+    function mt.token(self, opts)
+        return self._api:token(opts)
     end
-    return data
+    function mt.get(self, path, query, opts)
+        return self._api:get(path, query, opts)
+    end
+    function mt.post(self, path, body, query, opts)
+        return self._api:post(path, body, query, opts)
+    end
 end
 
 function _M.is_client(v)

@@ -14,6 +14,9 @@
 --       option, a missing required one or a wrong value, naming `where`:
 --         wecom.new: opts.timeout must be a number of seconds in (0, 86400] (got number -1)
 --       settings: a new table with every declared option, defaults applied.
+--   settings_into(into, from) -> into: the settings a client keeps as fields
+--       (base_url, timeout, retries, backoff, store), copied from settings
+--       or from another client
 --   transport(settings) -> the options for wecom.transport's new()
 --   request(where, opts [, level]) -> opts: checks a call's options
 --       ({ idempotent =, timeout = }, of get and post)
@@ -94,6 +97,26 @@ do
     end
 end
 _M.CONNECTION = CONNECTION
+
+-- The settings a client object keeps as its own fields, which its request
+-- path reads: every connection option that is not the transport's alone,
+-- and the timeout, which both use.
+local CLIENT_FIELDS = {}
+for _, d in ipairs(CONNECTION) do
+    if not d.transport or d[1] == "timeout" then
+        CLIENT_FIELDS[#CLIENT_FIELDS + 1] = d[1]
+    end
+end
+
+-- settings_into(into, from) -> into, with the client fields of settings
+-- (or of another client) from copied into it
+function _M.settings_into(into, from)
+    for i = 1, #CLIENT_FIELDS do
+        local name = CLIENT_FIELDS[i]
+        into[name] = from[name]
+    end
+    return into
+end
 
 -- own -> { spec = { name = kind }, required = { names }, list = own .. CONNECTION }
 local compiled = setmetatable({}, { __mode = "k" })

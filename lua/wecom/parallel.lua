@@ -338,7 +338,7 @@ function _M.run(tasks, opts)
     end
 
     if ngx_parallel and ngx_parallel.available() then
-        return ngx_parallel.run(tasks, concurrency)
+        return ngx_parallel.run(tasks, concurrency, task_result)
     end
 
     local sched = _M.current()

@@ -46,45 +46,32 @@ local PROVIDER_OPTIONS = {
 -- provider{ corpid, provider_secret [, and the options of wecom.options] } -> provider
 function _M.new(opts)
     local o = options.resolve("wecom.provider", opts, PROVIDER_OPTIONS)
-    local self = setmetatable({
+    local self = setmetatable(options.settings_into({
         corpid = o.corpid,
-        base_url = o.base_url,
-        store = o.store,
         transport = options.new_transport(o),
-    }, mt)
+    }, o), mt)
     local secret = o.provider_secret
     local path = service.PATH.provider_token
-    self._api = client.build("plain", {
+    self._api = client.build("plain", options.settings_into({
         kind = "provider",
         name = "wecom.provider(corpid=" .. o.corpid .. ")",
         corpid = o.corpid,
         token_key = records.provider_key(o.corpid, secret, o.base_url),
         token_param = "provider_access_token",
-        base_url = o.base_url, timeout = o.timeout, retries = o.retries, backoff = o.backoff,
-        store = o.store, transport = self.transport,
+        transport = self.transport,
         scrub = scrub.new(secret),
         fetch_token = function(api)
             return client.credential(api, "POST", path, nil, { corpid = o.corpid, provider_secret = secret },
                 "provider_access_token", false)
         end,
-    })
+    }, self))
     return self
 end
 
 -- provider:token([{ force = true }]) -> provider_access_token, expires_at | nil, err
-function mt.token(self, opts)
-    return self._api:token(opts)
-end
-
 -- provider:get(path [, query [, opts]]) / provider:post(path, body [, query [, opts]])
 -- -> data | nil, err: any provider-token endpoint, provider_access_token injected
-function mt.get(self, path, query, opts)
-    return self._api:get(path, query, opts)
-end
-
-function mt.post(self, path, body, query, opts)
-    return self._api:post(path, body, query, opts)
-end
+client.plain_front(mt)
 
 -- provider:customized_auth_url{ templateid_list = { "dk..." } [, state] }
 -- -> qrcode_url, expires_at | nil, err   (the 代开发 install QR code's link, 10 days)

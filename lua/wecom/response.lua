@@ -30,4 +30,31 @@ function _M.list(data, name, path)
     return v
 end
 
+-- The same for a request's result (data | nil, err), given last so a call
+-- goes straight in; a failed request's nil, err pass through:
+--   return response.list_of("chains", PATH.list, client:get(PATH.list))
+-- field_of(name, kind, path, data, err) -> data[name] | nil, err
+function _M.field_of(name, kind, path, data, err)
+    if not data then
+        return nil, err
+    end
+    return _M.field(data, name, kind, path)
+end
+
+-- list_of(name, path, data, err) -> data[name] ({} when absent) | nil, err
+function _M.list_of(name, path, data, err)
+    if not data then
+        return nil, err
+    end
+    return _M.list(data, name, path)
+end
+
+-- done(data, err) -> true | nil, err: a call whose answer says nothing more
+function _M.done(data, err)
+    if not data then
+        return nil, err
+    end
+    return true
+end
+
 return _M

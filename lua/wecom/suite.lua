@@ -87,6 +87,16 @@ local function not_authorized(self, corpid)
         .. " (no permanent code in the store)")
 end
 
+-- the stored authorization of corpid -> record | nil, err (a corp without
+-- one has not authorized the suite)
+local function authorization(self, corpid)
+    local rec, err = records.corp(self.store, self._ns, corpid)
+    if not rec then
+        return nil, err or not_authorized(self, corpid)
+    end
+    return rec
+end
+
 local function no_ticket(self, what)
     return errors.new("token", what .. " for suite " .. self.suite_id .. ": WeCom pushes one to the"
         .. " 指令回调 URL every 10 minutes (suite:receive keeps it); the console's 刷新Ticket pushes one now",
@@ -106,18 +116,13 @@ function _M.new(opts)
         errors.usage(where, "opts.token and opts.aes_key go together (the app's callback settings)")
     end
     local suite_id = o.suite_id
-    local self = setmetatable({
+    local self = setmetatable(options.settings_into({
         suite_id = suite_id,
         customized = suite_id:sub(1, 2) == "dk",     -- a 代开发 template
         provider_corpid = o.provider_corpid,
-        base_url = o.base_url,
         web_base_url = o.web_base_url and o.web_base_url:gsub("/+$", "") or nil,
-        timeout = o.timeout,
-        retries = o.retries,
-        backoff = o.backoff,
-        store = o.store,
         transport = options.new_transport(o),
-    }, mt)
+    }, o), mt)
     local ns = records.ns(suite_id, o.base_url)
     self._ns = ns
     -- the scrubber the corp clients share (each adds its permanent code)
@@ -128,13 +133,12 @@ function _M.new(opts)
     local secret_scrub = scrub.new(secret)
     local ticket_in_use
     local store = self.store
-    self._api = client.build("plain", {
+    self._api = client.build("plain", options.settings_into({
         kind = "suite",
         name = "wecom.suite(suite_id=" .. suite_id .. ")",
         token_key = records.token_key(ns),
         token_param = "suite_access_token",
-        base_url = o.base_url, timeout = o.timeout, retries = o.retries, backoff = o.backoff,
-        store = store, transport = self.transport,
+        transport = self.transport,
         scrub = function(s, ...)
             return secret_scrub(s, ticket_in_use, ...)
         end,
@@ -158,7 +162,7 @@ function _M.new(opts)
             end
             return value, err
         end,
-    })
+    }, self))
 
     if o.token then
         local cb_token, aes_key = o.token, o.aes_key
@@ -188,19 +192,9 @@ end
 ---------------------------------------------------------------------------
 
 -- suite:token([{ force = true }]) -> suite_access_token, expires_at | nil, err
-function mt.token(self, opts)
-    return self._api:token(opts)
-end
-
 -- suite:get(path [, query [, opts]]) / suite:post(path, body [, query [, opts]])
 -- -> data | nil, err: any suite-token endpoint, suite_access_token injected
-function mt.get(self, path, query, opts)
-    return self._api:get(path, query, opts)
-end
-
-function mt.post(self, path, body, query, opts)
-    return self._api:post(path, body, query, opts)
-end
+client.plain_front(mt)
 
 local ISSUED_AT = errors.kind("a Unix time in seconds", function(v)
     return type(v) == "number" and v > 0 and v < 2 ^ 40
@@ -373,9 +367,9 @@ end
 -- (the stored agentid and corp name follow it)
 function mt.auth_info(self, corpid)
     errors.need("wecom.suite:auth_info", "corpid", corpid, CORPID)
-    local rec, err = records.corp(self.store, self._ns, corpid)
+    local rec, err = authorization(self, corpid)
     if not rec then
-        return nil, err or not_authorized(self, corpid)
+        return nil, err
     end
     return details(self, rec)
 end
@@ -455,13 +449,12 @@ function corp_client(self, rec, just_read)
         downstream = third_party_downstream(self)     -- one for all the suite's corp clients
         self._downstream = downstream
     end
-    local c = client.build("corp", {
+    local c = client.build("corp", options.settings_into({
         name = corp_client_name,
         corpid = corpid,
         agentid = rec.agentid,
         token_key = records.corp_token_key(ns, corpid),
-        base_url = self.base_url, timeout = self.timeout, retries = self.retries, backoff = self.backoff,
-        store = store, transport = self.transport,
+        transport = self.transport,
         scrub = function(s, ...)
             return plain_scrub(s, code_in_use, ...)
         end,
@@ -492,7 +485,7 @@ function corp_client(self, rec, just_read)
             end
             return value, expires_at
         end,
-    })
+    }, self))
     c.suite_id = self.suite_id
     return c
 end
@@ -507,9 +500,9 @@ end
 -- (suite:user_by_code); a 代开发 app's corp client has the corp forms.
 function mt.corp(self, corpid)
     errors.need("wecom.suite:corp", "corpid", corpid, CORPID)
-    local rec, err = records.corp(self.store, self._ns, corpid)
+    local rec, err = authorization(self, corpid)
     if not rec then
-        return nil, err or not_authorized(self, corpid)
+        return nil, err
     end
     if rec.agentid == nil then
         -- stored without its details (set_permanent_code, a failed
@@ -560,9 +553,9 @@ function mt.each_corp(self, fn, opts)
     local tasks = {}
     for corpid in records.corpids(store, ns) do
         tasks[#tasks + 1] = function()
-            local rec, err = records.corp(store, ns, corpid)
+            local rec, err = authorization(self, corpid)
             if not rec then
-                return nil, err or not_authorized(self, corpid)   -- forgotten meanwhile
+                return nil, err   -- forgotten meanwhile
             end
             return fn(corp_client(self, rec, true), records.public(rec))
         end

@@ -9,16 +9,10 @@ local P = "/cgi-bin/corpgroup/"
 describe("emulator corpgroup", function()
     local fx, system, ordinary, sys_token, ord_token
 
-    emu.hooks(function(f, s, o) fx, system, ordinary = f, s, o end)
-
-    before_each(function()
-        sys_token = emu.app_token(system.agentid)
-        ord_token = emu.app_token(ordinary.agentid)
-    end)
+    emu.app_hooks(function(...) fx, system, ordinary, sys_token, ord_token = ... end)
 
     local function call(token, path, body)
-        local _, data = emu.api("POST", P .. path, token, body)
-        return data
+        return emu.post(token, P .. path, body)
     end
 
     -- the sorted values of one field over a list of records

@@ -21,8 +21,7 @@ describe("emulator account-ID conversions", function()
     end
 
     local function post(path, token, body)
-        local _, data = emu.api("POST", path, token, body)
-        return data
+        return emu.post(token, path, body)
     end
 
     local function customer(body)

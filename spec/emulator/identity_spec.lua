@@ -6,19 +6,11 @@ local emu = require "helpers.emulator"
 local L = "/cgi-bin/linkedcorp/"
 
 describe("emulator linkedcorp, identity and tickets", function()
-    local fx, system, ordinary, sys_token, ord_token
+    local fx, system, sys_token, ord_token
 
-    emu.hooks(function(f, s, o) fx, system, ordinary = f, s, o end)
+    emu.app_hooks(function(f, s, _, st, ot) fx, system, sys_token, ord_token = f, s, st, ot end)
 
-    before_each(function()
-        sys_token = emu.app_token(system.agentid)
-        ord_token = emu.app_token(ordinary.agentid)
-    end)
-
-    local function post(token, path, body)
-        local _, data = emu.api("POST", path, token, body)
-        return data
-    end
+    local post = emu.post
 
     describe("linkedcorp", function()
         it("get_perm_list returns the app's linked range, also with an empty body", function()

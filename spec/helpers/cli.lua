@@ -4,6 +4,7 @@
 --   local env = cli.env(info, fx, app, { WECOM_TOKEN_DIR = dir })   -- WECOM_* for an emulator app
 --   local r = cli.run({ "corps", "--chain", "Ch1" }, env)           -- r.status, r.out, r.err
 --   cli.run(args, env, { stdin = "text", tty = true })              -- under a pseudo-terminal (script)
+--   cli.hooks("wecom-cli-x", "/tokens", function(env, dir, fx, system, info) ... end)   -- in a describe
 
 local child = require "helpers.child"
 local sh = require "helpers.sh"
@@ -24,6 +25,25 @@ function _M.env(info, fx, app, extra)
         e[k] = v
     end
     return e
+end
+
+-- hooks(name, token_dir, on_each), inside a describe: the emulator's hooks
+-- (helpers.emulator), and before each test a new directory (sh.tmpdir(name),
+-- removed after the test) and the system app's environment with its token
+-- store at dir .. token_dir: on_each(env, dir, fixture, system app, info)
+function _M.hooks(name, token_dir, on_each)
+    local busted = require "busted"
+    local fx, system, info, dir
+    require("helpers.emulator").hooks(function(f, s, _, i)
+        fx, system, info = f, s, i
+    end)
+    busted.before_each(function()
+        dir = sh.tmpdir(name)
+        on_each(_M.env(info, fx, system, { WECOM_TOKEN_DIR = dir .. token_dir }), dir, fx, system, info)
+    end)
+    busted.after_each(function()
+        os.execute("rm -rf " .. quote(dir))
+    end)
 end
 
 -- run(args, env [, { stdin =, tty = }]) -> { status, out, err }

@@ -3,10 +3,13 @@
 --   local emu = require "helpers.emulator"
 --   local info = emu.start{ corps = 50 }      -- {base_url, ca_file, dir, port}
 --   local status, data = emu.request("GET", "/cgi-bin/gettoken", { query = {...} })
---   emu.reset(); emu.stats(); emu.fault{ path = ..., errcode = -1 }
+--   emu.reset(); emu.stats(); emu.calls(path); emu.fault{ path = ..., errcode = -1 }
 --   emu.advance(7200); emu.latency(20); emu.fixture(); emu.stop()
 --   emu.fixture_app(fx, true); wecom.new(emu.app_options(info, fx, app, { retries = 0 }))
 --   emu.hooks(function(fx, system, ordinary, info) ... end)  -- a describe's setup/teardown/before_each
+--   emu.app_hooks(function(fx, system, ordinary, sys_token, ord_token) ... end)   -- and tokens before each
+--   local data = emu.post(token, path, body)
+--   local app = emu.client(true)    -- a wecom client for the system app (false: the ordinary one)
 --
 -- Each start gets a free port and its own --dir under /tmp, so parallel spec
 -- runs do not collide. emu.new{...} gives an independent instance (several
@@ -143,6 +146,8 @@ end
 
 function Emulator:reset() return self:control("POST", "reset", {}) end
 function Emulator:stats() return self:control("GET", "stats").calls end
+-- calls(path) -> how many requests the path got since the last reset
+function Emulator:calls(path) return self:stats()[path] or 0 end
 function Emulator:fault(spec) return self:control("POST", "faults", spec) end
 function Emulator:advance(seconds) return self:control("POST", "clock", { advance = seconds }) end
 function Emulator:latency(ms) return self:control("POST", "latency", { ms = ms }) end
@@ -164,10 +169,28 @@ function Emulator:api(method, path, token, params)
     return self:request("POST", path, { query = { access_token = token }, body = params or {} })
 end
 
+-- the fixture, asked once per instance
+local function cached_fixture(self)
+    self.fixture_cache = self.fixture_cache or self:fixture()
+    return self.fixture_cache
+end
+
+-- post(token, path [, body]) -> the decoded answer of a POST API call
+function Emulator:post(token, path, body)
+    local _, data = self:api("POST", path, token, body)
+    return data
+end
+
+-- client(system [, extra]) -> a wecom client (retries 0) for the fixture's
+-- system app (true) or ordinary app (false), extra's options on top
+function Emulator:client(system, extra)
+    local fx = cached_fixture(self)
+    return require("wecom").new(_M.app_options(self, fx, _M.fixture_app(fx, system), { retries = 0 }, extra))
+end
+
 -- An app token of the fixture's upstream corp (agentid: defaults to the system app).
 function Emulator:app_token(agentid)
-    local fx = self.fixture_cache or self:fixture()
-    self.fixture_cache = fx
+    local fx = cached_fixture(self)
     local app
     for _, a in ipairs(fx.upstream.apps) do
         if (agentid == nil and a.system) or a.agentid == agentid then
@@ -199,10 +222,11 @@ function _M.fixture_app(fx, system)
     end
 end
 
--- hooks(on_start), inside a describe: the emulator started in its setup (then
--- on_start(fixture, the system app, the ordinary app, what start returned)),
--- stopped in its teardown and reset before each of its tests.
-function _M.hooks(on_start)
+-- hooks(on_start [, { reset = false }]), inside a describe: the emulator
+-- started in its setup (then on_start(fixture, the system app, the ordinary
+-- app, what start returned)), stopped in its teardown and reset before each
+-- of its tests (not with reset = false: the tests build on each other).
+function _M.hooks(on_start, opts)
     local busted = require "busted"
     busted.setup(function()
         local info = _M.start()
@@ -212,8 +236,21 @@ function _M.hooks(on_start)
     busted.teardown(function()
         _M.stop()
     end)
-    busted.before_each(function()
-        _M.reset()
+    if not (opts and opts.reset == false) then
+        busted.before_each(function()
+            _M.reset()
+        end)
+    end
+end
+
+-- app_hooks(on_each), inside a describe: hooks, and before each test (after
+-- the reset) fresh tokens of the system app and of the ordinary app:
+-- on_each(fixture, system app, ordinary app, system token, ordinary token)
+function _M.app_hooks(on_each)
+    local fx, system, ordinary
+    _M.hooks(function(f, s, o) fx, system, ordinary = f, s, o end)
+    require("busted").before_each(function()
+        on_each(fx, system, ordinary, _M.app_token(system.agentid), _M.app_token(ordinary.agentid))
     end)
 end
 
@@ -326,8 +363,8 @@ local function delegate(name)
     end
 end
 
-for _, name in ipairs { "request", "raw_request", "reset", "stats", "fault", "advance", "latency",
-    "fixture", "options", "oauth_code", "js_code", "push", "api", "app_token", "down_token" } do
+for _, name in ipairs { "request", "raw_request", "reset", "stats", "calls", "fault", "advance", "latency",
+    "fixture", "options", "oauth_code", "js_code", "push", "api", "post", "client", "app_token", "down_token" } do
     _M[name] = delegate(name)
 end
 

@@ -6,7 +6,8 @@
 --                             files = { ["conf.d/x.conf"] = text }, env = { NAME = value } }
 --   site.port, site.prefix, site:url("/path")
 --   site:request("GET", "/path" [, { body =, headers = }]) -> status, body, headers
---   site:error_lines() -> the [error]/[crit]/[alert]/[emerg] lines of error.log
+--   site:error_lines([expected]) -> the [error]/[crit]/[alert]/[emerg] lines of
+--       error.log (less those for which expected(line) is true)
 --   site:stop()
 --
 -- nginx.conf{...} builds the conf from the one skeleton (wecom.emulator.conf)
@@ -101,12 +102,13 @@ function Site:log()
     return read_file(self.prefix .. "/logs/error.log") or ""
 end
 
--- error.log lines at level error or worse
-function Site:error_lines()
+-- error.log lines at level error or worse, less those for which
+-- expected(line) is true (the failures a spec provokes)
+function Site:error_lines(expected)
     local lines = {}
     for line in self:log():gmatch("[^\n]+") do
-        if line:find("%[error%]") or line:find("%[crit%]") or line:find("%[alert%]")
-            or line:find("%[emerg%]") then
+        if (line:find("%[error%]") or line:find("%[crit%]") or line:find("%[alert%]")
+            or line:find("%[emerg%]")) and not (expected and expected(line)) then
             lines[#lines + 1] = line
         end
     end

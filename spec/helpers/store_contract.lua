@@ -1,5 +1,5 @@
--- The contract every token store keeps (notes/CONTRACTS.md, "Token
--- stores"), written once and run over every store kind: memory
+-- The contract every token store keeps (docs/stores.md, "What every store
+-- guarantees" and "Writing your own store"), written once and run over every store kind: memory
 -- (spec/unit/store_memory_spec.lua), file and Redis
 -- (spec/integration/store_{file,redis}_spec.lua) and shdict inside nginx
 -- (spec/openresty/redis_store_spec.lua).

@@ -6,6 +6,8 @@
 --   sh.push(suite, "suite_ticket")                          -- the emulator mints, suite:receive keeps
 --   local event = sh.push(suite, "authorize", { corpid = "wwRETAILCORP01", action = "create" })
 --   sh.cleanup()                                            -- removes every store directory made
+--   sh.hooks(function(info, fx, third) ... end)   -- a describe's emulator (helpers.emulator hooks),
+--                                                 -- its third-party suite, cleanup after each test
 
 local wecom = require "wecom"
 local pv = require "helpers.provider"
@@ -22,6 +24,16 @@ function _M.tmpdir()
     assert(os.execute("mkdir -m 700 " .. sh.quote(dir)))
     dirs[#dirs + 1] = dir
     return dir
+end
+
+-- hooks(on_start), inside a describe: the emulator's hooks (started,
+-- reset before each test), on_start(info, fixture, the fixture's
+-- third-party suite), and cleanup after each test
+function _M.hooks(on_start)
+    require("helpers.emulator").hooks(function(fx, _, _, info)
+        on_start(info, fx, pv.suite(fx, false))
+    end)
+    require("busted").after_each(_M.cleanup)
 end
 
 function _M.cleanup()

@@ -11,10 +11,6 @@ local function fixture_app(system)
   return emu.fixture_app(fx, system)
 end
 
-local function new_app(system, extra)
-  return wecom.new(emu.app_options(info, fx, fixture_app(system), { retries = 0 }, extra))
-end
-
 -- the first chain created by the upstream corp with corps in subgroups
 local function main_chain()
   for _, c in ipairs(fx.chains) do
@@ -57,9 +53,7 @@ local function subtree_set(chain, root)
   return set
 end
 
-local function calls(path)
-  return emu.stats()[path] or 0
-end
+local calls = emu.calls
 
 local LIST_PATH = "/cgi-bin/corpgroup/corp/get_chain_corpinfo_list"
 
@@ -67,18 +61,12 @@ local LIST_PATH = "/cgi-bin/corpgroup/corp/get_chain_corpinfo_list"
 describe("app.chain (emulator)", function()
   local sys, ord, chain
 
-  setup(function()
-    info = emu.start()
-    fx = emu.fixture()
-    sys = new_app(true)
-    ord = new_app(false)
+  emu.hooks(function(f, _, _, i)
+    fx, info = f, i
+    sys, ord = emu.client(true), emu.client(false)
     chain = main_chain()
     assert(chain, "the fixture needs a chain with groups")
-  end)
-
-  teardown(function()
-    emu.stop()
-  end)
+  end, { reset = false })
 
   describe("list()", function()
     it("shows the system app every chain", function()
@@ -257,7 +245,7 @@ describe("app.chain (emulator)", function()
     end)
 
     it("recovers a failed page when the client may retry reads", function()
-      local patient = new_app(true, { retries = 2, backoff = 0.01 })
+      local patient = emu.client(true, { retries = 2, backoff = 0.01 })
       local whole = wecom_collect(patient.chain:corps{ chain_id = chain.chain_id, need_pending = true })
       local it = patient.chain:corps{ chain_id = chain.chain_id, need_pending = true, limit = 5 }
       local got = { it() }
@@ -369,7 +357,7 @@ describe("app.chain (emulator)", function()
     end)
 
     it("is a write: a 500 or a dropped connection is not resent", function()
-      local patient = new_app(true, { retries = 2, backoff = 0.01 })
+      local patient = emu.client(true, { retries = 2, backoff = 0.01 })
       local c
       for _, x in ipairs(chain.corps) do if x.pending_corpid then c = x end end
       local path = "/cgi-bin/corpgroup/corp/remove_corp"

@@ -10,16 +10,7 @@ local run, json = cli.run, cli.json
 describe("wecom (shared-app commands)", function()
     local fx, system, info, env, tokens
 
-    emu.hooks(function(f, s, _, i)
-        fx, system, info = f, s, i
-    end)
-    before_each(function()
-        tokens = sh.tmpdir("wecom-cli-tokens")
-        env = cli.env(info, fx, system, { WECOM_TOKEN_DIR = tokens .. "/store" })
-    end)
-    after_each(function()
-        os.execute("rm -rf " .. sh.quote(tokens))
-    end)
+    cli.hooks("wecom-cli-tokens", "/store", function(...) env, tokens, fx, system, info = ... end)
 
     -- the fixture's confirmed shares of the system app for a business type
     local function shares(business_type)

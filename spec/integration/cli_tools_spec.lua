@@ -12,16 +12,7 @@ local run, json = cli.run, cli.json
 describe("wecom (tools)", function()
     local fx, system, info, env, dir
 
-    emu.hooks(function(f, s, _, i)
-        fx, system, info = f, s, i
-    end)
-    before_each(function()
-        dir = sh.tmpdir("wecom-cli-tools")
-        env = cli.env(info, fx, system, { WECOM_TOKEN_DIR = dir .. "/tokens" })
-    end)
-    after_each(function()
-        os.execute("rm -rf " .. sh.quote(dir))
-    end)
+    cli.hooks("wecom-cli-tools", "/tokens", function(...) env, dir, fx, system, info = ... end)
 
     describe("linked-send", function()
         local perm

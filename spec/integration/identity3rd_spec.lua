@@ -36,9 +36,7 @@ local function sent_to(sent, path)
     return out
 end
 
-local function calls(path)
-    return emu.stats()[path] or 0
-end
+local calls = emu.calls
 
 local GETUSERINFO3RD = "/cgi-bin/service/auth/getuserinfo3rd"
 local JSAPI_TICKET = "/cgi-bin/get_jsapi_ticket"
@@ -47,23 +45,12 @@ local AGENT_TICKET = "/cgi-bin/ticket/get"
 describe("third-party identity (emulator)", function()
     local info, fx, third, suite, sent
 
-    setup(function()
-        info = emu.start()
-        fx = emu.fixture()
-        third = pv.suite(fx, false)
-    end)
-
-    teardown(function()
-        emu.stop()
-    end)
+    sh.hooks(function(...) info, fx, third = ... end)
 
     before_each(function()
-        emu.reset()
         suite = sh.ready(sh.new(info, fx, false, { retries = 0 }))
         sent = spy(suite.transport)
     end)
-
-    after_each(sh.cleanup)
 
     describe("suite:oauth_url()", function()
         it("names the suite_id as appid, no agentid; the emulator's page turns it into a code", function()

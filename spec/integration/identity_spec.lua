@@ -3,17 +3,8 @@
 -- WeCom would hand them to a redirect or to wx.qy.login.
 
 local emu = require "helpers.emulator"
-local wecom = require "wecom"
 
-local info, fx
-
-local function fixture_app(system)
-  return emu.fixture_app(fx, system)
-end
-
-local function new_app(system)
-  return wecom.new(emu.app_options(info, fx, fixture_app(system), { retries = 0 }))
-end
+local fx
 
 -- a downstream corp shared with the app (business_type 1: 上下游, 0: 企业互联)
 -- and one of its users
@@ -31,15 +22,10 @@ end
 describe("identity (emulator)", function()
   local app
 
-  setup(function()
-    info = emu.start()
-    fx = emu.fixture()
-    app = new_app(true)
-  end)
-
-  teardown(function()
-    emu.stop()
-  end)
+  emu.hooks(function(f)
+    fx = f
+    app = emu.client(true)
+  end, { reset = false })
 
   describe("app:user_by_code()", function()
     it("splits a 企业互联 member's CorpId/userid", function()
@@ -90,7 +76,7 @@ describe("identity (emulator)", function()
       assert.is_nil(who)
       assert.equal(40029, err.errcode)
 
-      code = emu.oauth_code{ userid = userid, agentid = fixture_app(false).agentid }
+      code = emu.oauth_code{ userid = userid, agentid = emu.fixture_app(fx, false).agentid }
       who, err = app:user_by_code(code)
       assert.is_nil(who)
       assert.equal(40029, err.errcode)
@@ -125,7 +111,7 @@ describe("identity (emulator)", function()
 
   describe("app:oauth_url()", function()
     it("names the upstream corp and the app, for downstream users too", function()
-      local app_fixture = fixture_app(true)
+      local app_fixture = emu.fixture_app(fx, true)
       local redirect = "https://" .. (app_fixture.redirect_domain or "app.example.com") .. "/login?next=/home"
       local url = app:oauth_url{ redirect_uri = redirect, state = "st4te" }
       assert.truthy(url:find("appid=" .. fx.upstream.corpid .. "&", 1, true))

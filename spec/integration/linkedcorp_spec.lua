@@ -3,14 +3,10 @@
 local emu = require "helpers.emulator"
 local wecom = require "wecom"
 
-local info, fx
+local fx
 
 local function fixture_app(system)
   return emu.fixture_app(fx, system)
-end
-
-local function new_app(system, extra)
-  return wecom.new(emu.app_options(info, fx, fixture_app(system), { retries = 0 }, extra))
 end
 
 local function perm_of(app_fixture)
@@ -57,16 +53,10 @@ end
 describe("app.linkedcorp (emulator)", function()
   local sys, ord
 
-  setup(function()
-    info = emu.start()
-    fx = emu.fixture()
-    sys = new_app(true)
-    ord = new_app(false)
-  end)
-
-  teardown(function()
-    emu.stop()
-  end)
+  emu.hooks(function(f)
+    fx = f
+    sys, ord = emu.client(true), emu.client(false)
+  end, { reset = false })
 
   it("perm_list() gives each app its own linked members and departments", function()
     for _, pair in ipairs({ { sys, fixture_app(true) }, { ord, fixture_app(false) } }) do
@@ -163,7 +153,7 @@ describe("app.linkedcorp (emulator)", function()
     end)
 
     it("is not resent after a dropped connection", function()
-      local patient = new_app(true, { retries = 2, backoff = 0.01 })
+      local patient = emu.client(true, { retries = 2, backoff = 0.01 })
       local path = "/cgi-bin/linkedcorp/message/send"
       local before = emu.stats()[path] or 0
       emu.fault{ path = path, count = 1, close = true }

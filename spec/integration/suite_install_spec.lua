@@ -36,11 +36,7 @@ end
 describe("wecom.suite", function()
     local info, fx, third
 
-    emu.hooks(function(f, _, _, i)
-        fx, info = f, i
-        third = pv.suite(fx, false)
-    end)
-    after_each(sh.cleanup)
+    sh.hooks(function(...) info, fx, third = ... end)
 
     it("installs from the provider's site: ticket, token, pre_auth_code, test session, page, code, client, call",
         function()

@@ -10,9 +10,7 @@ local sh = require "helpers.suite"
 local wecom = require "wecom"
 local core = require "wecom.core"
 
-local function calls(path)
-    return emu.stats()[path] or 0
-end
+local calls = emu.calls
 
 local SUITE_TOKEN = "/cgi-bin/service/get_suite_token"
 local CORP_TOKEN = "/cgi-bin/service/get_corp_token"
@@ -21,11 +19,7 @@ local PRE_AUTH = "/cgi-bin/service/get_pre_auth_code"
 describe("wecom.suite tokens", function()
     local info, fx, third
 
-    emu.hooks(function(f, _, _, i)
-        fx, info = f, i
-        third = pv.suite(fx, false)
-    end)
-    after_each(sh.cleanup)
+    sh.hooks(function(...) info, fx, third = ... end)
 
     describe("the suite_ticket", function()
         it("outlives a token error: after 42009 and 40082 the same ticket gets a new suite token", function()

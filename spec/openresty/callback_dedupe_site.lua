@@ -9,10 +9,9 @@
 -- luacheck: globals ngx
 local ngx = ngx
 local cjson = require "cjson.safe"
+local site = require "callback_site"
 
 local _M = {}
-
-local handler
 
 local function count(event)
     local results = ngx.shared.results
@@ -23,12 +22,7 @@ end
 
 local function build()
     local wecom = require "wecom"
-    local cb = wecom.callback.new {
-        token = os.getenv("SPEC_CB_TOKEN"),
-        aes_key = os.getenv("SPEC_CB_AES_KEY"),
-        receive_id = os.getenv("SPEC_CB_RECEIVE_ID"),
-        dedupe = wecom.store.shdict("dedupe"),
-    }
+    local cb = site.callback { dedupe = wecom.store.shdict("dedupe") }
     local router = wecom.callback.router()
     router:on("text", function(event)
         count(event)
@@ -45,15 +39,10 @@ local function build()
         ngx.sleep(0.5)
     end)
     router:default(count)
-    handler = wecom.ngx.callback_handler { callback = cb, router = router }
+    return { handle = wecom.ngx.callback_handler { callback = cb, router = router } }
 end
 
-function _M.handle()
-    if not handler then
-        build()
-    end
-    return handler()
-end
+_M.handle = site.handlers(build)("handle")
 
 function _M.results()
     local out = { runs = {}, last_worker = {} }

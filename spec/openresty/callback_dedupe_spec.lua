@@ -3,18 +3,15 @@
 -- message replayed to both workers, one after another and at the same time,
 -- runs the router once; every replay gets the first delivery's answer.
 
-local cjson = require "cjson"
-local callback = require "wecom.callback"
-local nginx = require "helpers.nginx"
+local callback_nginx = require "helpers.callback_nginx"
 local sh = require "helpers.sh"
 
 local TOKEN = "DedupeHandlerTokenW3"
 local AES_KEY = "RGVkdXBlSGFuZGxlclNwZWNLZXlPbmx5MTIzNDU2Nzg"
 local CORPID = "wwDEDUPESPEC"
 
-local CONF = nginx.conf {
+local CONF = callback_nginx.conf {
     workers = 2,
-    env = { "SPEC_CB_TOKEN", "SPEC_CB_AES_KEY", "SPEC_CB_RECEIVE_ID" },
     log_level = "info",
     dicts = { dedupe = "1m", results = "1m" },
     http = [[
@@ -35,25 +32,11 @@ local CONF = nginx.conf {
 local seq = 0
 local function event_xml(event_type, extra)
     seq = seq + 1
-    return "<xml><ToUserName><![CDATA[wwDOWNSTREAM01]]></ToUserName><FromUserName><![CDATA[zhangwei]]>"
-        .. "</FromUserName><CreateTime>" .. (1700000000 + seq) .. "</CreateTime>"
-        .. "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[" .. event_type .. "]]></Event>"
-        .. (extra or "") .. "<AgentID>1000002</AgentID></xml>"
+    return callback_nginx.event_xml(event_type, { from = "zhangwei", time = 1700000000 + seq, extra = extra })
 end
 
 describe("wecom.ngx.callback_handler with dedupe, 2 workers", function()
-    local site, cb
-
-    -- a delivery of xml as WeCom makes it: each call encrypts and signs anew
-    local function delivery(xml, opts)
-        local body, query = cb:encrypt_event(xml, opts)
-        return "/cb?" .. callback.build_query(query), body
-    end
-
-    local function results()
-        local _, body = site:request("GET", "/results")
-        return cjson.decode(body)
-    end
+    local t = callback_nginx.use(CONF, { token = TOKEN, aes_key = AES_KEY, receive_id = CORPID })
 
     -- n POSTs at once (curl --parallel) -> list of { status, body }
     local function parallel_post(requests)
@@ -64,7 +47,7 @@ describe("wecom.ngx.callback_handler with dedupe, 2 workers", function()
             if i > 1 then
                 cfg[#cfg + 1] = "next"
             end
-            cfg[#cfg + 1] = 'url = "' .. site:url(r.path) .. '"'
+            cfg[#cfg + 1] = 'url = "' .. t.site:url(r.path) .. '"'
             cfg[#cfg + 1] = 'data-binary = "@' .. dir .. "/body" .. i .. '"'
             cfg[#cfg + 1] = 'output = "' .. dir .. "/out" .. i .. '"'
             cfg[#cfg + 1] = 'write-out = "' .. i .. ' %{http_code}\\n"'
@@ -81,27 +64,12 @@ describe("wecom.ngx.callback_handler with dedupe, 2 workers", function()
         return answers
     end
 
-    setup(function()
-        cb = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = CORPID }
-        site = nginx.start {
-            conf = CONF,
-            env = { SPEC_CB_TOKEN = TOKEN, SPEC_CB_AES_KEY = AES_KEY, SPEC_CB_RECEIVE_ID = CORPID },
-        }
-    end)
-
-    teardown(function()
-        if site then
-            site:stop()
-        end
-    end)
-
     it("runs the router once for one message replayed to both workers", function()
         local xml = event_xml("replayed")
         local workers, n = {}, 0
         for i = 1, 60 do
             -- every replay re-encrypted and re-signed, as a resend may be
-            local path, body = delivery(xml)
-            local status, answer, headers = site:request("POST", path, { body = body })
+            local status, answer, headers = t:post("/cb", xml)
             assert.equal(200, status)
             assert.equal("", answer)
             if not workers[headers["x-worker"]] then
@@ -113,14 +81,14 @@ describe("wecom.ngx.callback_handler with dedupe, 2 workers", function()
             end
         end
         assert.equal(2, n, "the replays never reached the second worker")
-        assert.equal(1, results().runs.replayed)
+        assert.equal(1, t:json("/results").runs.replayed)
     end)
 
     it("runs the router once when the replays arrive while the first is still running", function()
         local xml = event_xml("slow")
         local requests = {}
         for i = 1, 6 do
-            local path, body = delivery(xml)
+            local path, body = t:delivery(xml)
             requests[i] = { path = path, body = body }
         end
         local answers = parallel_post(requests)
@@ -129,58 +97,48 @@ describe("wecom.ngx.callback_handler with dedupe, 2 workers", function()
             assert.equal(200, answers[i].status)
             assert.equal("", answers[i].body)
         end
-        assert.equal(1, results().runs.slow)
+        assert.equal(1, t:json("/results").runs.slow)
     end)
 
     it("gives a replay the first delivery's passive reply, byte for byte", function()
         local xml = "<xml><ToUserName><![CDATA[wwDOWNSTREAM01]]></ToUserName><FromUserName><![CDATA[lisi]]>"
             .. "</FromUserName><CreateTime>1700000500</CreateTime><MsgType><![CDATA[text]]></MsgType>"
             .. "<Content><![CDATA[dedupe me]]></Content><MsgId>77</MsgId><AgentID>1000002</AgentID></xml>"
-        local path, body = delivery(xml)
-        local status, first = site:request("POST", path, { body = body })
+        local status, first = t:post("/cb", xml)
         assert.equal(200, status)
         assert.matches("^<xml>\n<Encrypt>", first)
         for _ = 1, 4 do
-            local again_path, again_body = delivery(xml)
-            local again_status, again = site:request("POST", again_path, { body = again_body })
+            local again_status, again = t:post("/cb", xml)
             assert.equal(200, again_status)
             assert.equal(first, again)
         end
-        assert.equal(1, results().runs.text)
+        assert.equal(1, t:json("/results").runs.text)
     end)
 
     it("answers 'success' to a replayed third-party command event", function()
         local xml = "<xml><SuiteId><![CDATA[wwSUITE]]></SuiteId><InfoType><![CDATA[change_auth]]></InfoType>"
             .. "<TimeStamp>1403610513</TimeStamp><AuthCorpId><![CDATA[wwDOWN]]></AuthCorpId></xml>"
         for _ = 1, 3 do
-            local path, body = delivery(xml)
-            local status, answer = site:request("POST", path, { body = body })
+            local status, answer = t:post("/cb", xml)
             assert.equal(200, status)
             assert.equal("success", answer)
         end
-        assert.equal(1, results().runs.change_auth)
+        assert.equal(1, t:json("/results").runs.change_auth)
     end)
 
     it("runs the router again for the resend of a delivery whose handler failed", function()
         local xml = event_xml("boom_once")
-        local path, body = delivery(xml)
-        assert.equal(500, (site:request("POST", path, { body = body })))
-        path, body = delivery(xml)
-        assert.equal(200, (site:request("POST", path, { body = body })))
-        path, body = delivery(xml)
-        assert.equal(200, (site:request("POST", path, { body = body })))
-        assert.equal(2, results().runs.boom_once)
+        assert.equal(500, (t:post("/cb", xml)))
+        assert.equal(200, (t:post("/cb", xml)))
+        assert.equal(200, (t:post("/cb", xml)))
+        assert.equal(2, t:json("/results").runs.boom_once)
     end)
 
     it("logs the resends at info level only, and no error but the provoked one", function()
-        local log = site:log()
+        local log = t.site:log()
         assert.truthy(log:find("%[info%][^\n]*a resend of event replayed answered without running the router"))
-        local unexpected = {}
-        for _, line in ipairs(site:error_lines()) do
-            if not line:find("handler for event boom_once failed", 1, true) then
-                unexpected[#unexpected + 1] = line
-            end
-        end
-        assert.same({}, unexpected)
+        assert.same({}, t.site:error_lines(function(line)
+            return line:find("handler for event boom_once failed", 1, true)
+        end))
     end)
 end)

@@ -4,15 +4,13 @@
 -- error.log is one line, with control characters escaped, and bounded (the
 -- peer's or handler's text cut at 512 bytes, with a marker).
 
-local callback = require "wecom.callback"
-local nginx = require "helpers.nginx"
+local callback_nginx = require "helpers.callback_nginx"
 
 local TOKEN = "LimitsSpecTokenR2"
 local AES_KEY = "TGltaXRzU3BlY0tleUZvclRoZUhhbmRsZXIxMjM0NTY"
 local CORPID = "wwLIMITSSPEC"
 
-local CONF = nginx.conf {
-    env = { "SPEC_CB_TOKEN", "SPEC_CB_AES_KEY", "SPEC_CB_RECEIVE_ID" },
+local CONF = callback_nginx.conf {
     log_level = "info",
     dicts = { results = "1m" },
     servers = { { text = [[
@@ -28,25 +26,16 @@ local CONF = nginx.conf {
 -- every line nginx writes starts with its timestamp
 local LINE_START = "^%d%d%d%d/%d%d/%d%d %d%d:%d%d:%d%d %["
 
-local function event_xml(event_type)
-    return "<xml><ToUserName><![CDATA[wwDOWNSTREAM01]]></ToUserName><FromUserName><![CDATA[sys]]>"
-        .. "</FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-        .. "<Event><![CDATA[" .. event_type .. "]]></Event><AgentID>1000002</AgentID></xml>"
-end
+local event_xml = callback_nginx.event_xml
 
 describe("wecom.ngx.callback_handler log lines", function()
-    local site, cb
-
-    local function post(path, xml, opts)
-        local body, query = cb:encrypt_event(xml, opts)
-        return site:request("POST", path .. "?" .. callback.build_query(query), { body = body })
-    end
+    local t = callback_nginx.use(CONF, { token = TOKEN, aes_key = AES_KEY, receive_id = CORPID })
 
     -- the lines of error.log that hold `needle`, after checking that every
     -- line of the file is a line nginx started
     local function lines_with(needle)
         local found = {}
-        for line in site:log():gmatch("[^\n]+") do
+        for line in t.site:log():gmatch("[^\n]+") do
             assert.truthy(line:find(LINE_START), "a line nginx did not start: " .. line:sub(1, 200))
             if line:find(needle, 1, true) then
                 found[#found + 1] = line
@@ -55,22 +44,8 @@ describe("wecom.ngx.callback_handler log lines", function()
         return found
     end
 
-    setup(function()
-        cb = callback.new { token = TOKEN, aes_key = AES_KEY, receive_id = CORPID }
-        site = nginx.start {
-            conf = CONF,
-            env = { SPEC_CB_TOKEN = TOKEN, SPEC_CB_AES_KEY = AES_KEY, SPEC_CB_RECEIVE_ID = CORPID },
-        }
-    end)
-
-    teardown(function()
-        if site then
-            site:stop()
-        end
-    end)
-
     it("escapes a newline in a decrypted receive id", function()
-        local status = post("/cb", event_xml("subscribe"), { receive_id = "wwEVIL\nFORGED RECEIVE ID LINE" })
+        local status = t:post("/cb", event_xml("subscribe"), { receive_id = "wwEVIL\nFORGED RECEIVE ID LINE" })
         assert.equal(403, status)
         local lines = lines_with("FORGED RECEIVE ID LINE")
         assert.equal(1, #lines)
@@ -80,7 +55,7 @@ describe("wecom.ngx.callback_handler log lines", function()
 
     it("escapes the event type and bounds the handler's error in the failure line", function()
         -- (XML turns a CR LF into LF: the type arrives as "bad\ntype\t...")
-        local status = post("/cb_fail", event_xml("bad\r\ntype\tFORGED EVENT TYPE LINE"))
+        local status = t:post("/cb_fail", event_xml("bad\r\ntype\tFORGED EVENT TYPE LINE"))
         assert.equal(500, status)
         local lines = lines_with("FORGED EVENT TYPE LINE")
         assert.equal(1, #lines)
@@ -95,7 +70,7 @@ describe("wecom.ngx.callback_handler log lines", function()
 
     it("bounds a long event type", function()
         local long_type = "long" .. string.rep("t", 5000) .. "END-OF-TYPE"
-        assert.equal(500, (post("/cb_fail", event_xml(long_type))))
+        assert.equal(500, (t:post("/cb_fail", event_xml(long_type))))
         local lines = lines_with("handler for event longttt")
         assert.equal(1, #lines)
         assert.is_nil(lines[1]:find("END-OF-TYPE", 1, true))

@@ -8,14 +8,15 @@
 --   /cb_fail      handler whose router raises for every event, with the
 --                 event's type and a long multi-line text in the error
 --   /last         what the router saw last (JSON)
+--
+-- Also what callback_dedupe_site.lua builds on: callback(extra), the
+-- callback of the SPEC_CB_* keys, and handlers(build).
 
 -- luacheck: globals ngx
 local ngx = ngx
 local cjson = require "cjson.safe"
 
 local _M = {}
-
-local handler, bare, failing
 
 -- the handler's error text: must reach error.log, never the response
 _M.HANDLER_ERROR = "handler exploded: DETAIL-ONLY-FOR-THE-LOG"
@@ -28,13 +29,35 @@ local function remember(event)
     })
 end
 
-local function build()
-    local wecom = require "wecom"
-    local cb = wecom.callback.new {
+-- callback([extra]) -> a wecom.callback with the keys of SPEC_CB_TOKEN,
+-- SPEC_CB_AES_KEY, SPEC_CB_RECEIVE_ID and the options in extra
+function _M.callback(extra)
+    local opts = {
         token = os.getenv("SPEC_CB_TOKEN"),
         aes_key = os.getenv("SPEC_CB_AES_KEY"),
         receive_id = os.getenv("SPEC_CB_RECEIVE_ID"),
     }
+    for k, v in pairs(extra or {}) do
+        opts[k] = v
+    end
+    return require("wecom").callback.new(opts)
+end
+
+-- handlers(build) -> handler(name): a content handler running build()'s
+-- handler `name`; build() runs once per worker, at the first request
+function _M.handlers(build)
+    local built
+    return function(name)
+        return function()
+            built = built or build()
+            return built[name]()
+        end
+    end
+end
+
+local function build()
+    local wecom = require "wecom"
+    local cb = _M.callback()
     local router = wecom.callback.router()
     router:on("boom", function()
         error(_M.HANDLER_ERROR)
@@ -63,37 +86,23 @@ local function build()
         remember(event)
     end)
     router:default(remember)
-    handler = wecom.ngx.callback_handler { callback = cb, router = router }
-    bare = wecom.ngx.callback_handler { callback = cb }
 
     local broken = wecom.callback.router()
     broken:default(function(event)
         error("failed for " .. tostring(event.type) .. "\nFORGED LOG LINE\n"
             .. string.rep("0123456789\n", 400000))
     end)
-    failing = wecom.ngx.callback_handler { callback = cb, router = broken }
+    return {
+        handle = wecom.ngx.callback_handler { callback = cb, router = router },
+        bare = wecom.ngx.callback_handler { callback = cb },
+        fail = wecom.ngx.callback_handler { callback = cb, router = broken },
+    }
 end
 
-function _M.handle()
-    if not handler then
-        build()
-    end
-    return handler()
-end
-
-function _M.bare()
-    if not bare then
-        build()
-    end
-    return bare()
-end
-
-function _M.fail()
-    if not failing then
-        build()
-    end
-    return failing()
-end
+local handler = _M.handlers(build)
+_M.handle = handler("handle")
+_M.bare = handler("bare")
+_M.fail = handler("fail")
 
 function _M.last()
     ngx.header["Content-Type"] = "application/json"

@@ -21,6 +21,16 @@ local PREFIX = "spec:ngx:"
 local GETTOKEN = "/cgi-bin/gettoken"
 local CHAIN_LIST = "/cgi-bin/corpgroup/corp/get_chain_list"
 
+-- location = /<name> runs redis_site.<name>() for each name
+local function locations(names)
+    local text = {}
+    for i, name in ipairs(names) do
+        text[i] = "        location = /" .. name .. " {\n            content_by_lua_block { require(\"redis_site\")."
+            .. name .. "() }\n        }\n"
+    end
+    return table.concat(text)
+end
+
 local CONF = nginx.conf {
     workers = 2,
     env = { "SPEC_BASE_URL", "SPEC_CORPID", "SPEC_SECRET", "SPEC_AGENTID", "SPEC_REDIS_PORT",
@@ -32,43 +42,8 @@ local CONF = nginx.conf {
         require("redis_site").init()
     }
 ]],
-    servers = { { text = [[
-        location = /chains {
-            content_by_lua_block {
-                require("redis_site").chains()
-            }
-        }
-        location = /store_reads {
-            content_by_lua_block {
-                require("redis_site").store_reads()
-            }
-        }
-        location = /contract {
-            content_by_lua_block {
-                require("redis_site").contract()
-            }
-        }
-        location = /shdict_call {
-            content_by_lua_block {
-                require("redis_site").shdict_call()
-            }
-        }
-        location = /storm {
-            content_by_lua_block {
-                require("redis_site").storm()
-            }
-        }
-        location = /hold_lock {
-            content_by_lua_block {
-                require("redis_site").hold_lock()
-            }
-        }
-        location = /pause_probe {
-            content_by_lua_block {
-                require("redis_site").pause_probe()
-            }
-        }
-]] } },
+    servers = { { text = locations { "chains", "store_reads", "contract", "shdict_call", "storm", "hold_lock",
+                                     "pause_probe" } } },
 }
 
 describe("wecom.store.redis inside nginx", function()
@@ -76,7 +51,7 @@ describe("wecom.store.redis inside nginx", function()
     local password = "spec-" .. core.nonce(24)
 
     local function calls(path)
-        return emu:stats()[path] or 0
+        return emu:calls(path)
     end
 
     local function start_site(redis_password)
@@ -96,19 +71,36 @@ describe("wecom.store.redis inside nginx", function()
         }
     end
 
+    -- the nginx of a describe, started (with redis_password) in its setup
+    -- and stopped in its teardown, then after(): the table returned is that
+    -- site from the setup on
+    local function describe_site(redis_password, after)
+        local site = {}
+        setup(function()
+            local started = start_site(redis_password)
+            for k, v in pairs(started) do
+                site[k] = v
+            end
+            setmetatable(site, getmetatable(started))
+        end)
+        teardown(function()
+            if site.stop then
+                site:stop()
+            end
+            if after then
+                after()
+            end
+        end)
+        return site
+    end
+
     local function redis_db(db)
         return assert(srv:connect { db = db })
     end
 
     -- error.log lines at [error] or worse, less those matching an allowed pattern
     local function unexpected_errors(site, allowed)
-        local lines = {}
-        for _, line in ipairs(site:error_lines()) do
-            if not (allowed and line:find(allowed)) then
-                lines[#lines + 1] = line
-            end
-        end
-        return lines
+        return site:error_lines(allowed and function(line) return line:find(allowed) end)
     end
 
     -- the [warn] lines that report the store's failure
@@ -165,15 +157,7 @@ describe("wecom.store.redis inside nginx", function()
     end)
 
     describe("with Redis up", function()
-        local site
-
-        setup(function()
-            site = start_site(password)
-        end)
-
-        teardown(function()
-            site:stop()
-        end)
+        local site = describe_site(password)
 
         it("serves 200 concurrent requests with a cold token: one gettoken, the token in Redis", function()
             local conn = redis_db(DB)
@@ -234,15 +218,7 @@ describe("wecom.store.redis inside nginx", function()
     end)
 
     describe("wecom.store.shdict", function()
-        local site
-
-        setup(function()
-            site = start_site(password)
-        end)
-
-        teardown(function()
-            site:stop()
-        end)
+        local site = describe_site(password)
 
         for _, name in ipairs(contract.names()) do
             it("keeps the store contract: " .. name, function()
@@ -298,14 +274,7 @@ describe("wecom.store.redis inside nginx", function()
     end)
 
     describe("with Redis stopped while nginx runs", function()
-        local site
-
-        setup(function()
-            site = start_site(password)
-        end)
-
-        teardown(function()
-            site:stop()
+        local site = describe_site(password, function()
             if not srv.pid then
                 srv:launch()
             end
@@ -370,16 +339,8 @@ describe("wecom.store.redis inside nginx", function()
     end)
 
     describe("with a wrong Redis password", function()
-        local site
         local wrong = "wrong-" .. core.nonce(24)
-
-        setup(function()
-            site = start_site(wrong)
-        end)
-
-        teardown(function()
-            site:stop()
-        end)
+        local site = describe_site(wrong)
 
         it("serves requests, warns of the failed AUTH without either password", function()
             assert_all_ok(site:parallel_get("/chains", 40), 40)

@@ -35,18 +35,8 @@ local function start_site(emu, fx, opts)
     }
 end
 
-local function calls(emu, path)
-    return emu:stats()[path] or 0
-end
-
 local function assert_no_errors(site, expected)
-    local unexpected = {}
-    for _, line in ipairs(site:error_lines()) do
-        if not (expected and line:find(expected, 1, true)) then
-            unexpected[#unexpected + 1] = line
-        end
-    end
-    assert.same({}, unexpected)
+    assert.same({}, site:error_lines(expected and function(line) return line:find(expected, 1, true) end))
 end
 
 describe("examples/openresty/nginx.conf", function()
@@ -85,8 +75,8 @@ describe("examples/openresty/nginx.conf", function()
                 assert.is_true(#data.chains > 0)
                 assert.is_string(data.chains[1].chain_id)
             end
-            assert.equal(1, calls(emu, "/cgi-bin/gettoken"))
-            assert.equal(200, calls(emu, "/cgi-bin/corpgroup/corp/get_chain_list"))
+            assert.equal(1, emu:calls("/cgi-bin/gettoken"))
+            assert.equal(200, emu:calls("/cgi-bin/corpgroup/corp/get_chain_list"))
             assert_no_errors(site)
         end)
 
@@ -100,8 +90,8 @@ describe("examples/openresty/nginx.conf", function()
                 assert.is_nil(corp.error)
                 assert.is_string(corp.agent_name)
             end
-            assert.equal(1, calls(emu, "/cgi-bin/gettoken"))
-            assert.equal(data.count, calls(emu, "/cgi-bin/corpgroup/corp/gettoken"))
+            assert.equal(1, emu:calls("/cgi-bin/gettoken"))
+            assert.equal(data.count, emu:calls("/cgi-bin/corpgroup/corp/gettoken"))
             assert_no_errors(site)
         end)
 
@@ -143,7 +133,7 @@ describe("examples/openresty/nginx.conf", function()
             -- serialised, they would take 10 s; overlapped, about 0.2 s (the
             -- < 1 s bar itself is measured by bench/openresty.lua)
             assert.is_true(elapsed < 5, "50 requests took " .. elapsed .. " s")
-            assert.equal(1, calls(emu, "/cgi-bin/gettoken"))
+            assert.equal(1, emu:calls("/cgi-bin/gettoken"))
             assert_no_errors(site)
         end)
     end)
@@ -164,7 +154,7 @@ describe("examples/openresty/nginx.conf", function()
         it("fetches the token from a timer at start, once for both workers", function()
             local n = 0
             for _ = 1, 100 do
-                n = calls(emu, "/cgi-bin/gettoken")
+                n = emu:calls("/cgi-bin/gettoken")
                 if n > 0 then
                     break
                 end
@@ -173,7 +163,7 @@ describe("examples/openresty/nginx.conf", function()
             assert.equal(1, n)
             assert.equal(200, (site:request("GET", "/admin/chains")))
             assert.equal(200, (site:request("GET", "/admin/chains")))
-            assert.equal(1, calls(emu, "/cgi-bin/gettoken"))
+            assert.equal(1, emu:calls("/cgi-bin/gettoken"))
             assert_no_errors(site)
         end)
 

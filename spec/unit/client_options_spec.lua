@@ -154,6 +154,37 @@ describe("app:downstream", function()
     end)
 end)
 
+describe("client settings", function()
+    -- every client kind keeps the same settings, copied from one list
+    -- (wecom.options): a new one reaches them all without more code
+    local options = require "wecom.options"
+    local store = require("wecom.store.memory").new()
+    local given = { timeout = 7, retries = 3, backoff = 1.5, store = store, base_url = "https://127.0.0.1:9" }
+    local function same_settings(what, c)
+        for _, d in ipairs(options.CONNECTION) do
+            local name = d[1]
+            if not d.transport or name == "timeout" then
+                assert.equal(given[name], c[name], what .. "." .. name)
+            end
+        end
+    end
+
+    it("reach the app, its downstream clients, suites, their corp clients and providers", function()
+        local app = wecom.new(base(given))
+        same_settings("app", app)
+        same_settings("downstream", app:downstream { corpid = "wwD", agentid = 1 })
+        local suite = wecom.suite(options.settings_into({ suite_id = "wwSUITE", suite_secret = SECRET }, given))
+        same_settings("suite", suite)
+        same_settings("suite's token client", suite._api)
+        local records = require "wecom.suite.records"
+        assert(records.put_corp(store, suite._ns, { corpid = "wwCORP", permanent_code = "P", agentid = 5 }))
+        same_settings("suite:corp", assert(suite:corp("wwCORP")))
+        local provider = wecom.provider(options.settings_into({ corpid = "wwPROV", provider_secret = SECRET }, given))
+        same_settings("provider", provider)
+        same_settings("provider's token client", provider._api)
+    end)
+end)
+
 describe("endpoint wiring", function()
     local app = wecom.new(base())
     local down = app:downstream { corpid = "wwD", agentid = 1 }

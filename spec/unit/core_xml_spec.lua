@@ -1,4 +1,5 @@
--- wecom.core xml_decode: expat into Lua tables (notes/CONTRACTS.md "xml").
+-- wecom.core xml_decode: expat into Lua tables (docs/internals.md, "The XML fast path
+-- and expat").
 local core = require "wecom.core"
 
 local rep = string.rep

@@ -37,4 +37,38 @@ describe("wecom.response", function()
             assert.equal("/cgi-bin/y", err.path)
         end)
     end)
+
+    -- a request's result (data | nil, err) given last
+    describe("field_of, list_of, done", function()
+        local failed = errors.new("api", "no privilege", { errcode = 60011 })
+
+        it("pass a failed request's nil, err through as they are", function()
+            for _, call in ipairs {
+                function() return response.field_of("jobid", "string", "/p", nil, failed) end,
+                function() return response.list_of("ids", "/p", nil, failed) end,
+                function() return response.done(nil, failed) end,
+            } do
+                local v, err = call()
+                assert.is_nil(v)
+                assert.equal(failed, err)
+            end
+        end)
+
+        it("check the answer's field as field and list do", function()
+            assert.equal("J1", response.field_of("jobid", "string", "/p", { jobid = "J1" }))
+            local v, err = response.field_of("jobid", "string", "/cgi-bin/x", { jobid = 1 })
+            assert.is_nil(v)
+            assert.equal("decode", err.kind)
+            assert.equal("/cgi-bin/x", err.path)
+            assert.same({ "a" }, response.list_of("ids", "/p", { ids = { "a" } }))
+            assert.same({}, response.list_of("ids", "/p", {}))
+            v, err = response.list_of("ids", "/cgi-bin/y", { ids = "a" })
+            assert.is_nil(v)
+            assert.equal("response field 'ids' is not a list", err.errmsg)
+        end)
+
+        it("done is true for any answer", function()
+            assert.is_true(response.done({ errcode = 0 }))
+        end)
+    end)
 end)

@@ -83,6 +83,7 @@ local function normalise_corp(corp)
 end
 
 local field, list_field = response.field, response.list
+local field_of, list_of, done = response.field_of, response.list_of, response.done
 
 function _M.new(client)
     need("wecom.chain.new", "client", client, TABLE)
@@ -95,22 +96,15 @@ end
 
 -- list() -> { { chain_id =, chain_name = }, ... }
 function _M:list()
-    local data, err = self.client:get(PATH.list)
-    if not data then
-        return nil, err
-    end
-    return list_field(data, "chains", PATH.list)
+    return list_of("chains", PATH.list, self.client:get(PATH.list))
 end
 
 -- groups(chain_id [, groupid]) -> { { groupid =, group_name =, parentid =, order = }, ... }
 function _M:groups(chain_id, groupid)
     need(W "groups", "chain_id", chain_id, STRING)
     opt(W "groups", "groupid", groupid, POSITIVE)
-    local data, err = post(self, PATH.groups, { chain_id = chain_id, groupid = groupid }, READ)
-    if not data then
-        return nil, err
-    end
-    return list_field(data, "groups", PATH.groups)
+    return list_of("groups", PATH.groups,
+        post(self, PATH.groups, { chain_id = chain_id, groupid = groupid }, READ))
 end
 
 -- WeCom's "no privilege": an app whose range is a few groups cannot list the root.
@@ -291,11 +285,7 @@ end
 -- remove_corp{ chain_id, corpid | pending_corpid } -> true
 function _M:remove_corp(opts)
     local body = corp_body("remove_corp", opts)
-    local data, err = post(self, PATH.remove_corp, body)
-    if not data then
-        return nil, err
-    end
-    return true
+    return done(post(self, PATH.remove_corp, body))
 end
 
 -- user_custom_id{ chain_id, corpid, userid } -> string
@@ -305,21 +295,14 @@ local USER_CUSTOM_ID_REQUIRED = { "chain_id", "corpid", "userid" }
 function _M:user_custom_id(opts)
     options(W "user_custom_id", opts, USER_CUSTOM_ID_OPTIONS, USER_CUSTOM_ID_REQUIRED)
     local body = { chain_id = opts.chain_id, corpid = opts.corpid, userid = opts.userid }
-    local data, err = post(self, PATH.user_custom_id, body, READ)
-    if not data then
-        return nil, err
-    end
-    return field(data, "user_custom_id", "string", PATH.user_custom_id)
+    return field_of("user_custom_id", "string", PATH.user_custom_id,
+        post(self, PATH.user_custom_id, body, READ))
 end
 
 -- corp_shared_chains(corpid) -> { { chain_id =, chain_name = }, ... }
 function _M:corp_shared_chains(corpid)
     need(W "corp_shared_chains", "corpid", corpid, STRING)
-    local data, err = post(self, PATH.shared_chains, { corpid = corpid }, READ)
-    if not data then
-        return nil, err
-    end
-    return list_field(data, "chains", PATH.shared_chains)
+    return list_of("chains", PATH.shared_chains, post(self, PATH.shared_chains, { corpid = corpid }, READ))
 end
 
 -- import_contacts{ chain_id, contact_list } -> jobid
@@ -340,11 +323,7 @@ function _M:import_contacts(opts)
         need(where, name .. ".corp_name", c.corp_name, STRING)
         need(where, name .. ".contact_info_list", c.contact_info_list, TABLE)
     end
-    local data, err = post(self, PATH.import, body)
-    if not data then
-        return nil, err
-    end
-    return field(data, "jobid", "string", PATH.import)
+    return field_of("jobid", "string", PATH.import, post(self, PATH.import, body))
 end
 
 -- job_result(jobid) -> { status = 1|2|3, result = {...} }
@@ -405,22 +384,15 @@ end
 -- rules(chain_id) -> { rule_id, ... }
 function _M:rules(chain_id)
     need(W "rules", "chain_id", chain_id, STRING)
-    local data, err = post(self, PATH.rule_ids, { chain_id = chain_id }, READ)
-    if not data then
-        return nil, err
-    end
-    return list_field(data, "rule_ids", PATH.rule_ids)
+    return list_of("rule_ids", PATH.rule_ids, post(self, PATH.rule_ids, { chain_id = chain_id }, READ))
 end
 
 -- rule(chain_id, rule_id) -> rule_info
 function _M:rule(chain_id, rule_id)
     need(W "rule", "chain_id", chain_id, STRING)
     need(W "rule", "rule_id", rule_id, INTEGER)
-    local data, err = post(self, PATH.rule_info, { chain_id = chain_id, rule_id = rule_id }, READ)
-    if not data then
-        return nil, err
-    end
-    return field(data, "rule_info", "table", PATH.rule_info)
+    return field_of("rule_info", "table", PATH.rule_info,
+        post(self, PATH.rule_info, { chain_id = chain_id, rule_id = rule_id }, READ))
 end
 
 -- the chain_id, rule_id and rule_info arguments of the rule writes
@@ -440,32 +412,21 @@ end
 -- add_rule(chain_id, rule_info) -> rule_id
 function _M:add_rule(chain_id, rule_info)
     check_rule("add_rule", chain_id, false, rule_info)
-    local data, err = post(self, PATH.add_rule, { chain_id = chain_id, rule_info = rule_info })
-    if not data then
-        return nil, err
-    end
-    return field(data, "rule_id", "number", PATH.add_rule)
+    return field_of("rule_id", "number", PATH.add_rule,
+        post(self, PATH.add_rule, { chain_id = chain_id, rule_info = rule_info }))
 end
 
 -- modify_rule(chain_id, rule_id, rule_info) -> true
 function _M:modify_rule(chain_id, rule_id, rule_info)
     check_rule("modify_rule", chain_id, rule_id, rule_info)
-    local data, err = post(self, PATH.modify_rule,
-        { chain_id = chain_id, rule_id = rule_id, rule_info = rule_info })
-    if not data then
-        return nil, err
-    end
-    return true
+    return done(post(self, PATH.modify_rule,
+        { chain_id = chain_id, rule_id = rule_id, rule_info = rule_info }))
 end
 
 -- delete_rule(chain_id, rule_id) -> true
 function _M:delete_rule(chain_id, rule_id)
     check_rule("delete_rule", chain_id, rule_id, false)
-    local data, err = post(self, PATH.delete_rule, { chain_id = chain_id, rule_id = rule_id })
-    if not data then
-        return nil, err
-    end
-    return true
+    return done(post(self, PATH.delete_rule, { chain_id = chain_id, rule_id = rule_id }))
 end
 
 -- unionid_to_external_userid{ unionid, openid, corpid?, mass_call_ticket? }
@@ -480,11 +441,8 @@ function _M:unionid_to_external_userid(opts)
     options(W "unionid_to_external_userid", opts, UNIONID_OPTIONS, UNIONID_REQUIRED)
     local body = { unionid = opts.unionid, openid = opts.openid, corpid = opts.corpid,
         mass_call_ticket = idconvert.ticket_for(self.client, opts.mass_call_ticket) }
-    local data, err = post(self, PATH.unionid_to_external_userid, body, READ)
-    if not data then
-        return nil, err
-    end
-    return list_field(data, "external_userid_info", PATH.unionid_to_external_userid)
+    return list_of("external_userid_info", PATH.unionid_to_external_userid,
+        post(self, PATH.unionid_to_external_userid, body, READ))
 end
 
 -- unionid_to_pending_id{ unionid, openid } -> pending_id
@@ -494,11 +452,8 @@ function _M:unionid_to_pending_id(opts)
     options(W "unionid_to_pending_id", opts, PENDING_OPTIONS, UNIONID_REQUIRED)
     local body = { unionid = opts.unionid, openid = opts.openid }
     -- not a pure read (it mints the pending id), but asking twice yields the same id
-    local data, err = post(self, PATH.unionid_to_pending_id, body, READ)
-    if not data then
-        return nil, err
-    end
-    return field(data, "pending_id", "string", PATH.unionid_to_pending_id)
+    return field_of("pending_id", "string", PATH.unionid_to_pending_id,
+        post(self, PATH.unionid_to_pending_id, body, READ))
 end
 
 -- external_userid_to_pending_id{ external_userid = { ... } (<= 100), chat_id? }
@@ -518,11 +473,8 @@ function _M:external_userid_to_pending_id(opts)
         need(where, "opts.external_userid[" .. i .. "]", ids[i], STRING)
     end
     local body = { external_userid = ids, chat_id = opts.chat_id }
-    local data, err = post(self, PATH.external_userid_to_pending_id, body, READ)
-    if not data then
-        return nil, err
-    end
-    return list_field(data, "result", PATH.external_userid_to_pending_id)
+    return list_of("result", PATH.external_userid_to_pending_id,
+        post(self, PATH.external_userid_to_pending_id, body, READ))
 end
 
 return _M

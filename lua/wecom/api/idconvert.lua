@@ -219,11 +219,7 @@ end
 ---------------------------------------------------------------------------
 
 local function one_external(client, path, body)
-    local data, err = client:post(path, body, nil, READ)
-    if not data then
-        return nil, err
-    end
-    return response.field(data, "external_userid", "string", path)
+    return response.field_of("external_userid", "string", path, client:post(path, body, nil, READ))
 end
 
 -- to_service_external_userid(client, external_userid) -> the third-party

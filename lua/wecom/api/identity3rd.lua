@@ -140,12 +140,8 @@ function _M.unionid_to_external_userid_3rd(suite, opts)
     local where = "wecom.suite:unionid_to_external_userid_3rd"
     errors.options(where, opts, UNIONID_3RD_OPTIONS, { "unionid", "openid" })
     local path = PATH.unionid_to_external_userid_3rd
-    local data, err = suite:post(path, { unionid = opts.unionid, openid = opts.openid, corpid = opts.corpid },
-        nil, READ)
-    if not data then
-        return nil, err
-    end
-    return response.list(data, "external_userid_info", path)
+    local body = { unionid = opts.unionid, openid = opts.openid, corpid = opts.corpid }
+    return response.list_of("external_userid_info", path, suite:post(path, body, nil, READ))
 end
 
 -- corpid_to_opencorpid(provider, corpid) -> open_corpid (case-sensitive;
@@ -167,11 +163,7 @@ end
 -- customers' ids are all in the new form now (reference §6.2)
 function _M.finish_external_userid_migration(provider, corpid)
     need("wecom.provider:finish_external_userid_migration", "corpid", corpid, STRING)
-    local data, err = provider:post(PATH.finish_external_userid_migration, { corpid = corpid }, nil, READ)
-    if not data then
-        return nil, err
-    end
-    return true
+    return response.done(provider:post(PATH.finish_external_userid_migration, { corpid = corpid }, nil, READ))
 end
 
 return _M

@@ -40,7 +40,7 @@ local function W(method)
     return "wecom.linkedcorp:" .. method
 end
 
-local list_field = response.list
+local list_field, list_of, field_of = response.list, response.list_of, response.field_of
 
 function _M.new(client)
     need("wecom.linkedcorp.new", "client", client, TABLE)
@@ -67,11 +67,8 @@ end
 -- user(userid) -> user_info (its `userid` is the bare id, `corpid` the owning corp)
 function _M:user(userid)
     need(W "user", "userid", userid, STRING)
-    local data, err = self.client:post(PATH.user, { userid = userid }, nil, READ)
-    if not data then
-        return nil, err
-    end
-    return response.field(data, "user_info", "table", PATH.user)
+    return field_of("user_info", "table", PATH.user,
+        self.client:post(PATH.user, { userid = userid }, nil, READ))
 end
 
 local LIST_OPTIONS = { department_id = STRING, fetch_child = errors.boolean }
@@ -97,11 +94,7 @@ end
 
 local function user_list(self, method, path, opts)
     local body = list_request(method, opts)
-    local data, err = self.client:post(path, body, nil, READ)
-    if not data then
-        return nil, err
-    end
-    return list_field(data, "userlist", path)
+    return list_of("userlist", path, self.client:post(path, body, nil, READ))
 end
 
 -- users{ department_id, fetch_child } -> { { userid, name, department, corpid }, ... }
@@ -118,11 +111,8 @@ end
 -- (ids in the answer carry no LinkedId prefix)
 function _M:departments(department_id)
     need(W "departments", "department_id", department_id, STRING)
-    local data, err = self.client:post(PATH.departments, { department_id = department_id }, nil, READ)
-    if not data then
-        return nil, err
-    end
-    return list_field(data, "department_list", PATH.departments)
+    return list_of("department_list", PATH.departments,
+        self.client:post(PATH.departments, { department_id = department_id }, nil, READ))
 end
 
 -- "a|b|c", the ordinary message API's form of an id list -> { "a", "b", "c" }

@@ -13,6 +13,7 @@ local client = require "wecom.client"
 local core = require "wecom.core"
 local errors = require "wecom.errors"
 local json = require "wecom.json"
+local response = require "wecom.response"
 local url = require "wecom.url"
 
 local _M = {}
@@ -92,12 +93,8 @@ function _M.set_session_info(api, where, code, opts)
     if opts.appid ~= nil then
         info.appid = json.array(opts.appid)
     end
-    local data, err = client.request(api, "POST", PATH.set_session_info,
-        nil, { pre_auth_code = code, session_info = info })
-    if not data then
-        return nil, err
-    end
-    return true
+    return response.done(client.request(api, "POST", PATH.set_session_info,
+        nil, { pre_auth_code = code, session_info = info }))
 end
 
 local REDIRECT = errors.kind("an absolute http(s) URL", function(v)

@@ -8,6 +8,7 @@
 -- gone through the secret scrubber.
 
 local error = error
+local floor = math.floor
 local getmetatable = getmetatable
 local io_open = io.open
 local ipairs = ipairs
@@ -228,6 +229,53 @@ function Context:suite()
         store = self:store(),
     })
     return self.suite_client
+end
+
+-- token_rows(rows, columns, label, concurrency, fetch): gets a token for each
+-- row, `concurrency` at once (default 16), with a progress bar, and prints
+-- the rows with the columns and status (ok, or the error kind), expires_in,
+-- error; a failed row makes the run partial.  fetch(row) -> token,
+-- expires_at [, verify] | nil, err; verify() -> nil | err, a check made with
+-- the token.  Tokens are never printed.
+function Context:token_rows(rows, columns, label, concurrency, fetch)
+    local core = require "wecom.core"
+    local bar = self.out:progress(#rows, label)
+    local tasks = {}
+    for i, row in ipairs(rows) do
+        tasks[i] = function()
+            local token, expires_at, verify = fetch(row)
+            if token then
+                self.out:secret(token)
+                row.status, row.expires_in = "ok", floor(expires_at - core.now())
+                local err = verify and verify()
+                if err then
+                    row.status, row.error = err.kind, tostring(err)
+                end
+            else
+                row.status, row.error = expires_at.kind, tostring(expires_at)
+            end
+            bar:step()
+        end
+    end
+    local results = require("wecom.parallel").run(tasks, { concurrency = concurrency or 16 })
+    bar:done()
+    local failed = 0
+    for i, row in ipairs(rows) do
+        if not results[i].ok then
+            row.status, row.expires_in, row.error = "error", nil, tostring(results[i].err)
+        end
+        if row.status ~= "ok" then
+            failed = failed + 1
+        end
+    end
+    columns[#columns + 1] = { "status" }
+    columns[#columns + 1] = { "expires_in" }
+    columns[#columns + 1] = { "error" }
+    self.out:rows(rows, columns)
+    if failed > 0 then
+        self.out:note("%d of %d corps failed", failed, #rows)
+        self.partial = true
+    end
 end
 
 -- fail(err): ends the command with err's exit status

@@ -5,14 +5,10 @@
 -- the corps that installed the app are kept.
 
 local floor = math.floor
-local ipairs = ipairs
 local os_date = os.date
 local pcall = pcall
-local tostring = tostring
 
 local args = require "wecom.cli.args"
-local core = require "wecom.core"
-local parallel = require "wecom.parallel"
 
 local _M = {}
 
@@ -133,45 +129,14 @@ function authorized_corps.run(ctx, opts)
         return
     end
 
-    local bar = ctx.out:progress(#list, "corp tokens")
-    local tasks = {}
-    for i, row in ipairs(list) do
-        tasks[i] = function()
-            local client, cerr = suite:corp(row.corpid)
-            local token, expires_at
-            if client then
-                token, expires_at = client:token()
-            else
-                expires_at = cerr
-            end
-            if token then
-                ctx.out:secret(token)
-                row.status, row.expires_in = "ok", floor(expires_at - core.now())
-            else
-                row.status, row.error = expires_at.kind, tostring(expires_at)
-            end
-            bar:step()
+    ctx:token_rows(list, columns, "corp tokens", opts.concurrency, function(row)
+        local client, cerr = suite:corp(row.corpid)
+        if not client then
+            return nil, cerr
         end
-    end
-    local results = parallel.run(tasks, { concurrency = opts.concurrency or 16 })
-    bar:done()
-    local failed = 0
-    for i, row in ipairs(list) do
-        if not results[i].ok then
-            row.status, row.error = "error", tostring(results[i].err)
-        end
-        if row.status ~= "ok" then
-            failed = failed + 1
-        end
-    end
-    columns[#columns + 1] = { "status" }
-    columns[#columns + 1] = { "expires_in" }
-    columns[#columns + 1] = { "error" }
-    ctx.out:rows(list, columns)
-    if failed > 0 then
-        ctx.out:note("%d of %d corps failed", failed, #list)
-        ctx.partial = true
-    end
+        local token, expires_at = client:token()
+        return token, expires_at
+    end)
 end
 
 _M.commands = { install_url, authorized_corps }

@@ -1,13 +1,9 @@
 -- bin/wecom's shared-app commands: shared-corps, token-check.
 
-local floor = math.floor
 local ipairs = ipairs
 local pcall = pcall
-local tostring = tostring
 
 local args = require "wecom.cli.args"
-local core = require "wecom.core"
-local parallel = require "wecom.parallel"
 
 local _M = {}
 
@@ -79,50 +75,19 @@ function token_check.run(ctx, opts)
     local app = ctx:app()
     local business_type = opts["business-type"] or 0
     local shares = list_shares(ctx, opts)
-    local bar = ctx.out:progress(#shares, "downstream tokens")
-    local tasks = {}
+    local rows = {}
     for i, corp in ipairs(shares) do
-        tasks[i] = function()
-            local row = { corpid = corp.corpid, corp_name = corp.corp_name, agentid = corp.agentid }
-            local down = app:downstream { corpid = corp.corpid, agentid = corp.agentid,
-                                          business_type = business_type }
+        rows[i] = { corpid = corp.corpid, corp_name = corp.corp_name, agentid = corp.agentid }
+    end
+    ctx:token_rows(rows, { { "corpid" }, { "corp_name" }, { "agentid" } }, "downstream tokens", opts.concurrency,
+        function(row)
+            local down = app:downstream { corpid = row.corpid, agentid = row.agentid, business_type = business_type }
             local token, expires_at = down:token()
-            if token then
-                ctx.out:secret(token)
-                row.expires_in = floor(expires_at - core.now())
-                row.status = "ok"
-                if opts.verify then
-                    local _, err = down:get("/cgi-bin/agent/get", { agentid = corp.agentid })
-                    if err then
-                        row.status, row.error = err.kind, tostring(err)
-                    end
-                end
-            else
-                local err = expires_at     -- nil, err
-                row.status, row.error = err.kind, tostring(err)
+            return token, expires_at, opts.verify and function()
+                local _, err = down:get("/cgi-bin/agent/get", { agentid = row.agentid })
+                return err
             end
-            bar:step()
-            return row
-        end
-    end
-    local results = parallel.run(tasks, { concurrency = opts.concurrency or 16 })
-    bar:done()
-    local rows, failed = {}, 0
-    for i, res in ipairs(results) do
-        local row = res.ok and res.value or { corpid = shares[i].corpid, corp_name = shares[i].corp_name,
-                                             agentid = shares[i].agentid, status = "error",
-                                             error = tostring(res.err) }
-        if row.status ~= "ok" then
-            failed = failed + 1
-        end
-        rows[i] = row
-    end
-    ctx.out:rows(rows, { { "corpid" }, { "corp_name" }, { "agentid" }, { "status" }, { "expires_in" },
-                         { "error" } })
-    if failed > 0 then
-        ctx.out:note("%d of %d corps failed", failed, #rows)
-        ctx.partial = true
-    end
+        end)
 end
 
 _M.commands = { shared_corps, token_check }

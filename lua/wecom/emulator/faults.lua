@@ -4,6 +4,7 @@
 local store = require "wecom.emulator.store"
 
 local type = type
+local ipairs = ipairs
 local remove = table.remove
 local floor = math.floor
 
@@ -19,6 +20,17 @@ end
 local function is_int(v)
     return type(v) == "number" and v == floor(v)
 end
+
+-- The kinds of fault, checked in this order: the field, its test, what it
+-- must be, and the string field that may come with it (`as`: its name in
+-- the fault).
+local KINDS = {
+    { "errcode", is_int, "an integer", with = "errmsg", as = "detail" },
+    { "http_status", function(v) return is_int(v) and v >= 100 and v <= 599 end, "an integer in 100..599" },
+    { "body", function(v) return type(v) == "string" end, "a string", with = "content_type" },
+    { "delay_ms", function(v) return type(v) == "number" and v >= 0 end, "a non-negative number" },
+    { "close", function(v) return v == true end, "true" },
+}
 
 -- validate(spec) -> fault | nil, err
 function _M.validate(spec)
@@ -37,48 +49,24 @@ function _M.validate(spec)
     end
     local fault = { path = normalize_path(spec.path:gsub("[?#].*$", "")), count = count }
     local kinds = 0
-    if spec.errcode ~= nil then
-        if not is_int(spec.errcode) then
-            return nil, "errcode must be an integer"
+    for _, k in ipairs(KINDS) do
+        local name, value, with = k[1], spec[k[1]], k.with
+        if value ~= nil then
+            if not k[2](value) then
+                return nil, name .. " must be " .. k[3]
+            end
+            if with and spec[with] ~= nil and type(spec[with]) ~= "string" then
+                return nil, with .. " must be a string"
+            end
+            fault[name] = value
+            if with then
+                fault[k.as or with] = spec[with]
+            end
+            -- http_status with a body is that body's status, not a fault of its own
+            if not (name == "http_status" and spec.body ~= nil) then
+                kinds = kinds + 1
+            end
         end
-        if spec.errmsg ~= nil and type(spec.errmsg) ~= "string" then
-            return nil, "errmsg must be a string"
-        end
-        fault.errcode, fault.detail = spec.errcode, spec.errmsg
-        kinds = kinds + 1
-    end
-    if spec.http_status ~= nil then
-        if not is_int(spec.http_status) or spec.http_status < 100 or spec.http_status > 599 then
-            return nil, "http_status must be an integer in 100..599"
-        end
-        fault.http_status = spec.http_status
-        if spec.body == nil then
-            kinds = kinds + 1
-        end
-    end
-    if spec.body ~= nil then
-        if type(spec.body) ~= "string" then
-            return nil, "body must be a string"
-        end
-        if spec.content_type ~= nil and type(spec.content_type) ~= "string" then
-            return nil, "content_type must be a string"
-        end
-        fault.body, fault.content_type = spec.body, spec.content_type
-        kinds = kinds + 1
-    end
-    if spec.delay_ms ~= nil then
-        if type(spec.delay_ms) ~= "number" or spec.delay_ms < 0 then
-            return nil, "delay_ms must be a non-negative number"
-        end
-        fault.delay_ms = spec.delay_ms
-        kinds = kinds + 1
-    end
-    if spec.close ~= nil then
-        if spec.close ~= true then
-            return nil, "close must be true"
-        end
-        fault.close = true
-        kinds = kinds + 1
     end
     if kinds ~= 1 then
         return nil, "give exactly one of errcode, http_status, body (optionally with http_status), delay_ms, close"

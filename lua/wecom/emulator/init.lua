@@ -53,11 +53,8 @@ function _M.routes()
 end
 
 local function check_token(req, route, args)
-    local token = args.access_token
-    if type(token) == "table" then
-        token = token[1]
-    end
-    if type(token) ~= "string" or token == "" then
+    local token = server.query_token(args, "access_token")
+    if not token then
         server.fail(41001)
     end
     local info, expired = tokens.lookup(token)

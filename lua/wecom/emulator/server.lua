@@ -213,6 +213,18 @@ function Request:object(field, required)
     return v
 end
 
+-- The token a query parameter carries (its first value) | nil: absent or empty
+function _M.query_token(args, name)
+    local token = args[name]
+    if type(token) == "table" then
+        token = token[1]
+    end
+    if type(token) ~= "string" or token == "" then
+        return nil
+    end
+    return token
+end
+
 function _M.new_request(fields)
     return setmetatable(fields, Request)
 end

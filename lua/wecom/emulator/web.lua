@@ -111,8 +111,16 @@ local function host_allowed(uri, domain)
     return host ~= nil and type(domain) == "string" and host == domain:lower()
 end
 
-local function state_ok(state)
-    return #state <= 128 and state:match("^[%w]*$") ~= nil
+-- The state parameter ("" when absent) | nil: one WeCom refuses (bad_state)
+local function state_param(args)
+    local state = args.state or ""
+    if #state <= 128 and state:match("^[%w]*$") then
+        return state
+    end
+end
+
+local function bad_state()
+    return error_page("state 参数错误", 84025)
 end
 
 -- 302 to uri with query added before any fragment.
@@ -157,9 +165,9 @@ local function install()
     if not host_allowed(redirect_uri, suite.install_domain) then
         return error_page("redirect_uri与配置的授权完成回调域名不一致", 50001)
     end
-    local state = args.state or ""
-    if not state_ok(state) then
-        return error_page("state 参数错误", 84025)
+    local state = state_param(args)
+    if not state then
+        return bad_state()
     end
 
     if not confirmed then
@@ -311,9 +319,9 @@ local function oauth()
     if not SCOPES[scope] then
         return error_page("scope 参数错误", 40058)
     end
-    local state = args.state or ""
-    if not state_ok(state) then
-        return error_page("state 参数错误", 84025)
+    local state = state_param(args)
+    if not state then
+        return bad_state()
     end
 
     if not confirmed then

@@ -9,7 +9,6 @@
 
 local error = error
 local pcall = pcall
-local select = select
 local tostring = tostring
 
 local env = require "wecom.env"
@@ -21,21 +20,10 @@ local _M = {}
 -- available() -> true when the calling code may spawn light threads
 _M.available = env.can_yield
 
-local function result_of(ok, ...)
-    if not ok then
-        return { ok = false, err = (...) }
-    end
-    local first, second = ...
-    if first == nil and second ~= nil then
-        return { ok = false, err = second }
-    end
-    local n = select("#", ...)
-    local result = { ok = true, value = first, n = n, ... }
-    return result
-end
-
--- run(tasks, concurrency) -> results (tasks already checked by wecom.parallel)
-function _M.run(tasks, concurrency)
+-- run(tasks, concurrency, result_of) -> results (tasks already checked by
+-- wecom.parallel; result_of(pcall(task)) -> its result, wecom.parallel's
+-- task_result, which cannot be required from here: it requires this module)
+function _M.run(tasks, concurrency, result_of)
     local count = #tasks
     local results = {}
     if count == 0 then

@@ -1,7 +1,8 @@
 -- wecom.store.common: what the token stores share — the checks of the
 -- store interface's arguments (docs/stores.md, "Writing your own store")
--- and the record of the file and Redis stores: "<expires_at>\n<value>", or
--- "-\n<value>" for a durable entry without expiry.
+-- and the record of the file, Redis and shared-dict stores:
+-- "<expires_at>\n<value>", or "-\n<value>" for a durable entry without
+-- expiry (the shared dict writes "|" where the others write "\n").
 
 local math_huge = math.huge
 local string_format = string.format
@@ -84,14 +85,17 @@ function _M.checks(name)
     return check
 end
 
--- record(expires_at, value) -> "<expires_at>\n<value>" (%.17g: the number
--- reads back exactly, so it can name the fetch it came from); expires_at
--- nil (a durable entry that never expires) -> "-\n<value>"
+-- record(expires_at, value [, sep]) -> "<expires_at>\n<value>" (%.17g: the
+-- number reads back exactly, so it can name the fetch it came from);
+-- expires_at nil (a durable entry that never expires) -> "-\n<value>"; sep:
+-- another separator than "\n"
 local NO_EXPIRY = "-"
 
-function _M.record(expires_at, value)
+function _M.record(expires_at, value, sep)
     if expires_at == nil then
-        return NO_EXPIRY .. "\n" .. value
+        return NO_EXPIRY .. (sep or "\n") .. value
+    elseif sep then
+        return string_format("%.17g", expires_at) .. sep .. value
     end
     return string_format("%.17g\n", expires_at) .. value
 end
@@ -105,15 +109,16 @@ function _M.expiry(text)
     return n
 end
 
--- split_record(data) -> value, expires_at for "<number>\n<value>", value
--- alone for "-\n<value>" (no expiry); nil when data is nil or in another
--- shape: neither a finite number nor "-", or an empty value (a store never
--- keeps an empty value, so it is damage, read as a miss)
-function _M.split_record(data)
+-- split_record(data [, sep]) -> value, expires_at for "<number>\n<value>",
+-- value alone for "-\n<value>" (no expiry); nil when data is nil or in
+-- another shape: neither a finite number nor "-", or an empty value (a store
+-- never keeps an empty value, so it is damage, read as a miss).  sep: as
+-- record's.
+function _M.split_record(data, sep)
     if type(data) ~= "string" then
         return nil
     end
-    local nl = data:find("\n", 1, true)
+    local nl = data:find(sep or "\n", 1, true)
     if not nl or nl == #data then
         return nil
     end
@@ -135,6 +140,13 @@ function _M.live(value, expires_at, now)
         return nil
     end
     return value, expires_at
+end
+
+-- live_record(data, now [, sep]) -> value, expires_at of a record while it
+-- lasts; nothing for an expired record or one in another shape (a miss)
+function _M.live_record(data, now, sep)
+    local value, expires_at = _M.split_record(data, sep)
+    return _M.live(value, expires_at, now)
 end
 
 -- matches(expires_at, value, only_if_value, only_if_expires_at) -> whether

@@ -29,8 +29,8 @@
 -- files, and never read past MAX_RECORD bytes.  Each refusal is a store
 -- error, so the token manager serves the call from the in-process cache.
 --
--- The interface is the one of every store (notes/CONTRACTS.md, "Token
--- stores"); runtime failures return nil, err with err.kind == "store".
+-- The interface is the one of every store (docs/stores.md, "Writing your
+-- own store"); runtime failures return nil, err with err.kind == "store".
 
 local error = error
 local ipairs = ipairs

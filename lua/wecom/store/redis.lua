@@ -257,10 +257,9 @@ function _M.get(self, key)
     elseif type(res) ~= "string" then
         return unexpected(self, "GET", res)
     end
-    local value, expires_at = common.split_record(res)
     -- the expiry check also covers hosts whose clocks run ahead of Redis',
     -- and durable entries, which Redis never drops by itself
-    return common.live(value, expires_at, core.now())
+    return common.live_record(res, core.now())
 end
 
 -- script(self, name, script, key, ...) -> reply | nil, err: one of the

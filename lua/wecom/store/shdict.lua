@@ -35,8 +35,6 @@ local math_max = math.max
 local pcall = pcall
 local require = require
 local setmetatable = setmetatable
-local str_find = string.find
-local str_format = string.format
 local str_sub = string.sub
 local table_sort = table.sort
 local tostring = tostring
@@ -53,7 +51,6 @@ local _M = { name = "shdict" }
 local mt = { __index = _M }
 
 local LOCK_PREFIX = "wecom-lock|"
-local NO_EXPIRY = "-"
 local DURABLE = 1     -- the dict flag of a durable entry
 
 -- ngx.semaphore comes with lua-resty-core (OpenResty, and Debian's
@@ -82,23 +79,8 @@ function mt.__tostring(self)
     return "wecom.store.shdict (" .. self.dict_name .. ")"
 end
 
--- parse(raw) -> true, value, expires_at ("-": nil) | nil (not an entry of
--- ours, or empty)
-local function parse(raw)
-    if type(raw) ~= "string" then
-        return nil
-    end
-    local bar = str_find(raw, "|", 1, true)
-    if not bar or bar == #raw then
-        return nil
-    end
-    local head = str_sub(raw, 1, bar - 1)
-    local expires_at = common.expiry(head)
-    if not expires_at and head ~= NO_EXPIRY then
-        return nil
-    end
-    return true, str_sub(raw, bar + 1), expires_at
-end
+-- what separates an entry's expiry from its value (common.record's sep)
+local SEP = "|"
 
 local function dict_error(self, err)
     return nil, errors.new("store", "lua_shared_dict " .. self.dict_name .. ": " .. tostring(err))
@@ -127,11 +109,7 @@ end
 -- get(key) -> value, expires_at | value (durable, no expiry) | nil
 function _M.get(self, key)
     check_key("get", key)
-    local ok, value, expires_at = parse(self.dict:get(key))
-    if not ok then
-        return nil
-    end
-    return common.live(value, expires_at, now())
+    return common.live_record(self.dict:get(key), now(), SEP)
 end
 
 -- set(key, value, expires_at) -> true | nil, err
@@ -145,7 +123,7 @@ function _M.set(self, key, value, expires_at)
         self.dict:delete(key)
         return true
     end
-    return write(self, "safe_set", key, str_format("%.17g", expires_at) .. "|" .. value, math_max(ttl, 0.001), 0)
+    return write(self, "safe_set", key, common.record(expires_at, value, SEP), math_max(ttl, 0.001), 0)
 end
 
 -- set_durable(key, value [, expires_at]) -> true | nil, err
@@ -155,15 +133,14 @@ function _M.set_durable(self, key, value, expires_at)
     check_key("set_durable", key)
     check.durable(value, expires_at)
     if expires_at == nil then
-        return write(self, "safe_set", key, NO_EXPIRY .. "|" .. value, 0, DURABLE)
+        return write(self, "safe_set", key, common.record(nil, value, SEP), 0, DURABLE)
     end
     local ttl = expires_at - now()
     if ttl <= 0 then
         self.dict:delete(key)
         return true
     end
-    return write(self, "safe_set", key, str_format("%.17g", expires_at) .. "|" .. value, math_max(ttl, 0.001),
-        DURABLE)
+    return write(self, "safe_set", key, common.record(expires_at, value, SEP), math_max(ttl, 0.001), DURABLE)
 end
 
 -- list_durable(prefix) -> { key, ... }: the durable keys that start with
@@ -175,8 +152,7 @@ function _M.list_durable(self, prefix)
     for _, key in ipairs(dict:get_keys(0)) do
         if str_sub(key, 1, #prefix) == prefix then
             local raw, flags = dict:get(key)
-            local ok, value, expires_at = parse(raw)
-            if ok and flags == DURABLE and common.live(value, expires_at, t) then
+            if flags == DURABLE and common.live_record(raw, t, SEP) then
                 keys[#keys + 1] = key
             end
         end
@@ -197,8 +173,8 @@ function _M.delete(self, key, only_if_value, only_if_expires_at)
         return false
     end
     if only_if_value ~= nil or only_if_expires_at ~= nil then
-        local ok, value, expires_at = parse(raw)
-        if not ok or not common.matches(expires_at, value, only_if_value, only_if_expires_at) then
+        local value, expires_at = common.split_record(raw, SEP)
+        if value == nil or not common.matches(expires_at, value, only_if_value, only_if_expires_at) then
             return false
         end
     end

@@ -122,38 +122,39 @@ local function get(store, key)
     return value, expires_at
 end
 
-local function set(store, key, value, expires_at)
-    local ok, done, err = pcall(store.set, store, key, value, expires_at)
+-- what a store write's pcall returned -> true | nil, err
+local function written(what, ok, done, err)
     if not ok then
-        return nil, store_error("set", done)
+        return nil, store_error(what, done)
     end
     if not done then
-        return nil, store_error("set", err)
+        return nil, store_error(what, err)
     end
     return true
+end
+
+local function set(store, key, value, expires_at)
+    return written("set", pcall(store.set, store, key, value, expires_at))
+end
+
+-- the error for a store without a method a suite needs (for what)
+local function no_method(name, what)
+    return errors.new("store", "the store has no " .. name .. " method: a suite " .. what
+        .. " with it (docs/stores.md, \"Writing your own store\")")
 end
 
 -- set_durable(store, key, value) -> true | nil, err
 local function set_durable(store, key, value)
     if type(store.set_durable) ~= "function" then
-        return nil, errors.new("store", "the store has no set_durable method: a suite keeps permanent codes"
-            .. " with it (docs/stores.md, \"Writing your own store\")")
+        return nil, no_method("set_durable", "keeps permanent codes")
     end
-    local ok, done, err = pcall(store.set_durable, store, key, value)
-    if not ok then
-        return nil, store_error("set_durable", done)
-    end
-    if not done then
-        return nil, store_error("set_durable", err)
-    end
-    return true
+    return written("set_durable", pcall(store.set_durable, store, key, value))
 end
 
 -- list_durable(store, prefix) -> { key, ... } | nil, err
 local function list_durable(store, prefix)
     if type(store.list_durable) ~= "function" then
-        return nil, errors.new("store", "the store has no list_durable method: a suite lists its corps"
-            .. " with it (docs/stores.md, \"Writing your own store\")")
+        return nil, no_method("list_durable", "lists its corps")
     end
     local ok, keys, err = pcall(store.list_durable, store, prefix)
     if not ok then

@@ -13,12 +13,17 @@ local push = require "wecom.emulator.push"
 
 local ngx = ngx
 local type = type
+local pairs = pairs
 local ipairs = ipairs
+local assert = assert
 local min = math.min
 local fail = server.fail
 local is_integer = server.is_integer
 
 local _M = {}
+
+-- the API handlers, each named as the last segment of its path (_M.routes)
+local handlers = {}
 
 local PENDING_TTL = 90 * 86400
 
@@ -66,6 +71,22 @@ local function require_system(req)
     end
 end
 
+-- add_descendants(groups, set) -> set, with every group under one already in
+-- it (its value not nil) added as true
+local function add_descendants(groups, set)
+    local changed = true
+    while changed do
+        changed = false
+        for _, g in ipairs(groups) do
+            if set[g.parentid] ~= nil and set[g.groupid] == nil then
+                set[g.groupid] = true
+                changed = true
+            end
+        end
+    end
+    return set
+end
+
 -- The app's range for a chain: false (not visible), true (everything), or a
 -- set of visible groupids (the listed groups and their descendants).
 local function range_of(req, chain_id, groups)
@@ -78,20 +99,11 @@ local function range_of(req, chain_id, groups)
             if not entry.groupids then
                 return true
             end
-            local set, changed = {}, true
+            local set = {}
             for _, gid in ipairs(entry.groupids) do
                 set[gid] = true
             end
-            while changed do
-                changed = false
-                for _, g in ipairs(groups) do
-                    if set[g.parentid] and not set[g.groupid] then
-                        set[g.groupid] = true
-                        changed = true
-                    end
-                end
-            end
-            return set
+            return add_descendants(groups, set)
         end
     end
     return false
@@ -129,7 +141,7 @@ end
 
 -- Chains, groups, corps ----------------------------------------------------
 
-local function get_chain_list(req)
+function handlers.get_chain_list(req)
     local chains = json.array()
     for _, chain in ipairs(req.F.chain_list) do
         local state = chain_state(req.F, chain.chain_id)
@@ -142,20 +154,10 @@ end
 
 -- The set of groupids under gid (children, grandchildren, ...).
 local function descendants(groups, gid)
-    local set, changed = { [gid] = false }, true
-    while changed do
-        changed = false
-        for _, g in ipairs(groups) do
-            if set[g.parentid] ~= nil and set[g.groupid] == nil then
-                set[g.groupid] = true
-                changed = true
-            end
-        end
-    end
-    return set
+    return add_descendants(groups, { [gid] = false })
 end
 
-local function get_chain_group(req)
+function handlers.get_chain_group(req)
     local _, state, range = get_chain(req, req:str("chain_id", true))
     local parent = req:int("groupid")
     if parent and not group_exists(state, parent) then
@@ -182,7 +184,7 @@ local function inviter_visible(req, userid)
     return is_system(req) and userid ~= nil and req.F.upstream.users_by_id[userid] ~= nil
 end
 
-local function get_chain_corpinfo_list(req)
+function handlers.get_chain_corpinfo_list(req)
     local chain_id = req:str("chain_id", true)
     local _, state, range = get_chain(req, chain_id)
     local gid = req:int("groupid") or 1
@@ -249,7 +251,7 @@ local function find_corp(req, state)
     fail(40013, "corp is not in this chain")
 end
 
-local function get_chain_corpinfo(req)
+function handlers.get_chain_corpinfo(req)
     local _, state, range = get_chain(req, req:str("chain_id", true))
     local c = find_corp(req, state)
     if not group_visible(range, c.groupid) then
@@ -270,7 +272,7 @@ local function require_verified(req)
     end
 end
 
-local function remove_corp(req)
+function handlers.remove_corp(req)
     require_system(req)
     require_verified(req)
     local chain_id = req:str("chain_id", true)
@@ -289,7 +291,7 @@ local function remove_corp(req)
     return {}
 end
 
-local function get_chain_user_custom_id(req)
+function handlers.get_chain_user_custom_id(req)
     local _, state, range = get_chain(req, req:str("chain_id", true))
     local corpid = req:str("corpid", true)
     local userid = req:str("userid", true, 41009)
@@ -313,7 +315,7 @@ local function get_chain_user_custom_id(req)
     return { user_custom_id = ids[userid] or "" }
 end
 
-local function get_corp_shared_chain_list(req)
+function handlers.get_corp_shared_chain_list(req)
     local corpid = req:str("corpid", true)
     local chains = json.array()
     for _, chain in ipairs(req.F.chain_list) do
@@ -539,7 +541,7 @@ local function watch_job(premature, F, jobid)
     end
 end
 
-local function import_chain_contact(req)
+function handlers.import_chain_contact(req)
     require_system(req)
     require_verified(req)
     local chain_id = req:str("chain_id", true)
@@ -599,7 +601,7 @@ local function import_chain_contact(req)
     end)
 end
 
-local function getresult(req)
+function handlers.getresult(req)
     require_system(req)
     local jobid = req:str("jobid", true)
     local job = store.get_json("job:" .. jobid)
@@ -676,7 +678,7 @@ local function find_rule(rules, rule_id)
     fail(40058, "invalid rule_id")
 end
 
-local function list_ids(req)
+function handlers.list_ids(req)
     local chain_id = rule_chain(req)
     local doc = store.read("rules:" .. chain_id, seed_rules(req.F, chain_id))
     local ids = json.array()
@@ -686,14 +688,14 @@ local function list_ids(req)
     return { rule_ids = ids }
 end
 
-local function get_rule_info(req)
+function handlers.get_rule_info(req)
     local chain_id = rule_chain(req)
     local rule_id = req:int("rule_id", true)
     local doc = store.read("rules:" .. chain_id, seed_rules(req.F, chain_id))
     return { rule_info = find_rule(doc.rules, rule_id).rule_info }
 end
 
-local function add_rule(req)
+function handlers.add_rule(req)
     local chain_id = rule_chain(req)
     local info = check_rule_info(req:object("rule_info", true))
     local id = store.update("rules:" .. chain_id, seed_rules(req.F, chain_id), function(doc)
@@ -705,7 +707,7 @@ local function add_rule(req)
     return { rule_id = id }
 end
 
-local function modify_rule(req)
+function handlers.modify_rule(req)
     local chain_id = rule_chain(req)
     local rule_id = req:int("rule_id", true)
     local info = check_rule_info(req:object("rule_info", true))
@@ -715,7 +717,7 @@ local function modify_rule(req)
     return {}
 end
 
-local function delete_rule(req)
+function handlers.delete_rule(req)
     local chain_id = rule_chain(req)
     local rule_id = req:int("rule_id", true)
     store.update("rules:" .. chain_id, seed_rules(req.F, chain_id), function(doc)
@@ -747,7 +749,7 @@ local function shared_corps(req)
     return set
 end
 
-local function unionid_to_external_userid(req)
+function handlers.unionid_to_external_userid(req)
     local customer = customer_for(req)
     local corpid = req:str("corpid")
     -- the upstream corp's quota, lifted by its mass_call_ticket (api/idconvert.lua)
@@ -765,7 +767,7 @@ local function unionid_to_external_userid(req)
     return { external_userid_info = list }
 end
 
-local function unionid_to_pending_id(req)
+function handlers.unionid_to_pending_id(req)
     local _, unionid = customer_for(req)
     -- its own quota of the upstream corp, the same numbers (reference §3.12)
     require("wecom.emulator.api.idconvert").take_quota("corpgroup_pending:" .. req.token.corpid)
@@ -777,7 +779,7 @@ local function unionid_to_pending_id(req)
     return { pending_id = pending_id }
 end
 
-local function external_userid_to_pending_id(req)
+function handlers.external_userid_to_pending_id(req)
     local ids = req:array("external_userid", true)
     req:str("chat_id")
     if #ids > 100 then
@@ -797,27 +799,21 @@ local function external_userid_to_pending_id(req)
     return { result = result }
 end
 
-local P = "/cgi-bin/corpgroup/"
-local function post(fn) return { method = "POST", token = "upstream", fn = fn } end
-
-_M.routes = {
-    [P .. "corp/get_chain_list"] = { method = "GET", token = "upstream", fn = get_chain_list },
-    [P .. "corp/get_chain_group"] = post(get_chain_group),
-    [P .. "corp/get_chain_corpinfo_list"] = post(get_chain_corpinfo_list),
-    [P .. "corp/get_chain_corpinfo"] = post(get_chain_corpinfo),
-    [P .. "corp/remove_corp"] = post(remove_corp),
-    [P .. "corp/get_chain_user_custom_id"] = post(get_chain_user_custom_id),
-    [P .. "get_corp_shared_chain_list"] = post(get_corp_shared_chain_list),
-    [P .. "import_chain_contact"] = post(import_chain_contact),
-    [P .. "getresult"] = { method = "GET", token = "upstream", fn = getresult },
-    [P .. "rule/list_ids"] = post(list_ids),
-    [P .. "rule/get_rule_info"] = post(get_rule_info),
-    [P .. "rule/add_rule"] = post(add_rule),
-    [P .. "rule/modify_rule"] = post(modify_rule),
-    [P .. "rule/delete_rule"] = post(delete_rule),
-    [P .. "unionid_to_external_userid"] = post(unionid_to_external_userid),
-    [P .. "unionid_to_pending_id"] = post(unionid_to_pending_id),
-    [P .. "batch/external_userid_to_pending_id"] = post(external_userid_to_pending_id),
-}
+-- upstream app tokens; the handler of each path is handlers[<last segment>]
+_M.routes = {}
+for method, paths in pairs {
+    GET = { "corp/get_chain_list", "getresult" },
+    POST = {
+        "corp/get_chain_group", "corp/get_chain_corpinfo_list", "corp/get_chain_corpinfo", "corp/remove_corp",
+        "corp/get_chain_user_custom_id", "get_corp_shared_chain_list", "import_chain_contact",
+        "rule/list_ids", "rule/get_rule_info", "rule/add_rule", "rule/modify_rule", "rule/delete_rule",
+        "unionid_to_external_userid", "unionid_to_pending_id", "batch/external_userid_to_pending_id",
+    },
+} do
+    for _, path in ipairs(paths) do
+        local fn = assert(handlers[path:match("[^/]*$")], path)
+        _M.routes["/cgi-bin/corpgroup/" .. path] = { method = method, token = "upstream", fn = fn }
+    end
+end
 
 return _M

@@ -27,20 +27,9 @@ local STATE_PATTERN = "^[%w]*$"
 
 -- Tokens ----------------------------------------------------------------------
 
-local function query_token(req, name)
-    local token = req.args[name]
-    if type(token) == "table" then
-        token = token[1]
-    end
-    if type(token) ~= "string" or token == "" then
-        return nil
-    end
-    return token
-end
-
 -- route.token for suite-token routes: -> the suite
 local function suite_token(req)
-    local token = query_token(req, "suite_access_token")
+    local token = server.query_token(req.args, "suite_access_token")
     if not token then
         fail(41022)
     end
@@ -60,7 +49,7 @@ end
 
 -- route.token for provider-token routes: -> the provider (F.provider)
 local function provider_token(req)
-    local token = query_token(req, "provider_access_token")
+    local token = server.query_token(req.args, "provider_access_token")
     if not token then
         fail(41001, "provider_access_token missing")
     end

@@ -413,33 +413,33 @@ _M.normalize = normalize
 -- is first read, not before: LuaJIT hashes every new string into its
 -- string table, where plaintexts of one template and length collide, which
 -- cost as much as all the rest of a decrypt for a handler that never reads
--- it.  Meanwhile it waits in a weak-keyed table: the string, or the C
--- core's box of its bytes.
-local pending = setmetatable({}, { __mode = "k" })
-
-local function plaintext_mt(field)
-    return {
-        __index = function(event, key)
-            if key ~= field then
-                return nil
+-- it.  Meanwhile it waits in the event's own metatable (field text): the
+-- string, or the C core's box of its bytes.  (A shared weak-keyed table
+-- would cost more per event than this small table, and its upkeep in every
+-- garbage collection cycle grows with the events not yet collected.)
+local function plaintext_index(field)
+    return function(event, key)
+        if key ~= field then
+            return nil
+        end
+        -- this function is reached only through the metatable it reads;
+        -- the text moves from there into the event, once
+        local meta = getmetatable(event)
+        local text = meta.text
+        if text ~= nil then
+            if type(text) ~= "string" then
+                text = callback_plaintext(text)
             end
-            local text = pending[event]
-            if text ~= nil then
-                if type(text) ~= "string" then
-                    text = callback_plaintext(text)
-                end
-                pending[event] = nil
-                rawset(event, key, text)
-            end
-            return text
-        end,
-    }
+            meta.text = nil
+            rawset(event, key, text)
+        end
+        return text
+    end
 end
-local XML_TEXT, JSON_TEXT = plaintext_mt("xml"), plaintext_mt("json")
+local XML_TEXT, JSON_TEXT = plaintext_index("xml"), plaintext_index("json")
 
-local function with_plaintext(event, text_mt, text)
-    pending[event] = text
-    return setmetatable(event, text_mt)
+local function with_plaintext(event, index, text)
+    return setmetatable(event, { __index = index, text = text })
 end
 
 local function parse_plaintext(msg)

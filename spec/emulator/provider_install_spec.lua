@@ -9,20 +9,10 @@ local nginx = require "helpers.nginx"
 local cjson = require "cjson"
 local wurl = require "wecom.url"
 
--- A receiver for the 指令回调 POSTs: answers "success" with what it got
--- in a header-free JSON echo after it.
+-- A receiver for the 指令回调 POSTs: answers with what it got, as JSON.
 local RECEIVER = nginx.conf {
     lua_path = "${lua_path}",
-    servers = { { text = [[
-        location /cmd {
-            content_by_lua_block {
-                local cjson = require "cjson"
-                ngx.req.read_body()
-                ngx.print(cjson.encode({ method = ngx.req.get_method(), args = ngx.req.get_uri_args(),
-                    content_type = ngx.var.content_type, body = ngx.req.get_body_data() or "" }))
-            }
-        }
-]] } },
+    servers = { { text = nginx.echo_location("/cmd") } },
 }
 
 -- an authorize step the emulator refuses: HTTP 400 and why

@@ -4,15 +4,10 @@
 -- from them.
 
 local emu = require "helpers.emulator"
-local wecom = require "wecom"
 local core = require "wecom.core"
 local collect = require("wecom.pager").collect
 
 local SHARE_PATH = "/cgi-bin/corpgroup/corp/list_app_share_info"
-
-local function new_app(inst, fx, system, extra)
-  return wecom.new(emu.app_options(inst, fx, emu.fixture_app(fx, system), { retries = 0 }, extra))
-end
 
 -- confirmed shares of an upstream app in the fixture, as corpid -> agentid
 local function fixture_shares(fx, agentid, business_type)
@@ -44,8 +39,8 @@ describe("shared corps and downstream clients (emulator)", function()
   setup(function()
     inst = emu.new()
     fx = inst:fixture()
-    sys = new_app(inst, fx, true)
-    ord = new_app(inst, fx, false)
+    sys = inst:client(true)
+    ord = inst:client(false)
   end)
 
   teardown(function()
@@ -97,7 +92,7 @@ describe("shared corps and downstream clients (emulator)", function()
     end)
 
     it("pages lazily through 30 shared corps, 4 at a time", function()
-      local app = new_app(big, bigfx, true)
+      local app = big:client(true)
       local before = big:stats()[SHARE_PATH] or 0
       local it = app:shared_corps{ business_type = 1, limit = 4 }
       local first = it()

@@ -20,12 +20,13 @@ local function ls(dir)
     return names
 end
 
+-- every test of the file gets a fresh temporary directory
+local dir
+
+before_each(function() dir = tmpdir() end)
+after_each(function() os.execute("rm -rf " .. child.quote(dir)) end)
+
 describe("core.flock_open", function()
-    local dir
-
-    before_each(function() dir = tmpdir() end)
-    after_each(function() os.execute("rm -rf " .. child.quote(dir)) end)
-
     it("raises on a path of the wrong type or shape", function()
         assert.has_error(function() core.flock_open() end)
         assert.has_error(function() core.flock_open(12) end)
@@ -160,11 +161,6 @@ describe("core.flock_open", function()
 end)
 
 describe("core.write_atomic", function()
-    local dir
-
-    before_each(function() dir = tmpdir() end)
-    after_each(function() os.execute("rm -rf " .. child.quote(dir)) end)
-
     it("writes and replaces a file, 0600, leaving no temporary files", function()
         local path = dir .. "/data.json"
         assert.is_true(core.write_atomic(path, "first"))
@@ -231,11 +227,6 @@ describe("core.write_atomic", function()
 end)
 
 describe("core.mkdir and core.getpid", function()
-    local dir
-
-    before_each(function() dir = tmpdir() end)
-    after_each(function() os.execute("rm -rf " .. child.quote(dir)) end)
-
     it("creates a directory 0700, and accepts an existing one", function()
         local path = dir .. "/sub"
         assert.is_true(core.mkdir(path))
@@ -266,11 +257,6 @@ describe("core.mkdir and core.getpid", function()
 end)
 
 describe("core.private_dir, read_regular and flock_open_nofollow", function()
-    local dir
-
-    before_each(function() dir = tmpdir() end)
-    after_each(function() os.execute("rm -rf " .. child.quote(dir)) end)
-
     local function sh_ok(cmd)
         assert(os.execute(cmd), cmd)
     end

@@ -170,14 +170,20 @@ describe("shared corps and downstream clients (emulator)", function()
   end)
 
   describe("down:transfer_session()", function()
-    it("turns an upstream mini-program session into the downstream one", function()
-      local corpid, agentid = next(fixture_shares(fx, sys.agentid, 1))
+    -- a mini-program session of corpid's first member, through the upstream
+    -- system app: -> that member's userid, the session
+    local function upstream_session(corpid)
       local user
       for _, c in ipairs(fx.downstream) do
         if c.corpid == corpid then user = c.users[1].userid end
       end
       local code = inst:js_code{ corpid = corpid, userid = user, agentid = sys.agentid }
-      local session = assert(sys:jscode2session(code))
+      return user, assert(sys:jscode2session(code))
+    end
+
+    it("turns an upstream mini-program session into the downstream one", function()
+      local corpid, agentid = next(fixture_shares(fx, sys.agentid, 1))
+      local user, session = upstream_session(corpid)
       assert.equal(corpid, session.corpid)
       assert.not_equal(user, session.userid)   -- 上下游 hides the real id upstream
 
@@ -192,12 +198,7 @@ describe("shared corps and downstream clients (emulator)", function()
       local shares = fixture_shares(fx, sys.agentid, 1)
       local corpid = next(shares)
       local other = next(shares, corpid)
-      local user
-      for _, c in ipairs(fx.downstream) do
-        if c.corpid == corpid then user = c.users[1].userid end
-      end
-      local code = inst:js_code{ corpid = corpid, userid = user, agentid = sys.agentid }
-      local session = assert(sys:jscode2session(code))
+      local _, session = upstream_session(corpid)
       local down = sys:downstream{ corpid = other, agentid = shares[other], business_type = 1 }
       local moved, err = down:transfer_session(session.userid, session.session_key)
       assert.is_nil(moved)

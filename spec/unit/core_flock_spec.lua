@@ -26,6 +26,21 @@ local dir
 before_each(function() dir = tmpdir() end)
 after_each(function() os.execute("rm -rf " .. child.quote(dir)) end)
 
+-- a child process that takes path's lock, says so, holds it for seconds
+-- and releases it; the lock is held when this returns
+local function held_elsewhere(path, seconds)
+    local p = child.spawn([[
+        local core = require "wecom.core"
+        local lk = assert(core.flock_open(arg[1]))
+        assert(lk:lock(true, 5))
+        io.write("locked\n"); io.flush()
+        core.sleep(tonumber(arg[2]))
+        lk:unlock()
+    ]], { path, seconds })
+    assert.equal("locked", p:line())
+    return p
+end
+
 describe("core.flock_open", function()
     it("raises on a path of the wrong type or shape", function()
         assert.has_error(function() core.flock_open() end)
@@ -81,15 +96,7 @@ describe("core.flock_open", function()
 
     it("waits up to the timeout for another process to release it", function()
         local path = dir .. "/x.lock"
-        local p = child.spawn([[
-            local core = require "wecom.core"
-            local lk = assert(core.flock_open(arg[1]))
-            assert(lk:lock(true, 5))
-            io.write("locked\n"); io.flush()
-            core.sleep(0.3)
-            lk:unlock()
-        ]], { path })
-        assert.equal("locked", p:line())
+        local p = held_elsewhere(path, 0.3)
         local lk = assert(core.flock_open(path))
         assert.is_false(lk:lock(true, 0))
         assert.is_true(lk:lock(true, 10))
@@ -99,14 +106,7 @@ describe("core.flock_open", function()
 
     it("is released when the holding process is killed", function()
         local path = dir .. "/x.lock"
-        local p = child.spawn([[
-            local core = require "wecom.core"
-            local lk = assert(core.flock_open(arg[1]))
-            assert(lk:lock(true, 5))
-            io.write("locked\n"); io.flush()
-            core.sleep(60)
-        ]], { path })
-        assert.equal("locked", p:line())
+        local p = held_elsewhere(path, 60)
         local lk = assert(core.flock_open(path))
         assert.is_false(lk:lock(true, 0))
         os.execute("kill -9 " .. p.pid)

@@ -366,6 +366,16 @@ describe("core.http_session response handling", function()
         return "http://127.0.0.1:" .. port .. (path or "/")
     end
 
+    -- a GET of /1 answered on a new connection, kept alive: -> that peer
+    local function first_request()
+        local first = s:submit{ url = url("/1") }
+        local peer = accept()
+        read_request(peer)
+        peer:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        assert.equal(1, wait(first).res.new_connections)
+        return peer
+    end
+
     -- exchange(request, answer) -> the finished entry and the request the
     -- peer read: the peer answers with the raw text answer, then closes
     local function exchange(request, answer)
@@ -407,11 +417,7 @@ describe("core.http_session response handling", function()
     end)
 
     it("reuses the kept-alive connection for the next request", function()
-        local first = s:submit{ url = url("/1") }
-        local peer = accept()
-        read_request(peer)
-        peer:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
-        assert.equal(1, wait(first).res.new_connections)
+        local peer = first_request()
         local second = s:submit{ url = url("/2") }
         s:poll(0.01)
         assert.is_nil(server:accept())    -- no new connection arrived
@@ -425,11 +431,7 @@ describe("core.http_session response handling", function()
 
     for _, how in ipairs { "closed", "reset" } do
         it("opens a new connection when the peer " .. how .. " the idle kept-alive one", function()
-            local first = s:submit{ url = url("/1") }
-            local peer = accept()
-            read_request(peer)
-            peer:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
-            assert.equal(1, wait(first).res.new_connections)
+            local peer = first_request()
             if how == "reset" then
                 assert(peer:setoption("linger", { on = true, timeout = 0 }))
             end

@@ -27,7 +27,7 @@ before_each(function() dir = tmpdir() end)
 after_each(function() os.execute("rm -rf " .. child.quote(dir)) end)
 
 -- a child process that takes path's lock, says so, holds it for seconds
--- and releases it; the lock is held when this returns
+-- and releases it -> the child, and our handle on the lock it holds
 local function held_elsewhere(path, seconds)
     local p = child.spawn([[
         local core = require "wecom.core"
@@ -38,7 +38,9 @@ local function held_elsewhere(path, seconds)
         lk:unlock()
     ]], { path, seconds })
     assert.equal("locked", p:line())
-    return p
+    local lk = assert(core.flock_open(path))
+    assert.is_false(lk:lock(true, 0))
+    return p, lk
 end
 
 describe("core.flock_open", function()
@@ -96,9 +98,7 @@ describe("core.flock_open", function()
 
     it("waits up to the timeout for another process to release it", function()
         local path = dir .. "/x.lock"
-        local p = held_elsewhere(path, 0.3)
-        local lk = assert(core.flock_open(path))
-        assert.is_false(lk:lock(true, 0))
+        local p, lk = held_elsewhere(path, 0.3)
         assert.is_true(lk:lock(true, 10))
         assert.equal("", p:wait())
         lk:close()
@@ -106,9 +106,7 @@ describe("core.flock_open", function()
 
     it("is released when the holding process is killed", function()
         local path = dir .. "/x.lock"
-        local p = held_elsewhere(path, 60)
-        local lk = assert(core.flock_open(path))
-        assert.is_false(lk:lock(true, 0))
+        local p, lk = held_elsewhere(path, 60)
         os.execute("kill -9 " .. p.pid)
         assert.is_true(lk:lock(true, 10))
         p:wait()

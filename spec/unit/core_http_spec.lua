@@ -376,6 +376,16 @@ describe("core.http_session response handling", function()
         return peer
     end
 
+    -- the GET of /2 (submitted as id) read and answered on peer: -> its entry
+    local function second_request(peer, id)
+        assert.equal("GET /2 HTTP/1.1", read_request(peer).line)
+        peer:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2")
+        local r = wait(id)
+        peer:close()
+        assert.equal("2", r.res.body)
+        return r
+    end
+
     -- exchange(request, answer) -> the finished entry and the request the
     -- peer read: the peer answers with the raw text answer, then closes
     local function exchange(request, answer)
@@ -421,12 +431,7 @@ describe("core.http_session response handling", function()
         local second = s:submit{ url = url("/2") }
         s:poll(0.01)
         assert.is_nil(server:accept())    -- no new connection arrived
-        assert.equal("GET /2 HTTP/1.1", read_request(peer).line)
-        peer:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2")
-        local r = wait(second)
-        peer:close()
-        assert.equal("2", r.res.body)
-        assert.equal(0, r.res.new_connections)
+        assert.equal(0, second_request(peer, second).res.new_connections)
     end)
 
     for _, how in ipairs { "closed", "reset" } do
@@ -438,13 +443,7 @@ describe("core.http_session response handling", function()
             peer:close()
             assert.same({}, s:poll(0.05))     -- nothing in flight: the idle socket's news only
             local second = s:submit{ url = url("/2") }
-            local again = accept()
-            assert.equal("GET /2 HTTP/1.1", read_request(again).line)
-            again:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2")
-            local r = wait(second)
-            again:close()
-            assert.equal("2", r.res.body)
-            assert.equal(1, r.res.new_connections)
+            assert.equal(1, second_request(accept(), second).res.new_connections)
         end)
     end
 

@@ -9,28 +9,24 @@ local nginx = require "helpers.nginx"
 local cjson = require "cjson"
 local wurl = require "wecom.url"
 
--- A receiver for the 指令回调 POSTs: answers "success" with what it got
--- in a header-free JSON echo after it.
+-- A receiver for the 指令回调 POSTs: answers with what it got, as JSON.
 local RECEIVER = nginx.conf {
     lua_path = "${lua_path}",
-    servers = { { text = [[
-        location /cmd {
-            content_by_lua_block {
-                local cjson = require "cjson"
-                ngx.req.read_body()
-                ngx.print(cjson.encode({ method = ngx.req.get_method(), args = ngx.req.get_uri_args(),
-                    content_type = ngx.var.content_type, body = ngx.req.get_body_data() or "" }))
-            }
-        }
-]] } },
+    servers = { { text = nginx.echo_location("/cmd") } },
 }
+
+-- an authorize step the emulator refuses: HTTP 400 and why
+local function refused(suite, corpid, action, why)
+    local status, data = pv.control("authorize", { suite_id = suite.suite_id, corpid = corpid, action = action })
+    assert.equal(400, status)
+    assert.matches(why, data.error)
+end
 
 describe("emulator providers", function()
     local fx, third, dk
 
-    emu.hooks(function(f)
-        fx = f
-        third, dk = pv.suite(fx, false), pv.suite(fx, true)
+    pv.hooks(function(f, t, d)
+        fx, third, dk = f, t, d
     end)
 
     describe("the fixture", function()
@@ -118,8 +114,7 @@ describe("emulator providers", function()
     describe("an install announced by create_auth", function()
         it("exchanges the AuthCode once for the permanent code, the corp's token works on its APIs", function()
             local token = pv.suite_token(third)
-            local ev = pv.ok_control("authorize",
-                { suite_id = third.suite_id, corpid = "wwRETAILCORP01", action = "create", state = "fromMarket1" })
+            local ev = pv.authorize(third, "wwRETAILCORP01", "create", { state = "fromMarket1" })
             assert.equal("create", ev.action)
             local event = assert(pv.decrypt(third, ev))
             assert.equal("create_auth", event.InfoType)
@@ -180,8 +175,7 @@ describe("emulator providers", function()
 
         it("v2/get_permanent_code answers the short form", function()
             local token = pv.suite_token(third)
-            local ev = pv.ok_control("authorize",
-                { suite_id = third.suite_id, corpid = "wwRETAILCORP01", action = "create", userid = "dongxue" })
+            local ev = pv.authorize(third, "wwRETAILCORP01", "create", { userid = "dongxue" })
             local data = pv.service("POST", "v2/get_permanent_code", token, { auth_code = ev.auth_code })
             assert.equal(0, data.errcode)
             assert.is_string(data.permanent_code)
@@ -197,8 +191,8 @@ describe("emulator providers", function()
         it("change_auth: the new range shows in get_auth_info and on the corp's APIs", function()
             local inst = pv.install(third, "wwRETAILCORP01")
             local corp_token = pv.corp_token(third, inst.token, "wwRETAILCORP01", inst.permanent_code)
-            local ev = pv.ok_control("authorize", { suite_id = third.suite_id, corpid = "wwRETAILCORP01",
-                action = "change", privilege = { allow_party = {}, allow_user = { "dongxue" } } })
+            local ev = pv.authorize(third, "wwRETAILCORP01", "change",
+                { privilege = { allow_party = {}, allow_user = { "dongxue" } } })
             local event = assert(pv.decrypt(third, ev))
             assert.equal("change_auth", event.InfoType)
             assert.equal("wwRETAILCORP01", event.AuthCorpId)
@@ -216,8 +210,7 @@ describe("emulator providers", function()
         it("cancel_auth: the token is unknown, the permanent code dead; a re-install starts afresh", function()
             local inst = pv.install(third, "wwRETAILCORP01")
             local corp_token = pv.corp_token(third, inst.token, "wwRETAILCORP01", inst.permanent_code)
-            local ev = pv.ok_control("authorize",
-                { suite_id = third.suite_id, corpid = "wwRETAILCORP01", action = "cancel" })
+            local ev = pv.authorize(third, "wwRETAILCORP01", "cancel")
             local event = assert(pv.decrypt(third, ev))
             assert.equal("cancel_auth", event.InfoType)
             assert.equal("wwRETAILCORP01", event.AuthCorpId)
@@ -230,10 +223,7 @@ describe("emulator providers", function()
                 assert.equal(48004, data.errcode, name)
             end
             -- nothing left to cancel or change
-            local status, bad = pv.control("authorize",
-                { suite_id = third.suite_id, corpid = "wwRETAILCORP01", action = "cancel" })
-            assert.equal(400, status)
-            assert.matches("has not installed", bad.error)
+            refused(third, "wwRETAILCORP01", "cancel", "has not installed")
 
             local again = pv.install(third, "wwRETAILCORP01", inst.token)
             assert.not_equal(inst.permanent_code, again.permanent_code)
@@ -249,23 +239,18 @@ describe("emulator providers", function()
 
         it("an AuthCode of a cancelled install is no good", function()
             local token = pv.suite_token(third)
-            local ev = pv.ok_control("authorize",
-                { suite_id = third.suite_id, corpid = "wwRETAILCORP02", action = "create" })
-            pv.ok_control("authorize", { suite_id = third.suite_id, corpid = "wwRETAILCORP02", action = "cancel" })
+            local ev = pv.authorize(third, "wwRETAILCORP02", "create")
+            pv.authorize(third, "wwRETAILCORP02", "cancel")
             assert.equal(40078, pv.service("POST", "get_permanent_code", token, { auth_code = ev.auth_code }).errcode)
         end)
 
         it("a second create for an installed corp is refused", function()
             pv.install(third, "wwRETAILCORP01")
-            local status, data = pv.control("authorize",
-                { suite_id = third.suite_id, corpid = "wwRETAILCORP01", action = "create" })
-            assert.equal(400, status)
-            assert.matches("installed already", data.error)
+            refused(third, "wwRETAILCORP01", "create", "installed already")
         end)
 
         it("an AuthCode is the suite's own", function()
-            local ev = pv.ok_control("authorize",
-                { suite_id = third.suite_id, corpid = "wwRETAILCORP01", action = "create" })
+            local ev = pv.authorize(third, "wwRETAILCORP01", "create")
             local dk_token = pv.suite_token(dk)
             assert.equal(40078,
                 pv.service("POST", "get_permanent_code", dk_token, { auth_code = ev.auth_code }).errcode)
@@ -316,8 +301,7 @@ describe("emulator providers", function()
                 { query = { corpid = "wwRETAILCORP01", corpsecret = old_secret } })
             assert.equal(40001, other.errcode)
 
-            local ev = pv.ok_control("authorize",
-                { suite_id = dk.suite_id, corpid = "wwRETAILCORP02", action = "reset" })
+            local ev = pv.authorize(dk, "wwRETAILCORP02", "reset")
             local event = assert(pv.decrypt(dk, ev))
             assert.equal("reset_permanent_code", event.InfoType)
             assert.equal(ev.auth_code, event.AuthCode)
@@ -339,10 +323,7 @@ describe("emulator providers", function()
 
         it("reset is for 代开发 templates only", function()
             pv.install(third, "wwRETAILCORP01")
-            local status, data = pv.control("authorize",
-                { suite_id = third.suite_id, corpid = "wwRETAILCORP01", action = "reset" })
-            assert.equal(400, status)
-            assert.matches("代开发", data.error)
+            refused(third, "wwRETAILCORP01", "reset", "代开发")
         end)
 
         it("a 代开发 app in the upstream corp is a self-built app to the upstream APIs", function()
@@ -405,7 +386,7 @@ describe("emulator providers", function()
             assert.same({}, linked.corp_list)
 
             -- a downstream corp that uninstalls leaves the list
-            pv.ok_control("authorize", { suite_id = third.suite_id, corpid = "wwDOWNCORP02", action = "cancel" })
+            pv.authorize(third, "wwDOWNCORP02", "cancel")
             local _, after = emu.api("POST", "/cgi-bin/corpgroup/corp/list_app_share_info", up_token,
                 { agentid = up.agentid, business_type = 1 })
             assert.equal(1, #after.corp_list)
@@ -527,8 +508,7 @@ describe("emulator providers", function()
 
         it("a scanned QR code is an authorize create with its state", function()
             local token = pv.suite_token(dk)
-            local ev = pv.ok_control("authorize",
-                { suite_id = dk.suite_id, corpid = "wwRETAILCORP01", action = "create", state = "qr42" })
+            local ev = pv.authorize(dk, "wwRETAILCORP01", "create", { state = "qr42" })
             local data = pv.service("POST", "get_permanent_code", token, { auth_code = ev.auth_code })
             assert.equal("qr42", data.state)
         end)

@@ -46,6 +46,26 @@ local function error_code(html)
     return tonumber(html:match('<span id="errcode">(%d+)</span>'))
 end
 
+-- variant(good)(k, v) -> a copy of the link good with k set to v (nil: left out)
+local function variant(good)
+    return function(k, v)
+        local q = {}
+        for key, val in pairs(good) do q[key] = val end
+        q[k] = v
+        return q
+    end
+end
+
+-- each case { query, errcode }: WeCom's error page with that code, no redirect
+local function error_pages(path, cases)
+    for _, c in ipairs(cases) do
+        local status, html, res = page(path, c[1])
+        assert.equal(200, status)
+        assert.is_nil(res.headers.location)
+        assert.equal(c[2], error_code(html))
+    end
+end
+
 local function contains(list, v)
     for _, x in ipairs(list) do
         if x == v then return true end
@@ -56,9 +76,8 @@ end
 describe("emulator web pages", function()
     local fx, third, dk
 
-    emu.hooks(function(f)
-        fx = f
-        third, dk = pv.suite(fx, false), pv.suite(fx, true)
+    pv.hooks(function(f, t, d)
+        fx, third, dk = f, t, d
     end)
 
     describe("the install page /3rdapp/install", function()
@@ -147,25 +166,15 @@ describe("emulator web pages", function()
         it("answers a bad link with WeCom's error page", function()
             local token = pv.suite_token(third)
             local good = link(token)
-            local function with(k, v)
-                local q = {}
-                for key, val in pairs(good) do q[key] = val end
-                q[k] = v
-                return q
-            end
-            for _, c in ipairs {
+            local with = variant(good)
+            error_pages("/3rdapp/install", {
                 { with("suite_id", "wwNOSUCH"), 40083 },
                 { with("suite_id", dk.suite_id), 40083 },
                 { with("pre_auth_code", "nope"), 40077 },
                 { with("redirect_uri", "https://evil.example.com/x"), 50001 },
                 { with("redirect_uri", "javascript:alert(1)"), 50001 },
                 { with("state", "has space"), 84025 },
-            } do
-                local status, html, res = page("/3rdapp/install", c[1])
-                assert.equal(200, status)
-                assert.is_nil(res.headers.location)
-                assert.equal(c[2], error_code(html))
-            end
+            })
             local q = with("pre_auth_code", nil)
             assert.equal(40077, error_code(select(2, page("/3rdapp/install", q))))
             q = with("redirect_uri", nil)
@@ -275,14 +284,8 @@ describe("emulator web pages", function()
 
         it("answers a bad link with WeCom's error page", function()
             local system = emu.fixture_app(fx, true)
-            local good = oauth_link(third.suite_id, third.redirect_domain)
-            local function with(k, v)
-                local q = {}
-                for key, val in pairs(good) do q[key] = val end
-                q[k] = v
-                return q
-            end
-            for _, c in ipairs {
+            local with = variant(oauth_link(third.suite_id, third.redirect_domain))
+            error_pages("/connect/oauth2/authorize", {
                 { with("appid", "wwNOSUCH"), 40013 },
                 { with("appid", nil), 40013 },
                 { with("appid", dk.suite_id), 40013 },
@@ -295,12 +298,7 @@ describe("emulator web pages", function()
                 { oauth_link(fx.upstream.corpid, system.redirect_domain, { agentid = "12x" }), 40056 },
                 { oauth_link(fx.upstream.corpid, system.redirect_domain, { agentid = 424242 }), 40056 },
                 { oauth_link(fx.upstream.corpid, "evil.example.com", { agentid = system.agentid }), 50001 },
-            } do
-                local status, html, res = page("/connect/oauth2/authorize", c[1])
-                assert.equal(200, status)
-                assert.is_nil(res.headers.location)
-                assert.equal(c[2], error_code(html))
-            end
+            })
         end)
     end)
 

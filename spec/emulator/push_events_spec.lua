@@ -11,39 +11,20 @@ local pv = require "helpers.provider"
 local cjson = require "cjson"
 local callback = require "wecom.callback"
 
-local RECEIVER = nginx.conf {
-    servers = { { text = [[
-        location /hook {
-            content_by_lua_block {
-                local cjson = require "cjson"
-                ngx.req.read_body()
-                ngx.header["Content-Type"] = "application/json"
-                ngx.print(cjson.encode({ method = ngx.req.get_method(), query = ngx.var.args or "",
-                    body = ngx.req.get_body_data() or "" }))
-            }
-        }
-]] } },
-}
+local RECEIVER = nginx.conf { servers = { { text = nginx.echo_location("/hook") } } }
 
 describe("emulator push: typed events", function()
     local fx, system, third, dk, site, url
 
-    setup(function()
-        emu.start()
-        fx = emu.fixture()
+    pv.hooks(function(f, t, d)
+        fx, third, dk = f, t, d
         system = emu.fixture_app(fx, true)
-        third, dk = pv.suite(fx, false), pv.suite(fx, true)
         site = nginx.start { conf = RECEIVER }
         url = site:url("/hook")
     end)
 
     teardown(function()
         if site then site:stop() end
-        emu.stop()
-    end)
-
-    before_each(function()
-        emu.reset()
     end)
 
     -- what the receiver got, decrypted with settings/receive_id and dispatched
@@ -51,7 +32,7 @@ describe("emulator push: typed events", function()
         assert.equal(200, answer.status)
         local got = cjson.decode(answer.body)
         local cb = callback.new { token = settings.token, aes_key = settings.aes_key, receive_id = receive_id }
-        local event = assert(cb:decrypt(got.query, got.body))
+        local event = assert(cb:decrypt(got.args, got.body))
         local router = callback.router()
         local handled
         router:default(function(e) handled = e end)
@@ -80,7 +61,7 @@ describe("emulator push: typed events", function()
         -- another receive id refuses it (-40005)
         local cb = callback.new { token = third.callback.token, aes_key = third.callback.aes_key,
                                   receive_id = "wwRETAILCORP01" }
-        local none, err = cb:decrypt(got.query, got.body)
+        local none, err = cb:decrypt(got.args, got.body)
         assert.is_nil(none)
         assert.equal(-40005, err.code)
     end)
@@ -131,10 +112,10 @@ describe("emulator push: typed events", function()
         assert.equal("GET", got.method)
         local cb = callback.new { token = third.callback.token, aes_key = third.callback.aes_key,
                                   receive_id = fx.provider.corpid }
-        assert.equal(answer.echostr, assert(cb:verify_url(got.query)))
+        assert.equal(answer.echostr, assert(cb:verify_url(got.args)))
         local by_suite = callback.new { token = third.callback.token, aes_key = third.callback.aes_key,
                                         receive_id = third.suite_id }
-        local _, err = by_suite:verify_url(got.query)
+        local _, err = by_suite:verify_url(got.args)
         assert.equal(-40005, err.code)
     end)
 

@@ -13,16 +13,7 @@ local sh, write = shell.capture, shell.write_file
 -- A plain-HTTP receiver in its own nginx.
 local RECEIVER = nginx.conf {
     dicts = { hits = "1m" },
-    servers = { { text = [[
-        location /hook {
-            content_by_lua_block {
-                local cjson = require "cjson"
-                ngx.req.read_body()
-                ngx.header["Content-Type"] = "application/json"
-                ngx.print(cjson.encode({ method = ngx.req.get_method(), args = ngx.req.get_uri_args(),
-                    body = ngx.req.get_body_data() or "" }))
-            }
-        }
+    servers = { { text = nginx.echo_location("/hook") .. [[
         location /flaky {
             content_by_lua_block {
                 local n = ngx.shared.hits:incr("flaky", 1, 0)
@@ -119,17 +110,15 @@ end
 describe("emulator push", function()
     local fx, system, ordinary, site, receiver
 
-    setup(function()
-        emu.start()
-        fx = emu.fixture()
-        system, ordinary = emu.fixture_app(fx, true), emu.fixture_app(fx, false)
+    -- the tests reset the emulator where they need to
+    emu.hooks(function(f, s, o)
+        fx, system, ordinary = f, s, o
         site = nginx.start { conf = RECEIVER }
         receiver = { url = site:url("") }
-    end)
+    end, { reset = false })
 
     teardown(function()
         if site then site:stop() end
-        emu.stop()
     end)
 
     local function signature_of(app, args, encrypt)

@@ -9,6 +9,7 @@
 --   site:error_lines([expected]) -> the [error]/[crit]/[alert]/[emerg] lines of
 --       error.log (less those for which expected(line) is true)
 --   site:stop()
+--   nginx.echo_location("/hook") -> a location answering what it got, as JSON
 --
 -- nginx.conf{...} builds the conf from the one skeleton (wecom.emulator.conf)
 -- with a spec's own parts.  The text start gets may use ${port} (and ${port2}
@@ -240,6 +241,23 @@ function _M.conf(parts)
         http = parts.http,
         servers = parts.servers,
     }
+end
+
+-- echo_location(path) -> the text of a location that answers each request
+-- with what it got, as JSON: { method, args (the query, decoded),
+-- content_type, body } (a receiver for the emulator's pushes)
+function _M.echo_location(path)
+    return ([[
+        location %s {
+            content_by_lua_block {
+                local cjson = require "cjson"
+                ngx.req.read_body()
+                ngx.header["Content-Type"] = "application/json"
+                ngx.print(cjson.encode({ method = ngx.req.get_method(), args = ngx.req.get_uri_args(),
+                    content_type = ngx.var.content_type, body = ngx.req.get_body_data() or "" }))
+            }
+        }
+]]):format(path)
 end
 
 -- listening yet?  (a TCP connect: an HTTP probe would leave a 404 in error.log)

@@ -8,6 +8,8 @@
 --   local token = pv.suite_token(suite)            -- a fresh ticket, get_suite_token
 --   local inst = pv.install(suite, "wwRETAILCORP01")  -- authorize create + get_permanent_code
 --   pv.decrypt(suite, ev)                          -- the event's plaintext, checked by wecom.callback
+--   pv.hooks(function(fx, third, dk) end)          -- in a describe: emu.hooks and the two suites
+--   local ev = pv.authorize(suite, corpid, "create", extra)   -- an admin's authorize step
 
 local emu = require "helpers.emulator"
 local callback = require "wecom.callback"
@@ -40,6 +42,24 @@ function _M.ok_control(path, body)
         error("control " .. path .. ": HTTP " .. status .. " " .. tostring(res.body), 2)
     end
     return data
+end
+
+-- hooks(on_start), inside a describe: emu.hooks (a reset before each test),
+-- then on_start(fixture, its third-party suite, its 代开发 template)
+function _M.hooks(on_start)
+    emu.hooks(function(fx)
+        on_start(fx, _M.suite(fx, false), _M.suite(fx, true))
+    end)
+end
+
+-- authorize(suite, corpid, action[, extra]) -> the event of an admin's
+-- create, change, cancel or reset (raises unless the emulator took it)
+function _M.authorize(suite, corpid, action, extra)
+    local body = { suite_id = suite.suite_id, corpid = corpid, action = action }
+    for k, v in pairs(extra or {}) do
+        body[k] = v
+    end
+    return _M.ok_control("authorize", body)
 end
 
 function _M.ticket(suite, extra)
@@ -88,11 +108,7 @@ end
 -- install announced by create_auth, exchanged at once.
 function _M.install(suite, corpid, token, extra)
     token = token or _M.suite_token(suite)
-    local body = { suite_id = suite.suite_id, corpid = corpid, action = "create" }
-    for k, v in pairs(extra or {}) do
-        body[k] = v
-    end
-    local event = _M.ok_control("authorize", body)
+    local event = _M.authorize(suite, corpid, "create", extra)
     local answer = _M.service("POST", "get_permanent_code", token, { auth_code = event.auth_code })
     assert(answer.errcode == 0, "get_permanent_code failed: " .. tostring(answer.errcode))
     return { token = token, auth_code = event.auth_code, event = event, answer = answer,

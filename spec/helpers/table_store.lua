@@ -7,6 +7,7 @@
 --   table_store()               -- get misses an entry whose expiry passed
 --   table_store{ raw = true }   -- get hands back whatever an entry holds
 --   table_store.unique(prefix)  -- a key no other case of the run uses
+--   table_store.callers(n, store, key, fetch [, opts])  -- n concurrent token.get callers
 
 local core = require "wecom.core"
 
@@ -55,6 +56,17 @@ local n = 0
 function _M.unique(prefix)
     n = n + 1
     return prefix .. ":" .. n .. ":" .. core.nonce(8)
+end
+
+-- callers(n, store, key, fetch [, opts]) -> the results (wecom.parallel.run's)
+-- of n callers of token.get(store, key, fetch, opts) at once
+function _M.callers(count, store, key, fetch, opts)
+    local token, parallel = require "wecom.token", require "wecom.parallel"
+    local tasks = {}
+    for i = 1, count do
+        tasks[i] = function() return token.get(store, key, fetch, opts) end
+    end
+    return parallel.run(tasks)
 end
 
 return setmetatable(_M, { __call = function(_, opts) return new(opts) end })

@@ -14,10 +14,6 @@ local AGENT_TICKET = "/cgi-bin/ticket/get"
 describe("client policy against the emulator", function()
     local env, fixture, app_def, corp
 
-    local function calls(path)
-        return emu.stats()[path] or 0
-    end
-
     local function forget_tickets(client)
         for _, kind in ipairs { "jsapi", "agent_config" } do
             client.store:delete(token.ticket_key(client.token_key, kind))
@@ -38,18 +34,25 @@ describe("client policy against the emulator", function()
         return down
     end
 
-    setup(function()
-        env = emu.start()
-        fixture = emu.fixture()
-        app_def = fixture.upstream.apps[1]
-        emu.reset()
+    emu.hooks(function(fx, _, _, info)
+        env, fixture, app_def = info, fx, fx.upstream.apps[1]
         local app = fresh_app()
         local list = assert(app:post("/cgi-bin/corpgroup/corp/list_app_share_info",
             { agentid = app.agentid, business_type = 1 }, nil, { idempotent = true }))
         corp = list.corp_list[1]
     end)
-    teardown(function() emu.stop() end)
-    before_each(function() emu.reset() end)
+
+    -- a read through a fresh downstream client after emu.fault(fault): it
+    -- fails as kind token with the fault's errcode
+    local function failed_down_read(fault)
+        local down = fresh_down(fresh_app())
+        emu.fault(fault)
+        local data, err = down:get(READ_PATH, { agentid = corp.agentid })
+        assert.is_nil(data)
+        assert.equal("token", err.kind)
+        assert.equal(fault.errcode, err.errcode)
+        return err
+    end
 
     describe("downstream tokens", function()
         for _, code in ipairs { 40001, 40014, 42001 } do
@@ -61,38 +64,26 @@ describe("client policy against the emulator", function()
                 local data, err = down:get(READ_PATH, { agentid = corp.agentid })
                 assert.is_nil(err)
                 assert.equal(corp.agentid, data.agentid)
-                assert.equal(2, calls(DOWN_GETTOKEN))
-                assert.equal(1, calls(GETTOKEN))
-                assert.equal(2, calls(READ_PATH))
+                assert.equal(2, emu.calls(DOWN_GETTOKEN))
+                assert.equal(1, emu.calls(GETTOKEN))
+                assert.equal(2, emu.calls(READ_PATH))
                 assert.is_string(old)
             end)
         end
 
         it("gives up after one refresh when the new downstream token is rejected too", function()
-            local app = fresh_app()
-            local down = fresh_down(app)
-            emu.fault { path = READ_PATH, errcode = 42001, count = 5 }
-            local data, err = down:get(READ_PATH, { agentid = corp.agentid })
-            assert.is_nil(data)
-            assert.equal("token", err.kind)
-            assert.equal(42001, err.errcode)
-            assert.equal(2, calls(READ_PATH))
-            assert.equal(2, calls(DOWN_GETTOKEN))
+            failed_down_read { path = READ_PATH, errcode = 42001, count = 5 }
+            assert.equal(2, emu.calls(READ_PATH))
+            assert.equal(2, emu.calls(DOWN_GETTOKEN))
         end)
 
         it("corp/gettoken rejecting the upstream token twice fails as kind token, without a loop", function()
-            local app = fresh_app()
-            local down = fresh_down(app)
-            emu.fault { path = DOWN_GETTOKEN, errcode = 40014, count = 10 }
-            local data, err = down:get(READ_PATH, { agentid = corp.agentid })
-            assert.is_nil(data)
-            assert.equal("token", err.kind)
-            assert.equal(40014, err.errcode)
+            local err = failed_down_read { path = DOWN_GETTOKEN, errcode = 40014, count = 10 }
             assert.equal("POST", err.method)
             assert.equal(DOWN_GETTOKEN, err.path)
-            assert.equal(2, calls(DOWN_GETTOKEN))
-            assert.equal(2, calls(GETTOKEN))
-            assert.equal(0, calls(READ_PATH))
+            assert.equal(2, emu.calls(DOWN_GETTOKEN))
+            assert.equal(2, emu.calls(GETTOKEN))
+            assert.equal(0, emu.calls(READ_PATH))
         end)
     end)
 
@@ -102,11 +93,11 @@ describe("client policy against the emulator", function()
             local tok = assert(app:token())
             emu.fault { path = JSAPI_TICKET, errcode = 40014 }
             local ticket = assert(app:ticket("jsapi"))
-            assert.equal(2, calls(GETTOKEN))
-            assert.equal(2, calls(JSAPI_TICKET))
+            assert.equal(2, emu.calls(GETTOKEN))
+            assert.equal(2, emu.calls(JSAPI_TICKET))
             assert.is_string(tok)
             assert.equal(ticket, (app:ticket("jsapi")))
-            assert.equal(2, calls(JSAPI_TICKET))
+            assert.equal(2, emu.calls(JSAPI_TICKET))
         end)
 
         it("a downstream ticket fetch rejected with 42001 refreshes the downstream token", function()
@@ -116,9 +107,9 @@ describe("client policy against the emulator", function()
             emu.fault { path = AGENT_TICKET, errcode = 42001 }
             local ticket = assert(down:ticket("agent_config"))
             assert.is_string(ticket)
-            assert.equal(2, calls(DOWN_GETTOKEN))
-            assert.equal(1, calls(GETTOKEN))
-            assert.equal(2, calls(AGENT_TICKET))
+            assert.equal(2, emu.calls(DOWN_GETTOKEN))
+            assert.equal(1, emu.calls(GETTOKEN))
+            assert.equal(2, emu.calls(AGENT_TICKET))
         end)
 
         it("a ticket fetch that keeps failing is not cached and fails the next time too", function()
@@ -128,9 +119,9 @@ describe("client policy against the emulator", function()
             assert.is_nil(ticket)
             assert.equal("token", err.kind)
             assert.equal(JSAPI_TICKET, err.path)
-            assert.equal(2, calls(JSAPI_TICKET))
+            assert.equal(2, emu.calls(JSAPI_TICKET))
             assert.is_string((app:ticket("jsapi")))
-            assert.equal(3, calls(JSAPI_TICKET))
+            assert.equal(3, emu.calls(JSAPI_TICKET))
         end)
 
         for _, body in ipairs {
@@ -150,7 +141,7 @@ describe("client policy against the emulator", function()
                 assert.equal(200, err.http_status)
                 local real = assert(app:ticket("jsapi"))
                 assert.not_equal("T", real)
-                assert.equal(2, calls(JSAPI_TICKET))
+                assert.equal(2, emu.calls(JSAPI_TICKET))
             end)
         end
     end)
@@ -181,7 +172,7 @@ describe("client policy against the emulator", function()
                 assert.not_matches("BOGUS", tostring(err), 1, true)
                 tok = assert(app:token())
                 assert.not_equal("BOGUS", tok)
-                assert.equal(2, calls(GETTOKEN))
+                assert.equal(2, emu.calls(GETTOKEN))
             end)
         end
 
@@ -195,7 +186,7 @@ describe("client policy against the emulator", function()
             assert.equal("POST", err.method)
             assert.equal(DOWN_GETTOKEN, err.path)
             assert(down:token())
-            assert.equal(2, calls(DOWN_GETTOKEN))
+            assert.equal(2, emu.calls(DOWN_GETTOKEN))
         end)
     end)
 
@@ -365,9 +356,9 @@ describe("client policy against the emulator", function()
             local again, expires_at = app:token { force = true }
             assert.is_string(again)
             assert.is_true(expires_at > os.time())
-            assert.equal(2, calls(GETTOKEN))
+            assert.equal(2, emu.calls(GETTOKEN))
             assert.equal(again, (app:token()))
-            assert.equal(2, calls(GETTOKEN))
+            assert.equal(2, emu.calls(GETTOKEN))
             assert.is_string(tok)
         end)
 
@@ -376,8 +367,8 @@ describe("client policy against the emulator", function()
             local down = fresh_down(app)
             assert(down:token())
             assert(down:token { force = true })
-            assert.equal(2, calls(DOWN_GETTOKEN))
-            assert.equal(1, calls(GETTOKEN))
+            assert.equal(2, emu.calls(DOWN_GETTOKEN))
+            assert.equal(1, emu.calls(GETTOKEN))
             assert.has_error(function() down:token { forse = true } end)
             assert.has_error(function() down:token { force = "yes" } end)
             assert.has_error(function() down:token(true) end)

@@ -4,15 +4,10 @@
 -- from them.
 
 local emu = require "helpers.emulator"
-local wecom = require "wecom"
 local core = require "wecom.core"
 local collect = require("wecom.pager").collect
 
 local SHARE_PATH = "/cgi-bin/corpgroup/corp/list_app_share_info"
-
-local function new_app(inst, fx, system, extra)
-  return wecom.new(emu.app_options(inst, fx, emu.fixture_app(fx, system), { retries = 0 }, extra))
-end
 
 -- confirmed shares of an upstream app in the fixture, as corpid -> agentid
 local function fixture_shares(fx, agentid, business_type)
@@ -44,8 +39,8 @@ describe("shared corps and downstream clients (emulator)", function()
   setup(function()
     inst = emu.new()
     fx = inst:fixture()
-    sys = new_app(inst, fx, true)
-    ord = new_app(inst, fx, false)
+    sys = inst:client(true)
+    ord = inst:client(false)
   end)
 
   teardown(function()
@@ -97,7 +92,7 @@ describe("shared corps and downstream clients (emulator)", function()
     end)
 
     it("pages lazily through 30 shared corps, 4 at a time", function()
-      local app = new_app(big, bigfx, true)
+      local app = big:client(true)
       local before = big:stats()[SHARE_PATH] or 0
       local it = app:shared_corps{ business_type = 1, limit = 4 }
       local first = it()
@@ -175,14 +170,20 @@ describe("shared corps and downstream clients (emulator)", function()
   end)
 
   describe("down:transfer_session()", function()
-    it("turns an upstream mini-program session into the downstream one", function()
-      local corpid, agentid = next(fixture_shares(fx, sys.agentid, 1))
+    -- a mini-program session of corpid's first member, through the upstream
+    -- system app: -> that member's userid, the session
+    local function upstream_session(corpid)
       local user
       for _, c in ipairs(fx.downstream) do
         if c.corpid == corpid then user = c.users[1].userid end
       end
       local code = inst:js_code{ corpid = corpid, userid = user, agentid = sys.agentid }
-      local session = assert(sys:jscode2session(code))
+      return user, assert(sys:jscode2session(code))
+    end
+
+    it("turns an upstream mini-program session into the downstream one", function()
+      local corpid, agentid = next(fixture_shares(fx, sys.agentid, 1))
+      local user, session = upstream_session(corpid)
       assert.equal(corpid, session.corpid)
       assert.not_equal(user, session.userid)   -- 上下游 hides the real id upstream
 
@@ -197,12 +198,7 @@ describe("shared corps and downstream clients (emulator)", function()
       local shares = fixture_shares(fx, sys.agentid, 1)
       local corpid = next(shares)
       local other = next(shares, corpid)
-      local user
-      for _, c in ipairs(fx.downstream) do
-        if c.corpid == corpid then user = c.users[1].userid end
-      end
-      local code = inst:js_code{ corpid = corpid, userid = user, agentid = sys.agentid }
-      local session = assert(sys:jscode2session(code))
+      local _, session = upstream_session(corpid)
       local down = sys:downstream{ corpid = other, agentid = shares[other], business_type = 1 }
       local moved, err = down:transfer_session(session.userid, session.session_key)
       assert.is_nil(moved)

@@ -27,14 +27,6 @@ local function customized(corpid, store)
         inst
 end
 
-local function upstream(store, system)
-    return wecom.new(emu.app_options(info, fx, emu.fixture_app(fx, system ~= false), { retries = 0, store = store }))
-end
-
-local function calls(path)
-    return emu.stats()[path] or 0
-end
-
 local function flip_case(s)
     return (s:gsub("%a", function(c) return c == c:upper() and c:lower() or c:upper() end))
 end
@@ -42,21 +34,16 @@ end
 describe("account-ID conversions (emulator)", function()
     local store
 
-    setup(function()
-        info = emu.start()
-        fx = emu.fixture()
-        dir = os.tmpname()
-        os.remove(dir)
-        assert(sh.run("mkdir -m 700 -p " .. sh.quote(dir)))
+    emu.hooks(function(f, _, _, i)
+        info, fx = i, f
+        dir = sh.tmpdir("wecom-idconvert")
     end)
 
     teardown(function()
-        emu.stop()
         sh.run("rm -rf " .. sh.quote(dir))
     end)
 
     before_each(function()
-        emu.reset()
         store = fresh_store()
     end)
 
@@ -75,9 +62,9 @@ describe("account-ID conversions (emulator)", function()
             local ids = {}
             for i = 1, 2500 do ids[i] = "u" .. i end
             ids[1200] = "qianwei"
-            local before = calls("/cgi-bin/batch/userid_to_openuserid")
+            local before = emu.calls("/cgi-bin/batch/userid_to_openuserid")
             local map, invalid = assert(c:userid_to_openuserid(ids))
-            assert.equal(3, calls("/cgi-bin/batch/userid_to_openuserid") - before)
+            assert.equal(3, emu.calls("/cgi-bin/batch/userid_to_openuserid") - before)
             assert.is_string(map.qianwei)
             assert.equal(2499, #invalid)
             assert.same({}, select(2, assert(c:userid_to_openuserid {})))
@@ -96,7 +83,7 @@ describe("account-ID conversions (emulator)", function()
             assert.has_error(function() c:userid_to_openuserid { "a", "" } end,
                 "wecom:userid_to_openuserid: userids[2] must be a non-empty string (got empty string)")
             -- a self-built app may not call it
-            local _, e2 = upstream(store):userid_to_openuserid { "zhangwei" }
+            local _, e2 = emu.client(true, { store = store }):userid_to_openuserid { "zhangwei" }
             assert.equal(48002, e2.errcode)
         end)
     end)
@@ -105,7 +92,7 @@ describe("account-ID conversions (emulator)", function()
         it("turns a provider app's open_userids into the corp's userids, case-sensitively", function()
             local c, inst = customized("wwUPSTREAMCORP", store)
             local opens = assert(c:userid_to_openuserid { "zhangwei", "liuyang" })
-            local app = upstream(store)
+            local app = emu.client(true, { store = store })
             local map, invalid = assert(app:openuserid_to_userid(
                 { opens.zhangwei, opens.liuyang, flip_case(opens.zhangwei) }, inst.agentid))
             assert.same({ [opens.zhangwei] = "zhangwei", [opens.liuyang] = "liuyang" }, map)
@@ -129,7 +116,7 @@ describe("account-ID conversions (emulator)", function()
             local chat = assert(c:get_new_external_userid({ added.external_userid }, { chat_id = "wrGROUP1" }))
             assert.same(map, chat)
             assert.equal(added.open_external_userid, assert(c:to_service_external_userid(added.external_userid)))
-            local app = upstream(store)
+            local app = emu.client(true, { store = store })
             assert.equal(added.external_userid,
                 assert(app:from_service_external_userid(added.open_external_userid, inst.agentid)))
             local none, err = c:to_service_external_userid("wmNOBODY")
@@ -171,7 +158,7 @@ describe("account-ID conversions (emulator)", function()
             assert.is_string(ticket)
             assert.near(os.time() + 7 * 86400, expires_at, 60)
             assert.equal(ticket, assert(c:mass_call_ticket()))
-            assert.equal(1, calls("/cgi-bin/corp/apply_mass_call_ticket"))
+            assert.equal(1, emu.calls("/cgi-bin/corp/apply_mass_call_ticket"))
             -- the quota is lifted for calls that carry it, which is every call now
             for _ = 1, 3 do
                 assert(c:unionid_to_external_userid { unionid = "oUnion_wx_000001", openid = "oMini_000001" })
@@ -193,7 +180,7 @@ describe("account-ID conversions (emulator)", function()
             local again = wecom.new { corpid = "wwDOWNCORP01", secret = "another secret", base_url = info.base_url,
                                       ca_file = info.ca_file, store = wecom.store.file(store.dir) }
             assert.equal(ticket, assert(again:mass_call_ticket()))
-            assert.equal(1, calls("/cgi-bin/corp/apply_mass_call_ticket"))
+            assert.equal(1, emu.calls("/cgi-bin/corp/apply_mass_call_ticket"))
         end)
 
         it("is never fetched twice when the first application fails, nor cached then", function()
@@ -208,7 +195,7 @@ describe("account-ID conversions (emulator)", function()
 
         it("an upstream 上下游 app's ticket goes with chain:unionid_to_external_userid", function()
             emu.options { idconvert_hour_limit = 1 }
-            local app = upstream(store)
+            local app = emu.client(true, { store = store })
             assert(app:mass_call_ticket())
             for _ = 1, 3 do
                 assert(app.chain:unionid_to_external_userid { unionid = "oUnion_wx_000001", openid = "oMini_000001" })
@@ -250,7 +237,7 @@ describe("account-ID conversions (emulator)", function()
             assert.is_nil(err.errcode)
             assert.equal(3, err.index)
             assert.is_true(err.retry_after > 0 and err.retry_after <= 3600 + 60)
-            assert.equal(2, calls("/cgi-bin/idconvert/unionid_to_external_userid"))
+            assert.equal(2, emu.calls("/cgi-bin/idconvert/unionid_to_external_userid"))
         end)
 
         it("waits for the budget when allowed, telling on_wait", function()

@@ -13,10 +13,6 @@ local GETTOKEN = "/cgi-bin/gettoken"
 describe("a token near the end of its life", function()
     local env, fixture, app_def
 
-    local function calls(path)
-        return emu.stats()[path] or 0
-    end
-
     local function fresh_app(extra)
         local app = wecom.new(emu.app_options(env, fixture, app_def, { backoff = 0.01, retries = 1 }, extra))
         core.token_delete(app.token_key)
@@ -40,7 +36,7 @@ describe("a token near the end of its life", function()
         local tok, expires_at = app:token { force = true }
         assert.equal(first, tok)
         assert.is_true(expires_at >= core.now())
-        assert.equal(2, calls(GETTOKEN))
+        assert.equal(2, emu.calls(GETTOKEN))
         -- the call that needed it goes through
         local data, err = read(app)
         assert.is_nil(err)
@@ -52,7 +48,7 @@ describe("a token near the end of its life", function()
         assert.is_nil(err)
         assert.equal(app.agentid, data.agentid)
         assert.not_equal(first, (app:token()))
-        assert.is_true(calls(GETTOKEN) <= 4, calls(GETTOKEN) .. " gettoken calls")
+        assert.is_true(emu.calls(GETTOKEN) <= 4, emu.calls(GETTOKEN) .. " gettoken calls")
     end)
 
     it("fails no call of many concurrent callers across several 3 s lifetimes", function()
@@ -81,6 +77,6 @@ describe("a token near the end of its life", function()
         assert.is_true(done > 100, done .. " calls")
         -- a token per lifetime, a few refreshes ahead and at the end of each:
         -- nowhere near a gettoken per call
-        assert.is_true(calls(GETTOKEN) <= 20, calls(GETTOKEN) .. " gettoken calls")
+        assert.is_true(emu.calls(GETTOKEN) <= 20, emu.calls(GETTOKEN) .. " gettoken calls")
     end)
 end)

@@ -134,26 +134,33 @@ describe("wecom.callback.new", function()
 end)
 
 describe("reference vectors", function()
+  -- a callback object for the vector v
+  local function vector_cb(v)
+    return callback.new { token = v.token, aes_key = v.aes_key, receive_id = v.receive_id }
+  end
+
+  -- V1's URL check as a raw query string, with echostr as given
+  local function v1_query(echostr)
+    return "msg_signature=" .. V1.verify.msg_signature .. "&timestamp=" .. V1.verify.timestamp
+      .. "&nonce=" .. V1.verify.nonce .. "&echostr=" .. echostr
+  end
+
   describe("V1 (official sample)", function()
     local cb
-    setup(function()
-      cb = callback.new { token = V1.token, aes_key = V1.aes_key, receive_id = V1.receive_id }
-    end)
+    setup(function() cb = vector_cb(V1) end)
 
     it("verify_url decrypts echostr from a query table", function()
       assert.equal(V1.echo, cb:verify_url(V1.verify))
     end)
 
     it("verify_url accepts the raw, percent-encoded query string", function()
-      local q = "msg_signature=" .. V1.verify.msg_signature .. "&timestamp=" .. V1.verify.timestamp
-        .. "&nonce=" .. V1.verify.nonce .. "&echostr=" .. V1.echostr_encoded
+      local q = v1_query(V1.echostr_encoded)
       assert.equal(V1.echo, cb:verify_url(q))
       assert.equal(V1.echo, cb:verify_url("/wecom/callback?" .. q))
     end)
 
     it("verify_url keeps '+' as '+' in a raw query string (never a space)", function()
-      local q = "msg_signature=" .. V1.verify.msg_signature .. "&timestamp=" .. V1.verify.timestamp
-        .. "&nonce=" .. V1.verify.nonce .. "&echostr=" .. V1.verify.echostr
+      local q = v1_query(V1.verify.echostr)
       assert.truthy(V1.verify.echostr:find("+", 1, true))
       assert.equal(V1.echo, cb:verify_url(q))
     end)
@@ -191,9 +198,7 @@ describe("reference vectors", function()
 
   describe("V3 (wechatpy)", function()
     local cb
-    setup(function()
-      cb = callback.new { token = V3.token, aes_key = V3.aes_key, receive_id = V3.receive_id }
-    end)
+    setup(function() cb = vector_cb(V3) end)
 
     it("verify_url decrypts echostr", function()
       assert.equal(V3.echo, cb:verify_url(V3.verify))

@@ -133,9 +133,7 @@ describe("token.get", function()
             parallel.sleep(0.03)
             return "T" .. calls, core.now() + 7200
         end
-        local tasks = {}
-        for i = 1, 6 do tasks[i] = function() return token.get(store, key, fetch) end end
-        local results = parallel.run(tasks)
+        local results = table_store.callers(6, store, key, fetch)
         assert.equal(1, calls)
         for i = 1, 6 do assert.equal("T1", results[i].value) end
     end)
@@ -214,9 +212,7 @@ describe("token.get", function()
             parallel.sleep(0.05)  -- the others arrive while this fetch is in flight
             return "T" .. calls, core.now() + 7200
         end
-        local tasks = {}
-        for i = 1, 8 do tasks[i] = function() return token.get(store, key, fetch) end end
-        local results = parallel.run(tasks)
+        local results = table_store.callers(8, store, key, fetch)
         assert.equal(1, calls)
         for i = 1, 8 do
             assert.is_true(results[i].ok)
@@ -231,9 +227,7 @@ describe("token.get", function()
             parallel.sleep(0.05)
             return nil, "wrong secret"
         end
-        local tasks = {}
-        for i = 1, 5 do tasks[i] = function() return token.get(store, key, fetch) end end
-        local results = parallel.run(tasks)
+        local results = table_store.callers(5, store, key, fetch)
         assert.equal(1, calls)
         for i = 1, 5 do
             assert.same({ ok = false, err = "wrong secret" }, results[i])

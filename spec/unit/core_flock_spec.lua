@@ -20,12 +20,30 @@ local function ls(dir)
     return names
 end
 
+-- every test of the file gets a fresh temporary directory
+local dir
+
+before_each(function() dir = tmpdir() end)
+after_each(function() os.execute("rm -rf " .. child.quote(dir)) end)
+
+-- a child process that takes path's lock, says so, holds it for seconds
+-- and releases it -> the child, and our handle on the lock it holds
+local function held_elsewhere(path, seconds)
+    local p = child.spawn([[
+        local core = require "wecom.core"
+        local lk = assert(core.flock_open(arg[1]))
+        assert(lk:lock(true, 5))
+        io.write("locked\n"); io.flush()
+        core.sleep(tonumber(arg[2]))
+        lk:unlock()
+    ]], { path, seconds })
+    assert.equal("locked", p:line())
+    local lk = assert(core.flock_open(path))
+    assert.is_false(lk:lock(true, 0))
+    return p, lk
+end
+
 describe("core.flock_open", function()
-    local dir
-
-    before_each(function() dir = tmpdir() end)
-    after_each(function() os.execute("rm -rf " .. child.quote(dir)) end)
-
     it("raises on a path of the wrong type or shape", function()
         assert.has_error(function() core.flock_open() end)
         assert.has_error(function() core.flock_open(12) end)
@@ -80,17 +98,7 @@ describe("core.flock_open", function()
 
     it("waits up to the timeout for another process to release it", function()
         local path = dir .. "/x.lock"
-        local p = child.spawn([[
-            local core = require "wecom.core"
-            local lk = assert(core.flock_open(arg[1]))
-            assert(lk:lock(true, 5))
-            io.write("locked\n"); io.flush()
-            core.sleep(0.3)
-            lk:unlock()
-        ]], { path })
-        assert.equal("locked", p:line())
-        local lk = assert(core.flock_open(path))
-        assert.is_false(lk:lock(true, 0))
+        local p, lk = held_elsewhere(path, 0.3)
         assert.is_true(lk:lock(true, 10))
         assert.equal("", p:wait())
         lk:close()
@@ -98,16 +106,7 @@ describe("core.flock_open", function()
 
     it("is released when the holding process is killed", function()
         local path = dir .. "/x.lock"
-        local p = child.spawn([[
-            local core = require "wecom.core"
-            local lk = assert(core.flock_open(arg[1]))
-            assert(lk:lock(true, 5))
-            io.write("locked\n"); io.flush()
-            core.sleep(60)
-        ]], { path })
-        assert.equal("locked", p:line())
-        local lk = assert(core.flock_open(path))
-        assert.is_false(lk:lock(true, 0))
+        local p, lk = held_elsewhere(path, 60)
         os.execute("kill -9 " .. p.pid)
         assert.is_true(lk:lock(true, 10))
         p:wait()
@@ -160,11 +159,6 @@ describe("core.flock_open", function()
 end)
 
 describe("core.write_atomic", function()
-    local dir
-
-    before_each(function() dir = tmpdir() end)
-    after_each(function() os.execute("rm -rf " .. child.quote(dir)) end)
-
     it("writes and replaces a file, 0600, leaving no temporary files", function()
         local path = dir .. "/data.json"
         assert.is_true(core.write_atomic(path, "first"))
@@ -231,11 +225,6 @@ describe("core.write_atomic", function()
 end)
 
 describe("core.mkdir and core.getpid", function()
-    local dir
-
-    before_each(function() dir = tmpdir() end)
-    after_each(function() os.execute("rm -rf " .. child.quote(dir)) end)
-
     it("creates a directory 0700, and accepts an existing one", function()
         local path = dir .. "/sub"
         assert.is_true(core.mkdir(path))
@@ -266,11 +255,6 @@ describe("core.mkdir and core.getpid", function()
 end)
 
 describe("core.private_dir, read_regular and flock_open_nofollow", function()
-    local dir
-
-    before_each(function() dir = tmpdir() end)
-    after_each(function() os.execute("rm -rf " .. child.quote(dir)) end)
-
     local function sh_ok(cmd)
         assert(os.execute(cmd), cmd)
     end

@@ -366,21 +366,49 @@ describe("core.http_session response handling", function()
         return "http://127.0.0.1:" .. port .. (path or "/")
     end
 
-    it("sends method, headers and body, and returns status, headers and body", function()
-        local id = s:submit{ method = "POST", url = url("/cgi-bin/x?access_token=t"),
-            headers = { ["Content-Type"] = "application/json", ["X-Trace"] = "abc" }, body = '{"a":1}' }
+    -- a GET of /1 answered on a new connection, kept alive: -> that peer
+    local function first_request()
+        local first = s:submit{ url = url("/1") }
+        local peer = accept()
+        read_request(peer)
+        peer:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        assert.equal(1, wait(first).res.new_connections)
+        return peer
+    end
+
+    -- the GET of /2 (submitted as id) read and answered on peer: -> its entry
+    local function second_request(peer, id)
+        assert.equal("GET /2 HTTP/1.1", read_request(peer).line)
+        peer:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2")
+        local r = wait(id)
+        peer:close()
+        assert.equal("2", r.res.body)
+        return r
+    end
+
+    -- exchange(request, answer) -> the finished entry and the request the
+    -- peer read: the peer answers with the raw text answer, then closes
+    local function exchange(request, answer)
+        local id = s:submit(request)
         local peer = accept()
         local req = read_request(peer)
+        peer:send(answer)
+        local r = wait(id)
+        peer:close()
+        return r, req
+    end
+
+    it("sends method, headers and body, and returns status, headers and body", function()
+        local r, req = exchange({ method = "POST", url = url("/cgi-bin/x?access_token=t"),
+            headers = { ["Content-Type"] = "application/json", ["X-Trace"] = "abc" }, body = '{"a":1}' },
+            "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nSet-Cookie: a=1\r\n"
+            .. "X-Empty:\r\nset-cookie: b=2\r\nContent-Length: 11\r\n\r\n{\"ok\":true}")
         assert.equal("POST /cgi-bin/x?access_token=t HTTP/1.1", req.line)
         assert.equal("application/json", req.headers["content-type"])
         assert.equal("abc", req.headers["x-trace"])
         assert.is_nil(req.headers["expect"])
         assert.matches("^wecom%-lua/", req.headers["user-agent"])
         assert.equal('{"a":1}', req.body)
-        peer:send("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nSet-Cookie: a=1\r\n"
-            .. "X-Empty:\r\nset-cookie: b=2\r\nContent-Length: 11\r\n\r\n{\"ok\":true}")
-        local r = wait(id)
-        peer:close()
         assert.equal(201, r.res.status)
         assert.equal('{"ok":true}', r.res.body)
         assert.equal("application/json", r.res.headers["content-type"])
@@ -390,13 +418,8 @@ describe("core.http_session response handling", function()
     end)
 
     it("keeps only the final response's headers after a 100 Continue", function()
-        local id = s:submit{ method = "PUT", url = url(), body = "x" }
-        local peer = accept()
-        read_request(peer)
-        peer:send("HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n"
+        local r = exchange({ method = "PUT", url = url(), body = "x" }, "HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n"
             .. "HTTP/1.1 200 OK\r\nX-Final: 1\r\nContent-Length: 2\r\n\r\nok")
-        local r = wait(id)
-        peer:close()
         assert.equal(200, r.res.status)
         assert.equal("ok", r.res.body)
         assert.is_nil(r.res.headers["x-interim"])
@@ -404,42 +427,23 @@ describe("core.http_session response handling", function()
     end)
 
     it("reuses the kept-alive connection for the next request", function()
-        local first = s:submit{ url = url("/1") }
-        local peer = accept()
-        read_request(peer)
-        peer:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
-        assert.equal(1, wait(first).res.new_connections)
+        local peer = first_request()
         local second = s:submit{ url = url("/2") }
         s:poll(0.01)
         assert.is_nil(server:accept())    -- no new connection arrived
-        assert.equal("GET /2 HTTP/1.1", read_request(peer).line)
-        peer:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2")
-        local r = wait(second)
-        peer:close()
-        assert.equal("2", r.res.body)
-        assert.equal(0, r.res.new_connections)
+        assert.equal(0, second_request(peer, second).res.new_connections)
     end)
 
     for _, how in ipairs { "closed", "reset" } do
         it("opens a new connection when the peer " .. how .. " the idle kept-alive one", function()
-            local first = s:submit{ url = url("/1") }
-            local peer = accept()
-            read_request(peer)
-            peer:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
-            assert.equal(1, wait(first).res.new_connections)
+            local peer = first_request()
             if how == "reset" then
                 assert(peer:setoption("linger", { on = true, timeout = 0 }))
             end
             peer:close()
             assert.same({}, s:poll(0.05))     -- nothing in flight: the idle socket's news only
             local second = s:submit{ url = url("/2") }
-            local again = accept()
-            assert.equal("GET /2 HTTP/1.1", read_request(again).line)
-            again:send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2")
-            local r = wait(second)
-            again:close()
-            assert.equal("2", r.res.body)
-            assert.equal(1, r.res.new_connections)
+            assert.equal(1, second_request(accept(), second).res.new_connections)
         end)
     end
 
@@ -461,24 +465,14 @@ describe("core.http_session response handling", function()
     -- CURLE_FILESIZE_EXCEEDED, as the cosocket transport reports it), so the
     -- retry policy can tell an over-size answer from a broken connection.
     it("aborts a body larger than max_body, with or without a Content-Length", function()
-        local id = s:submit{ url = url(), max_body = 10 }
-        local peer = accept()
-        read_request(peer)
-        peer:send("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n01234567890")
-        local r = wait(id)
-        peer:close()
-        local err = entry_failure(r)
+        local err = entry_failure(exchange({ url = url(), max_body = 10 },
+            "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n01234567890"))
         assert.equal("transport", err.kind)
         assert.equal(63, err.curl_code)
         assert.equal("response body exceeds the size limit (max_body 10 bytes)", err.message)
 
-        id = s:submit{ url = url(), max_body = 10 }
-        peer = accept()
-        read_request(peer)
-        peer:send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n012345\r\n6\r\n678901\r\n0\r\n\r\n")
-        r = wait(id)
-        peer:close()
-        err = entry_failure(r)
+        err = entry_failure(exchange({ url = url(), max_body = 10 },
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n012345\r\n6\r\n678901\r\n0\r\n\r\n"))
         assert.equal("transport", err.kind)
         assert.equal(63, err.curl_code)    -- was 23 (CURLE_WRITE_ERROR) without a Content-Length
         assert.equal("response body exceeds the size limit (max_body 10 bytes)", err.message)
@@ -511,12 +505,7 @@ describe("core.http_session response handling", function()
     end)
 
     it("accepts a body of exactly max_body bytes", function()
-        local id = s:submit{ url = url(), max_body = 10 }
-        local peer = accept()
-        read_request(peer)
-        peer:send("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789")
-        local r = wait(id)
-        peer:close()
+        local r = exchange({ url = url(), max_body = 10 }, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789")
         assert.equal("0123456789", r.res.body)
     end)
 

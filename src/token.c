@@ -350,35 +350,43 @@ static int store_value(table *t, table *other, const lookup *q, char *copy, size
     return 1;
 }
 
+/* Stores argument 2 (expires_at) under q in t, dropping q's value from
+ * other -> true | nil, "token cache full" (t capped and full); raises when
+ * out of memory. */
+static int set_value(lua_State *L, const lookup *q, const char *where, table *t, table *other,
+                     double expires_at)
+{
+    size_t vlen;
+    int stored, full;
+    char *copy = copy_value(L, 2, where, &vlen);
+
+    if (!cache_lock()) {
+        free(copy);
+        return luaL_error(L, "%s: out of memory", where);
+    }
+    stored = store_value(t, other, q, copy, vlen, expires_at);
+    full = !stored && t->count >= t->max_count;
+    pthread_mutex_unlock(&cache_mutex);
+
+    if (!stored) {
+        free(copy);
+        return obtain_failed(L, full, where);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* core.token_set(key, value, expires_at) -> true | nil, "token cache full" */
 static int l_token_set(lua_State *L)
 {
     lookup q;
-    size_t vlen;
     double expires_at;
-    int stored, full;
-    char *copy;
 
     lookup_init(L, &q, WECOM_FN("token_set"));
     expires_at = lua_type(L, 3) == LUA_TNUMBER ? (double)lua_tonumber(L, 3) : NAN;
     if (!isfinite(expires_at))
         wecom_bad_arg(L, 3, WECOM_FN("token_set"), "expires_at", "a finite number (seconds since the epoch)");
-    copy = copy_value(L, 2, WECOM_FN("token_set"), &vlen);
-
-    if (!cache_lock()) {
-        free(copy);
-        return luaL_error(L, WECOM_FN("token_set") ": out of memory");
-    }
-    stored = store_value(&tokens, &durable, &q, copy, vlen, expires_at);
-    full = !stored && tokens.count >= tokens.max_count;
-    pthread_mutex_unlock(&cache_mutex);
-
-    if (!stored) {
-        free(copy);
-        return obtain_failed(L, full, WECOM_FN("token_set"));
-    }
-    lua_pushboolean(L, 1);
-    return 1;
+    return set_value(L, &q, WECOM_FN("token_set"), &tokens, &durable, expires_at);
 }
 
 /* core.token_set_durable(key, value [, expires_at]) -> true
@@ -387,10 +395,7 @@ static int l_token_set(lua_State *L)
 static int l_token_set_durable(lua_State *L)
 {
     lookup q;
-    size_t vlen;
     double expires_at = INFINITY;
-    int stored;
-    char *copy;
 
     lookup_init(L, &q, WECOM_FN("token_set_durable"));
     if (!lua_isnoneornil(L, 3)) {
@@ -399,21 +404,7 @@ static int l_token_set_durable(lua_State *L)
             wecom_bad_arg(L, 3, WECOM_FN("token_set_durable"), "expires_at",
                           "a finite number (seconds since the epoch) or nil");
     }
-    copy = copy_value(L, 2, WECOM_FN("token_set_durable"), &vlen);
-
-    if (!cache_lock()) {
-        free(copy);
-        return luaL_error(L, WECOM_FN("token_set_durable") ": out of memory");
-    }
-    stored = store_value(&durable, &tokens, &q, copy, vlen, expires_at);
-    pthread_mutex_unlock(&cache_mutex);
-
-    if (!stored) {
-        free(copy);
-        return luaL_error(L, WECOM_FN("token_set_durable") ": out of memory");
-    }
-    lua_pushboolean(L, 1);
-    return 1;
+    return set_value(L, &q, WECOM_FN("token_set_durable"), &durable, &tokens, expires_at);
 }
 
 /* With the mutex held: removes q's value from t if it matches only_if

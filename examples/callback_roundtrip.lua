@@ -178,9 +178,12 @@ for attempt = 1, 3 do
   -- each resend is encrypted and signed anew; the message inside is the same
   local resend_body, resend_q = deduping:encrypt_event(events[1], { agentid = AGENTID })
   local event = assert(deduping:decrypt(resend_q, resend_body))
-  local first = deduping:claim(event)
+  local first, _, pending = deduping:claim(event)
   if first then
     say("delivery %d         -> handled: %s", attempt, router:dispatch(event))
+    deduping:settle(event)      -- handled (no passive reply): a resend gets the same answer
+  elseif pending then
+    say("delivery %d         -> the first delivery still runs: 503, WeCom sends it again", attempt)
   else
     say("delivery %d         -> a resend: 200 again, the router does not run", attempt)
   end

@@ -724,9 +724,16 @@ local function written(what, ok, err)
     return true
 end
 
+-- What settle records for a message answered without a passive reply (a
+-- sealed reply is an XML or JSON envelope, never this).
+local SETTLED_EMPTY = "-"
+
 -- claim(event) -> true: the first delivery of this message within
--- dedupe_ttl, handle it | false, reply: a resend (reply: what settle
--- recorded for it, or nil) | nil, err: the store failed (handling the
+-- dedupe_ttl, handle it | false, reply: a resend of a settled message
+-- (reply: the sealed reply settle recorded, or nil when it had none) |
+-- false, nil, true: a resend while the first delivery has not settled yet
+-- (answer it with an error, so WeCom resends it once more: the first may
+-- still fail and be released) | nil, err: the store failed (handling the
 -- event anyway is the safe choice).  Without dedupe: always true.
 function mt.claim(self, event)
     local store, key, err = dedupe_slot(self, event_text(event, "claim"))
@@ -742,25 +749,30 @@ function mt.claim(self, event)
     elseif ok == nil then
         return nil, store_error("lock", err)
     end
+    -- a store that cannot answer: not known to be settled, so not answered
     local reply = store:get(key .. ":reply")
-    return false, type(reply) == "string" and reply ~= "" and reply or nil
+    if type(reply) ~= "string" or reply == "" then
+        return false, nil, true
+    end
+    return false, reply ~= SETTLED_EMPTY and reply or nil
 end
 
--- settle(event, reply) -> true | nil, err: records the (sealed) reply sent
--- for a claimed event, so a resend gets the same one.
+-- settle(event [, reply]) -> true | nil, err: records that a claimed event
+-- was handled and the (sealed) reply sent for it, if any, so a resend gets
+-- the same answer.  Call it for every claimed event that was handled.
 function mt.settle(self, event, reply)
     local text = event_text(event, "settle")
     if reply ~= nil and type(reply) ~= "string" then
         usage("wecom.callback:settle", "reply must be a string (got " .. describe(reply) .. ")")
-    end
-    if reply == nil or reply == "" then
-        return true
     end
     local store, key, err = dedupe_slot(self, text)
     if not store then
         return true
     elseif not key then
         return nil, err
+    end
+    if reply == nil or reply == "" then
+        reply = SETTLED_EMPTY
     end
     return written("set", store:set(key .. ":reply", reply, core.now() + self.dedupe_ttl))
 end

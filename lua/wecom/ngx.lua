@@ -19,8 +19,12 @@
 --                        * an empty body otherwise (WeCom needs only the 200)
 --                      With dedupe on the callback object (wecom.callback.new{
 --                      dedupe = store }), a resend of a message already
---                      handled (or being handled) gets that same answer
---                      without running the router again.
+--                      handled gets that same answer without running the
+--                      router again.
+--   503                with dedupe, a resend of a message whose first delivery
+--                      is still running: WeCom resends it again later, when it
+--                      gets the first one's answer (or, if that one failed, is
+--                      handled)
 --   403                a bad signature or receive id (codes -40001, -40005)
 --   400                anything else wrong with the request (other callback codes,
 --                      GET without echostr)
@@ -209,8 +213,12 @@ function _M.callback_handler(opts)
 
         local claimed = false
         if dedupe then
-            local first, sealed = cb:claim(event)
-            if first == false then
+            local first, sealed, pending = cb:claim(event)
+            if first == false and pending then
+                log("info", "wecom callback: a resend of event ", text(event.type),
+                    " while its first delivery is still running: not acknowledged (503)")
+                return respond(ngx, 503, "busy")
+            elseif first == false then
                 log("info", "wecom callback: a resend of event ", text(event.type),
                     " answered without running the router")
                 return acknowledge(event, body, sealed)
@@ -250,11 +258,11 @@ function _M.callback_handler(opts)
                 end
                 return respond(ngx, 500, "internal error")
             end
-            if claimed then
-                local settled, serr2 = cb:settle(event, sealed)
-                if not settled then
-                    log("warn", "wecom callback: dedupe store failed: ", text(serr2))
-                end
+        end
+        if claimed then
+            local settled, serr = cb:settle(event, sealed)
+            if not settled then
+                log("warn", "wecom callback: dedupe store failed: ", text(serr))
             end
         end
         return acknowledge(event, body, sealed)

@@ -38,6 +38,13 @@ local function build()
         -- still running when the resends arrive
         ngx.sleep(0.5)
     end)
+    router:on("slow_boom_once", function(event)
+        -- the resends arrive while the first delivery runs, which then fails
+        if count(event) == 1 then
+            ngx.sleep(0.5)
+            error("the first delivery fails, late")
+        end
+    end)
     router:default(count)
     return { handle = wecom.ngx.callback_handler { callback = cb, router = router } }
 end

@@ -84,20 +84,40 @@ describe("wecom.ngx.callback_handler with dedupe, 2 workers", function()
         assert.equal(1, t:json("/results").runs.replayed)
     end)
 
-    it("runs the router once when the replays arrive while the first is still running", function()
-        local xml = event_xml("slow")
+    -- n deliveries of xml at once -> { [status] = count }
+    local function at_once(xml, n)
         local requests = {}
-        for i = 1, 6 do
+        for i = 1, n do
             local path, body = t:delivery(xml)
             requests[i] = { path = path, body = body }
         end
         local answers = parallel_post(requests)
-        assert.equal(6, #answers)
-        for i = 1, 6 do
-            assert.equal(200, answers[i].status)
-            assert.equal("", answers[i].body)
+        assert.equal(n, #answers)
+        local statuses = {}
+        for i = 1, n do
+            statuses[answers[i].status] = (statuses[answers[i].status] or 0) + 1
         end
+        return statuses
+    end
+
+    it("answers 503 to replays while the first is still running, the first's answer after", function()
+        local xml = event_xml("slow")
+        -- one runs the router; the others arrive meanwhile and are not
+        -- acknowledged, so WeCom sends them again
+        assert.same({ [200] = 1, [503] = 5 }, at_once(xml, 6))
+        local status, answer = t:post("/cb", xml)
+        assert.equal(200, status)
+        assert.equal("", answer)
         assert.equal(1, t:json("/results").runs.slow)
+    end)
+
+    it("handles the resend of a message whose first delivery failed while replays waited", function()
+        local xml = event_xml("slow_boom_once")
+        assert.same({ [500] = 1, [503] = 3 }, at_once(xml, 4))
+        -- released: WeCom's next resend is handled, once
+        assert.equal(200, (t:post("/cb", xml)))
+        assert.equal(200, (t:post("/cb", xml)))
+        assert.equal(2, t:json("/results").runs.slow_boom_once)
     end)
 
     it("gives a replay the first delivery's passive reply, byte for byte", function()
@@ -137,8 +157,10 @@ describe("wecom.ngx.callback_handler with dedupe, 2 workers", function()
     it("logs the resends at info level only, and no error but the provoked one", function()
         local log = t.site:log()
         assert.truthy(log:find("%[info%][^\n]*a resend of event replayed answered without running the router"))
+        assert.truthy(log:find("%[info%][^\n]*a resend of event slow while its first delivery is still running"))
         assert.same({}, t.site:error_lines(function(line)
             return line:find("handler for event boom_once failed", 1, true)
+                or line:find("handler for event slow_boom_once failed", 1, true)
         end))
     end)
 end)

@@ -61,9 +61,10 @@ describe("wecom.callback dedupe", function()
       -- the same event table again, the same message in a new envelope, and
       -- in the JSON envelope
       for _, again in ipairs { event, deliver(cb, xml), deliver(cb, xml, { format = "json" }) } do
-        local first, reply = cb:claim(again)
+        local first, reply, pending = cb:claim(again)
         assert.is_false(first)
         assert.is_nil(reply)
+        assert.is_true(pending)     -- the first delivery has not settled
       end
       -- another message is another claim
       assert.is_true(cb:claim(deliver(cb, fresh_event_xml())))
@@ -75,9 +76,28 @@ describe("wecom.callback dedupe", function()
       assert.is_true(cb:claim(event))
       local sealed = assert(cb:reply("<xml><Content>hi</Content></xml>"))
       assert.is_true(cb:settle(event, sealed))
-      local first, reply = cb:claim(deliver(cb, xml))
+      local first, reply, pending = cb:claim(deliver(cb, xml))
       assert.is_false(first)
       assert.equal(sealed, reply)
+      assert.is_nil(pending)
+    end)
+
+    it("calls a resend pending until the first delivery settles, with or without a reply", function()
+      for _, no_reply in ipairs { false, "" } do
+        local xml = fresh_event_xml()
+        local event = deliver(cb, xml)
+        assert.is_true(cb:claim(event))
+        local first, reply, pending = cb:claim(deliver(cb, xml))
+        assert.is_false(first)
+        assert.is_nil(reply)
+        assert.is_true(pending)
+        -- handled, answered without a passive reply
+        assert.is_true(cb:settle(event, no_reply or nil))
+        first, reply, pending = cb:claim(deliver(cb, xml))
+        assert.is_false(first)
+        assert.is_nil(reply)
+        assert.is_nil(pending)
+      end
     end)
 
     it("forgets a released message: the next resend is claimed again", function()

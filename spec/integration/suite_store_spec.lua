@@ -178,46 +178,6 @@ describe("wecom.suite on shared stores", function()
             assert(suite:forget(ids[2]))
             assert.same({ keys[1], keys[3] }, store:list_durable(suite._ns))
         end)
-
-        it("reads authorizations written before durable writes (" .. kind .. " store)", function()
-            local _, store = store_of(kind)
-            local suite = sh.new(info, fx, false, { store = store })
-            local ns = suite._ns
-            -- what earlier versions wrote: a record with an expiry a century
-            -- ahead, listed in bucket sha1(corpid) % 64 of an index
-            local century = os.time() + 100 * 365 * 86400
-            local function legacy(corpid, code, agentid)
-                assert(store:set(records.corp_key(ns, corpid),
-                    json.encode { corpid = corpid, permanent_code = code, agentid = agentid }, century))
-                local bucket = ns .. ":corps:" .. tonumber(require("wecom.core").sha1_hex(corpid):sub(1, 4), 16) % 64
-                local listed = store:get(bucket) or ""
-                assert(store:set(bucket, listed .. corpid .. "\n", century))
-                return bucket
-            end
-            local bucket_a = legacy("wwLEGACYA", "pc-a", 11)
-            legacy("wwLEGACYB", "pc-b", 12)
-            assert(suite:set_permanent_code("wwNEW", "pc-new", 13))
-            -- re-authorized since: durable now, and still in its old bucket
-            assert(suite:set_permanent_code("wwLEGACYB", "pc-b2", 12))
-
-            local seen = {}
-            for corp in suite:corps() do
-                seen[#seen + 1] = corp.corpid .. "=" .. corp.agentid
-            end
-            table.sort(seen)
-            assert.same({ "wwLEGACYA=11", "wwLEGACYB=12", "wwNEW=13" }, seen)
-            assert.equal("wwLEGACYA", assert(suite:corp("wwLEGACYA")).corpid)
-
-            assert(suite:forget("wwLEGACYA"))
-            assert.is_nil((store:get(records.corp_key(ns, "wwLEGACYA"))))
-            assert.is_nil((store:get(bucket_a) or ""):find("wwLEGACYA", 1, true))
-            seen = {}
-            for corp in suite:corps() do
-                seen[#seen + 1] = corp.corpid
-            end
-            table.sort(seen)
-            assert.same({ "wwLEGACYB", "wwNEW" }, seen)
-        end)
     end
 
     it("lists 20,000 authorized corps on the memory store, past what the old index held", function()

@@ -18,11 +18,8 @@
 --
 -- The authorized corps are the durable keys under ":corp:" (the store's
 -- list_durable), so there is no index to keep in step and no bound on how
--- many.  Versions before durable writes kept authorizations with an expiry a
--- century ahead and listed them in 64 index entries ":corps:<n>" (corpids,
--- one a line): those records still read, and those lists are still read
--- and cleaned by forget_corp, never written.  Corpids are used exactly as
--- WeCom sent them: an encrypted corpid is case-sensitive.
+-- many.  Corpids are used exactly as WeCom sent them: an encrypted corpid is
+-- case-sensitive.
 --
 -- Runtime failures are `nil, err` with err.kind "store"; what a store hands
 -- back is data: a record that does not decode is reported, never used.
@@ -30,7 +27,6 @@
 local ipairs = ipairs
 local math_min = math.min
 local pcall = pcall
-local tonumber = tonumber
 local tostring = tostring
 local type = type
 local error = error
@@ -50,11 +46,8 @@ local TICKET_LIFETIME = 1800            -- a suite_ticket is valid 30 minutes
 local AUTH_CODE_LIFETIME = 660          -- an AuthCode: 10 minutes, and a margin
 _M.TICKET_LIFETIME = TICKET_LIFETIME
 
--- the corp index of earlier versions: this many entries ":corps:<n>"
-local LEGACY_BUCKETS = 64
-
-local LOCK_LEASE = 10     -- seconds an index update may hold its bucket
-local LOCK_WAIT = 5       -- seconds to wait for a bucket before giving up
+local LOCK_LEASE = 10     -- seconds an update of a record may hold its lock
+local LOCK_WAIT = 5       -- seconds to wait for that lock before giving up
 
 -- what a corpid may be: WeCom's are letters and digits (an encrypted one
 -- may hold '_' or '-'); no control character, at most MAX_CORPID bytes
@@ -94,11 +87,6 @@ function _M.corp_key(ns, corpid) return ns .. ":corp:" .. part(corpid) end
 function _M.corp_token_key(ns, corpid) return ns .. ":corp:" .. part(corpid) .. ":token" end
 
 local function corps_prefix(ns) return ns .. ":corp:" end
-
-local function bucket_key(ns, corpid)
-    local n = tonumber(core.sha1_hex(corpid):sub(1, 4), 16) % LEGACY_BUCKETS
-    return ns .. ":corps:" .. n
-end
 
 local function store_error(what, err)
     if errors.is_error(err) then
@@ -272,42 +260,6 @@ function _M.corp(store, ns, corpid)
     return decode_record(corpid, value)
 end
 
--- A legacy bucket is its corpids, each followed by "\n" (a corpid holds no
--- control character: _M.CORPID).  Removes corpid from its bucket, if it is
--- there (a corp authorized before durable writes) -> true | nil, err
-local function legacy_unlist(store, ns, corpid)
-    local key = bucket_key(ns, corpid)
-    local line = corpid .. "\n"
-    -- where the line starts in value ("\n" before value stands for the line
-    -- before the first)
-    local function find(value)
-        return type(value) == "string" and str_find("\n" .. value, "\n" .. line, 1, true)
-    end
-    local value, err = get(store, key)
-    if value == nil and err ~= nil then
-        return nil, err
-    elseif not find(value) then
-        return true     -- the common case: no lock taken
-    end
-    return with_lock(store, key, function()
-        local expires_at
-        value, expires_at = get(store, key)
-        if value == nil and expires_at ~= nil then
-            return nil, expires_at
-        end
-        local at = find(value)
-        if not at then
-            return true
-        end
-        value = str_sub(value, 1, at - 1) .. str_sub(value, at + #line)
-        if value == "" then
-            return delete(store, key)
-        end
-        -- the bucket keeps the expiry it was written with (a century ahead)
-        return set(store, key, value, expires_at)
-    end)
-end
-
 -- put_corp(store, ns, record) -> true | nil, err
 -- Stores the authorization as a durable entry: that lists the corp too.
 function _M.put_corp(store, ns, record)
@@ -322,10 +274,6 @@ end
 -- Drops the corp's authorization (and so its listing) and its tokens.
 function _M.forget_corp(store, ns, corpid, ticket_keys)
     local ok, err = delete(store, _M.corp_key(ns, corpid))
-    if not ok then
-        return nil, err
-    end
-    ok, err = legacy_unlist(store, ns, corpid)
     if not ok then
         return nil, err
     end
@@ -350,47 +298,12 @@ local function listed_corpid(key, prefix)
     return id
 end
 
--- legacy_corpids(store, ns) -> iterator of the corpids in the legacy
--- buckets, each bucket read when reached; raises a store failure
-local function legacy_corpids(store, ns)
-    local bucket, value, pos = -1, nil, 1
-    return function()
-        while true do
-            if value then
-                local nl = str_find(value, "\n", pos, true)
-                if nl then
-                    local id = str_sub(value, pos, nl - 1)
-                    pos = nl + 1
-                    if id ~= "" then
-                        return id
-                    end
-                else
-                    value = nil
-                end
-            else
-                bucket = bucket + 1
-                if bucket >= LEGACY_BUCKETS then
-                    return nil
-                end
-                local err
-                value, err = get(store, ns .. ":corps:" .. bucket)
-                if value == nil and err ~= nil then
-                    error(err, 0)
-                end
-                value = type(value) == "string" and value or nil
-                pos = 1
-            end
-        end
-    end
-end
-
--- corpids(store, ns) -> iterator of corpids: the listed authorizations (in
--- key order, the listing read at the first call), then those of the legacy
--- buckets not seen already; a store failure raises the error object, as
--- every iterator of the SDK does
+-- corpids(store, ns) -> iterator of the authorized corps' corpids (in key
+-- order, the listing read at the first call); a store failure raises the
+-- error object, as every iterator of the SDK does
 function _M.corpids(store, ns)
     local prefix = corps_prefix(ns)
-    local keys, i, seen, legacy
+    local keys, i
     return function()
         if not keys then
             local err
@@ -398,21 +311,12 @@ function _M.corpids(store, ns)
             if not keys then
                 error(err, 0)
             end
-            i, seen = 0, {}
+            i = 0
         end
         while i < #keys do
             i = i + 1
             local id = listed_corpid(keys[i], prefix)
-            if id and not seen[id] then
-                seen[id] = true
-                return id
-            end
-        end
-        legacy = legacy or legacy_corpids(store, ns)
-        while true do
-            local id = legacy()
-            if id == nil or not seen[id] then
-                if id then seen[id] = true end
+            if id then
                 return id
             end
         end

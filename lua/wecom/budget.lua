@@ -1,7 +1,7 @@
 -- wecom.budget: a client-side call budget over sliding time windows.
 --
 -- WeCom counts some APIs against quotas (idconvert/unionid_to_external_userid:
--- 100,000 calls an hour and 480,000 a day, reference §6.2) and answers 45009
+-- 100,000 calls an hour, 480,000 a day and 7,500,000 a month, reference §6.2) and answers 45009
 -- once one is spent, in the middle of whatever bulk job was running.  A
 -- budget lets that job pace itself instead: it takes a call from the budget
 -- before each request and, when none is left, learns how long to wait.
@@ -36,8 +36,9 @@ local _M = {}
 local BUCKETS = 60
 
 -- idconvert/unionid_to_external_userid and corpgroup/unionid_to_external_userid
--- (97108, 95818): per corp for subject_type 0, per provider for 1
-_M.IDCONVERT = { { 3600, 100000 }, { 86400, 480000 } }
+-- (97108, 95818): per corp for subject_type 0, per provider for 1; 100,000
+-- an hour, 480,000 a day, 7,500,000 a month (31 days: any calendar month)
+_M.IDCONVERT = { { 3600, 100000 }, { 86400, 480000 }, { 31 * 86400, 7500000 } }
 -- what is left with a mass_call_ticket (96250: it lifts the API's own quota,
 -- not the base limits of every API, 90454: 10,000 a minute, 150,000 an hour)
 _M.BASE = { { 60, 10000 }, { 3600, 150000 } }

@@ -212,6 +212,28 @@ describe("emulator account-ID conversions", function()
             assert.equal(0, post(P, tok3, body).errcode)
         end)
 
+        it("counts calls against the monthly quota, by Beijing calendar month", function()
+            emu.options { idconvert_month_limit = 2, token_ttl = 400 * 86400 }
+            -- a day at a time, to the 1st of the next month (Beijing time)
+            local function beijing_month()
+                return os.date("!%Y-%m", math.floor(emu.control.advance(0).now + 8 * 3600))
+            end
+            local month = beijing_month()
+            repeat
+                emu.advance(86400)
+            until beijing_month() ~= month
+            local tok3 = installed(third, "wwDOWNCORP01")
+            local body = { unionid = "oUnion_wx_000003", openid = "oMini_000003" }
+            assert.equal(0, post(P, tok3, body).errcode)
+            emu.advance(2 * 86400)
+            assert.equal(0, post(P, tok3, body).errcode)
+            emu.advance(20 * 86400)
+            assert.equal(45009, post(P, tok3, body).errcode)
+            -- the next month: a fresh quota
+            emu.advance(15 * 86400)
+            assert.equal(0, post(P, tok3, body).errcode)
+        end)
+
         it("subject_type 0 counts per corp, 1 per provider", function()
             emu.options { idconvert_hour_limit = 1 }
             local a = installed(third, "wwDOWNCORP01")

@@ -75,7 +75,7 @@ describe("wecom.budget", function()
     end)
 
     it("has the documented quotas and one shared budget per key", function()
-        assert.same({ { 3600, 100000 }, { 86400, 480000 } }, budget.IDCONVERT)
+        assert.same({ { 3600, 100000 }, { 86400, 480000 }, { 31 * 86400, 7500000 } }, budget.IDCONVERT)
         local a = budget.shared("spec:a", { { 1, 1 } })
         assert.equal(a, budget.shared("spec:a", { { 1, 99 } }))
         assert.not_equal(a, budget.shared("spec:b", { { 1, 1 } }))

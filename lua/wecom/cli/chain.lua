@@ -488,8 +488,8 @@ local function rate(v)
 end
 
 -- WeCom's quotas of both conversions (reference §3.11, §3.12; wecom.budget):
--- 100,000 calls an hour and 480,000 a day per upstream corp, and the base
--- limit of every API, 10,000 a minute.
+-- 100,000 calls an hour, 480,000 a day and 7,500,000 a month per upstream
+-- corp, and the base limit of every API, 10,000 a minute.
 local function quota_limits()
     local limits = {}
     for _, set in ipairs { budget.BASE, budget.IDCONVERT } do
@@ -534,9 +534,10 @@ pending_id); a row WeCom refused has its error in `error`, and the exit status
 is then 1.
 
   --rate N/s|N/m|N/h  a pace of your own on top of the budget the run always
-                 keeps: WeCom's quota of 100000 calls an hour and 480000 a day
-                 per upstream corp, and 10000 a minute (wecom.budget); the
-                 run waits for room, up to 10 minutes at a time
+                 keeps: WeCom's quota of 100000 calls an hour, 480000 a day and
+                 7500000 a month per upstream corp, and 10000 a minute
+                 (wecom.budget); the run waits for room, up to 10 minutes at
+                 a time
   --concurrency  calls in flight at once (default 4)
 
 A rate limit (45009/45033), a rejected secret or a network failure stops the

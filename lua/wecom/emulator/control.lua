@@ -96,7 +96,8 @@ end
 
 -- Behaviour switches: expired_errcode (42001 or 40014), token_ttl,
 -- ticket_ttl, job_seconds (how long an import job runs), the
--- unionid_to_external_userid quota (idconvert_hour_limit, idconvert_day_limit).
+-- unionid_to_external_userid quota (idconvert_hour_limit, idconvert_day_limit,
+-- idconvert_month_limit).
 local OPTIONS = {
     expired_errcode = function(v) return v == 42001 or v == 40014 end,
     token_ttl = function(v) return type(v) == "number" and v > 0 end,
@@ -104,6 +105,7 @@ local OPTIONS = {
     job_seconds = function(v) return type(v) == "number" and v >= 0 end,
     idconvert_hour_limit = function(v) return server.is_integer(v) and v >= 0 end,
     idconvert_day_limit = function(v) return server.is_integer(v) and v >= 0 end,
+    idconvert_month_limit = function(v) return server.is_integer(v) and v >= 0 end,
 }
 
 handlers["POST /__emulator/options"] = function()

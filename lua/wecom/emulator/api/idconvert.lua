@@ -13,7 +13,7 @@
 -- Shared-dict keys:
 --   masscall:<corpid>             the corp applied for its ticket (once ever)
 --   mct:<ticket>                  {corpid, expires_at}
---   quota:<scope>:h:<hour>, quota:<scope>:d:<day>   call counts
+--   quota:<scope>:h:<hour>, :d:<day>, :m:<YYYY-MM>   call counts
 --   pending3:<provider>:<corpid>:<unionid>          {pending_id, expires_at}
 --   migrated:<corpid>             finish_external_userid_migration was called
 --   newcustomers                  [{unionid, openid, corpid, external_userid}]: WeChat
@@ -30,6 +30,7 @@ local type = type
 local pairs = pairs
 local ipairs = ipairs
 local floor = math.floor
+local os_date = os.date
 local fail = server.fail
 
 local _M = {}
@@ -288,18 +289,30 @@ function _M.mass_call_ticket(req)
     return true
 end
 
--- take_quota(scope): counts a call against the documented quota (100,000
--- an hour, 480,000 a day; /__emulator/options idconvert_hour_limit,
--- idconvert_day_limit change them); 45009, not counted, once one is spent.
+-- The documented quota: an hour, a Beijing day, a Beijing calendar month;
+-- each limit an option of /__emulator/options.
+local QUOTA = {
+    { "h", function(now) return floor(now / 3600) end, "idconvert_hour_limit", 100000 },
+    { "d", function(now) return floor((now + CHINA_OFFSET) / 86400) end, "idconvert_day_limit", 480000 },
+    { "m", function(now) return os_date("!%Y-%m", floor(now + CHINA_OFFSET)) end,
+      "idconvert_month_limit", 7500000 },
+}
+
+-- take_quota(scope): counts a call against the quota; 45009, not counted,
+-- once one of its limits is spent.
 function _M.take_quota(scope)
     local now = store.now()
-    local hour_key = "quota:" .. scope .. ":h:" .. floor(now / 3600)
-    local day_key = "quota:" .. scope .. ":d:" .. floor((now + CHINA_OFFSET) / 86400)
-    local h = store.incr(hour_key, 1, 0)
-    local d = store.incr(day_key, 1, 0)
-    if h > store.option("idconvert_hour_limit", 100000) or d > store.option("idconvert_day_limit", 480000) then
-        store.incr(hour_key, -1, 0)
-        store.incr(day_key, -1, 0)
+    local keys, spent = {}, false
+    for i, q in ipairs(QUOTA) do
+        keys[i] = "quota:" .. scope .. ":" .. q[1] .. ":" .. q[2](now)
+        if store.incr(keys[i], 1, 0) > store.option(q[3], q[4]) then
+            spent = true
+        end
+    end
+    if spent then
+        for i = 1, #keys do
+            store.incr(keys[i], -1, 0)
+        end
         fail(45009, "unionid_to_external_userid quota of " .. scope .. " spent")
     end
 end

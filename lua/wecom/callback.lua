@@ -44,6 +44,7 @@ local ipairs = ipairs
 local getmetatable = getmetatable
 local floor = math.floor
 local abs = math.abs
+local min = math.min
 local os_time = os.time
 local byte = string.byte
 local find = string.find
@@ -147,6 +148,11 @@ end)
 -- WeCom resends an event it saw no 200 for within 5 s, up to 3 times: five
 -- minutes covers every resend with room for clocks and queues.
 local DEDUPE_TTL = 300
+-- How long a claimed message counts as being handled when its delivery never
+-- settles nor releases it (its process died): its resends get "pending"
+-- until then, and the one after is handled.  Twice WeCom's 5 s deadline: a
+-- handler still running by then was given up on by WeCom long before.
+local DEDUPE_LEASE = 10
 
 local mt = {}
 mt.__index = mt
@@ -181,6 +187,12 @@ function _M.new(opts)
 
     local dedupe = opt_arg("wecom.callback.new", "opts.dedupe", opts.dedupe, STORE)
     local dedupe_ttl = opt_arg("wecom.callback.new", "opts.dedupe_ttl", opts.dedupe_ttl, errors.seconds)
+        or DEDUPE_TTL
+    local dedupe_lease = opt_arg("wecom.callback.new", "opts.dedupe_lease", opts.dedupe_lease, errors.seconds)
+    if dedupe_lease and dedupe_lease > dedupe_ttl then
+        error("wecom.callback.new: opts.dedupe_lease (" .. dedupe_lease .. " s) must not exceed dedupe_ttl ("
+              .. dedupe_ttl .. " s)", 2)
+    end
 
     local crypter = core.crypter(opts.token, opts.aes_key)
 
@@ -188,7 +200,8 @@ function _M.new(opts)
         crypter = crypter,
         max_skew = max_skew,
         dedupe = dedupe,
-        dedupe_ttl = dedupe and (dedupe_ttl or DEDUPE_TTL) or nil,
+        dedupe_ttl = dedupe and dedupe_ttl or nil,
+        dedupe_lease = dedupe and (dedupe_lease or min(DEDUPE_LEASE, dedupe_ttl)) or nil,
         receive_mode = receive_id == false and "off"
                        or type(receive_id) == "string" and "one"
                        or type(receive_id) == "function" and "function" or "list",
@@ -735,6 +748,10 @@ local SETTLED_EMPTY = "-"
 -- (answer it with an error, so WeCom resends it once more: the first may
 -- still fail and be released) | nil, err: the store failed (handling the
 -- event anyway is the safe choice).  Without dedupe: always true.
+-- The claim itself is a lock for dedupe_lease only, so a delivery that dies
+-- unsettled blocks its resends that long at most; what outlives it is the
+-- record settle writes, which is read after the lock is taken (a message
+-- settled before its lease ended is no first delivery).
 function mt.claim(self, event)
     local store, key, err = dedupe_slot(self, event_text(event, "claim"))
     if not store then
@@ -742,24 +759,30 @@ function mt.claim(self, event)
     elseif not key then
         return nil, err
     end
-    local ok
-    ok, err = store:lock(key, self.dedupe_ttl)
-    if ok then
-        return true
-    elseif ok == nil then
+    local locked
+    locked, err = store:lock(key, self.dedupe_lease)
+    if locked == nil then
         return nil, store_error("lock", err)
     end
-    -- a store that cannot answer: not known to be settled, so not answered
+    -- a store that cannot answer: not known to be settled
     local reply = store:get(key .. ":reply")
-    if type(reply) ~= "string" or reply == "" then
-        return false, nil, true
+    if type(reply) == "string" and reply ~= "" then
+        if locked then
+            store:unlock(key)   -- not needed: the record answers every resend
+        end
+        return false, reply ~= SETTLED_EMPTY and reply or nil
     end
-    return false, reply ~= SETTLED_EMPTY and reply or nil
+    if locked then
+        return true
+    end
+    return false, nil, true
 end
 
 -- settle(event [, reply]) -> true | nil, err: records that a claimed event
 -- was handled and the (sealed) reply sent for it, if any, so a resend gets
--- the same answer.  Call it for every claimed event that was handled.
+-- the same answer, then gives up the claim (the record answers from now on,
+-- and an nginx shared dict frees an entry only once those before it in its
+-- queue have expired).  Call it for every claimed event that was handled.
 function mt.settle(self, event, reply)
     local text = event_text(event, "settle")
     if reply ~= nil and type(reply) ~= "string" then
@@ -774,7 +797,14 @@ function mt.settle(self, event, reply)
     if reply == nil or reply == "" then
         reply = SETTLED_EMPTY
     end
-    return written("set", store:set(key .. ":reply", reply, core.now() + self.dedupe_ttl))
+    local ok, set_err = written("set", store:set(key .. ":reply", reply, core.now() + self.dedupe_ttl))
+    -- also when the record failed: a resend is then handled again, sooner
+    -- than the lease would allow
+    local unlocked, unlock_err = written("unlock", store:unlock(key))
+    if not ok then
+        return nil, set_err
+    end
+    return unlocked, unlock_err
 end
 
 -- release(event) -> true | nil, err: forgets a claimed event whose handling

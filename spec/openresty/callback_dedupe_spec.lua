@@ -154,6 +154,18 @@ describe("wecom.ngx.callback_handler with dedupe, 2 workers", function()
         assert.equal(2, t:json("/results").runs.boom_once)
     end)
 
+    it("handles the resend of a message whose worker died mid-delivery once the claim's lease ends", function()
+        local xml = event_xml("crash_once")
+        assert.equal(0, (t:post("/cb", xml)))      -- the connection dies with the worker
+        -- a resend at once: the claim still stands, not acknowledged
+        assert.equal(503, (t:post("/cb", xml)))
+        sh.run("sleep 1.2")
+        -- the lease (1 s) has ended: handled, once
+        assert.equal(200, (t:post("/cb", xml)))
+        assert.equal(200, (t:post("/cb", xml)))
+        assert.equal(2, t:json("/results").runs.crash_once)
+    end)
+
     it("logs the resends at info level only, and no error but the provoked one", function()
         local log = t.site:log()
         assert.truthy(log:find("%[info%][^\n]*a resend of event replayed answered without running the router"))
@@ -161,6 +173,7 @@ describe("wecom.ngx.callback_handler with dedupe, 2 workers", function()
         assert.same({}, t.site:error_lines(function(line)
             return line:find("handler for event boom_once failed", 1, true)
                 or line:find("handler for event slow_boom_once failed", 1, true)
+                or line:find("exited on signal 9", 1, true)     -- crash_once's worker
         end))
     end)
 end)

@@ -146,6 +146,86 @@ describe("wecom.callback dedupe", function()
       end
     end)
 
+    it("claims a message again once dedupe_lease ends unsettled (its delivery died)", function()
+      local leased = new_cb { dedupe = memory.new(), dedupe_lease = 0.3 }
+      local xml = fresh_event_xml()
+      -- claimed, then neither settled nor released: the process was killed
+      assert.is_true(leased:claim(deliver(leased, xml)))
+      local first, reply, pending = leased:claim(deliver(leased, xml))
+      assert.is_false(first)
+      assert.is_nil(reply)
+      assert.is_true(pending)
+      core.sleep(0.4)
+      assert.is_true(leased:claim(deliver(leased, xml)))
+    end)
+
+    it("keeps answering a settled message after its lease, until dedupe_ttl", function()
+      local leased = new_cb { dedupe = memory.new(), dedupe_lease = 0.2, dedupe_ttl = 30 }
+      for _, sealed in ipairs { "<xml>sealed</xml>", false } do
+        local xml = fresh_event_xml()
+        local event = deliver(leased, xml)
+        assert.is_true(leased:claim(event))
+        assert.is_true(leased:settle(event, sealed or nil))
+        core.sleep(0.3)
+        for _ = 1, 2 do
+          local first, reply, pending = leased:claim(deliver(leased, xml))
+          assert.is_false(first)
+          assert.equal(sealed or nil, reply)
+          assert.is_nil(pending)
+        end
+      end
+    end)
+
+    it("gives up the claim when it settles, and keeps only the record", function()
+      local ops, keys = {}, {}
+      local inner = memory.new()
+      local spy = setmetatable({}, { __index = function(_, name)
+        return function(_, key, ...)
+          ops[#ops + 1] = name
+          keys[name] = key
+          return inner[name](inner, key, ...)
+        end
+      end })
+      local spied = new_cb { dedupe = spy }
+      local xml = fresh_event_xml()
+      local event = deliver(spied, xml)
+      assert.is_true(spied:claim(event))
+      assert.is_true(spied:settle(event, "<xml>sealed</xml>"))
+      assert.same({ "lock", "get", "set", "unlock" }, ops)
+      assert.equal(keys.lock, keys.unlock)
+      assert.equal(keys.lock .. ":reply", keys.set)
+      -- the claim is free (another store object takes it), the record answers
+      local other = memory.new()
+      assert.is_true(other:lock(keys.lock, 1))
+      assert.is_true(other:unlock(keys.lock))
+      ops = {}
+      local first, reply = spied:claim(deliver(spied, xml))
+      assert.is_false(first)
+      assert.equal("<xml>sealed</xml>", reply)
+      -- the claim a resend takes to look is given back at once
+      assert.same({ "lock", "get", "unlock" }, ops)
+      assert.is_true(other:lock(keys.lock, 1))
+    end)
+
+    it("leases a claim for 10 s by default, or dedupe_ttl when that is shorter", function()
+      local leases = {}
+      local inner = memory.new()
+      local spy = setmetatable({
+        lock = function(_, key, lease)
+          leases[#leases + 1] = lease
+          return inner:lock(key, lease)
+        end,
+      }, { __index = function(_, name)
+        return function(_, ...) return inner[name](inner, ...) end
+      end })
+      for _, opts in ipairs { { dedupe = spy }, { dedupe = spy, dedupe_ttl = 4 },
+                              { dedupe = spy, dedupe_ttl = 60, dedupe_lease = 25 } } do
+        local c = new_cb(opts)
+        assert.is_true(c:claim(deliver(c, fresh_event_xml())))
+      end
+      assert.same({ 10, 4, 25 }, leases)
+    end)
+
     it("forgets a message after dedupe_ttl", function()
       local short = new_cb { dedupe = memory.new(), dedupe_ttl = 0.3 }
       local xml = fresh_event_xml()
@@ -189,7 +269,13 @@ describe("wecom.callback dedupe", function()
         local ok, err = pcall(new_cb, { dedupe = memory.new(), dedupe_ttl = bad })
         assert.is_false(ok)
         assert.matches("wecom.callback.new: opts.dedupe_ttl must be a number of seconds", err, 1, true)
+        ok, err = pcall(new_cb, { dedupe = memory.new(), dedupe_lease = bad })
+        assert.is_false(ok)
+        assert.matches("wecom.callback.new: opts.dedupe_lease must be a number of seconds", err, 1, true)
       end
+      local ok, err = pcall(new_cb, { dedupe = memory.new(), dedupe_ttl = 60, dedupe_lease = 61 })
+      assert.is_false(ok)
+      assert.matches("wecom.callback.new: opts.dedupe_lease (61 s) must not exceed dedupe_ttl (60 s)", err, 1, true)
     end)
 
     it("claim, settle and release of something that is not a decrypted event", function()

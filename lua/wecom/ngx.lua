@@ -24,7 +24,8 @@
 --   503                with dedupe, a resend of a message whose first delivery
 --                      is still running: WeCom resends it again later, when it
 --                      gets the first one's answer (or, if that one failed, is
---                      handled)
+--                      handled); a claim whose worker died stands for
+--                      dedupe_lease (10 s) only
 --   403                a bad signature or receive id (codes -40001, -40005)
 --   400                anything else wrong with the request (other callback codes,
 --                      GET without echostr)

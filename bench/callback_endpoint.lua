@@ -149,6 +149,7 @@ local contestants = {
     { name = "node", url = "http://127.0.0.1:" .. node_port .. "/cb", pid = node_pid },
 }
 local best, pass_ratios = {}, { noop = {}, node = {} }
+local rates_of = { cb = {}, noop = {}, node = {} }
 local per_cpu = { cb = {}, noop = {}, node = {} }
 -- a short warm-up of each (LuaJIT's traces, V8's JIT)
 for _, c in ipairs(contestants) do
@@ -159,6 +160,7 @@ for _ = 1, PASSES do
     for _, c in ipairs(contestants) do
         local rate, rate_cpu = wrk(c.url, c.pid)
         rates[c.name] = rate
+        table.insert(rates_of[c.name], rate)
         table.insert(per_cpu[c.name], rate_cpu)
         if not best[c.name] or rate > best[c.name] then
             best[c.name] = rate
@@ -186,6 +188,20 @@ io.write(("ratios of the best passes (bars: / no-op >= 0.8, / node >= 3.0)\n  ha
     :format(to_noop, to_node))
 io.write(("  (median of the per-pass ratios: / no-op %.2f   / node %.2f)\n")
     :format(median(pass_ratios.noop), median(pass_ratios.node)))
+-- How far each contestant's passes lie apart: on a VM whose speed drifts,
+-- a spread much wider than the margins the bars leave means this run
+-- settles neither bar.
+local widest = 0
+local LABELS = { cb = "wecom.ngx.callback_handler", noop = "no-op content_by_lua", node = "node" }
+io.write("spread of the passes (slowest / fastest pass)\n")
+for _, c in ipairs(contestants) do
+    local slowest = math.min(table.unpack(rates_of[c.name]))
+    io.write(("  %-52s %9.2f\n"):format(LABELS[c.name], slowest / best[c.name]))
+    widest = math.max(widest, 1 - slowest / best[c.name])
+end
+if widest > 0.2 then
+    io.write("NOTE: the machine's speed moved by more than 20% during this run\n")
+end
 -- What the wall clock cannot show on a shared machine: the CPU time each
 -- server used for its requests (user + system, all its threads), which the
 -- other load on the machine barely moves.

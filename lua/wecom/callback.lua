@@ -768,7 +768,7 @@ function mt.claim(self, event)
     local reply = store:get(key .. ":reply")
     if type(reply) == "string" and reply ~= "" then
         if locked then
-            store:unlock(key)   -- not needed: the record answers every resend
+            store:unlock(key)   -- the lock just taken: the record answers this resend
         end
         return false, reply ~= SETTLED_EMPTY and reply or nil
     end

@@ -22,8 +22,8 @@ end
 
 local function build()
     local wecom = require "wecom"
-    -- a claim left by a delivery that died is free again after 1 s
-    local cb = site.callback { dedupe = wecom.store.shdict("dedupe"), dedupe_lease = 1 }
+    -- a claim left by a delivery that died is free again after 2 s
+    local cb = site.callback { dedupe = wecom.store.shdict("dedupe"), dedupe_lease = 2 }
     local router = wecom.callback.router()
     router:on("text", function(event)
         count(event)

@@ -159,8 +159,8 @@ describe("wecom.ngx.callback_handler with dedupe, 2 workers", function()
         assert.equal(0, (t:post("/cb", xml)))      -- the connection dies with the worker
         -- a resend at once: the claim still stands, not acknowledged
         assert.equal(503, (t:post("/cb", xml)))
-        sh.run("sleep 1.2")
-        -- the lease (1 s) has ended: handled, once
+        sh.run("sleep 2.2")
+        -- the lease (2 s) has ended: handled, once
         assert.equal(200, (t:post("/cb", xml)))
         assert.equal(200, (t:post("/cb", xml)))
         assert.equal(2, t:json("/results").runs.crash_once)
